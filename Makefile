@@ -1,0 +1,48 @@
+# Every target bootstraps .venv itself, so each works as the first command on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROTOS := $(wildcard proto/accessbroker/v1/*.proto)
+GEN    := clients/python/accessbroker/v1/broker_pb2.py
+
+.PHONY: install proto lint test test-fast run demo clean
+
+install: $(STAMP) $(GEN)
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev,sandbox,postgres]'
+	touch $@
+
+proto: $(GEN)
+
+$(GEN): $(PROTOS) $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto \
+		--python_out=clients/python --grpc_python_out=clients/python \
+		--mypy_out=clients/python --mypy_grpc_out=clients/python $(PROTOS)
+	touch $@
+
+lint: install
+	$(BIN)/ruff check broker tests clients/python/accessbroker bench
+	$(BIN)/ruff format --check broker tests clients/python/accessbroker bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest
+
+# The suite without the linters, for a quick loop.
+test-fast: install
+	$(BIN)/pytest -x -q
+
+run: install
+	$(BIN)/access-broker serve --sandbox
+
+demo: install
+	$(BIN)/access-broker demo
+
+clean:
+	rm -rf $(VENV) clients/python/accessbroker/v1/*_pb2*.py* .mypy_cache .ruff_cache .pytest_cache

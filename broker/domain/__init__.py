@@ -1,0 +1,1 @@
+"""Pure rules of the broker: access levels, policies, names, validation. Standard library only."""

@@ -1,0 +1,121 @@
+"""Planning convergence: from what AWS holds for an instance and what its grants need, the steps
+that close the gap. Each step is idempotent, so a plan interrupted halfway is simply planned again.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from broker.domain.errors import ForeignProfile, ForeignRole
+from broker.domain.naming import ManagedNames
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    name: str
+    arn: str
+    managed: bool
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    name: str
+    arn: str
+    role_names: tuple[str, ...]
+    managed: bool
+
+
+@dataclass(frozen=True)
+class AssociationInfo:
+    association_id: str
+    instance_id: str
+    profile_arn: str
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """What AWS holds for one instance's managed names, read just before planning."""
+
+    role: RoleInfo | None
+    policy: dict[str, Any] | None
+    profile: ProfileInfo | None
+    association: AssociationInfo | None
+
+
+class StepKind(StrEnum):
+    CREATE_ROLE = "create role"
+    PUT_POLICY = "put inline policy"
+    CREATE_PROFILE = "create instance profile"
+    ADD_ROLE_TO_PROFILE = "add role to instance profile"
+    ASSOCIATE = "associate instance profile"
+    DISASSOCIATE = "disassociate instance profile"
+    REMOVE_ROLE_FROM_PROFILE = "remove role from instance profile"
+    DELETE_PROFILE = "delete instance profile"
+    DELETE_POLICY = "delete inline policy"
+    DELETE_ROLE = "delete role"
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    # The resource the step acts on: a role, profile, or association id.
+    target: str
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.target}"
+
+
+def plan(
+    names: ManagedNames, desired: dict[str, Any] | None, observed: ObservedState
+) -> list[Step]:
+    """The steps, in a safe order, that make AWS hold `desired` (None: hold nothing)."""
+    _refuse_foreign(names, observed)
+    if desired is None:
+        return _teardown(names, observed)
+    return _build_up(names, desired, observed)
+
+
+def _refuse_foreign(names: ManagedNames, observed: ObservedState) -> None:
+    if observed.role is not None and not observed.role.managed:
+        raise ForeignRole("role", observed.role.name)
+    if observed.profile is not None and not observed.profile.managed:
+        raise ForeignProfile(names.instance_id, observed.profile.arn)
+    association = observed.association
+    if association is not None and not _is_ours(names, association):
+        raise ForeignProfile(names.instance_id, association.profile_arn)
+
+
+def _is_ours(names: ManagedNames, association: AssociationInfo) -> bool:
+    # Profile ARNs end in path + name; the name alone could be a look-alike on another path.
+    return association.profile_arn.endswith(f":instance-profile{names.path}{names.profile_name}")
+
+
+def _build_up(names: ManagedNames, desired: dict[str, Any], observed: ObservedState) -> list[Step]:
+    steps = []
+    if observed.role is None:
+        steps.append(Step(StepKind.CREATE_ROLE, names.role_name))
+    if observed.policy != desired:
+        steps.append(Step(StepKind.PUT_POLICY, names.role_name))
+    if observed.profile is None:
+        steps.append(Step(StepKind.CREATE_PROFILE, names.profile_name))
+    held = observed.profile.role_names if observed.profile is not None else ()
+    steps += [Step(StepKind.REMOVE_ROLE_FROM_PROFILE, r) for r in held if r != names.role_name]
+    if names.role_name not in held:
+        steps.append(Step(StepKind.ADD_ROLE_TO_PROFILE, names.role_name))
+    if observed.association is None:
+        steps.append(Step(StepKind.ASSOCIATE, names.profile_name))
+    return steps
+
+
+def _teardown(names: ManagedNames, observed: ObservedState) -> list[Step]:
+    steps = []
+    if observed.association is not None:
+        steps.append(Step(StepKind.DISASSOCIATE, observed.association.association_id))
+    if observed.profile is not None:
+        steps += [Step(StepKind.REMOVE_ROLE_FROM_PROFILE, r) for r in observed.profile.role_names]
+        steps.append(Step(StepKind.DELETE_PROFILE, names.profile_name))
+    if observed.policy is not None:
+        steps.append(Step(StepKind.DELETE_POLICY, names.role_name))
+    if observed.role is not None:
+        steps.append(Step(StepKind.DELETE_ROLE, names.role_name))
+    return steps

@@ -1,0 +1,78 @@
+"""Errors the broker reports to its callers. The gRPC entrypoint maps each to one status code."""
+
+from dataclasses import dataclass
+
+
+class BrokerError(Exception):
+    """Base of every error meant for the caller; its message is safe to show."""
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class InvalidRequest(BrokerError):
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+
+
+class InstanceNotFound(BrokerError):
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"instance {instance_id} does not exist")
+
+
+class GrantNotFound(BrokerError):
+    def __init__(self, grant_id: str) -> None:
+        super().__init__(f"grant {grant_id} does not exist")
+
+
+class ForeignProfile(BrokerError):
+    """The instance holds an instance profile the broker does not manage."""
+
+    def __init__(self, instance_id: str, profile_arn: str) -> None:
+        self.profile_arn = profile_arn
+        super().__init__(
+            f"instance {instance_id} already has instance profile {profile_arn}, "
+            "which the broker does not manage; nothing was changed"
+        )
+
+
+class ForeignRole(BrokerError):
+    """A role or profile with the broker's name exists but was not created by the broker."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(
+            f"{kind} {name} exists but is not tagged as managed by accessbroker; "
+            "the broker will not modify it"
+        )
+
+
+class WrongState(BrokerError):
+    def __init__(self, grant_id: str, state: str, wanted: str) -> None:
+        super().__init__(f"grant {grant_id} is {state}; {wanted}")
+
+
+class PolicyTooLarge(BrokerError):
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the instance's policy would be {size} characters, over IAM's limit of {limit} "
+            "for a role's inline policies; revoke grants or use broader prefixes"
+        )
+
+
+class IdempotencyConflict(BrokerError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+
+
+class AwsUnavailable(BrokerError):
+    """AWS did not answer successfully within the retry budget; the work can be resumed."""
+
+
+class AwsRejected(BrokerError):
+    """AWS refused a call for a reason retrying will not fix (e.g. AccessDenied)."""

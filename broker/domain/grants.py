@@ -1,0 +1,85 @@
+"""Grants: what an instance may do, and the states a grant moves through."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from broker.domain.access import Access, GrantState
+from broker.domain.errors import WrongState
+
+_ALLOWED_TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
+    GrantState.PENDING: frozenset({GrantState.ACTIVE, GrantState.FAILED, GrantState.REVOKING}),
+    GrantState.ACTIVE: frozenset({GrantState.REVOKING, GrantState.EXPIRED, GrantState.FAILED}),
+    GrantState.REVOKING: frozenset({GrantState.REVOKED}),
+    GrantState.FAILED: frozenset(),
+    GrantState.REVOKED: frozenset(),
+    GrantState.EXPIRED: frozenset(),
+}
+
+
+@dataclass(frozen=True, order=True)
+class GrantScope:
+    """The permission itself: an access level on a bucket, under a key prefix ("" = all keys)."""
+
+    bucket: str
+    prefix: str
+    access: Access
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """A validated request to grant access."""
+
+    instance_id: str
+    scope: GrantScope
+    ttl: timedelta | None
+    reason: str
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class InstanceResources:
+    """The AWS resources that carry an instance's grants, as last seen by the broker."""
+
+    role_name: str = ""
+    role_arn: str = ""
+    profile_name: str = ""
+    profile_arn: str = ""
+    association_id: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: str
+    instance_id: str
+    scope: GrantScope
+    state: GrantState
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    requested_by: str
+    reason: str
+    failure_reason: str = ""
+    resources: InstanceResources = InstanceResources()
+
+    def moved_to(self, state: GrantState, now: datetime, failure_reason: str = "") -> "Grant":
+        """The grant in `state`; refuses transitions the state machine does not allow."""
+        if state not in _ALLOWED_TRANSITIONS[self.state]:
+            raise WrongState(self.grant_id, self.state.value, f"it cannot become {state.value}")
+        return replace(self, state=state, updated_at=now, failure_reason=failure_reason)
+
+    def with_resources(self, resources: InstanceResources, now: datetime) -> "Grant":
+        return replace(self, resources=resources, updated_at=now)
+
+
+def new_grant(grant_id: str, request: GrantRequest, now: datetime) -> Grant:
+    return Grant(
+        grant_id=grant_id,
+        instance_id=request.instance_id,
+        scope=request.scope,
+        state=GrantState.PENDING,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + request.ttl if request.ttl is not None else None,
+        requested_by=request.requested_by,
+        reason=request.reason,
+    )

@@ -1,0 +1,125 @@
+"""Validation of caller input. Each check returns every problem it finds, so one reply names all."""
+
+import ipaddress
+import re
+import unicodedata
+import uuid
+from datetime import timedelta
+
+from broker.domain.access import Access
+from broker.domain.errors import FieldViolation, InvalidRequest
+from broker.domain.grants import GrantRequest, GrantScope
+
+INSTANCE_ID = re.compile(r"i-([0-9a-f]{8}|[0-9a-f]{17})")
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+MAX_PREFIX_BYTES = 1024
+MAX_REASON_CHARS = 1024
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+
+def instance_id_problems(value: str) -> list[str]:
+    if INSTANCE_ID.fullmatch(value):
+        return []
+    return ["must look like i-0123456789abcdef0 (i- then 8 or 17 lowercase hex digits)"]
+
+
+def bucket_problems(value: str) -> list[str]:
+    """S3's naming rules for general purpose buckets."""
+    if not 3 <= len(value) <= 63:
+        return ["must be 3 to 63 characters long"]
+    problems = []
+    if not _BUCKET_CHARS.fullmatch(value):
+        problems.append(
+            "may hold only lowercase letters, digits, '.' and '-', "
+            "and must start and end with a letter or digit"
+        )
+    if ".." in value:
+        problems.append("must not contain two adjacent periods")
+    if _is_ipv4(value):
+        problems.append("must not be formatted as an IP address")
+    problems += [
+        f"must not start with {p!r}" for p in _BUCKET_RESERVED_PREFIXES if value.startswith(p)
+    ]
+    problems += [f"must not end with {s!r}" for s in _BUCKET_RESERVED_SUFFIXES if value.endswith(s)]
+    return problems
+
+
+def prefix_problems(value: str) -> list[str]:
+    problems = []
+    if value.startswith("/"):
+        problems.append("must not start with '/' (S3 keys are relative to the bucket)")
+    if "*" in value or "?" in value:
+        problems.append("must not contain '*' or '?': the broker adds the only wildcard")
+    if len(value.encode("utf-8", errors="surrogatepass")) > MAX_PREFIX_BYTES:
+        problems.append(f"must be at most {MAX_PREFIX_BYTES} bytes of UTF-8")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        problems.append("must not contain control characters")
+    return problems
+
+
+def grant_id_problems(value: str) -> list[str]:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return ["must be a grant id as returned by GrantAccess"]
+    return []
+
+
+def free_text_problems(value: str, limit: int) -> list[str]:
+    problems = []
+    if len(value) > limit:
+        problems.append(f"must be at most {limit} characters")
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        problems.append("must be valid Unicode text")
+    return problems
+
+
+def require(checks: dict[str, list[str]]) -> None:
+    """Raises InvalidRequest naming every field with a problem; returns when there are none."""
+    violations = [
+        FieldViolation(field, problem) for field, problems in checks.items() for problem in problems
+    ]
+    if violations:
+        raise InvalidRequest(violations)
+
+
+def validate_grant_request(
+    *,
+    instance_id: str,
+    bucket: str,
+    prefix: str,
+    access: Access | None,
+    ttl: timedelta | None,
+    reason: str,
+    requested_by: str,
+) -> GrantRequest:
+    require(
+        {
+            "instance_id": instance_id_problems(instance_id),
+            "bucket": bucket_problems(bucket),
+            "prefix": prefix_problems(prefix),
+            "access": []
+            if access is not None
+            else ["must be one of upload, read, read-write, list"],
+            "ttl": [] if ttl is None or ttl > timedelta(0) else ["must be positive when set"],
+            "reason": free_text_problems(reason, MAX_REASON_CHARS),
+        }
+    )
+    assert access is not None  # checked above; narrows the type
+    return GrantRequest(
+        instance_id=instance_id,
+        scope=GrantScope(bucket=bucket, prefix=prefix, access=access),
+        ttl=ttl,
+        reason=reason,
+        requested_by=requested_by,
+    )
+
+
+def _is_ipv4(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,152 @@
+"""The ports the service layer needs; adapters implement them, unit tests fake them."""
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from broker.domain.access import GrantState
+from broker.domain.audit import AuditEvent, NewAuditEvent
+from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
+from broker.domain.grants import Grant, GrantScope, InstanceResources
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    # Opaque position after the last item; None when there is nothing more.
+    next_cursor: int | None
+
+
+@dataclass(frozen=True)
+class GrantFilter:
+    instance_id: str = ""
+    bucket: str = ""
+    state: GrantState | None = None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    instance_id: str = ""
+    grant_id: str = ""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """What a caller's idempotency key was first used for."""
+
+    key: str
+    operation: str
+    fingerprint: str
+    grant_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """The broker's record of an instance's AWS resources and the policy it last put."""
+
+    instance_id: str
+    resources: InstanceResources
+    policy_document: str
+    updated_at: datetime
+
+
+class GrantStore(Protocol):
+    def add(self, grant: Grant) -> None: ...
+    def save(self, grant: Grant) -> None: ...
+    def get(self, grant_id: str) -> Grant | None: ...
+    def for_instance(self, instance_id: str) -> list[Grant]:
+        """The instance's grants that are desired or settling (pending, active, revoking)."""
+        ...
+
+    def find_desired(self, instance_id: str, scope: GrantScope) -> Grant | None:
+        """A pending or active grant of exactly this scope, if any."""
+        ...
+
+    def settling_instances(self) -> list[str]:
+        """Instances with a grant still pending or revoking, for the reconciler."""
+        ...
+
+    def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]: ...
+
+
+class AuditLog(Protocol):
+    def append(self, event: NewAuditEvent) -> None: ...
+    def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]: ...
+
+
+class IdempotencyKeys(Protocol):
+    def get(self, operation: str, key: str) -> IdempotencyRecord | None: ...
+    def add(self, record: IdempotencyRecord) -> None: ...
+
+
+class InstanceRecords(Protocol):
+    def get(self, instance_id: str) -> InstanceRecord | None: ...
+    def save(self, record: InstanceRecord) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction over all stores; leaving without commit() rolls back."""
+
+    grants: GrantStore
+    audit: AuditLog
+    idempotency: IdempotencyKeys
+    instances: InstanceRecords
+
+    def __enter__(self) -> "UnitOfWork": ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class Iam(Protocol):
+    """IAM calls on the broker's roles and profiles; missing resources read as None."""
+
+    def get_role(self, name: str) -> RoleInfo | None: ...
+    def create_role(
+        self, name: str, path: str, trust_policy: str, tags: dict[str, str]
+    ) -> RoleInfo: ...
+    def delete_role(self, name: str) -> None: ...
+    def get_role_policy(self, role_name: str, policy_name: str) -> dict[str, Any] | None: ...
+    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None: ...
+    def delete_role_policy(self, role_name: str, policy_name: str) -> None: ...
+    def get_instance_profile(self, name: str) -> ProfileInfo | None: ...
+    def create_instance_profile(
+        self, name: str, path: str, tags: dict[str, str]
+    ) -> ProfileInfo: ...
+    def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None: ...
+    def remove_role_from_instance_profile(self, profile_name: str, role_name: str) -> None: ...
+    def delete_instance_profile(self, name: str) -> None: ...
+
+
+class Ec2(Protocol):
+    def instance_exists(self, instance_id: str) -> bool: ...
+    def get_association(self, instance_id: str) -> AssociationInfo | None:
+        """The instance's current (associating or associated) profile association."""
+        ...
+
+    def associate(self, instance_id: str, profile_name: str) -> AssociationInfo:
+        """Associates the profile, waiting out IAM's propagation to EC2."""
+        ...
+
+    def disassociate(self, association_id: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def new_grant_id(self) -> str: ...
+
+
+class InstanceLocks(Protocol):
+    """Serializes convergence per instance; different instances proceed in parallel."""
+
+    def hold(self, instance_id: str) -> AbstractContextManager[None]: ...

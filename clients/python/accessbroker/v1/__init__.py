@@ -1,0 +1,1 @@
+"""Stubs generated from proto/accessbroker/v1 (by `make proto`; never committed)."""
