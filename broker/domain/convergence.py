@@ -2,7 +2,7 @@
 that close the gap. Each step is idempotent, so a plan interrupted halfway is simply planned again.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -68,26 +68,41 @@ class Step:
 def plan(
     names: ManagedNames, desired: dict[str, Any] | None, observed: ObservedState
 ) -> list[Step]:
-    """The steps, in a safe order, that make AWS hold `desired` (None: hold nothing)."""
-    _refuse_foreign(names, observed)
+    """The steps, in a safe order, that make AWS hold `desired` (None: hold nothing).
+
+    A foreign association blocks granting but not tearing down: the broker then removes only
+    its own role and profile and leaves the instance's association alone.
+    """
+    association = observed.association
+    if association is not None and not _is_ours(names, association):
+        if desired is not None:
+            raise ForeignProfile(names.instance_id, association.profile_arn)
+        observed = replace(observed, association=None)
+    _refuse_foreign_names(observed)
     if desired is None:
         return _teardown(names, observed)
     return _build_up(names, desired, observed)
 
 
-def _refuse_foreign(names: ManagedNames, observed: ObservedState) -> None:
+def _refuse_foreign_names(observed: ObservedState) -> None:
     if observed.role is not None and not observed.role.managed:
         raise ForeignRole("role", observed.role.name)
     if observed.profile is not None and not observed.profile.managed:
-        raise ForeignProfile(names.instance_id, observed.profile.arn)
-    association = observed.association
-    if association is not None and not _is_ours(names, association):
-        raise ForeignProfile(names.instance_id, association.profile_arn)
+        # Not (necessarily) on the instance: a profile squatting on the broker's name.
+        raise ForeignRole("instance profile", observed.profile.name)
 
 
 def _is_ours(names: ManagedNames, association: AssociationInfo) -> bool:
-    # Profile ARNs end in path + name; the name alone could be a look-alike on another path.
-    return association.profile_arn.endswith(f":instance-profile{names.path}{names.profile_name}")
+    # arn:PARTITION:iam::ACCOUNT:instance-profile/PATH/NAME. The whole resource part must match:
+    # the name alone could be a look-alike on another path, and since a path may itself contain
+    # ":instance-profile/...", so could a mere suffix.
+    parts = association.profile_arn.split(":", 5)
+    return (
+        len(parts) == 6
+        and parts[0] == "arn"
+        and parts[2] == "iam"
+        and parts[5] == f"instance-profile{names.path}{names.profile_name}"
+    )
 
 
 def _build_up(names: ManagedNames, desired: dict[str, Any], observed: ObservedState) -> list[Step]:

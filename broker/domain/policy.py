@@ -1,4 +1,4 @@
-"""The instance's IAM policy: all live grants merged into one deterministic least-privilege document.
+"""The instance's IAM policy: all live grants merged into one deterministic, minimal document.
 
 Object actions go on `arn:aws:s3:::bucket/prefix*`, bucket actions on `arn:aws:s3:::bucket`, in
 separate statements. Listing is scoped with an `s3:prefix` condition, so it is never merged across

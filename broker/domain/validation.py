@@ -1,6 +1,5 @@
 """Validation of caller input. Each check returns every problem it finds, so one reply names all."""
 
-import ipaddress
 import re
 import unicodedata
 import uuid
@@ -14,9 +13,17 @@ INSTANCE_ID = re.compile(r"i-([0-9a-f]{8}|[0-9a-f]{17})")
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+# S3 refuses any name shaped like dotted-quad IPv4, octets in range or not ("999.1.1.01" too).
+_IPV4_SHAPED = re.compile(r"[0-9]+(\.[0-9]+){3}")
 MAX_PREFIX_BYTES = 1024
 MAX_REASON_CHARS = 1024
 MAX_IDEMPOTENCY_KEY_CHARS = 128
+# Far beyond any sensible grant, yet `now + ttl` stays within datetime's range (year 9999).
+MAX_TTL = timedelta(days=36_525)
+_ACCESS_PROBLEM = "must be one of upload, read, read-write, list"
+# Line breaks and tabs are text; other control characters (NUL, escape sequences) are not, and
+# PostgreSQL cannot store NUL at all.
+_TEXT_CONTROLS = frozenset("\t\n\r")
 
 
 def instance_id_problems(value: str) -> list[str]:
@@ -37,7 +44,7 @@ def bucket_problems(value: str) -> list[str]:
         )
     if ".." in value:
         problems.append("must not contain two adjacent periods")
-    if _is_ipv4(value):
+    if _IPV4_SHAPED.fullmatch(value):
         problems.append("must not be formatted as an IP address")
     problems += [
         f"must not start with {p!r}" for p in _BUCKET_RESERVED_PREFIXES if value.startswith(p)
@@ -60,11 +67,14 @@ def prefix_problems(value: str) -> list[str]:
 
 
 def grant_id_problems(value: str) -> list[str]:
+    # uuid.UUID also takes braces, "urn:uuid:", upper case, "_" and whitespace: only the canonical
+    # form it returns is a grant id the store can find.
     try:
-        uuid.UUID(value)
+        if str(uuid.UUID(value)) == value:
+            return []
     except ValueError:
-        return ["must be a grant id as returned by GrantAccess"]
-    return []
+        pass
+    return ["must be a grant id as returned by GrantAccess"]
 
 
 def free_text_problems(value: str, limit: int) -> list[str]:
@@ -73,6 +83,8 @@ def free_text_problems(value: str, limit: int) -> list[str]:
         problems.append(f"must be at most {limit} characters")
     if any(unicodedata.category(ch) == "Cs" for ch in value):
         problems.append("must be valid Unicode text")
+    if any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS for ch in value):
+        problems.append("must not contain control characters other than tab and line breaks")
     return problems
 
 
@@ -100,14 +112,13 @@ def validate_grant_request(
             "instance_id": instance_id_problems(instance_id),
             "bucket": bucket_problems(bucket),
             "prefix": prefix_problems(prefix),
-            "access": []
-            if access is not None
-            else ["must be one of upload, read, read-write, list"],
-            "ttl": [] if ttl is None or ttl > timedelta(0) else ["must be positive when set"],
+            "access": [] if access is not None else [_ACCESS_PROBLEM],
+            "ttl": _ttl_problems(ttl),
             "reason": free_text_problems(reason, MAX_REASON_CHARS),
         }
     )
-    assert access is not None  # checked above; narrows the type
+    if access is None:  # reported above already; this narrows the type, and survives `python -O`
+        raise InvalidRequest([FieldViolation("access", _ACCESS_PROBLEM)])
     return GrantRequest(
         instance_id=instance_id,
         scope=GrantScope(bucket=bucket, prefix=prefix, access=access),
@@ -117,9 +128,11 @@ def validate_grant_request(
     )
 
 
-def _is_ipv4(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True
+def _ttl_problems(ttl: timedelta | None) -> list[str]:
+    if ttl is None:
+        return []
+    if ttl <= timedelta(0):
+        return ["must be positive when set"]
+    if ttl > MAX_TTL:
+        return [f"must be at most {MAX_TTL.days} days"]
+    return []

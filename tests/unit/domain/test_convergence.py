@@ -1,0 +1,395 @@
+"""Planning convergence, checked against a tiny simulator of IAM and EC2 that enforces AWS's
+ordering rules (one role per profile, DeleteConflict, one association per instance)."""
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker.domain.convergence import (
+    AssociationInfo,
+    ObservedState,
+    ProfileInfo,
+    RoleInfo,
+    Step,
+    StepKind,
+    plan,
+)
+from broker.domain.errors import ForeignProfile, ForeignRole
+from broker.domain.naming import ManagedNames
+
+INSTANCE = "i-0123456789abcdef0"
+NAMES = ManagedNames(INSTANCE, "/accessbroker/")
+NAME = f"accessbroker-{INSTANCE}"
+ACCOUNT = "arn:aws:iam::123456789012"
+ROLE = RoleInfo(NAME, f"{ACCOUNT}:role/accessbroker/{NAME}", managed=True)
+PROFILE_ARN = f"{ACCOUNT}:instance-profile/accessbroker/{NAME}"
+EMPTY_PROFILE = ProfileInfo(NAME, PROFILE_ARN, (), managed=True)
+FULL_PROFILE = replace(EMPTY_PROFILE, role_names=(NAME,))
+ASSOCIATION = AssociationInfo("iip-assoc-1", INSTANCE, PROFILE_ARN)
+DOC_A: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{"Sid": "A"}]}
+DOC_B: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{"Sid": "B"}]}
+NOTHING = ObservedState(role=None, policy=None, profile=None, association=None)
+CONVERGED = ObservedState(role=ROLE, policy=DOC_A, profile=FULL_PROFILE, association=ASSOCIATION)
+
+
+def kinds(steps: list[Step]) -> list[StepKind]:
+    return [step.kind for step in steps]
+
+
+class Conflict(Exception):
+    """What AWS would answer to a step taken out of order."""
+
+
+def refuse_if(condition: object, error: str) -> None:
+    if condition:
+        raise Conflict(error)
+
+
+Desired = dict[str, Any] | None
+Transition = Callable[[ObservedState, str, Desired], ObservedState]
+
+
+def create_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.role is not None, "EntityAlreadyExists: role")
+    return replace(s, role=ROLE)
+
+
+def put_policy(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.role is None or desired is None or target != NAME, "NoSuchEntity: role")
+    return replace(s, policy=desired)
+
+
+def create_profile(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.profile is not None, "EntityAlreadyExists: profile")
+    return replace(s, profile=EMPTY_PROFILE)
+
+
+def add_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.role is None or s.profile is None or target != NAME, "NoSuchEntity")
+    assert s.profile is not None
+    refuse_if(s.profile.role_names, "LimitExceeded: one role per instance profile")
+    return replace(s, profile=replace(s.profile, role_names=(target,)))
+
+
+def remove_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.profile is None or target not in s.profile.role_names, "NoSuchEntity")
+    assert s.profile is not None
+    held = tuple(r for r in s.profile.role_names if r != target)
+    return replace(s, profile=replace(s.profile, role_names=held))
+
+
+def associate(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.profile is None or not s.profile.role_names, "InvalidParameterValue: no role")
+    refuse_if(s.association is not None, "IncorrectState: already associated")
+    assert s.profile is not None
+    return replace(s, association=AssociationInfo("iip-new", INSTANCE, s.profile.arn))
+
+
+def disassociate(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    found = s.association is not None and s.association.association_id == target
+    refuse_if(not found, "InvalidAssociationID.NotFound")
+    return replace(s, association=None)
+
+
+def delete_profile(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.profile is None, "NoSuchEntity: profile")
+    assert s.profile is not None
+    refuse_if(s.profile.role_names or s.association, "DeleteConflict: profile in use")
+    return replace(s, profile=None)
+
+
+def delete_policy(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.role is None or s.policy is None, "NoSuchEntity: policy")
+    return replace(s, policy=None)
+
+
+def delete_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+    refuse_if(s.role is None, "NoSuchEntity: role")
+    in_profile = s.profile is not None and NAME in s.profile.role_names
+    refuse_if(s.policy is not None or in_profile, "DeleteConflict: role in use")
+    return replace(s, role=None)
+
+
+# Each step as IAM and EC2 would carry it out, refusing what they would refuse.
+AWS: dict[StepKind, Transition] = {
+    StepKind.CREATE_ROLE: create_role,
+    StepKind.PUT_POLICY: put_policy,
+    StepKind.CREATE_PROFILE: create_profile,
+    StepKind.ADD_ROLE_TO_PROFILE: add_role,
+    StepKind.REMOVE_ROLE_FROM_PROFILE: remove_role,
+    StepKind.ASSOCIATE: associate,
+    StepKind.DISASSOCIATE: disassociate,
+    StepKind.DELETE_PROFILE: delete_profile,
+    StepKind.DELETE_POLICY: delete_policy,
+    StepKind.DELETE_ROLE: delete_role,
+}
+
+
+def test_the_simulator_knows_every_step() -> None:
+    assert set(AWS) == set(StepKind)
+
+
+def run(state: ObservedState, steps: list[Step], desired: dict[str, Any] | None) -> ObservedState:
+    for step in steps:
+        state = AWS[step.kind](state, step.target, desired)
+    return state
+
+
+# --- build-up -----------------------------------------------------------------------------------
+
+
+def test_build_up_from_nothing_in_order() -> None:
+    assert plan(NAMES, DOC_A, NOTHING) == [
+        Step(StepKind.CREATE_ROLE, NAME),
+        Step(StepKind.PUT_POLICY, NAME),
+        Step(StepKind.CREATE_PROFILE, NAME),
+        Step(StepKind.ADD_ROLE_TO_PROFILE, NAME),
+        Step(StepKind.ASSOCIATE, NAME),
+    ]
+
+
+def test_nothing_to_do_when_aws_already_matches() -> None:
+    assert plan(NAMES, DOC_A, CONVERGED) == []
+    # Equal documents, not the same object, count as matching.
+    assert plan(NAMES, {**DOC_A, "Statement": [{"Sid": "A"}]}, CONVERGED) == []
+
+
+def test_a_changed_policy_is_only_put() -> None:
+    assert plan(NAMES, DOC_B, CONVERGED) == [Step(StepKind.PUT_POLICY, NAME)]
+
+
+def test_a_missing_policy_is_put() -> None:
+    assert plan(NAMES, DOC_A, replace(CONVERGED, policy=None)) == [Step(StepKind.PUT_POLICY, NAME)]
+
+
+def test_a_role_missing_from_its_profile_is_added_back() -> None:
+    observed = replace(CONVERGED, profile=EMPTY_PROFILE)
+    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.ADD_ROLE_TO_PROFILE, NAME)]
+
+
+def test_a_stale_role_in_the_profile_is_swapped_out_first() -> None:
+    observed = replace(CONVERGED, profile=replace(FULL_PROFILE, role_names=("old-role",)))
+    assert plan(NAMES, DOC_A, observed) == [
+        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, "old-role"),
+        Step(StepKind.ADD_ROLE_TO_PROFILE, NAME),
+    ]
+
+
+def test_a_missing_association_is_made() -> None:
+    observed = replace(CONVERGED, association=None)
+    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.ASSOCIATE, NAME)]
+
+
+def test_resumes_after_a_crash_between_role_and_profile() -> None:
+    observed = ObservedState(role=ROLE, policy=DOC_A, profile=None, association=None)
+    assert kinds(plan(NAMES, DOC_A, observed)) == [
+        StepKind.CREATE_PROFILE,
+        StepKind.ADD_ROLE_TO_PROFILE,
+        StepKind.ASSOCIATE,
+    ]
+
+
+def test_steps_describe_themselves() -> None:
+    assert Step(StepKind.CREATE_ROLE, NAME).describe() == f"create role {NAME}"
+    assert Step(StepKind.DISASSOCIATE, "iip-1").describe() == "disassociate instance profile iip-1"
+
+
+# --- foreign resources --------------------------------------------------------------------------
+
+
+def test_a_foreign_association_is_refused_naming_its_profile() -> None:
+    foreign = f"{ACCOUNT}:instance-profile/TeamProfile"
+    observed = replace(CONVERGED, association=AssociationInfo("iip-x", INSTANCE, foreign))
+    with pytest.raises(ForeignProfile) as raised:
+        plan(NAMES, DOC_A, observed)
+    assert raised.value.profile_arn == foreign
+    assert foreign in str(raised.value) and INSTANCE in str(raised.value)
+
+
+def test_teardown_leaves_a_foreign_association_alone_and_removes_our_own() -> None:
+    foreign = f"{ACCOUNT}:instance-profile/TeamProfile"
+    observed = replace(CONVERGED, association=AssociationInfo("iip-x", INSTANCE, foreign))
+
+    steps = plan(NAMES, None, observed)
+
+    assert [s.kind for s in steps] == [
+        StepKind.REMOVE_ROLE_FROM_PROFILE,
+        StepKind.DELETE_PROFILE,
+        StepKind.DELETE_POLICY,
+        StepKind.DELETE_ROLE,
+    ]
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        f"{ACCOUNT}:instance-profile/{NAME}",  # the same name on the root path
+        f"{ACCOUNT}:instance-profile/other/{NAME}",
+        f"{ACCOUNT}:instance-profile/other/accessbroker/{NAME}",
+        f"{ACCOUNT}:instance-profile/accessbroker/{NAME}-copy",
+        f"{ACCOUNT}:instance-profile/accessbroker/x{NAME}",
+        # IAM paths may contain ':', so a suffix match alone could be fooled.
+        f"{ACCOUNT}:instance-profile/x:instance-profile/accessbroker/{NAME}",
+        f"{ACCOUNT}:role/accessbroker/{NAME}",
+        f"arn:aws:sts::123456789012:instance-profile/accessbroker/{NAME}",
+        f"instance-profile/accessbroker/{NAME}",
+    ],
+)
+def test_a_look_alike_profile_is_foreign(arn: str) -> None:
+    observed = replace(CONVERGED, association=AssociationInfo("iip-x", INSTANCE, arn))
+    with pytest.raises(ForeignProfile):
+        plan(NAMES, DOC_A, observed)
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [PROFILE_ARN, f"arn:aws-us-gov:iam::123456789012:instance-profile/accessbroker/{NAME}"],
+)
+def test_our_profile_is_recognised_in_any_partition(arn: str) -> None:
+    observed = replace(CONVERGED, association=AssociationInfo("iip-x", INSTANCE, arn))
+    assert plan(NAMES, DOC_A, observed) == []
+
+
+def test_our_profile_on_the_root_path() -> None:
+    names = ManagedNames(INSTANCE, "/")
+    arn = f"{ACCOUNT}:instance-profile/{NAME}"
+    observed = replace(CONVERGED, association=AssociationInfo("iip-x", INSTANCE, arn))
+    assert plan(names, DOC_A, observed) == []
+
+
+@pytest.mark.parametrize("desired", [DOC_A, None])
+def test_an_unmanaged_role_is_refused(desired: dict[str, Any] | None) -> None:
+    observed = replace(CONVERGED, role=replace(ROLE, managed=False))
+    with pytest.raises(ForeignRole) as raised:
+        plan(NAMES, desired, observed)
+    assert f"role {NAME}" in str(raised.value)
+
+
+@pytest.mark.parametrize("desired", [DOC_A, None])
+def test_an_unmanaged_profile_with_our_name_is_refused(desired: dict[str, Any] | None) -> None:
+    observed = ObservedState(
+        role=None, policy=None, profile=replace(EMPTY_PROFILE, managed=False), association=None
+    )
+    with pytest.raises(ForeignRole) as raised:
+        plan(NAMES, desired, observed)
+    assert f"instance profile {NAME}" in str(raised.value)
+
+
+# --- teardown -----------------------------------------------------------------------------------
+
+
+def test_teardown_in_the_safe_order() -> None:
+    assert plan(NAMES, None, CONVERGED) == [
+        Step(StepKind.DISASSOCIATE, "iip-assoc-1"),
+        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, NAME),
+        Step(StepKind.DELETE_PROFILE, NAME),
+        Step(StepKind.DELETE_POLICY, NAME),
+        Step(StepKind.DELETE_ROLE, NAME),
+    ]
+
+
+def test_nothing_to_tear_down() -> None:
+    assert plan(NAMES, None, NOTHING) == []
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected"),
+    [
+        (ObservedState(ROLE, None, None, None), [StepKind.DELETE_ROLE]),
+        (ObservedState(ROLE, DOC_A, None, None), [StepKind.DELETE_POLICY, StepKind.DELETE_ROLE]),
+        (ObservedState(None, None, EMPTY_PROFILE, None), [StepKind.DELETE_PROFILE]),
+        (
+            ObservedState(ROLE, None, FULL_PROFILE, None),
+            [StepKind.REMOVE_ROLE_FROM_PROFILE, StepKind.DELETE_PROFILE, StepKind.DELETE_ROLE],
+        ),
+        (
+            ObservedState(None, None, EMPTY_PROFILE, ASSOCIATION),
+            [StepKind.DISASSOCIATE, StepKind.DELETE_PROFILE],
+        ),
+    ],
+)
+def test_partial_teardown_plans_only_what_remains(
+    observed: ObservedState, expected: list[StepKind]
+) -> None:
+    steps = plan(NAMES, None, observed)
+    assert kinds(steps) == expected
+    assert run(observed, steps, None) == NOTHING
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+
+@st.composite
+def observed_states(draw: st.DrawFn) -> ObservedState:
+    """Any state a crash, a retry or a manual change could leave the broker's resources in."""
+    role = draw(st.none() | st.just(ROLE))
+    policy = draw(st.sampled_from([None, DOC_A, DOC_B])) if role else None
+    held_choices: list[tuple[str, ...]] = [(), ("stale-role",)] + ([(NAME,)] if role else [])
+    profile = draw(
+        st.none()
+        | st.builds(
+            lambda held: replace(EMPTY_PROFILE, role_names=held), st.sampled_from(held_choices)
+        )
+    )
+    association = draw(st.none() | st.just(ASSOCIATION)) if profile else None
+    return ObservedState(role, policy, profile, association)
+
+
+desired_documents = st.sampled_from([None, DOC_A, DOC_B])
+
+
+@given(observed_states(), desired_documents)
+def test_planned_steps_are_accepted_by_aws_and_converge(
+    observed: ObservedState, desired: dict[str, Any] | None
+) -> None:
+    steps = plan(NAMES, desired, observed)
+    assert len(set(steps)) == len(steps)
+    after = run(observed, steps, desired)
+    assert plan(NAMES, desired, after) == []
+    if desired is None:
+        assert after == NOTHING
+    else:
+        assert after.role == ROLE and after.policy == desired
+        assert after.profile is not None and after.profile.role_names == (NAME,)
+        assert after.association is not None and after.association.profile_arn == PROFILE_ARN
+
+
+@given(observed_states(), desired_documents, desired_documents, st.integers(0, 10))
+def test_an_interrupted_plan_is_finished_by_planning_again(
+    observed: ObservedState,
+    first: dict[str, Any] | None,
+    then: dict[str, Any] | None,
+    done: int,
+) -> None:
+    # Crash after `done` steps towards `first`; meanwhile the grants changed to `then`.
+    halfway = run(observed, plan(NAMES, first, observed)[:done], first)
+    after = run(halfway, plan(NAMES, then, halfway), then)
+    assert plan(NAMES, then, after) == []
+
+
+@given(observed_states(), desired_documents)
+def test_planning_is_pure(observed: ObservedState, desired: dict[str, Any] | None) -> None:
+    assert plan(NAMES, desired, observed) == plan(NAMES, desired, observed)
+
+
+@given(observed_states())
+def test_teardown_never_creates_and_build_up_never_deletes(observed: ObservedState) -> None:
+    creating = {
+        StepKind.CREATE_ROLE,
+        StepKind.PUT_POLICY,
+        StepKind.CREATE_PROFILE,
+        StepKind.ADD_ROLE_TO_PROFILE,
+        StepKind.ASSOCIATE,
+    }
+    destroying = {
+        StepKind.DISASSOCIATE,
+        StepKind.DELETE_PROFILE,
+        StepKind.DELETE_POLICY,
+        StepKind.DELETE_ROLE,
+    }
+    assert not set(kinds(plan(NAMES, None, observed))) & creating
+    assert not set(kinds(plan(NAMES, DOC_A, observed))) & destroying
