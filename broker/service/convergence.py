@@ -1,0 +1,267 @@
+"""converge_instance: make AWS hold exactly what an instance's live grants need.
+
+Every step is idempotent and audited as soon as it is done, so an interrupted convergence is
+finished by simply converging again.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from broker.domain.access import GrantState
+from broker.domain.audit import NewAuditEvent, Outcome
+from broker.domain.convergence import ObservedState, Step, StepKind, plan
+from broker.domain.errors import (
+    AwsRejected,
+    AwsUnavailable,
+    BrokerError,
+    ForeignProfile,
+    ForeignRole,
+    PolicyTooLarge,
+)
+from broker.domain.grants import Grant, InstanceResources
+from broker.domain.naming import ManagedNames
+from broker.domain.policy import PolicyDocument, build_policy, check_size, render
+from broker.domain.trust import EC2_TRUST_POLICY
+from broker.service.audit import grant_event
+from broker.service.dependencies import Dependencies
+from broker.service.ports import InstanceRecord
+
+log = logging.getLogger(__name__)
+
+# Errors after which retrying cannot help: the instance's pending grants fail with the reason.
+PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge)
+
+
+@dataclass(frozen=True)
+class Desired:
+    grants: list[Grant]
+    document: PolicyDocument | None
+
+
+def observe(deps: Dependencies, names: ManagedNames) -> ObservedState:
+    role = deps.iam.get_role(names.role_name)
+    return ObservedState(
+        role=role,
+        policy=deps.iam.get_role_policy(names.role_name, names.policy_name) if role else None,
+        profile=deps.iam.get_instance_profile(names.profile_name),
+        association=deps.ec2.get_association(names.instance_id),
+    )
+
+
+def desired_state(deps: Dependencies, instance_id: str) -> Desired:
+    with deps.uow() as uow:
+        grants = uow.grants.for_instance(instance_id)
+    document = build_policy(g.scope for g in grants if g.state.is_desired)
+    return Desired(grants, document)
+
+
+def converge_instance(deps: Dependencies, instance_id: str, actor: str) -> None:
+    """Converges under the instance's lock; raises what stopped it after recording it.
+
+    After a permanent failure the failed grants no longer count, so convergence runs once more
+    to withdraw whatever of theirs already reached AWS.
+    """
+    with deps.locks.hold(instance_id):
+        try:
+            _converge_once(deps, instance_id, actor)
+        except PERMANENT_ERRORS:
+            try:
+                _converge_once(deps, instance_id, actor)
+            except BrokerError:
+                log.warning(
+                    "could not withdraw failed grants of %s yet", instance_id, exc_info=True
+                )
+            raise
+
+
+def _converge_once(deps: Dependencies, instance_id: str, actor: str) -> None:
+    names = ManagedNames(instance_id, deps.role_path)
+    desired = desired_state(deps, instance_id)
+    try:
+        check_size(desired.document)
+        observed = observe(deps, names)
+        resources = _apply(deps, names, desired.document, observed, actor)
+    except AwsUnavailable as error:
+        _note_failure(deps, desired.grants, actor, str(error), permanent=False)
+        raise
+    except PERMANENT_ERRORS as error:
+        _note_failure(deps, desired.grants, actor, str(error), permanent=True)
+        raise
+    _settle(deps, names, desired, resources, actor)
+
+
+def _apply(
+    deps: Dependencies,
+    names: ManagedNames,
+    document: PolicyDocument | None,
+    observed: ObservedState,
+    actor: str,
+) -> InstanceResources:
+    resources = InstanceResources(
+        role_name=observed.role.name if observed.role else "",
+        role_arn=observed.role.arn if observed.role else "",
+        profile_name=observed.profile.name if observed.profile else "",
+        profile_arn=observed.profile.arn if observed.profile else "",
+        association_id=observed.association.association_id if observed.association else "",
+    )
+    steps = _StepRunner(deps, names, document)
+    for step in plan(names, document, observed):
+        resources = steps.run(step, resources)
+        _record_step(deps, step, _instance_record(names, resources, document, deps), actor)
+    return resources
+
+
+class _StepRunner:
+    """Performs plan steps; each returns the instance's resources as they stand after it."""
+
+    def __init__(
+        self, deps: Dependencies, names: ManagedNames, document: PolicyDocument | None
+    ) -> None:
+        self._iam, self._ec2, self._names, self._document = deps.iam, deps.ec2, names, document
+
+    def run(self, step: Step, resources: InstanceResources) -> InstanceResources:
+        handlers: dict[StepKind, Callable[[Step, InstanceResources], InstanceResources]] = {
+            StepKind.CREATE_ROLE: self._create_role,
+            StepKind.PUT_POLICY: self._put_policy,
+            StepKind.CREATE_PROFILE: self._create_profile,
+            StepKind.ADD_ROLE_TO_PROFILE: self._add_role_to_profile,
+            StepKind.ASSOCIATE: self._associate,
+            StepKind.DISASSOCIATE: self._disassociate,
+            StepKind.REMOVE_ROLE_FROM_PROFILE: self._remove_role_from_profile,
+            StepKind.DELETE_PROFILE: self._delete_profile,
+            StepKind.DELETE_POLICY: self._delete_policy,
+            StepKind.DELETE_ROLE: self._delete_role,
+        }
+        return handlers[step.kind](step, resources)
+
+    def _create_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        n = self._names
+        role = self._iam.create_role(n.role_name, n.path, EC2_TRUST_POLICY, n.tags)
+        return replace(resources, role_name=role.name, role_arn=role.arn)
+
+    def _put_policy(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        assert self._document is not None, "the plan puts a policy only when one is desired"
+        n = self._names
+        self._iam.put_role_policy(n.role_name, n.policy_name, render(self._document))
+        return resources
+
+    def _create_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        n = self._names
+        profile = self._iam.create_instance_profile(n.profile_name, n.path, n.tags)
+        return replace(resources, profile_name=profile.name, profile_arn=profile.arn)
+
+    def _add_role_to_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        self._iam.add_role_to_instance_profile(self._names.profile_name, self._names.role_name)
+        return resources
+
+    def _associate(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        association = self._ec2.associate(self._names.instance_id, self._names.profile_name)
+        return replace(resources, association_id=association.association_id)
+
+    def _disassociate(self, step: Step, resources: InstanceResources) -> InstanceResources:
+        self._ec2.disassociate(step.target)
+        return replace(resources, association_id="")
+
+    def _remove_role_from_profile(
+        self, step: Step, resources: InstanceResources
+    ) -> InstanceResources:
+        self._iam.remove_role_from_instance_profile(self._names.profile_name, step.target)
+        return resources
+
+    def _delete_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        self._iam.delete_instance_profile(self._names.profile_name)
+        return replace(resources, profile_name="", profile_arn="")
+
+    def _delete_policy(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        self._iam.delete_role_policy(self._names.role_name, self._names.policy_name)
+        return resources
+
+    def _delete_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
+        self._iam.delete_role(self._names.role_name)
+        return replace(resources, role_name="", role_arn="")
+
+
+def _instance_record(
+    names: ManagedNames,
+    resources: InstanceResources,
+    document: PolicyDocument | None,
+    deps: Dependencies,
+) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=names.instance_id,
+        resources=resources,
+        policy_document=render(document) if document and resources.role_arn else "",
+        updated_at=deps.clock.now(),
+    )
+
+
+def _record_step(deps: Dependencies, step: Step, record: InstanceRecord, actor: str) -> None:
+    """Audits a finished AWS change together with the instance record it changed."""
+    with deps.uow() as uow:
+        uow.instances.save(record)
+        uow.audit.append(
+            NewAuditEvent(
+                time=record.updated_at,
+                actor=actor,
+                action=f"aws.{step.kind.name.lower()}",
+                outcome=Outcome.SUCCESS,
+                instance_id=record.instance_id,
+                detail={"change": step.describe()},
+            )
+        )
+        uow.commit()
+
+
+def _settle(
+    deps: Dependencies,
+    names: ManagedNames,
+    desired: Desired,
+    resources: InstanceResources,
+    actor: str,
+) -> None:
+    """Moves the converged grants to the state AWS now reflects, audited in the same transaction."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        for seen in desired.grants:
+            grant = uow.grants.get(seen.grant_id)
+            if grant is None or grant.state != seen.state:
+                continue  # changed by someone else since; its own convergence settles it
+            settled = _settled(grant, resources, now)
+            if settled != grant:
+                uow.grants.save(settled)
+            if settled.state != grant.state:
+                uow.audit.append(grant_event(deps.clock, actor, f"grant.{settled.state}", settled))
+        uow.commit()
+
+
+def _settled(grant: Grant, resources: InstanceResources, now: datetime) -> Grant:
+    if grant.state is GrantState.PENDING:
+        return grant.moved_to(GrantState.ACTIVE, now).with_resources(resources, now)
+    if grant.state is GrantState.REVOKING:
+        return grant.moved_to(GrantState.REVOKED, now)
+    if grant.resources != resources:
+        return grant.with_resources(resources, now)
+    return grant
+
+
+def _note_failure(
+    deps: Dependencies, grants: list[Grant], actor: str, reason: str, *, permanent: bool
+) -> None:
+    """Pending grants fail on a permanent error; otherwise they wait for the next convergence."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        for seen in grants:
+            grant = uow.grants.get(seen.grant_id)
+            if grant is None or not grant.state.is_settling:
+                continue
+            if permanent and grant.state is GrantState.PENDING:
+                failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
+                uow.grants.save(failed)
+                uow.audit.append(grant_event(deps.clock, actor, "grant.failed", failed))
+            else:
+                waiting = replace(grant, failure_reason=reason, updated_at=now)
+                uow.grants.save(waiting)
+                uow.audit.append(grant_event(deps.clock, actor, "grant.retry_later", waiting))
+        uow.commit()

@@ -1,0 +1,204 @@
+"""grant_access: record the intent to grant, then converge the instance to include it."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from broker.domain.access import Access
+from broker.domain.convergence import Step, plan
+from broker.domain.errors import (
+    BrokerError,
+    FieldViolation,
+    ForeignProfile,
+    ForeignRole,
+    InstanceNotFound,
+    InvalidRequest,
+    PolicyTooLarge,
+)
+from broker.domain.grants import Grant, GrantRequest, new_grant
+from broker.domain.naming import ManagedNames
+from broker.domain.policy import PolicyDocument, build_policy, check_size, render
+from broker.domain.validation import validate_grant_request
+from broker.service.audit import grant_event, rejection_event
+from broker.service.convergence import converge_instance, desired_state, observe
+from broker.service.dependencies import Dependencies
+from broker.service.idempotency import (
+    check_key,
+    earlier_grant_id,
+    fingerprint,
+    key_problems,
+    remember,
+)
+from broker.service.ports import IdempotencyRecord
+from broker.service.queries import get_grant
+
+OPERATION = "grant"
+# Refusals of a valid request, audited before they reach the caller.
+REFUSALS = (InstanceNotFound, ForeignProfile, ForeignRole, PolicyTooLarge)
+
+
+@dataclass(frozen=True)
+class GrantCommand:
+    """A grant request as the caller sent it, not yet validated."""
+
+    instance_id: str
+    bucket: str
+    access: Access | None
+    prefix: str = ""
+    ttl: timedelta | None = None
+    reason: str = ""
+    idempotency_key: str = ""
+    dry_run: bool = False
+    actor: str = "anonymous"
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    grant: Grant
+    policy_document: str
+    planned_changes: tuple[str, ...] = ()
+
+
+def grant_access(deps: Dependencies, command: GrantCommand) -> GrantResult:
+    request = _validated(command)
+    with deps.locks.hold(request.instance_id):
+        return _grant_locked(deps, command, request)
+
+
+def _validated(command: GrantCommand) -> GrantRequest:
+    """The request, or one InvalidRequest naming every bad field, the idempotency key's too."""
+    try:
+        request = validate_grant_request(
+            instance_id=command.instance_id,
+            bucket=command.bucket,
+            prefix=command.prefix,
+            access=command.access,
+            ttl=command.ttl,
+            reason=command.reason,
+            requested_by=command.actor,
+        )
+    except InvalidRequest as invalid:
+        bad_key = [
+            FieldViolation("idempotency_key", p) for p in key_problems(command.idempotency_key)
+        ]
+        raise InvalidRequest([*invalid.violations, *bad_key]) from None
+    check_key(command.idempotency_key)
+    return request
+
+
+def _grant_locked(deps: Dependencies, command: GrantCommand, request: GrantRequest) -> GrantResult:
+    digest = fingerprint(
+        instance_id=request.instance_id,
+        scope=request.scope,
+        ttl=request.ttl,
+        reason=request.reason,
+        actor=command.actor,
+    )
+    with deps.uow() as uow:
+        earlier = earlier_grant_id(uow, OPERATION, command.idempotency_key, digest)
+        existing = uow.grants.find_desired(request.instance_id, request.scope)
+    if earlier is not None and not command.dry_run:
+        return _finish(deps, earlier, command.actor)
+    if existing is not None:
+        if command.dry_run:
+            return _preview_existing(deps, existing)
+        _remember(deps, command, digest, existing)
+        return _finish(deps, existing.grant_id, command.actor)
+    try:
+        document, steps = _admit(deps, request)
+    except REFUSALS as error:
+        _audit_rejection(deps, command, error)
+        raise
+    if command.dry_run:
+        preview = new_grant("", request, deps.clock.now())
+        return GrantResult(preview, render(document), tuple(s.describe() for s in steps))
+    grant = _record_intent(deps, command, request, digest)
+    return _finish(deps, grant.grant_id, command.actor)
+
+
+def _admit(deps: Dependencies, request: GrantRequest) -> tuple[PolicyDocument, list[Step]]:
+    """The resulting policy and the steps to reach it; raises, writing nothing, when refused."""
+    if not deps.ec2.instance_exists(request.instance_id):
+        raise InstanceNotFound(request.instance_id)
+    document = _document_with(deps, request)
+    names = ManagedNames(request.instance_id, deps.role_path)
+    # Planning refuses a foreign profile or role before anything is written.
+    return document, plan(names, document, observe(deps, names))
+
+
+def _document_with(deps: Dependencies, request: GrantRequest) -> PolicyDocument:
+    """The instance's policy once this grant is added, refused when IAM would not take it."""
+    current = desired_state(deps, request.instance_id)
+    scopes = [g.scope for g in current.grants if g.state.is_desired]
+    document = build_policy([*scopes, request.scope])
+    assert document is not None, "a document with at least one grant is never empty"
+    check_size(document)
+    return document
+
+
+def _record_intent(
+    deps: Dependencies, command: GrantCommand, request: GrantRequest, digest: str
+) -> Grant:
+    grant = new_grant(deps.ids.new_grant_id(), request, deps.clock.now())
+    with deps.uow() as uow:
+        uow.grants.add(grant)
+        uow.audit.append(grant_event(deps.clock, command.actor, "grant.requested", grant))
+        remember(uow, _key_record(deps, command, digest, grant))
+        uow.commit()
+    return grant
+
+
+def _remember(deps: Dependencies, command: GrantCommand, digest: str, grant: Grant) -> None:
+    with deps.uow() as uow:
+        remember(uow, _key_record(deps, command, digest, grant))
+        uow.commit()
+
+
+def _key_record(
+    deps: Dependencies, command: GrantCommand, digest: str, grant: Grant
+) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        key=command.idempotency_key,
+        operation=OPERATION,
+        fingerprint=digest,
+        grant_id=grant.grant_id,
+        created_at=deps.clock.now(),
+    )
+
+
+def _finish(deps: Dependencies, grant_id: str, actor: str) -> GrantResult:
+    """Converges if the grant still waits for it, then reports the grant as it stands."""
+    grant = get_grant(deps, grant_id)
+    if grant.state.is_settling:
+        converge_instance(deps, grant.instance_id, actor)
+        grant = get_grant(deps, grant_id)
+    document = desired_state(deps, grant.instance_id).document
+    return GrantResult(grant, render(document) if document else "")
+
+
+def _preview_existing(deps: Dependencies, grant: Grant) -> GrantResult:
+    """A dry run matching a grant: the grant, and the steps its convergence still owes."""
+    document = desired_state(deps, grant.instance_id).document
+    steps: list[Step] = []
+    if grant.state.is_settling:
+        names = ManagedNames(grant.instance_id, deps.role_path)
+        steps = plan(names, document, observe(deps, names))
+    return GrantResult(
+        grant, render(document) if document else "", tuple(s.describe() for s in steps)
+    )
+
+
+def _audit_rejection(deps: Dependencies, command: GrantCommand, error: BrokerError) -> None:
+    with deps.uow() as uow:
+        uow.audit.append(
+            rejection_event(
+                deps.clock,
+                command.actor,
+                "grant.rejected",
+                command.instance_id,
+                str(error),
+                bucket=command.bucket,
+                prefix=command.prefix,
+                access=command.access.value if command.access else "",
+            )
+        )
+        uow.commit()

@@ -1,0 +1,518 @@
+"""Hand-written fakes of the service ports: an in-memory database and a small model of AWS."""
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from broker.domain.access import Access
+from broker.domain.audit import AuditEvent, NewAuditEvent
+from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
+from broker.domain.errors import AwsRejected, BrokerError, GrantNotFound
+from broker.domain.grants import Grant, GrantScope
+from broker.domain.naming import DEFAULT_ROLE_PATH, is_managed
+from broker.domain.policy import build_policy
+from broker.service.dependencies import Dependencies
+from broker.service.granting import GrantCommand
+from broker.service.locks import ProcessInstanceLocks
+from broker.service.ports import (
+    AuditFilter,
+    AuditLog,
+    GrantFilter,
+    GrantStore,
+    IdempotencyKeys,
+    IdempotencyRecord,
+    InstanceRecord,
+    InstanceRecords,
+    Page,
+)
+
+ACCOUNT = "123456789012"
+START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+# ---------------------------------------------------------------------------------------------
+# The database: committed tables, and per unit of work a working copy plus the writes to replay.
+
+
+@dataclass
+class Tables:
+    grants: dict[str, tuple[int, Grant]] = field(default_factory=dict)  # grant id -> (seq, grant)
+    audit: list[AuditEvent] = field(default_factory=list)
+    keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    last_seq: int = 0
+
+    def copy(self) -> "Tables":
+        return replace(
+            self,
+            grants=dict(self.grants),
+            audit=list(self.audit),
+            keys=dict(self.keys),
+            instances=dict(self.instances),
+        )
+
+    def next_seq(self) -> int:
+        self.last_seq += 1
+        return self.last_seq
+
+
+Write = Callable[[Tables], None]
+T = TypeVar("T")
+
+
+def _page(items: list[tuple[int, T]], after: int | None, limit: int) -> Page[T]:
+    rows = [(pos, item) for pos, item in items if after is None or pos > after]
+    shown = rows[:limit]
+    return Page([item for _, item in shown], shown[-1][0] if len(rows) > limit else None)
+
+
+class _Store:
+    def __init__(self, uow: "FakeUnitOfWork") -> None:
+        self._uow = uow
+
+    @property
+    def _t(self) -> Tables:
+        return self._uow.working
+
+    def _write(self, write: Write) -> None:
+        self._uow.write(write)
+
+
+class FakeGrantStore(_Store):
+    def add(self, grant: Grant) -> None:
+        def write(t: Tables) -> None:
+            if grant.grant_id in t.grants:
+                raise ValueError(f"duplicate grant id {grant.grant_id}")
+            t.grants[grant.grant_id] = (t.next_seq(), grant)
+
+        self._write(write)
+
+    def save(self, grant: Grant) -> None:
+        def write(t: Tables) -> None:
+            if grant.grant_id not in t.grants:
+                raise GrantNotFound(grant.grant_id)
+            t.grants[grant.grant_id] = (t.grants[grant.grant_id][0], grant)
+
+        self._write(write)
+
+    def get(self, grant_id: str) -> Grant | None:
+        row = self._t.grants.get(grant_id)
+        return row[1] if row else None
+
+    def _rows(self) -> list[tuple[int, Grant]]:
+        return sorted(self._t.grants.values(), key=lambda row: row[0])
+
+    def for_instance(self, instance_id: str) -> list[Grant]:
+        return [
+            g
+            for _, g in self._rows()
+            if g.instance_id == instance_id and (g.state.is_desired or g.state.is_settling)
+        ]
+
+    def find_desired(self, instance_id: str, scope: GrantScope) -> Grant | None:
+        found = (
+            g
+            for _, g in self._rows()
+            if g.instance_id == instance_id and g.scope == scope and g.state.is_desired
+        )
+        return next(found, None)
+
+    def settling_instances(self) -> list[str]:
+        return sorted({g.instance_id for _, g in self._rows() if g.state.is_settling})
+
+    def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]:
+        rows = [
+            (seq, g)
+            for seq, g in self._rows()
+            if (not where.instance_id or g.instance_id == where.instance_id)
+            and (not where.bucket or g.scope.bucket == where.bucket)
+            and (where.state is None or g.state is where.state)
+        ]
+        return _page(rows, after, limit)
+
+
+class FakeAuditLog(_Store):
+    def append(self, event: NewAuditEvent) -> None:
+        def write(t: Tables) -> None:
+            t.audit.append(AuditEvent(event_id=len(t.audit) + 1, **vars(event)))
+
+        self._write(write)
+
+    def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]:
+        rows = [
+            (e.event_id, e)
+            for e in self._t.audit
+            if (not where.instance_id or e.instance_id == where.instance_id)
+            and (not where.grant_id or e.grant_id == where.grant_id)
+        ]
+        return _page(rows, after, limit)
+
+
+class FakeIdempotencyKeys(_Store):
+    def get(self, operation: str, key: str) -> IdempotencyRecord | None:
+        return self._t.keys.get((operation, key))
+
+    def add(self, record: IdempotencyRecord) -> None:
+        def write(t: Tables) -> None:
+            if (record.operation, record.key) in t.keys:
+                raise ValueError(f"duplicate idempotency key {record.operation}/{record.key}")
+            t.keys[record.operation, record.key] = record
+
+        self._write(write)
+
+
+class FakeInstanceRecords(_Store):
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        return self._t.instances.get(instance_id)
+
+    def save(self, record: InstanceRecord) -> None:
+        def write(t: Tables) -> None:
+            t.instances[record.instance_id] = record
+
+        self._write(write)
+
+
+class FakeDatabase:
+    """The committed state; each unit of work reads a snapshot and replays its writes on commit."""
+
+    def __init__(self) -> None:
+        self.committed = Tables()
+        self.lock = threading.Lock()
+        self.commits = 0
+
+    def __call__(self) -> "FakeUnitOfWork":
+        return FakeUnitOfWork(self)
+
+    def snapshot(self) -> Tables:
+        with self.lock:
+            return self.committed.copy()
+
+    def grants(self) -> list[Grant]:
+        return [g for _, g in sorted(self.snapshot().grants.values(), key=lambda row: row[0])]
+
+    def audit_actions(self) -> list[str]:
+        return [e.action for e in self.snapshot().audit]
+
+
+class FakeUnitOfWork:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self.working = Tables()
+        self._writes: list[Write] = []
+        self.grants: GrantStore = FakeGrantStore(self)
+        self.audit: AuditLog = FakeAuditLog(self)
+        self.idempotency: IdempotencyKeys = FakeIdempotencyKeys(self)
+        self.instances: InstanceRecords = FakeInstanceRecords(self)
+
+    def __enter__(self) -> "FakeUnitOfWork":
+        self.working = self._db.snapshot()
+        self._writes = []
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._writes = []  # rollback: the working copy is simply dropped
+
+    def write(self, write: Write) -> None:
+        write(self.working)
+        self._writes.append(write)
+
+    def commit(self) -> None:
+        with self._db.lock:
+            after = self._db.committed.copy()
+            for write in self._writes:
+                write(after)
+            self._db.committed = after
+            self._db.commits += 1
+        self._writes = []
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS: roles, inline policies, instance profiles, associations, instances.
+
+
+@dataclass
+class FakeRole:
+    name: str
+    path: str
+    trust: dict[str, Any]
+    tags: dict[str, str]
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def info(self) -> RoleInfo:
+        return RoleInfo(
+            self.name, f"arn:aws:iam::{ACCOUNT}:role{self.path}{self.name}", is_managed(self.tags)
+        )
+
+
+@dataclass
+class FakeProfile:
+    name: str
+    path: str
+    tags: dict[str, str]
+    roles: list[str] = field(default_factory=list)
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{ACCOUNT}:instance-profile{self.path}{self.name}"
+
+    @property
+    def info(self) -> ProfileInfo:
+        return ProfileInfo(self.name, self.arn, tuple(self.roles), is_managed(self.tags))
+
+
+class FakeAws:
+    """Implements both Iam and Ec2. `calls` lists each successful mutating call, in order."""
+
+    def __init__(self, instances: tuple[str, ...] = ()) -> None:
+        self.instances = set(instances)
+        self.roles: dict[str, FakeRole] = {}
+        self.profiles: dict[str, FakeProfile] = {}
+        self.associations: dict[str, AssociationInfo] = {}
+        self.calls: list[tuple[str, ...]] = []
+        self._failures: dict[str, list[BrokerError]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    def fail(self, operation: str, error: BrokerError, times: int = 1) -> None:
+        """The next `times` calls of `operation` (a method name) raise `error`."""
+        self._failures.setdefault(operation, []).extend([error] * times)
+
+    def _enter(self, operation: str) -> None:
+        time.sleep(0)  # lets other threads run here, as a network call would: races show up
+        pending = self._failures.get(operation)
+        if pending:
+            raise pending.pop(0)
+
+    def _did(self, *call: str) -> None:
+        self.calls.append(call)
+
+    def writes(self, operation: str) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] == operation]
+
+    # --- IAM
+    def get_role(self, name: str) -> RoleInfo | None:
+        self._enter("get_role")
+        role = self.roles.get(name)
+        return role.info if role else None
+
+    def create_role(
+        self, name: str, path: str, trust_policy: str, tags: dict[str, str]
+    ) -> RoleInfo:
+        with self._lock:
+            self._enter("create_role")
+            if name in self.roles:
+                raise AwsRejected(f"EntityAlreadyExists: role {name}")
+            self.roles[name] = FakeRole(name, path, json.loads(trust_policy), dict(tags))
+            self._did("create_role", name)
+            return self.roles[name].info
+
+    def delete_role(self, name: str) -> None:
+        with self._lock:
+            self._enter("delete_role")
+            role = self.roles.get(name)
+            if role is None:
+                return
+            if role.policies or any(name in p.roles for p in self.profiles.values()):
+                raise AwsRejected(f"DeleteConflict: role {name} still has policies or profiles")
+            del self.roles[name]
+            self._did("delete_role", name)
+
+    def get_role_policy(self, role_name: str, policy_name: str) -> dict[str, Any] | None:
+        self._enter("get_role_policy")
+        role = self.roles.get(role_name)
+        return role.policies.get(policy_name) if role else None
+
+    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
+        with self._lock:
+            self._enter("put_role_policy")
+            self._role(role_name).policies[policy_name] = json.loads(document)
+            self._did("put_role_policy", role_name, policy_name)
+
+    def delete_role_policy(self, role_name: str, policy_name: str) -> None:
+        with self._lock:
+            self._enter("delete_role_policy")
+            role = self.roles.get(role_name)
+            if role is not None and role.policies.pop(policy_name, None) is not None:
+                self._did("delete_role_policy", role_name, policy_name)
+
+    def get_instance_profile(self, name: str) -> ProfileInfo | None:
+        self._enter("get_instance_profile")
+        profile = self.profiles.get(name)
+        return profile.info if profile else None
+
+    def create_instance_profile(self, name: str, path: str, tags: dict[str, str]) -> ProfileInfo:
+        with self._lock:
+            self._enter("create_instance_profile")
+            if name in self.profiles:
+                raise AwsRejected(f"EntityAlreadyExists: instance profile {name}")
+            self.profiles[name] = FakeProfile(name, path, dict(tags))
+            self._did("create_instance_profile", name)
+            return self.profiles[name].info
+
+    def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None:
+        with self._lock:
+            self._enter("add_role_to_instance_profile")
+            profile = self._profile(profile_name)
+            self._role(role_name)
+            if profile.roles == [role_name]:
+                return  # as the adapter: adding the role it already holds is done
+            if profile.roles:
+                raise AwsRejected(f"LimitExceeded: {profile_name} already holds a role")
+            profile.roles.append(role_name)
+            self._did("add_role_to_instance_profile", profile_name, role_name)
+
+    def remove_role_from_instance_profile(self, profile_name: str, role_name: str) -> None:
+        with self._lock:
+            self._enter("remove_role_from_instance_profile")
+            profile = self.profiles.get(profile_name)
+            if profile is not None and role_name in profile.roles:
+                profile.roles.remove(role_name)
+                self._did("remove_role_from_instance_profile", profile_name, role_name)
+
+    def delete_instance_profile(self, name: str) -> None:
+        with self._lock:
+            self._enter("delete_instance_profile")
+            profile = self.profiles.get(name)
+            if profile is None:
+                return
+            if profile.roles:
+                raise AwsRejected(f"DeleteConflict: instance profile {name} still holds a role")
+            del self.profiles[name]
+            self._did("delete_instance_profile", name)
+
+    def _role(self, name: str) -> FakeRole:
+        if name not in self.roles:
+            raise AwsRejected(f"NoSuchEntity: role {name}")
+        return self.roles[name]
+
+    def _profile(self, name: str) -> FakeProfile:
+        if name not in self.profiles:
+            raise AwsRejected(f"NoSuchEntity: instance profile {name}")
+        return self.profiles[name]
+
+    # --- EC2
+    def instance_exists(self, instance_id: str) -> bool:
+        self._enter("instance_exists")
+        return instance_id in self.instances
+
+    def get_association(self, instance_id: str) -> AssociationInfo | None:
+        self._enter("get_association")
+        return self.associations.get(instance_id)
+
+    def associate(self, instance_id: str, profile_name: str) -> AssociationInfo:
+        with self._lock:
+            self._enter("associate")
+            if instance_id not in self.instances:
+                raise AwsRejected(f"InvalidInstanceID.NotFound: {instance_id}")
+            if instance_id in self.associations:
+                raise AwsRejected(f"IncorrectState: {instance_id} already has a profile")
+            arn = self._profile(profile_name).arn
+            association = AssociationInfo(f"iip-assoc-{next(self._ids):017x}", instance_id, arn)
+            self.associations[instance_id] = association
+            self._did("associate", instance_id, profile_name)
+            return association
+
+    def disassociate(self, association_id: str) -> None:
+        with self._lock:
+            self._enter("disassociate")
+            for instance_id, association in list(self.associations.items()):
+                if association.association_id == association_id:
+                    del self.associations[instance_id]
+                    self._did("disassociate", association_id)
+
+    def associate_foreign(self, instance_id: str, profile_arn: str) -> None:
+        """Sets up an association the broker did not make (not recorded as a call)."""
+        self.associations[instance_id] = AssociationInfo(
+            "iip-assoc-foreign", instance_id, profile_arn
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Clock, ids, wiring.
+
+
+class FixedClock:
+    def __init__(self, now: datetime = START) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+class SequentialIds:
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def new_grant_id(self) -> str:
+        with self._lock:
+            return str(uuid.UUID(int=next(self._counter)))
+
+
+def make_deps(
+    db: FakeDatabase | None = None, aws: FakeAws | None = None, clock: FixedClock | None = None
+) -> Dependencies:
+    """The service's dependencies over these fakes (fresh ones where none are given)."""
+    aws = aws if aws is not None else FakeAws()
+    return Dependencies(
+        uow=db if db is not None else FakeDatabase(),
+        iam=aws,
+        ec2=aws,
+        clock=clock if clock is not None else FixedClock(),
+        ids=SequentialIds(),
+        locks=ProcessInstanceLocks(),
+        role_path=DEFAULT_ROLE_PATH,
+    )
+
+
+@dataclass
+class World:
+    """Dependencies together with the fakes behind them, for tests to arrange and inspect."""
+
+    db: FakeDatabase
+    aws: FakeAws
+    clock: FixedClock
+    deps: Dependencies
+
+
+def world(*instances: str) -> World:
+    """A fresh world in which these EC2 instances exist."""
+    db, aws, clock = FakeDatabase(), FakeAws(instances), FixedClock()
+    return World(db, aws, clock, make_deps(db, aws, clock))
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary shared by the tests.
+
+INSTANCE = "i-0123456789abcdef0"
+OTHER_INSTANCE = "i-0fedcba987654321f"
+ROLE = f"accessbroker-{INSTANCE}"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/accessbroker/{ROLE}"
+PROFILE_ARN = f"arn:aws:iam::{ACCOUNT}:instance-profile/accessbroker/{ROLE}"
+POLICY = "accessbroker-grants"
+
+
+def grant_command(
+    bucket: str = "photos",
+    access: Access | None = Access.UPLOAD,
+    *,
+    instance_id: str = INSTANCE,
+    **options: Any,
+) -> GrantCommand:
+    return GrantCommand(instance_id=instance_id, bucket=bucket, access=access, **options)
+
+
+def policy_of(*scopes: tuple[str, str, Access]) -> dict[str, Any]:
+    """The policy build_policy makes of these (bucket, prefix, access) scopes."""
+    document = build_policy(GrantScope(*scope) for scope in scopes)
+    assert document is not None
+    return document

@@ -1,0 +1,240 @@
+"""converge_instance over fakes: failures, resumption, drift repair and concurrency."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from broker.domain.access import Access, GrantState
+from broker.domain.audit import Outcome
+from broker.domain.errors import AwsRejected, AwsUnavailable
+from broker.domain.grants import Grant
+from broker.service.convergence import converge_instance
+from broker.service.granting import grant_access
+from broker.service.queries import get_grant
+from broker.service.revoking import RevokeCommand, revoke_access
+from tests.unit.service.fakes import (
+    INSTANCE,
+    OTHER_INSTANCE,
+    POLICY,
+    ROLE,
+    FakeProfile,
+    World,
+    grant_command,
+    policy_of,
+    world,
+)
+
+
+@pytest.fixture
+def w() -> World:
+    return world(INSTANCE, OTHER_INSTANCE)
+
+
+def settling(w: World) -> list[str]:
+    with w.deps.uow() as uow:
+        return uow.grants.settling_instances()
+
+
+def test_unavailable_aws_leaves_the_grant_pending_until_a_later_convergence(w: World) -> None:
+    w.aws.fail("associate", AwsUnavailable("EC2 did not answer"))
+
+    with pytest.raises(AwsUnavailable):
+        grant_access(w.deps, grant_command())
+
+    [pending] = w.db.grants()
+    assert pending.state is GrantState.PENDING
+    assert pending.failure_reason == "EC2 did not answer"
+    assert w.db.audit_actions()[-1] == "grant.retry_later"
+    assert w.db.snapshot().audit[-1].outcome is Outcome.ERROR
+    assert INSTANCE not in w.aws.associations
+    assert settling(w) == [INSTANCE]
+
+    w.aws.calls.clear()
+    converge_instance(w.deps, INSTANCE, "reconciler")
+
+    done = get_grant(w.deps, pending.grant_id)
+    assert (done.state, done.failure_reason) == (GrantState.ACTIVE, "")
+    assert done.resources.association_id == w.aws.associations[INSTANCE].association_id
+    assert w.aws.calls == [("associate", INSTANCE, ROLE)], "finished steps are not repeated"
+    assert w.db.audit_actions()[-2:] == ["aws.associate", "grant.active"]
+    assert settling(w) == []
+
+
+def test_retrying_the_same_request_finishes_a_pending_grant(w: World) -> None:
+    w.aws.fail("create_instance_profile", AwsUnavailable("IAM throttled"), times=2)
+    for _ in range(2):
+        with pytest.raises(AwsUnavailable):
+            grant_access(w.deps, grant_command(idempotency_key="k"))
+
+    result = grant_access(w.deps, grant_command(idempotency_key="k"))
+
+    assert [g.grant_id for g in w.db.grants()] == [result.grant.grant_id]
+    assert result.grant.state is GrantState.ACTIVE
+    assert len(w.aws.writes("create_role")) == 1
+
+
+def test_rejected_aws_call_fails_the_pending_grant_with_the_reason(w: World) -> None:
+    w.aws.fail("put_role_policy", AwsRejected("AccessDenied: not allowed"))
+
+    with pytest.raises(AwsRejected):
+        grant_access(w.deps, grant_command("photos"))
+
+    [failed] = w.db.grants()
+    assert failed.state is GrantState.FAILED
+    assert failed.failure_reason == "AccessDenied: not allowed"
+    [event] = [e for e in w.db.snapshot().audit if e.action == "grant.failed"]
+    assert event.outcome == Outcome.ERROR
+    assert event.detail["failure_reason"] == "AccessDenied: not allowed"
+    assert settling(w) == []
+    # The role created for the failed grant alone is withdrawn again.
+    assert ROLE not in w.aws.roles
+
+    # The next grant converges without the failed one.
+    logs = grant_access(w.deps, grant_command("logs", Access.READ)).grant
+    assert logs.state is GrantState.ACTIVE
+    assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("logs", "", Access.READ))
+
+
+def test_unavailable_aws_during_teardown_is_finished_later(w: World) -> None:
+    grant = grant_access(w.deps, grant_command()).grant
+    w.aws.fail("delete_role", AwsUnavailable("IAM did not answer"))
+
+    with pytest.raises(AwsUnavailable):
+        revoke_access(w.deps, RevokeCommand(grant.grant_id))
+
+    revoking = get_grant(w.deps, grant.grant_id)
+    assert (revoking.state, revoking.failure_reason) == (GrantState.REVOKING, "IAM did not answer")
+    assert list(w.aws.roles) == [ROLE]
+    assert w.aws.roles[ROLE].policies == {}
+
+    converge_instance(w.deps, INSTANCE, "reconciler")
+
+    assert get_grant(w.deps, grant.grant_id).state is GrantState.REVOKED
+    assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
+
+
+def test_converging_repairs_drift_in_aws(w: World) -> None:
+    grant = grant_access(w.deps, grant_command()).grant
+    w.aws.roles[ROLE].policies[POLICY] = policy_of(("everything", "", Access.READ_WRITE))
+    w.aws.calls.clear()
+
+    converge_instance(w.deps, INSTANCE, "reconciler")
+
+    assert w.aws.calls == [("put_role_policy", ROLE, POLICY)]
+    assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("photos", "", Access.UPLOAD))
+    assert get_grant(w.deps, grant.grant_id).state is GrantState.ACTIVE
+
+
+def test_converging_a_converged_instance_changes_nothing(w: World) -> None:
+    grant_access(w.deps, grant_command())
+    calls, audit = list(w.aws.calls), w.db.audit_actions()
+
+    converge_instance(w.deps, INSTANCE, "reconciler")
+    converge_instance(w.deps, OTHER_INSTANCE, "reconciler")
+
+    assert w.aws.calls == calls
+    assert w.db.audit_actions() == audit
+
+
+def test_a_stray_role_in_the_managed_profile_is_replaced(w: World) -> None:
+    tags = {"managed-by": "accessbroker"}
+    w.aws.profiles[ROLE] = FakeProfile(ROLE, "/accessbroker/", tags, roles=["old-role"])
+
+    grant_access(w.deps, grant_command())
+
+    assert w.aws.profiles[ROLE].roles == [ROLE]
+    assert ("remove_role_from_instance_profile", ROLE, "old-role") in w.aws.calls
+    assert w.aws.writes("create_instance_profile") == []
+
+
+def test_concurrent_grants_for_one_instance_lose_no_statement(w: World) -> None:
+    buckets = [f"bucket-{n}" for n in range(8)]
+    start = threading.Barrier(len(buckets))
+
+    def grant(bucket: str) -> Grant:
+        start.wait()
+        return grant_access(w.deps, grant_command(bucket, Access.READ_WRITE)).grant
+
+    with ThreadPoolExecutor(len(buckets)) as pool:
+        grants = list(pool.map(grant, buckets))
+
+    assert all(g.state is GrantState.ACTIVE for g in grants)
+    assert len({g.grant_id for g in grants}) == len(buckets)
+    assert list(w.aws.roles) == [ROLE]
+    assert w.aws.roles[ROLE].policies[POLICY] == policy_of(
+        *[(b, "", Access.READ_WRITE) for b in buckets]
+    )
+    assert len(w.aws.writes("create_role")) == 1
+    assert len(w.aws.writes("associate")) == 1
+    assert {g.state for g in w.db.grants()} == {GrantState.ACTIVE}
+
+
+def test_concurrent_grants_for_different_instances_each_converge(w: World) -> None:
+    instances = [INSTANCE, OTHER_INSTANCE] * 3
+    buckets = [f"bucket-{n}" for n in range(len(instances))]
+
+    with ThreadPoolExecutor(len(instances)) as pool:
+        grants = list(
+            pool.map(
+                lambda i, b: grant_access(w.deps, grant_command(b, instance_id=i)).grant,
+                instances,
+                buckets,
+            )
+        )
+
+    assert {g.state for g in grants} == {GrantState.ACTIVE}
+    for instance in (INSTANCE, OTHER_INSTANCE):
+        mine = [(g.scope.bucket, "", Access.UPLOAD) for g in grants if g.instance_id == instance]
+        role = w.aws.roles[f"accessbroker-{instance}"]
+        assert role.policies[POLICY] == policy_of(*mine)
+
+
+def test_dry_run_of_a_pending_grant_only_reports_the_remaining_steps(w: World) -> None:
+    w.aws.fail("associate", AwsUnavailable("EC2 did not answer"))
+    with pytest.raises(AwsUnavailable):
+        grant_access(w.deps, grant_command())
+    calls, before = list(w.aws.calls), w.db.snapshot()
+
+    result = grant_access(w.deps, grant_command(dry_run=True))
+
+    assert w.aws.calls == calls, "a dry run never writes to AWS"
+    assert w.db.snapshot() == before
+    assert result.grant.state is GrantState.PENDING
+    assert result.planned_changes == (f"associate instance profile {ROLE}",)
+
+
+def test_revoking_a_pending_grant_tears_down_what_was_built(w: World) -> None:
+    w.aws.fail("associate", AwsUnavailable("EC2 did not answer"))
+    with pytest.raises(AwsUnavailable):
+        grant_access(w.deps, grant_command())
+    [pending] = w.db.grants()
+
+    revoked = revoke_access(w.deps, RevokeCommand(pending.grant_id))
+
+    assert revoked.state is GrantState.REVOKED
+    assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
+    assert settling(w) == []
+
+
+def test_retrying_a_revocation_finishes_it(w: World) -> None:
+    grant = grant_access(w.deps, grant_command()).grant
+    w.aws.fail("disassociate", AwsUnavailable("EC2 did not answer"))
+    with pytest.raises(AwsUnavailable):
+        revoke_access(w.deps, RevokeCommand(grant.grant_id, idempotency_key="r"))
+    assert get_grant(w.deps, grant.grant_id).state is GrantState.REVOKING
+
+    revoked = revoke_access(w.deps, RevokeCommand(grant.grant_id, idempotency_key="r"))
+
+    assert (revoked.state, revoked.failure_reason) == (GrantState.REVOKED, "")
+    assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
+    assert w.db.audit_actions().count("grant.revoke_requested") == 1
+
+
+def test_a_permanently_failed_grant_leaves_no_permission_in_aws(w: World) -> None:
+    w.aws.fail("associate", AwsRejected("UnauthorizedOperation"))
+    with pytest.raises(AwsRejected):
+        grant_access(w.deps, grant_command())
+    assert [g.state for g in w.db.grants()] == [GrantState.FAILED]
+
+    assert ROLE not in w.aws.roles or w.aws.roles[ROLE].policies == {}

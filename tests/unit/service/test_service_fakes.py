@@ -1,0 +1,166 @@
+"""The fakes behave like what they stand for, or the service tests prove nothing."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from broker.domain.audit import NewAuditEvent, Outcome
+from broker.domain.errors import AwsRejected, AwsUnavailable, GrantNotFound
+from broker.domain.grants import Grant, GrantRequest, GrantScope, new_grant
+from broker.domain.validation import grant_id_problems
+from broker.service.locks import ProcessInstanceLocks
+from broker.service.ports import IdempotencyRecord
+from tests.unit.service.fakes import (
+    INSTANCE,
+    OTHER_INSTANCE,
+    START,
+    FakeAws,
+    FakeDatabase,
+    FixedClock,
+    SequentialIds,
+    grant_command,
+    make_deps,
+)
+
+
+def a_grant(grant_id: str = "00000000-0000-0000-0000-000000000001") -> Grant:
+    command = grant_command()
+    assert command.access is not None
+    scope = GrantScope(command.bucket, command.prefix, command.access)
+    return new_grant(grant_id, GrantRequest(INSTANCE, scope, None, "", "me"), START)
+
+
+def test_writes_are_seen_by_others_only_after_commit() -> None:
+    db = FakeDatabase()
+    with db() as writer, db() as reader:
+        writer.grants.add(a_grant())
+        assert writer.grants.get(a_grant().grant_id) == a_grant()
+        assert reader.grants.get(a_grant().grant_id) is None
+        writer.commit()
+    with db() as later:
+        assert later.grants.get(a_grant().grant_id) == a_grant()
+
+
+def test_leaving_without_commit_discards_the_writes() -> None:
+    db = FakeDatabase()
+    with db() as uow:
+        uow.grants.add(a_grant())
+        uow.audit.append(NewAuditEvent(START, "me", "x", Outcome.SUCCESS))
+    assert (db.grants(), db.audit_actions(), db.commits) == ([], [], 0)
+
+
+def test_saving_an_unknown_grant_fails() -> None:
+    with FakeDatabase()() as uow, pytest.raises(GrantNotFound):
+        uow.grants.save(a_grant())
+
+
+def test_an_idempotency_key_can_be_added_once() -> None:
+    record = IdempotencyRecord("k", "grant", "digest", "id", START)
+    db = FakeDatabase()
+    with db() as uow:
+        uow.idempotency.add(record)
+        uow.commit()
+    with db() as uow, pytest.raises(ValueError, match="duplicate"):
+        uow.idempotency.add(record)
+    with db() as uow:
+        assert uow.idempotency.get("grant", "k") == record
+        assert uow.idempotency.get("revoke", "k") is None
+
+
+def test_aws_refuses_deletes_that_iam_would_refuse() -> None:
+    aws = FakeAws((INSTANCE,))
+    aws.create_role("r", "/p/", "{}", {})
+    aws.put_role_policy("r", "pol", '{"Statement": []}')
+    aws.create_instance_profile("r", "/p/", {})
+    aws.add_role_to_instance_profile("r", "r")
+
+    with pytest.raises(AwsRejected, match="DeleteConflict"):
+        aws.delete_role("r")
+    with pytest.raises(AwsRejected, match="DeleteConflict"):
+        aws.delete_instance_profile("r")
+    aws.create_role("second", "/p/", "{}", {})
+    with pytest.raises(AwsRejected, match="LimitExceeded"):
+        aws.add_role_to_instance_profile("r", "second")
+    assert aws.profiles["r"].roles == ["r"]
+
+
+def test_aws_deletes_of_missing_things_are_quiet_no_ops() -> None:
+    aws = FakeAws()
+    aws.delete_role("r")
+    aws.delete_role_policy("r", "pol")
+    aws.remove_role_from_instance_profile("p", "r")
+    aws.delete_instance_profile("p")
+    aws.disassociate("iip-assoc-0")
+    assert aws.calls == []
+
+
+def test_aws_associates_one_profile_per_existing_instance() -> None:
+    aws = FakeAws((INSTANCE,))
+    aws.create_instance_profile("p", "/x/", {})
+    association = aws.associate(INSTANCE, "p")
+    assert association.profile_arn == "arn:aws:iam::123456789012:instance-profile/x/p"
+    assert aws.get_association(INSTANCE) == association
+    with pytest.raises(AwsRejected):
+        aws.associate(INSTANCE, "p")
+    with pytest.raises(AwsRejected):
+        aws.associate("i-00000000", "p")
+
+
+def test_aws_fails_an_operation_the_given_number_of_times() -> None:
+    aws = FakeAws()
+    aws.fail("create_role", AwsUnavailable("down"), times=2)
+    for _ in range(2):
+        with pytest.raises(AwsUnavailable, match="down"):
+            aws.create_role("r", "/", "{}", {})
+    assert aws.calls == []
+    aws.create_role("r", "/", "{}", {})
+    assert aws.calls == [("create_role", "r")]
+
+
+def test_clock_and_ids() -> None:
+    clock = FixedClock()
+    clock.advance(timedelta(minutes=5))
+    assert clock.now() == START + timedelta(minutes=5)
+    ids = SequentialIds()
+    first, second = ids.new_grant_id(), ids.new_grant_id()
+    assert first != second
+    assert grant_id_problems(first) == grant_id_problems(second) == []
+
+
+def test_make_deps_wires_one_aws_and_the_process_locks() -> None:
+    aws = FakeAws()
+    deps = make_deps(aws=aws)
+    assert deps.iam is aws
+    assert deps.ec2 is aws
+    assert isinstance(deps.locks, ProcessInstanceLocks)
+    assert deps.role_path == "/accessbroker/"
+
+
+def test_instance_locks_serialize_one_instance_and_are_reentrant() -> None:
+    locks = ProcessInstanceLocks()
+    inside, release = threading.Event(), threading.Event()
+    got: list[str] = []
+
+    def holder() -> None:
+        with locks.hold(INSTANCE), locks.hold(INSTANCE):  # re-entrant
+            inside.set()
+            release.wait(5)
+
+    def contender(instance_id: str) -> None:
+        with locks.hold(instance_id):
+            got.append(instance_id)
+
+    held = threading.Thread(target=holder)
+    held.start()
+    assert inside.wait(5)
+    blocked = threading.Thread(target=contender, args=(INSTANCE,))
+    blocked.start()
+    blocked.join(0.05)
+    assert got == [], "the same instance waits"
+    contender(OTHER_INSTANCE)
+    assert got == [OTHER_INSTANCE], "another instance does not"
+    release.set()
+    held.join(5)
+    blocked.join(5)
+    assert got == [OTHER_INSTANCE, INSTANCE]
