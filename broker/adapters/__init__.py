@@ -1,0 +1,1 @@
+"""Adapters: the AWS and database implementations of the service layer's ports."""

@@ -1,0 +1,1 @@
+"""The database adapter: SQLModel tables, repositories, unit of work and Alembic migrations."""

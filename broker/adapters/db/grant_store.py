@@ -1,0 +1,134 @@
+"""Grants on the database: rows of `grants`, returned as domain Grants."""
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from broker.adapters.db.pagination import fetch_size, page_of
+from broker.adapters.db.tables import GrantRow, utc
+from broker.domain.access import Access, GrantState
+from broker.domain.errors import GrantNotFound
+from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.service.ports import GrantFilter, Page
+
+_LIVE_STATES = [state.value for state in GrantState if state.is_desired or state.is_settling]
+_DESIRED_STATES = [state.value for state in GrantState if state.is_desired]
+_SETTLING_STATES = [state.value for state in GrantState if state.is_settling]
+
+
+class SqlGrantStore:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, grant: Grant) -> None:
+        self._session.add(GrantRow(**_columns_of(grant)))
+
+    def save(self, grant: Grant) -> None:
+        """Overwrites the stored grant of the same id; raises GrantNotFound if there is none."""
+        row = self._row(grant.grant_id)
+        if row is None:
+            raise GrantNotFound(grant.grant_id)
+        row.sqlmodel_update(_columns_of(grant))
+        self._session.add(row)
+
+    def get(self, grant_id: str) -> Grant | None:
+        row = self._row(grant_id)
+        return _grant_of(row) if row is not None else None
+
+    def for_instance(self, instance_id: str) -> list[Grant]:
+        query = (
+            select(GrantRow)
+            .where(GrantRow.instance_id == instance_id, col(GrantRow.state).in_(_LIVE_STATES))
+            .order_by(col(GrantRow.seq))
+        )
+        return [_grant_of(row) for row in self._session.exec(query)]
+
+    def find_desired(self, instance_id: str, scope: GrantScope) -> Grant | None:
+        query = (
+            select(GrantRow)
+            .where(
+                GrantRow.instance_id == instance_id,
+                GrantRow.bucket == scope.bucket,
+                GrantRow.prefix == scope.prefix,
+                GrantRow.access == scope.access.value,
+                col(GrantRow.state).in_(_DESIRED_STATES),
+            )
+            .order_by(col(GrantRow.seq))
+            .limit(1)
+        )
+        row = self._session.exec(query).first()
+        return _grant_of(row) if row is not None else None
+
+    def settling_instances(self) -> list[str]:
+        query = (
+            select(GrantRow.instance_id)
+            .where(col(GrantRow.state).in_(_SETTLING_STATES))
+            .distinct()
+            .order_by(GrantRow.instance_id)
+        )
+        return list(self._session.exec(query))
+
+    def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]:
+        query = select(GrantRow).order_by(col(GrantRow.seq)).limit(fetch_size(limit))
+        if after is not None:
+            query = query.where(col(GrantRow.seq) > after)
+        if where.instance_id:
+            query = query.where(GrantRow.instance_id == where.instance_id)
+        if where.bucket:
+            query = query.where(GrantRow.bucket == where.bucket)
+        if where.state is not None:
+            query = query.where(GrantRow.state == where.state.value)
+        rows = self._session.exec(query).all()
+        return page_of(rows, limit, _seq_of, _grant_of)
+
+    def _row(self, grant_id: str) -> GrantRow | None:
+        return self._session.exec(select(GrantRow).where(GrantRow.grant_id == grant_id)).first()
+
+
+def _seq_of(row: GrantRow) -> int:
+    assert row.seq is not None, "rows read from the database have a seq"
+    return row.seq
+
+
+def _columns_of(grant: Grant) -> dict[str, Any]:
+    return {
+        "grant_id": grant.grant_id,
+        "instance_id": grant.instance_id,
+        "bucket": grant.scope.bucket,
+        "prefix": grant.scope.prefix,
+        "access": grant.scope.access.value,
+        "state": grant.state.value,
+        "created_at": utc(grant.created_at),
+        "updated_at": utc(grant.updated_at),
+        "expires_at": utc(grant.expires_at) if grant.expires_at is not None else None,
+        "requested_by": grant.requested_by,
+        "reason": grant.reason,
+        "failure_reason": grant.failure_reason,
+        "role_name": grant.resources.role_name,
+        "role_arn": grant.resources.role_arn,
+        "profile_name": grant.resources.profile_name,
+        "profile_arn": grant.resources.profile_arn,
+        "association_id": grant.resources.association_id,
+    }
+
+
+def _grant_of(row: GrantRow) -> Grant:
+    return Grant(
+        grant_id=row.grant_id,
+        instance_id=row.instance_id,
+        scope=GrantScope(bucket=row.bucket, prefix=row.prefix, access=Access(row.access)),
+        state=GrantState(row.state),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        requested_by=row.requested_by,
+        reason=row.reason,
+        failure_reason=row.failure_reason,
+        resources=InstanceResources(
+            role_name=row.role_name,
+            role_arn=row.role_arn,
+            profile_name=row.profile_name,
+            profile_arn=row.profile_arn,
+            association_id=row.association_id,
+        ),
+    )

@@ -1,0 +1,96 @@
+"""The broker's tables. Rows stay inside the adapter; repositories convert them to domain objects.
+
+Datetime columns use SQLModel's UTCDateTime: aware datetimes are stored as UTC and come back
+aware in UTC, also from SQLite, which keeps no offset. Repositories put UTC into rows (see
+`utc`) so rows served from the session's identity map read the same as rows loaded.
+Enums are stored as their string values so adding a state needs no database enum migration.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import String, Text
+from sqlmodel import Field, SQLModel
+
+# Longest values the domain and AWS allow; see broker.domain.validation and IAM's limits.
+INSTANCE_ID_LENGTH = 32
+GRANT_ID_LENGTH = 64
+BUCKET_LENGTH = 63
+PREFIX_LENGTH = 1024  # characters: a prefix is at most 1024 bytes of UTF-8
+ENUM_LENGTH = 16
+PRINCIPAL_LENGTH = 256
+REASON_LENGTH = 1024
+IAM_NAME_LENGTH = 128
+ARN_LENGTH = 2048
+ASSOCIATION_ID_LENGTH = 64
+ACTION_LENGTH = 64
+IDEMPOTENCY_KEY_LENGTH = 128
+OPERATION_LENGTH = 64
+FINGERPRINT_LENGTH = 128
+
+
+def utc(value: datetime) -> datetime:
+    """`value` in UTC, as rows hold it; a naive datetime is a bug, never guessed at."""
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the broker stores aware UTC times")
+    return value.astimezone(UTC)
+
+
+class GrantRow(SQLModel, table=True):
+    __tablename__ = "grants"
+
+    # Insertion order, and the position a page of grants continues from.
+    seq: int | None = Field(default=None, primary_key=True)
+    grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH), unique=True, index=True)
+    instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), index=True)
+    bucket: str = Field(sa_type=String(BUCKET_LENGTH))
+    prefix: str = Field(sa_type=String(PREFIX_LENGTH))
+    access: str = Field(sa_type=String(ENUM_LENGTH))
+    state: str = Field(sa_type=String(ENUM_LENGTH), index=True)
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    requested_by: str = Field(sa_type=String(PRINCIPAL_LENGTH))
+    reason: str = Field(sa_type=String(REASON_LENGTH))
+    failure_reason: str = Field(sa_type=Text)
+    role_name: str = Field(sa_type=String(IAM_NAME_LENGTH))
+    role_arn: str = Field(sa_type=String(ARN_LENGTH))
+    profile_name: str = Field(sa_type=String(IAM_NAME_LENGTH))
+    profile_arn: str = Field(sa_type=String(ARN_LENGTH))
+    association_id: str = Field(sa_type=String(ASSOCIATION_ID_LENGTH))
+
+
+class AuditEventRow(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    event_id: int | None = Field(default=None, primary_key=True)
+    time: datetime
+    actor: str = Field(sa_type=String(PRINCIPAL_LENGTH))
+    action: str = Field(sa_type=String(ACTION_LENGTH))
+    outcome: str = Field(sa_type=String(ENUM_LENGTH))
+    instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), index=True)
+    grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH), index=True)
+    # JSON text rather than a JSON column: the same on SQLite and PostgreSQL, and never queried.
+    detail: str = Field(sa_type=Text)
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+
+    operation: str = Field(sa_type=String(OPERATION_LENGTH), primary_key=True)
+    key: str = Field(sa_type=String(IDEMPOTENCY_KEY_LENGTH), primary_key=True)
+    fingerprint: str = Field(sa_type=String(FINGERPRINT_LENGTH))
+    grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH))
+    created_at: datetime
+
+
+class InstanceRow(SQLModel, table=True):
+    __tablename__ = "instances"
+
+    instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), primary_key=True)
+    role_name: str = Field(sa_type=String(IAM_NAME_LENGTH))
+    role_arn: str = Field(sa_type=String(ARN_LENGTH))
+    profile_name: str = Field(sa_type=String(IAM_NAME_LENGTH))
+    profile_arn: str = Field(sa_type=String(ARN_LENGTH))
+    association_id: str = Field(sa_type=String(ASSOCIATION_ID_LENGTH))
+    policy_document: str = Field(sa_type=Text)
+    updated_at: datetime

@@ -1,0 +1,55 @@
+"""One database transaction over all stores, as the service layer's UnitOfWork."""
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from broker.adapters.db.grant_store import SqlGrantStore
+from broker.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlInstanceRecords
+from broker.service.ports import (
+    AuditLog,
+    GrantStore,
+    IdempotencyKeys,
+    InstanceRecords,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+
+class SqlUnitOfWork:
+    """A Session opened on enter; leaving without commit() rolls back whatever it holds."""
+
+    grants: GrantStore
+    audit: AuditLog
+    idempotency: IdempotencyKeys
+    instances: InstanceRecords
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> "SqlUnitOfWork":
+        self._session = self._session_factory()
+        self.grants = SqlGrantStore(self._session)
+        self.audit = SqlAuditLog(self._session)
+        self.idempotency = SqlIdempotencyKeys(self._session)
+        self.instances = SqlInstanceRecords(self._session)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._session.rollback()
+        self._session.close()
+
+    def commit(self) -> None:
+        self._session.commit()
+
+
+def sql_unit_of_work_factory(engine: Engine) -> UnitOfWorkFactory:
+    # Objects stay readable after commit: services return what they just wrote.
+    sessions = sessionmaker(engine, class_=Session, expire_on_commit=False)
+
+    def new_unit_of_work() -> UnitOfWork:
+        return SqlUnitOfWork(sessions)
+
+    return new_unit_of_work

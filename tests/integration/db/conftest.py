@@ -1,0 +1,94 @@
+"""A freshly migrated database per test: SQLite always, PostgreSQL when a server is given."""
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from broker.adapters.db.engine import create_engine_for
+from broker.adapters.db.migrate import upgrade_to_head
+from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
+from broker.domain.access import Access, GrantState
+from broker.domain.grants import Grant, GrantScope
+from broker.service.ports import UnitOfWorkFactory
+
+POSTGRES_URL_VARIABLE = "BROKER_TEST_DATABASE_URL"
+# Not UTC, so tests show the store hands back UTC whatever offset it was given.
+_CREATED = datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+GrantMaker = Callable[..., Grant]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database of the parametrized kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'broker.db'}"
+        return
+    server_url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not server_url:
+        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to run the PostgreSQL store tests")
+    yield from _postgres_schema(server_url)
+
+
+def _postgres_schema(server_url: str) -> Iterator[str]:
+    """A URL whose connections see only a new schema (tables and alembic_version alike)."""
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(server_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def blank_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the empty, unmigrated database."""
+    engine = create_engine_for(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(blank_engine: Engine) -> Engine:
+    upgrade_to_head(blank_engine)
+    return blank_engine
+
+
+@pytest.fixture
+def units(engine: Engine) -> UnitOfWorkFactory:
+    return sql_unit_of_work_factory(engine)
+
+
+@pytest.fixture
+def make_grant() -> GrantMaker:
+    """Builds a pending grant with every field set; keyword arguments override fields."""
+    counter = iter(range(1, 1_000_000))
+
+    def build(**overrides: Any) -> Grant:
+        number = next(counter)
+        grant = Grant(
+            grant_id=f"00000000-0000-4000-8000-{number:012d}",
+            instance_id="i-0123456789abcdef0",
+            scope=GrantScope(bucket="reports", prefix=f"daily/{number}/", access=Access.UPLOAD),
+            state=GrantState.PENDING,
+            created_at=_CREATED,
+            updated_at=_CREATED,
+            expires_at=_CREATED + timedelta(hours=1),
+            requested_by="alice@example.com",
+            reason="nightly export",
+        )
+        return replace(grant, **overrides)
+
+    return build

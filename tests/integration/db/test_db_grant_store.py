@@ -1,0 +1,252 @@
+"""SqlGrantStore on a real database: round trips, state queries and pagination."""
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from broker.domain.access import Access, GrantState
+from broker.domain.errors import GrantNotFound
+from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.service.ports import GrantFilter, UnitOfWorkFactory
+
+GrantMaker = Callable[..., Grant]
+INSTANCE_A = "i-0123456789abcdef0"
+INSTANCE_B = "i-0fedcba9876543210"
+INSTANCE_C = "i-0aaaaaaaaaaaaaaaa"
+SCOPE = GrantScope(bucket="reports", prefix="daily/", access=Access.UPLOAD)
+RESOURCES = InstanceResources(
+    role_name="accessbroker-i-0123456789abcdef0",
+    role_arn="arn:aws:iam::123456789012:role/accessbroker/accessbroker-i-0123456789abcdef0",
+    profile_name="accessbroker-i-0123456789abcdef0",
+    profile_arn=(
+        "arn:aws:iam::123456789012:instance-profile/accessbroker/accessbroker-i-0123456789abcdef0"
+    ),
+    association_id="iip-assoc-0123456789abcdef0",
+)
+
+
+def add_all(units: UnitOfWorkFactory, grants: list[Grant]) -> None:
+    with units() as uow:
+        for grant in grants:
+            uow.grants.add(grant)
+        uow.commit()
+
+
+def stored(units: UnitOfWorkFactory, grant_id: str) -> Grant | None:
+    with units() as uow:
+        return uow.grants.get(grant_id)
+
+
+def assert_utc(*moments: datetime | None) -> None:
+    for moment in moments:
+        assert moment is not None
+        assert moment.tzinfo == UTC
+
+
+def test_grant_round_trips_every_field(units: UnitOfWorkFactory, make_grant: GrantMaker) -> None:
+    grant = make_grant(
+        scope=GrantScope(bucket="reports", prefix="ünïcode/ key/" * 60, access=Access.READ_WRITE),
+        failure_reason="",
+        resources=RESOURCES,
+    )
+    add_all(units, [grant])
+
+    read = stored(units, grant.grant_id)
+
+    assert read == grant
+    assert read is not None
+    assert_utc(read.created_at, read.updated_at, read.expires_at)
+
+
+def test_grant_without_expiry_round_trips(units: UnitOfWorkFactory, make_grant: GrantMaker) -> None:
+    grant = make_grant(expires_at=None)
+    add_all(units, [grant])
+
+    assert stored(units, grant.grant_id) == grant
+
+
+def test_unknown_grant_reads_as_none(units: UnitOfWorkFactory) -> None:
+    assert stored(units, "00000000-0000-4000-8000-999999999999") is None
+
+
+def test_save_overwrites_the_stored_grant(units: UnitOfWorkFactory, make_grant: GrantMaker) -> None:
+    grant = make_grant()
+    add_all(units, [grant])
+    later = grant.updated_at.replace(hour=20)
+    failed = grant.with_resources(RESOURCES, later).moved_to(
+        GrantState.FAILED, later, failure_reason="PolicyTooLarge: 6200 > 6144 bytes"
+    )
+
+    with units() as uow:
+        uow.grants.save(failed)
+        uow.commit()
+
+    read = stored(units, grant.grant_id)
+    assert read == failed
+    assert read is not None
+    assert_utc(read.updated_at)
+
+
+def test_save_of_an_unknown_grant_raises(units: UnitOfWorkFactory, make_grant: GrantMaker) -> None:
+    with units() as uow, pytest.raises(GrantNotFound):
+        uow.grants.save(make_grant())
+
+
+def grants_in_every_state(make_grant: GrantMaker, instance_id: str) -> list[Grant]:
+    return [make_grant(instance_id=instance_id, scope=SCOPE, state=state) for state in GrantState]
+
+
+def test_for_instance_returns_pending_active_and_revoking_grants(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    add_all(
+        units, [*grants_in_every_state(make_grant, INSTANCE_A), make_grant(instance_id=INSTANCE_B)]
+    )
+
+    with units() as uow:
+        live = uow.grants.for_instance(INSTANCE_A)
+
+    assert [grant.state for grant in live] == [
+        GrantState.PENDING,
+        GrantState.ACTIVE,
+        GrantState.REVOKING,
+    ]
+    assert {grant.instance_id for grant in live} == {INSTANCE_A}
+
+
+@pytest.mark.parametrize("state", [GrantState.PENDING, GrantState.ACTIVE])
+def test_find_desired_finds_a_pending_or_active_grant_of_the_scope(
+    units: UnitOfWorkFactory, make_grant: GrantMaker, state: GrantState
+) -> None:
+    undesired = [
+        make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=other)
+        for other in GrantState
+        if not other.is_desired
+    ]
+    wanted = make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=state)
+    add_all(units, [*undesired, wanted])
+
+    with units() as uow:
+        assert uow.grants.find_desired(INSTANCE_A, SCOPE) == wanted
+
+
+def test_find_desired_ignores_other_scopes_instances_and_undesired_states(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    add_all(
+        units,
+        [
+            make_grant(instance_id=INSTANCE_A, scope=replace(SCOPE, prefix="daily/x/")),
+            make_grant(instance_id=INSTANCE_A, scope=replace(SCOPE, access=Access.READ)),
+            make_grant(instance_id=INSTANCE_A, scope=replace(SCOPE, bucket="archive")),
+            make_grant(instance_id=INSTANCE_B, scope=SCOPE),
+            make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=GrantState.REVOKING),
+            make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=GrantState.REVOKED),
+        ],
+    )
+
+    with units() as uow:
+        assert uow.grants.find_desired(INSTANCE_A, SCOPE) is None
+
+
+def test_settling_instances_are_those_with_pending_or_revoking_grants(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    add_all(
+        units,
+        [
+            make_grant(instance_id=INSTANCE_C, state=GrantState.REVOKING),
+            make_grant(instance_id=INSTANCE_A, state=GrantState.PENDING),
+            make_grant(instance_id=INSTANCE_A, state=GrantState.REVOKING),
+            make_grant(instance_id=INSTANCE_B, state=GrantState.ACTIVE),
+            make_grant(instance_id=INSTANCE_B, state=GrantState.FAILED),
+            make_grant(instance_id=INSTANCE_B, state=GrantState.REVOKED),
+            make_grant(instance_id=INSTANCE_B, state=GrantState.EXPIRED),
+        ],
+    )
+
+    with units() as uow:
+        assert uow.grants.settling_instances() == [INSTANCE_A, INSTANCE_C]
+
+
+def all_pages(units: UnitOfWorkFactory, where: GrantFilter, limit: int) -> list[list[Grant]]:
+    """Every page of the listing, following cursors until there is none."""
+    pages: list[list[Grant]] = []
+    cursor: int | None = None
+    with units() as uow:
+        while True:
+            page = uow.grants.list(where, after=cursor, limit=limit)
+            pages.append(page.items)
+            if page.next_cursor is None:
+                return pages
+            assert len(pages) <= 100, "the cursor does not advance"
+            cursor = page.next_cursor
+
+
+def test_list_pages_through_all_grants_in_insertion_order(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    grants = [make_grant() for _ in range(5)]
+    add_all(units, grants)
+
+    pages = all_pages(units, GrantFilter(), limit=2)
+
+    assert pages == [grants[0:2], grants[2:4], grants[4:5]]
+
+
+def test_list_ends_without_cursor_when_the_last_page_is_full(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    grants = [make_grant() for _ in range(4)]
+    add_all(units, grants)
+
+    assert all_pages(units, GrantFilter(), limit=2) == [grants[0:2], grants[2:4]]
+
+
+def test_list_of_an_empty_store_is_one_empty_page(units: UnitOfWorkFactory) -> None:
+    assert all_pages(units, GrantFilter(), limit=3) == [[]]
+
+
+def test_list_rejects_an_empty_page_size(units: UnitOfWorkFactory) -> None:
+    with units() as uow, pytest.raises(ValueError, match="at least one"):
+        uow.grants.list(GrantFilter(), after=None, limit=0)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        GrantFilter(instance_id=INSTANCE_B),
+        GrantFilter(bucket="archive"),
+        GrantFilter(state=GrantState.ACTIVE),
+        GrantFilter(instance_id=INSTANCE_B, bucket="archive", state=GrantState.ACTIVE),
+    ],
+    ids=["instance", "bucket", "state", "all-three"],
+)
+def test_list_filters_across_pages(
+    units: UnitOfWorkFactory, make_grant: GrantMaker, where: GrantFilter
+) -> None:
+    grants = [
+        make_grant(
+            instance_id=(INSTANCE_A, INSTANCE_B)[number % 2],
+            scope=replace(SCOPE, bucket=("reports", "archive")[number // 2 % 2]),
+            state=(GrantState.PENDING, GrantState.ACTIVE, GrantState.REVOKED)[number % 3],
+        )
+        for number in range(48)
+    ]
+    add_all(units, grants)
+    expected = [grant for grant in grants if matches(grant, where)]
+
+    pages = all_pages(units, where, limit=2)
+
+    assert [grant for page in pages for grant in page] == expected
+    assert len(pages) > 1
+
+
+def matches(grant: Grant, where: GrantFilter) -> bool:
+    return (
+        where.instance_id in ("", grant.instance_id)
+        and where.bucket in ("", grant.scope.bucket)
+        and where.state in (None, grant.state)
+    )
