@@ -1,0 +1,67 @@
+"""The one translation of botocore failures into the broker's domain errors.
+
+botocore has already retried throttling, 5xx and connection errors (standard retry mode) by the
+time an error reaches this module, so those mean AWS is unavailable *now*; anything else is a
+refusal that retrying will not fix.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
+
+from broker.domain.errors import AwsRejected, AwsUnavailable
+
+_THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
+# Failures that say nothing about the request itself. A ResponseParserError is an unreadable
+# answer (e.g. a proxy's HTML error page); botocore raises it outside its own hierarchy.
+_UNAVAILABLE_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+    ResponseParserError,
+)
+BotoFailure = ClientError | BotoCoreError | ResponseParserError
+
+
+def error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "Unknown")
+
+
+def error_message(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Message", "")
+
+
+def translate(action: str, error: BotoFailure) -> AwsUnavailable | AwsRejected:
+    """The domain error for a failed call; messages name the action, never credentials."""
+    if isinstance(error, ClientError):
+        return _translate_client_error(action, error)
+    if isinstance(error, _UNAVAILABLE_ERRORS):
+        return AwsUnavailable(f"AWS {action} failed: {type(error).__name__}")
+    return AwsRejected(f"AWS {action} failed: {error}")
+
+
+def _translate_client_error(action: str, error: ClientError) -> AwsUnavailable | AwsRejected:
+    code = error_code(error)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in _THROTTLING_CODES or status >= 500:
+        return AwsUnavailable(f"AWS {action} failed: {code} (HTTP {status})")
+    return AwsRejected(f"AWS {action} failed: {code}: {error_message(error)}")
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Raises the domain error for any botocore failure inside the block."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, ResponseParserError) as error:
+        raise translate(action, error) from error

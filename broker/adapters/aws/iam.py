@@ -1,0 +1,176 @@
+"""The Iam port over boto3: the broker's roles, inline policies and instance profiles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import ClientError
+from tenacity import RetryError
+
+from broker.adapters.aws.errors import error_code, translated
+from broker.adapters.aws.retry import until_propagated
+from broker.domain.convergence import ProfileInfo, RoleInfo
+from broker.domain.errors import AwsUnavailable
+from broker.domain.naming import is_managed
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam.client import IAMClient
+    from mypy_boto3_iam.type_defs import (
+        InstanceProfileTypeDef,
+        PolicyDocumentTypeDef,
+        RoleTypeDef,
+        TagTypeDef,
+    )
+
+T = TypeVar("T")
+
+# IAM's answer for an absent role, profile or inline policy (and for one not yet propagated).
+_NO_SUCH_ENTITY = "NoSuchEntity"
+
+
+class BotoIam:
+    def __init__(self, client: IAMClient, *, propagation_timeout: float) -> None:
+        self._client = client
+        self._propagation_timeout = propagation_timeout
+
+    def get_role(self, name: str) -> RoleInfo | None:
+        with translated("GetRole"):
+            response = _none_if_missing(lambda: self._client.get_role(RoleName=name))
+        return None if response is None else _role_info(response["Role"])
+
+    def create_role(
+        self, name: str, path: str, trust_policy: str, tags: dict[str, str]
+    ) -> RoleInfo:
+        with translated("CreateRole"):
+            response = self._client.create_role(
+                RoleName=name,
+                Path=path,
+                AssumeRolePolicyDocument=trust_policy,
+                Tags=_tag_list(tags),
+            )
+        return _role_info(response["Role"])
+
+    def delete_role(self, name: str) -> None:
+        with translated("DeleteRole"):
+            _none_if_missing(lambda: self._client.delete_role(RoleName=name))
+
+    def get_role_policy(self, role_name: str, policy_name: str) -> dict[str, Any] | None:
+        with translated("GetRolePolicy"):
+            response = _none_if_missing(
+                lambda: self._client.get_role_policy(RoleName=role_name, PolicyName=policy_name)
+            )
+        return None if response is None else _policy_dict(response["PolicyDocument"])
+
+    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
+        with translated("PutRolePolicy"):
+            self._client.put_role_policy(
+                RoleName=role_name, PolicyName=policy_name, PolicyDocument=document
+            )
+
+    def delete_role_policy(self, role_name: str, policy_name: str) -> None:
+        with translated("DeleteRolePolicy"):
+            _none_if_missing(
+                lambda: self._client.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
+            )
+
+    def get_instance_profile(self, name: str) -> ProfileInfo | None:
+        with translated("GetInstanceProfile"):
+            response = _none_if_missing(
+                lambda: self._client.get_instance_profile(InstanceProfileName=name)
+            )
+        return None if response is None else _profile_info(response["InstanceProfile"])
+
+    def create_instance_profile(self, name: str, path: str, tags: dict[str, str]) -> ProfileInfo:
+        with translated("CreateInstanceProfile"):
+            response = self._client.create_instance_profile(
+                InstanceProfileName=name, Path=path, Tags=_tag_list(tags)
+            )
+        return _profile_info(response["InstanceProfile"])
+
+    def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None:
+        with translated("AddRoleToInstanceProfile"):
+            try:
+                self._add_role_once_visible(profile_name, role_name)
+            except ClientError as error:
+                if not self._already_holds(error, profile_name, role_name):
+                    raise
+
+    def remove_role_from_instance_profile(self, profile_name: str, role_name: str) -> None:
+        with translated("RemoveRoleFromInstanceProfile"):
+            _none_if_missing(
+                lambda: self._client.remove_role_from_instance_profile(
+                    InstanceProfileName=profile_name, RoleName=role_name
+                )
+            )
+
+    def delete_instance_profile(self, name: str) -> None:
+        with translated("DeleteInstanceProfile"):
+            _none_if_missing(lambda: self._client.delete_instance_profile(InstanceProfileName=name))
+
+    def _add_role_once_visible(self, profile_name: str, role_name: str) -> None:
+        # Right after CreateRole, IAM itself may not yet find the role: NoSuchEntity.
+        retrying = until_propagated(_is_missing, budget_seconds=self._propagation_timeout)
+        try:
+            retrying(
+                self._client.add_role_to_instance_profile,
+                InstanceProfileName=profile_name,
+                RoleName=role_name,
+            )
+        except RetryError as gave_up:
+            raise AwsUnavailable(
+                f"IAM did not propagate role {role_name} or instance profile {profile_name} "
+                f"within {self._propagation_timeout:g}s"
+            ) from gave_up.last_attempt.exception()
+
+    def _already_holds(self, error: ClientError, profile_name: str, role_name: str) -> bool:
+        # A profile holds at most one role, so adding it twice fails with LimitExceeded.
+        if error_code(error) != "LimitExceeded":
+            return False
+        profile = self.get_instance_profile(profile_name)
+        return profile is not None and profile.role_names == (role_name,)
+
+
+def _is_missing(error: BaseException) -> bool:
+    return isinstance(error, ClientError) and error_code(error) == _NO_SUCH_ENTITY
+
+
+def _none_if_missing(call: Callable[[], T]) -> T | None:
+    """The call's result, or None when what it reads or deletes does not exist."""
+    try:
+        return call()
+    except ClientError as error:
+        if _is_missing(error):
+            return None
+        raise
+
+
+def _tag_list(tags: dict[str, str]) -> list[TagTypeDef]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def _tag_dict(tags: list[TagTypeDef]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def _role_info(role: RoleTypeDef) -> RoleInfo:
+    return RoleInfo(
+        name=role["RoleName"],
+        arn=role["Arn"],
+        managed=is_managed(_tag_dict(role.get("Tags", []))),
+    )
+
+
+def _profile_info(profile: InstanceProfileTypeDef) -> ProfileInfo:
+    return ProfileInfo(
+        name=profile["InstanceProfileName"],
+        arn=profile["Arn"],
+        role_names=tuple(role["RoleName"] for role in profile["Roles"]),
+        managed=is_managed(_tag_dict(profile.get("Tags", []))),
+    )
+
+
+def _policy_dict(document: PolicyDocumentTypeDef) -> dict[str, Any]:
+    # boto3 decodes the URL-encoded JSON into a dict, but leaves a string it could not decode.
+    return json.loads(document) if isinstance(document, str) else dict(document)

@@ -1,0 +1,17 @@
+"""Fixtures shared by every test suite."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from broker.sandbox import Emulator
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """One moto server with IAM authorization enforced, shared by the whole session.
+
+    moto's state is process-wide and never reset: use fresh instances and unique names.
+    """
+    with Emulator() as running:
+        yield running
