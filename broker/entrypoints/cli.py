@@ -1,0 +1,113 @@
+"""`access-broker`: serve the API (on AWS or in a sandbox), run the demo, migrate the database."""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from broker.adapters.db.engine import create_engine_for
+from broker.adapters.db.migrate import upgrade_to_head
+from broker.bootstrap import Runtime, build_runtime
+from broker.entrypoints.grpc.demo import run_demo
+from broker.entrypoints.grpc.server import start_server
+from broker.entrypoints.sandbox import Sandbox, sandbox
+from broker.settings import Settings
+
+log = logging.getLogger("broker")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings(**_overrides(args))
+    except ValidationError as error:
+        print(f"access-broker: invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return _serve(settings, sandboxed=args.sandbox)
+    if args.command == "demo":
+        return run_demo()
+    upgrade_to_head(create_engine_for(settings.database_url))
+    print("database is at the latest schema")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="access-broker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the gRPC API")
+    serve.add_argument("--listen", help="host:port (BROKER_LISTEN, default 127.0.0.1:50051)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL (BROKER_DATABASE_URL)")
+    serve.add_argument("--aws-endpoint-url", help="AWS endpoint (BROKER_AWS_ENDPOINT_URL)")
+    serve.add_argument("--role-path", help="IAM path of roles (BROKER_ROLE_PATH)")
+    serve.add_argument(
+        "--propagation-timeout", type=float, help="seconds (BROKER_PROPAGATION_TIMEOUT)"
+    )
+    serve.add_argument(
+        "--sandbox", action="store_true", help="serve against an embedded AWS emulator"
+    )
+    commands.add_parser("demo", help="play the grant/revoke story against the sandbox")
+    migrate = commands.add_parser("migrate", help="bring the database to the latest schema")
+    migrate.add_argument("--database-url", help="SQLAlchemy URL (BROKER_DATABASE_URL)")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given on the command line; the rest comes from the environment."""
+    names = ("listen", "database_url", "aws_endpoint_url", "role_path", "propagation_timeout")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _serve(settings: Settings, *, sandboxed: bool) -> int:
+    if not sandboxed:
+        runtime = build_runtime(settings)
+        try:
+            _serve_until_signalled(runtime, settings)
+        finally:
+            runtime.close()
+        return 0
+    with sandbox(settings) as box:
+        _serve_until_signalled(box.runtime, box.settings, box)
+    return 0
+
+
+def _serve_until_signalled(
+    runtime: Runtime, settings: Settings, box: Sandbox | None = None
+) -> None:
+    running = start_server(runtime.deps, settings.listen, runtime.database_reachable)
+    address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
+    print(
+        _sandbox_banner(address, box) if box else f"accessbroker serving on {address}", flush=True
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
+    running.stop(settings.shutdown_grace)
+
+
+def _sandbox_banner(address: str, box: Sandbox) -> str:
+    grant = (
+        f'{{"instance_id": "{box.instance_id}", "bucket": "{box.bucket}", '
+        '"access": "ACCESS_UPLOAD", "prefix": "reports/"}'
+    )
+    return f"""accessbroker sandbox serving on {address}
+  AWS emulator (IAM authorization enforced): {box.emulator.endpoint_url}
+  seeded: running instance {box.instance_id}; buckets {box.bucket}, {box.other_bucket}
+  database: {box.settings.database_url} (thrown away on exit)
+
+Try it (grpcurl uses server reflection):
+  grpcurl -plaintext -d '{grant}' {address} accessbroker.v1.AccessBroker/GrantAccess
+  grpcurl -plaintext -d '{{"instance_id": "{box.instance_id}"}}' {address} \\
+      accessbroker.v1.AccessBroker/DescribeInstanceAccess
+  grpcurl -plaintext {address} accessbroker.v1.AccessBroker/ListAuditEvents
+Stop with Ctrl-C."""

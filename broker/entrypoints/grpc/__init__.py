@@ -1,0 +1,1 @@
+"""The gRPC API: servicer, error mapping and server."""

@@ -1,0 +1,96 @@
+"""One place that turns exceptions into gRPC statuses; nothing else in the server catches them."""
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from broker.domain.errors import (
+    AwsRejected,
+    AwsUnavailable,
+    BrokerError,
+    ForeignProfile,
+    ForeignRole,
+    GrantNotFound,
+    IdempotencyConflict,
+    InstanceNotFound,
+    InvalidRequest,
+    PolicyTooLarge,
+    WrongState,
+)
+
+log = logging.getLogger(__name__)
+
+# grpc-stubs makes the interceptor generic; at run time it is a plain class.
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+
+_CODES: dict[type[BrokerError], int] = {
+    InvalidRequest: code_pb2.INVALID_ARGUMENT,
+    InstanceNotFound: code_pb2.NOT_FOUND,
+    GrantNotFound: code_pb2.NOT_FOUND,
+    ForeignProfile: code_pb2.FAILED_PRECONDITION,
+    ForeignRole: code_pb2.FAILED_PRECONDITION,
+    WrongState: code_pb2.FAILED_PRECONDITION,
+    PolicyTooLarge: code_pb2.RESOURCE_EXHAUSTED,
+    IdempotencyConflict: code_pb2.ALREADY_EXISTS,
+    AwsUnavailable: code_pb2.UNAVAILABLE,
+    # The broker's own permissions or AWS's rules refused a change; the caller cannot fix that.
+    AwsRejected: code_pb2.INTERNAL,
+}
+INTERNAL_MESSAGE = "internal error; the broker's log has the details"
+
+
+def status_for(error: BrokerError) -> grpc.Status:
+    status = status_pb2.Status(code=_CODES.get(type(error), code_pb2.INTERNAL), message=str(error))
+    if isinstance(error, InvalidRequest):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        status.details.add().Pack(bad_request)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+class ErrorInterceptor(_ServerInterceptor):
+    """Answers broker errors with their status, and anything unexpected with a generic INTERNAL."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _guarded(handler.unary_unary, handler_call_details.method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _guarded(
+    behavior: Callable[[Any, grpc.ServicerContext], Any], method: str
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return behavior(request, context)
+        except BrokerError as error:
+            log.info("%s refused: %s", method, error)
+            context.abort_with_status(status_for(error))
+        except Exception:
+            log.exception("%s failed unexpectedly", method)
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+    return guarded

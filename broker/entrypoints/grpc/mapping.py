@@ -1,0 +1,122 @@
+"""Translation between protobuf messages and domain objects, and opaque page tokens."""
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from accessbroker.v1 import broker_pb2 as pb
+from broker.domain.access import Access, GrantState
+from broker.domain.audit import AuditEvent
+from broker.domain.errors import FieldViolation, InvalidRequest
+from broker.domain.grants import Grant
+
+ACCESS_TO_PROTO: dict[Access, "pb.Access.ValueType"] = {
+    Access.UPLOAD: pb.ACCESS_UPLOAD,
+    Access.READ: pb.ACCESS_READ,
+    Access.READ_WRITE: pb.ACCESS_READ_WRITE,
+    Access.LIST: pb.ACCESS_LIST,
+}
+ACCESS_FROM_PROTO: dict[int, Access] = {int(v): k for k, v in ACCESS_TO_PROTO.items()}
+
+STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
+    GrantState.PENDING: pb.GRANT_STATE_PENDING,
+    GrantState.ACTIVE: pb.GRANT_STATE_ACTIVE,
+    GrantState.FAILED: pb.GRANT_STATE_FAILED,
+    GrantState.REVOKING: pb.GRANT_STATE_REVOKING,
+    GrantState.REVOKED: pb.GRANT_STATE_REVOKED,
+    GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
+}
+STATE_FROM_PROTO: dict[int, GrantState] = {int(v): k for k, v in STATE_TO_PROTO.items()}
+
+# No ttl may reach beyond this; it also keeps datetime arithmetic far from overflow.
+MAX_TTL = timedelta(days=3650)
+
+
+def access_from_proto(value: int) -> Access | None:
+    """None for ACCESS_UNSPECIFIED or an unknown number; validation reports it."""
+    return ACCESS_FROM_PROTO.get(value)
+
+
+def state_from_proto(value: int) -> GrantState | None:
+    if value == pb.GRANT_STATE_UNSPECIFIED:
+        return None
+    state = STATE_FROM_PROTO.get(value)
+    if state is None:
+        raise InvalidRequest([FieldViolation("state", f"unknown grant state {value}")])
+    return state
+
+
+def ttl_from_proto(request: pb.GrantAccessRequest) -> timedelta | None:
+    if not request.HasField("ttl"):
+        return None
+    ttl = request.ttl
+    if not (0 <= ttl.seconds <= MAX_TTL.total_seconds() and 0 <= ttl.nanos < 1_000_000_000):
+        raise InvalidRequest([FieldViolation("ttl", f"must be positive and at most {MAX_TTL}")])
+    return ttl.ToTimedelta()
+
+
+def timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def grant_to_proto(grant: Grant) -> pb.Grant:
+    message = pb.Grant(
+        grant_id=grant.grant_id,
+        instance_id=grant.instance_id,
+        bucket=grant.scope.bucket,
+        prefix=grant.scope.prefix,
+        access=ACCESS_TO_PROTO[grant.scope.access],
+        state=STATE_TO_PROTO[grant.state],
+        role_name=grant.resources.role_name,
+        role_arn=grant.resources.role_arn,
+        instance_profile_name=grant.resources.profile_name,
+        instance_profile_arn=grant.resources.profile_arn,
+        association_id=grant.resources.association_id,
+        created_at=timestamp(grant.created_at),
+        updated_at=timestamp(grant.updated_at),
+        requested_by=grant.requested_by,
+        reason=grant.reason,
+        failure_reason=grant.failure_reason,
+    )
+    if grant.expires_at is not None:
+        message.expires_at.CopyFrom(timestamp(grant.expires_at))
+    return message
+
+
+def event_to_proto(event: AuditEvent) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        event_id=event.event_id,
+        time=timestamp(event.time),
+        actor=event.actor,
+        action=event.action,
+        grant_id=event.grant_id,
+        instance_id=event.instance_id,
+        outcome=event.outcome.value,
+        detail=json.dumps(event.detail, sort_keys=True),
+    )
+
+
+def encode_page_token(kind: str, cursor: int | None) -> str:
+    if cursor is None:
+        return ""
+    return base64.urlsafe_b64encode(f"{kind}:{cursor}".encode()).decode()
+
+
+def decode_page_token(kind: str, token: str) -> int | None:
+    """The cursor in a token from encode_page_token; an empty token is the first page."""
+    if not token:
+        return None
+    try:
+        found_kind, _, cursor = (
+            base64.urlsafe_b64decode(token.encode("ascii")).decode().partition(":")
+        )
+        if found_kind == kind and cursor.isdigit():
+            return int(cursor)
+    except (ValueError, binascii.Error, UnicodeError):
+        pass
+    raise InvalidRequest([FieldViolation("page_token", "is not a token this listing returned")])

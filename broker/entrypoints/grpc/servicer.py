@@ -1,0 +1,109 @@
+"""The AccessBroker service: protobuf in, use case, protobuf out. Errors are the interceptor's."""
+
+import grpc
+
+from accessbroker.v1 import broker_pb2 as pb
+from accessbroker.v1 import broker_pb2_grpc
+from broker.entrypoints.grpc.mapping import (
+    access_from_proto,
+    decode_page_token,
+    encode_page_token,
+    event_to_proto,
+    grant_to_proto,
+    state_from_proto,
+    ttl_from_proto,
+)
+from broker.service.dependencies import Dependencies
+from broker.service.granting import GrantCommand, grant_access
+from broker.service.ports import AuditFilter, GrantFilter
+from broker.service.queries import describe_instance, get_grant, list_audit_events, list_grants
+from broker.service.revoking import RevokeCommand, revoke_access
+
+GRANTS_TOKEN = "grants"
+AUDIT_TOKEN = "audit"
+
+
+def caller_identity(context: grpc.ServicerContext) -> str:
+    """Who is calling. Every caller is anonymous until authentication is configured."""
+    return "anonymous"
+
+
+class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    def GrantAccess(
+        self, request: pb.GrantAccessRequest, context: grpc.ServicerContext
+    ) -> pb.GrantAccessResponse:
+        command = GrantCommand(
+            instance_id=request.instance_id,
+            bucket=request.bucket,
+            access=access_from_proto(request.access),
+            prefix=request.prefix,
+            ttl=ttl_from_proto(request),
+            reason=request.reason,
+            idempotency_key=request.idempotency_key,
+            dry_run=request.dry_run,
+            actor=caller_identity(context),
+        )
+        result = grant_access(self._deps, command)
+        return pb.GrantAccessResponse(
+            grant=grant_to_proto(result.grant),
+            policy_document=result.policy_document,
+            planned_changes=list(result.planned_changes),
+        )
+
+    def RevokeAccess(
+        self, request: pb.RevokeAccessRequest, context: grpc.ServicerContext
+    ) -> pb.RevokeAccessResponse:
+        command = RevokeCommand(
+            grant_id=request.grant_id,
+            reason=request.reason,
+            idempotency_key=request.idempotency_key,
+            actor=caller_identity(context),
+        )
+        return pb.RevokeAccessResponse(grant=grant_to_proto(revoke_access(self._deps, command)))
+
+    def GetGrant(self, request: pb.GetGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
+        return grant_to_proto(get_grant(self._deps, request.grant_id))
+
+    def ListGrants(
+        self, request: pb.ListGrantsRequest, context: grpc.ServicerContext
+    ) -> pb.ListGrantsResponse:
+        where = GrantFilter(
+            instance_id=request.instance_id,
+            bucket=request.bucket,
+            state=state_from_proto(request.state),
+        )
+        after = decode_page_token(GRANTS_TOKEN, request.page_token)
+        page = list_grants(self._deps, where, request.page_size, after)
+        return pb.ListGrantsResponse(
+            grants=[grant_to_proto(g) for g in page.items],
+            next_page_token=encode_page_token(GRANTS_TOKEN, page.next_cursor),
+        )
+
+    def DescribeInstanceAccess(
+        self, request: pb.DescribeInstanceAccessRequest, context: grpc.ServicerContext
+    ) -> pb.InstanceAccess:
+        access = describe_instance(self._deps, request.instance_id)
+        return pb.InstanceAccess(
+            instance_id=access.instance_id,
+            role_name=access.resources.role_name,
+            role_arn=access.resources.role_arn,
+            instance_profile_name=access.resources.profile_name,
+            instance_profile_arn=access.resources.profile_arn,
+            association_id=access.resources.association_id,
+            policy_document=access.policy_document,
+            grants=[grant_to_proto(g) for g in access.grants],
+        )
+
+    def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuditEventsResponse:
+        where = AuditFilter(instance_id=request.instance_id, grant_id=request.grant_id)
+        after = decode_page_token(AUDIT_TOKEN, request.page_token)
+        page = list_audit_events(self._deps, where, request.page_size, after)
+        return pb.ListAuditEventsResponse(
+            events=[event_to_proto(e) for e in page.items],
+            next_page_token=encode_page_token(AUDIT_TOKEN, page.next_cursor),
+        )

@@ -1,0 +1,35 @@
+"""Configuration from BROKER_* environment variables, each also a flag of `access-broker serve`."""
+
+import re
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from broker.domain.naming import DEFAULT_ROLE_PATH
+
+# IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
+_IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
+
+
+class Settings(BaseSettings):
+    """AWS credentials and region come from the standard AWS variables, as boto3 reads them."""
+
+    model_config = SettingsConfigDict(env_prefix="BROKER_", extra="ignore")
+
+    listen: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///broker.db"
+    # Unset: real AWS. Set: an AWS-compatible endpoint such as an emulator.
+    aws_endpoint_url: str | None = None
+    role_path: str = DEFAULT_ROLE_PATH
+    # How long to wait for IAM changes to reach EC2 (seconds); Terraform waits 2 minutes too.
+    propagation_timeout: float = Field(default=120.0, gt=0)
+    # How long calls in flight may take to finish after SIGTERM (seconds).
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator("role_path")
+    @classmethod
+    def _iam_path(cls, value: str) -> str:
+        if not _IAM_PATH.fullmatch(value):
+            raise ValueError("must be '/' or '/name/' of printable ASCII, at most 512 characters")
+        return value

@@ -1,0 +1,103 @@
+"""The broker as a real server process (`access-broker serve`), for end-to-end tests."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from accessbroker.v1 import broker_pb2_grpc
+from broker.sandbox import Emulator
+
+_SERVING_LINE = re.compile(r"accessbroker serving on (\S+)")
+START_TIMEOUT = 60.0
+
+
+class BrokerProcess:
+    """Starts `access-broker serve` on a free port against the emulator, with its own database."""
+
+    def __init__(self, emulator: Emulator, database_url: str, **env: str) -> None:
+        self.emulator, self.database_url, self.extra_env = emulator, database_url, env
+        self.process: subprocess.Popen[str] | None = None
+        self.address = ""
+        self.output: deque[str] = deque(maxlen=200)
+        self._channel: grpc.Channel | None = None
+
+    def start(self) -> None:
+        admin = self.emulator.admin_credentials
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": admin.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
+            "AWS_DEFAULT_REGION": self.emulator.region,
+            "BROKER_AWS_ENDPOINT_URL": self.emulator.endpoint_url,
+            "BROKER_DATABASE_URL": self.database_url,
+            "BROKER_LISTEN": "127.0.0.1:0",
+            "BROKER_PROPAGATION_TIMEOUT": "10",
+            **self.extra_env,
+        }
+        executable = Path(sys.executable).with_name("access-broker")
+        self.process = subprocess.Popen(
+            [str(executable), "serve"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.address = self._wait_for_address()
+        self._channel = grpc.insecure_channel(self.address)
+        self._wait_until_serving()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signals the server and returns its exit code."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self.process is None:
+            return 0
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    @property
+    def channel(self) -> grpc.Channel:
+        assert self._channel is not None, "start() the broker first"
+        return self._channel
+
+    @property
+    def stub(self) -> broker_pb2_grpc.AccessBrokerStub:
+        return broker_pb2_grpc.AccessBrokerStub(self.channel)
+
+    def _wait_for_address(self) -> str:
+        """Reads the server's output (kept for failure messages) until it names its address."""
+        assert self.process is not None and self.process.stdout is not None
+        stdout, address, settled = self.process.stdout, [], threading.Event()
+
+        def read() -> None:
+            for line in stdout:
+                self.output.append(line)
+                match = _SERVING_LINE.search(line)
+                if match and not settled.is_set():
+                    address.append(match.group(1))
+                    settled.set()
+            settled.set()  # the process ended without serving
+
+        threading.Thread(target=read, name="broker-output", daemon=True).start()
+        if not settled.wait(START_TIMEOUT) or not address:
+            raise RuntimeError("the broker did not start:\n" + "".join(self.output))
+        return address[0]
+
+    def _wait_until_serving(self) -> None:
+        health = health_pb2_grpc.HealthStub(self.channel)
+        response = health.Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=10, wait_for_ready=True
+        )
+        if response.status != health_pb2.HealthCheckResponse.SERVING:
+            raise RuntimeError(f"the broker is not serving: {response}")

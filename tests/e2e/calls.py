@@ -1,0 +1,80 @@
+"""Small helpers for calling the broker and reading what AWS then holds."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from accessbroker.v1 import broker_pb2 as pb
+from accessbroker.v1 import broker_pb2_grpc
+from broker.sandbox import Emulator
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: grpc.StatusCode
+    message: str
+    violations: dict[str, str]
+
+
+def refusal(call: Callable[[], object]) -> Refusal:
+    """The error status of a call that must fail, with its BadRequest field violations."""
+    try:
+        call()
+    except grpc.RpcError as error:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        violations: dict[str, str] = {}
+        for detail in status.details if status else ():
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                violations |= {v.field: v.description for v in bad_request.field_violations}
+        return Refusal(error.code(), error.details() or "", violations)
+    raise AssertionError("the call succeeded but was expected to fail")
+
+
+def grant(
+    stub: broker_pb2_grpc.AccessBrokerStub,
+    instance_id: str,
+    bucket: str,
+    access: "pb.Access.ValueType" = pb.ACCESS_UPLOAD,
+    prefix: str = "",
+    **fields: Any,
+) -> pb.GrantAccessResponse:
+    request = pb.GrantAccessRequest(
+        instance_id=instance_id, bucket=bucket, access=access, prefix=prefix, **fields
+    )
+    response: pb.GrantAccessResponse = stub.GrantAccess(request, timeout=60)
+    return response
+
+
+def role_name(instance_id: str) -> str:
+    return f"accessbroker-{instance_id}"
+
+
+def aws_role_exists(emulator: Emulator, instance_id: str) -> bool:
+    roles = emulator.client("iam").list_roles(PathPrefix="/accessbroker/")["Roles"]
+    return any(r["RoleName"] == role_name(instance_id) for r in roles)
+
+
+def aws_profile_names(emulator: Emulator, instance_id: str) -> list[str]:
+    profiles = emulator.client("iam").list_instance_profiles()["InstanceProfiles"]
+    return [p["InstanceProfileName"] for p in profiles if instance_id in p["InstanceProfileName"]]
+
+
+def aws_associations(emulator: Emulator, instance_id: str) -> list[dict[str, Any]]:
+    found = emulator.client("ec2").describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
+    return [dict(a) for a in found if a["State"] in ("associating", "associated")]
+
+
+def aws_policy(emulator: Emulator, instance_id: str) -> dict[str, Any]:
+    response = emulator.client("iam").get_role_policy(
+        RoleName=role_name(instance_id), PolicyName="accessbroker-grants"
+    )
+    document: Any = response["PolicyDocument"]  # boto3 decodes the URL-encoded JSON
+    return dict(document) if isinstance(document, dict) else dict(json.loads(document))
