@@ -1,12 +1,11 @@
 """Requests the broker must refuse: each with its status, and nothing changed."""
 
-import json
-
 import grpc
 import pytest
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from tests.e2e.calls import (
     aws_associations,
@@ -14,19 +13,6 @@ from tests.e2e.calls import (
     aws_role_exists,
     grant,
     refusal,
-)
-
-TRUST_EC2 = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ec2.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
 )
 
 
@@ -104,7 +90,7 @@ def test_foreign_profile_is_failed_precondition_and_nothing_changes(
 ) -> None:
     iam, ec2 = emulator.client("iam"), emulator.client("ec2")
     name = f"hand-made-{instance_id}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_EC2)
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
     ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name})

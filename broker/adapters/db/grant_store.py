@@ -5,10 +5,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
-from broker.adapters.db.tables import GrantRow, utc
+from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, utc
 from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound
-from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.domain.grants import Grant, GrantScope
 from broker.service.ports import GrantFilter, Page
 
 _LIVE_STATES = [state.value for state in GrantState if state.is_desired or state.is_settling]
@@ -104,11 +104,7 @@ def _columns_of(grant: Grant) -> dict[str, Any]:
         "requested_by": grant.requested_by,
         "reason": grant.reason,
         "failure_reason": grant.failure_reason,
-        "role_name": grant.resources.role_name,
-        "role_arn": grant.resources.role_arn,
-        "profile_name": grant.resources.profile_name,
-        "profile_arn": grant.resources.profile_arn,
-        "association_id": grant.resources.association_id,
+        **resource_columns(grant.resources),
     }
 
 
@@ -124,11 +120,5 @@ def _grant_of(row: GrantRow) -> Grant:
         requested_by=row.requested_by,
         reason=row.reason,
         failure_reason=row.failure_reason,
-        resources=InstanceResources(
-            role_name=row.role_name,
-            role_arn=row.role_arn,
-            profile_name=row.profile_name,
-            profile_arn=row.profile_arn,
-            association_id=row.association_id,
-        ),
+        resources=resources_of(row),
     )

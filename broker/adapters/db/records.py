@@ -6,9 +6,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
-from broker.adapters.db.tables import AuditEventRow, IdempotencyKeyRow, InstanceRow, utc
+from broker.adapters.db.tables import (
+    AuditEventRow,
+    IdempotencyKeyRow,
+    InstanceRow,
+    resource_columns,
+    resources_of,
+    utc,
+)
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
-from broker.domain.grants import InstanceResources
 from broker.service.ports import AuditFilter, IdempotencyRecord, InstanceRecord, Page
 
 
@@ -119,11 +125,7 @@ def _event_of(row: AuditEventRow) -> AuditEvent:
 
 def _columns_of(record: InstanceRecord) -> dict[str, Any]:
     return {
-        "role_name": record.resources.role_name,
-        "role_arn": record.resources.role_arn,
-        "profile_name": record.resources.profile_name,
-        "profile_arn": record.resources.profile_arn,
-        "association_id": record.resources.association_id,
+        **resource_columns(record.resources),
         "policy_document": record.policy_document,
         "updated_at": utc(record.updated_at),
     }
@@ -132,13 +134,7 @@ def _columns_of(record: InstanceRecord) -> dict[str, Any]:
 def _instance_record_of(row: InstanceRow) -> InstanceRecord:
     return InstanceRecord(
         instance_id=row.instance_id,
-        resources=InstanceResources(
-            role_name=row.role_name,
-            role_arn=row.role_arn,
-            profile_name=row.profile_name,
-            profile_arn=row.profile_arn,
-            association_id=row.association_id,
-        ),
+        resources=resources_of(row),
         policy_document=row.policy_document,
         updated_at=row.updated_at,
     )

@@ -6,10 +6,14 @@ aware in UTC, also from SQLite, which keeps no offset. Repositories put UTC into
 Enums are stored as their string values so adding a state needs no database enum migration.
 """
 
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import String, Text
 from sqlmodel import Field, SQLModel
+
+from broker.domain.grants import InstanceResources
 
 # Longest values the domain and AWS allow; see broker.domain.validation and IAM's limits.
 INSTANCE_ID_LENGTH = 32
@@ -33,6 +37,21 @@ def utc(value: datetime) -> datetime:
     if value.utcoffset() is None:
         raise ValueError(f"naive datetime {value.isoformat()}: the broker stores aware UTC times")
     return value.astimezone(UTC)
+
+
+def resource_columns(resources: InstanceResources) -> dict[str, Any]:
+    """The columns GrantRow and InstanceRow both use to hold an instance's AWS resources."""
+    return asdict(resources)
+
+
+def resources_of(row: "GrantRow | InstanceRow") -> InstanceResources:
+    return InstanceResources(
+        role_name=row.role_name,
+        role_arn=row.role_arn,
+        profile_name=row.profile_name,
+        profile_arn=row.profile_arn,
+        association_id=row.association_id,
+    )
 
 
 class GrantRow(SQLModel, table=True):

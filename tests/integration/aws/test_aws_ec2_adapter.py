@@ -7,12 +7,13 @@ import pytest
 from botocore.stub import Stubber
 from mypy_boto3_ec2.client import EC2Client
 
-from broker.adapters.aws import BotoEc2, BotoIam, make_aws_clients
+from broker.adapters.aws import BotoEc2, BotoIam
 from broker.domain.convergence import AssociationInfo, ProfileInfo
 from broker.domain.errors import AwsRejected, AwsUnavailable, InstanceNotFound
 from broker.domain.naming import DEFAULT_ROLE_PATH, MANAGED_BY_TAG
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
+from tests.integration.aws.clients import admin_clients
 
 MANAGED_TAGS = {MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -21,12 +22,7 @@ PROFILE_ARN = f"arn:aws:iam::123456789012:instance-profile/accessbroker/{PROFILE
 
 
 def make_ec2(emulator: Emulator, propagation_timeout: float) -> BotoEc2:
-    clients = make_aws_clients(
-        endpoint_url=emulator.endpoint_url,
-        region=emulator.region,
-        credentials=emulator.admin_credentials,
-    )
-    return BotoEc2(clients.ec2, propagation_timeout=propagation_timeout)
+    return BotoEc2(admin_clients(emulator).ec2, propagation_timeout=propagation_timeout)
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +32,7 @@ def ec2(emulator: Emulator) -> BotoEc2:
 
 @pytest.fixture(scope="module")
 def iam(emulator: Emulator) -> BotoIam:
-    clients = make_aws_clients(
-        endpoint_url=emulator.endpoint_url,
-        region=emulator.region,
-        credentials=emulator.admin_credentials,
-    )
-    return BotoIam(clients.iam, propagation_timeout=5.0)
+    return BotoIam(admin_clients(emulator).iam, propagation_timeout=5.0)
 
 
 def new_profile(iam: BotoIam) -> ProfileInfo:
@@ -130,11 +121,7 @@ def test_associating_a_profile_that_never_appears_is_unavailable(
 @pytest.fixture(scope="module")
 def client_to_stub(emulator: Emulator) -> EC2Client:
     # Built once: loading EC2's service model takes a second or two per client.
-    return make_aws_clients(
-        endpoint_url=emulator.endpoint_url,
-        region=emulator.region,
-        credentials=emulator.admin_credentials,
-    ).ec2
+    return admin_clients(emulator).ec2
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ import uuid
 import pytest
 from mypy_boto3_iam.type_defs import TagTypeDef
 
-from broker.adapters.aws import BotoIam, make_aws_clients
+from broker.adapters.aws import BotoIam
 from broker.domain.errors import AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
+from tests.integration.aws.clients import admin_clients
 
 MANAGED_TAGS = ManagedNames("i-0123456789abcdef0", DEFAULT_ROLE_PATH).tags
 POLICY = {
@@ -21,12 +22,7 @@ POLICY = {
 
 
 def make_iam(emulator: Emulator, propagation_timeout: float) -> BotoIam:
-    clients = make_aws_clients(
-        endpoint_url=emulator.endpoint_url,
-        region=emulator.region,
-        credentials=emulator.admin_credentials,
-    )
-    return BotoIam(clients.iam, propagation_timeout=propagation_timeout)
+    return BotoIam(admin_clients(emulator).iam, propagation_timeout=propagation_timeout)
 
 
 @pytest.fixture(scope="module")
