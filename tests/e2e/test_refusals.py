@@ -12,8 +12,8 @@ from tests.e2e.calls import (
     aws_policy,
     aws_role_exists,
     grant,
-    refusal,
 )
+from tests.rpc import refusal
 
 
 def _grants_of(stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str) -> list[pb.Grant]:

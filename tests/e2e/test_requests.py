@@ -7,7 +7,8 @@ import grpc
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
-from tests.e2e.calls import aws_associations, aws_role_exists, grant, refusal
+from tests.e2e.calls import aws_associations, aws_role_exists, grant
+from tests.rpc import refusal
 
 
 def _audit(stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str) -> list[pb.AuditEvent]:

@@ -1,7 +1,6 @@
 """A freshly migrated database per test: SQLite always, PostgreSQL when a server is given."""
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -9,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine
 
 from broker.adapters.db.engine import create_engine_for
 from broker.adapters.db.migrate import upgrade_to_head
@@ -17,8 +16,8 @@ from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.access import Access, GrantState
 from broker.domain.grants import Grant, GrantScope
 from broker.service.ports import UnitOfWorkFactory
+from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 
-POSTGRES_URL_VARIABLE = "BROKER_TEST_DATABASE_URL"
 # Not UTC, so tests show the store hands back UTC whatever offset it was given.
 _CREATED = datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
 
@@ -34,22 +33,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server_url = os.environ.get(POSTGRES_URL_VARIABLE)
     if not server_url:
         pytest.skip(f"set {POSTGRES_URL_VARIABLE} to run the PostgreSQL store tests")
-    yield from _postgres_schema(server_url)
-
-
-def _postgres_schema(server_url: str) -> Iterator[str]:
-    """A URL whose connections see only a new schema (tables and alembic_version alike)."""
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(server_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from postgres_schema(server_url)
 
 
 @pytest.fixture

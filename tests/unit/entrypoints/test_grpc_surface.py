@@ -1,0 +1,110 @@
+"""The gRPC surface over fake ports: status codes, error details, health, and no leaked details."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from accessbroker.v1 import broker_pb2 as pb
+from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.errors import AwsUnavailable
+from broker.entrypoints.grpc.errors import INTERNAL_MESSAGE
+from broker.entrypoints.grpc.server import RunningServer, start_server
+from broker.service.dependencies import Dependencies
+from broker.service.ports import UnitOfWork
+from tests.rpc import refusal
+from tests.unit.service.fakes import INSTANCE, World, world
+
+
+@contextmanager
+def _serve(deps: Dependencies, database_up: bool = True) -> Iterator[grpc.Channel]:
+    running: RunningServer = start_server(deps, "127.0.0.1:0", lambda: database_up, workers=2)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield channel
+    finally:
+        running.stop(grace=0)
+
+
+@pytest.fixture
+def w() -> World:
+    return world(INSTANCE)
+
+
+@pytest.fixture
+def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
+    with _serve(w.deps) as channel:
+        yield broker_pb2_grpc.AccessBrokerStub(channel)
+
+
+def _upload() -> pb.GrantAccessRequest:
+    return pb.GrantAccessRequest(instance_id=INSTANCE, bucket="photos", access=pb.ACCESS_UPLOAD)
+
+
+def test_aws_unavailable_is_unavailable_and_records_nothing(
+    w: World, stub: broker_pb2_grpc.AccessBrokerStub
+) -> None:
+    w.aws.fail("instance_exists", AwsUnavailable("AWS DescribeInstances failed: Throttling"))
+
+    refused = refusal(lambda: stub.GrantAccess(_upload()))
+
+    assert refused.code == grpc.StatusCode.UNAVAILABLE
+    assert "Throttling" in refused.message
+    assert w.db.grants() == []
+    assert w.aws.calls == []
+
+
+def test_unexpected_error_is_internal_with_a_generic_message(w: World) -> None:
+    def broken_database() -> UnitOfWork:
+        raise RuntimeError("connection to db.internal:5432 failed for user broker")
+
+    with _serve(replace(w.deps, uow=broken_database)) as channel:
+        stub = broker_pb2_grpc.AccessBrokerStub(channel)
+        refused = refusal(lambda: stub.GrantAccess(_upload()))
+
+    assert refused.code == grpc.StatusCode.INTERNAL
+    assert refused.message == INTERNAL_MESSAGE
+
+
+def test_invalid_argument_carries_field_violations(stub: broker_pb2_grpc.AccessBrokerStub) -> None:
+    request = pb.GrantAccessRequest(instance_id="i-1", bucket="ok-bucket", access=pb.ACCESS_READ)
+
+    refused = refusal(lambda: stub.GrantAccess(request))
+
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(refused.violations) == {"instance_id"}
+    assert "i-0123456789abcdef0" in refused.violations["instance_id"]
+
+
+def test_out_of_range_enum_values_are_invalid_arguments(
+    stub: broker_pb2_grpc.AccessBrokerStub,
+) -> None:
+    grant = pb.GrantAccessRequest(instance_id=INSTANCE, bucket="photos", access=99)  # type: ignore[arg-type]
+    listing = pb.ListGrantsRequest(state=42)  # type: ignore[arg-type]
+
+    assert refusal(lambda: stub.GrantAccess(grant)).violations.keys() == {"access"}
+    assert refusal(lambda: stub.ListGrants(listing)).violations.keys() == {"state"}
+
+
+def test_a_ttl_beyond_ten_years_is_refused(stub: broker_pb2_grpc.AccessBrokerStub) -> None:
+    request = _upload()
+    request.ttl.seconds = 11 * 365 * 24 * 3600
+
+    assert refusal(lambda: stub.GrantAccess(request)).violations.keys() == {"ttl"}
+
+
+@pytest.mark.parametrize(
+    ("database_up", "expected"),
+    [
+        (True, health_pb2.HealthCheckResponse.SERVING),
+        (False, health_pb2.HealthCheckResponse.NOT_SERVING),
+    ],
+)
+def test_health_follows_the_database(w: World, database_up: bool, expected: int) -> None:
+    with _serve(w.deps, database_up) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+
+    assert status.status == expected
