@@ -74,7 +74,14 @@ class GrantStore(Protocol):
 
 
 class AuditLog(Protocol):
-    def append(self, event: NewAuditEvent) -> None: ...
+    def append(self, event: NewAuditEvent) -> None:
+        """Appends in commit order: an event id is never visible before a smaller one."""
+        ...
+
+    def last_event_id(self) -> int:
+        """The id of the newest event, 0 when there is none."""
+        ...
+
     def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]: ...
 
 

@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
@@ -17,12 +18,16 @@ from broker.adapters.db.tables import (
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
 from broker.service.ports import AuditFilter, IdempotencyRecord, InstanceRecord, Page
 
+# An arbitrary constant naming the audit log's lock among the database's advisory locks.
+AUDIT_LOCK_KEY = 0x61756469740001
+
 
 class SqlAuditLog:
     def __init__(self, session: Session) -> None:
         self._session = session
 
     def append(self, event: NewAuditEvent) -> None:
+        self._serialize_appends()
         self._session.add(
             AuditEventRow(
                 time=utc(event.time),
@@ -35,6 +40,24 @@ class SqlAuditLog:
                 detail=json.dumps(event.detail, sort_keys=True),
             )
         )
+        # Writing now takes the id, and on SQLite the write lock, within this transaction.
+        self._session.flush()
+
+    def last_event_id(self) -> int:
+        newest = self._session.exec(select(func.max(AuditEventRow.event_id))).one()
+        return int(newest or 0)
+
+    def _serialize_appends(self) -> None:
+        """Holds the audit log's append lock until this transaction ends.
+
+        Event ids then follow commit order, so a reader resuming after event N can never miss
+        an event N-1 that was still uncommitted when it read N. On SQLite the write lock that
+        BEGIN IMMEDIATE takes does this; PostgreSQL needs a transaction-scoped advisory lock.
+        """
+        if self._session.get_bind().dialect.name == "postgresql":
+            self._session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY}
+            )
 
     def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]:
         query = select(AuditEventRow).order_by(col(AuditEventRow.event_id))

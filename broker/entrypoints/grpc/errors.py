@@ -1,8 +1,8 @@
 """One place that turns exceptions into gRPC statuses; nothing else in the server catches them."""
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -71,13 +71,20 @@ class ErrorInterceptor(_ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> "grpc.RpcMethodHandler[Any, Any] | None":
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        return grpc.unary_unary_rpc_method_handler(
-            _guarded(handler.unary_unary, handler_call_details.method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        method = handler_call_details.method
+        if handler is not None and handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _guarded(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler is not None and handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _guarded_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
 
 
 def _guarded(
@@ -86,11 +93,28 @@ def _guarded(
     def guarded(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return behavior(request, context)
-        except BrokerError as error:
-            log.info("%s refused: %s", method, error)
-            context.abort_with_status(status_for(error))
-        except Exception:
-            log.exception("%s failed unexpectedly", method)
-            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        except Exception as error:
+            _abort(context, method, error)
 
     return guarded
+
+
+def _guarded_stream(
+    behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]], method: str
+) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+    def guarded(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from behavior(request, context)
+        except Exception as error:
+            _abort(context, method, error)
+
+    return guarded
+
+
+def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> NoReturn:
+    """Ends the call with the error's status; unexpected errors are logged, never shown."""
+    if isinstance(error, BrokerError):
+        log.info("%s refused: %s", method, error)
+        context.abort_with_status(status_for(error))
+    log.error("%s failed unexpectedly", method, exc_info=error)
+    context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

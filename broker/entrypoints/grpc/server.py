@@ -28,9 +28,11 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: "HealthMonitor"
+    stopping: threading.Event
 
     def stop(self, grace: float) -> None:
         """Stops taking calls, lets calls in flight finish within `grace` seconds."""
+        self.stopping.set()
         self.health.stop()
         self.server.stop(grace).wait()
 
@@ -79,7 +81,8 @@ def start_server(
             ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
         ],
     )
-    broker_pb2_grpc.add_AccessBrokerServicer_to_server(AccessBrokerServicer(deps), server)
+    stopping = threading.Event()
+    broker_pb2_grpc.add_AccessBrokerServicer_to_server(AccessBrokerServicer(deps, stopping), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -92,4 +95,4 @@ def start_server(
     server.start()
     monitor.start()
     log.info("accessbroker listening on port %d", port)
-    return RunningServer(server, port, monitor)
+    return RunningServer(server, port, monitor, stopping)

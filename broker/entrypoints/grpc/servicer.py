@@ -1,5 +1,8 @@
 """The AccessBroker service: protobuf in, use case, protobuf out. Errors are the interceptor's."""
 
+import threading
+from collections.abc import Iterator
+
 import grpc
 
 from accessbroker.v1 import broker_pb2 as pb
@@ -13,6 +16,7 @@ from broker.entrypoints.grpc.mapping import (
     state_from_proto,
     ttl_from_proto,
 )
+from broker.service.audit_feed import follow_audit_events
 from broker.service.dependencies import Dependencies
 from broker.service.granting import GrantCommand, grant_access
 from broker.service.ports import AuditFilter, GrantFilter
@@ -21,6 +25,8 @@ from broker.service.revoking import RevokeCommand, revoke_access
 
 GRANTS_TOKEN = "grants"
 AUDIT_TOKEN = "audit"
+# How often a caught-up audit feed looks for new events.
+FEED_POLL_SECONDS = 0.25
 
 
 def caller_identity(context: grpc.ServicerContext) -> str:
@@ -29,8 +35,10 @@ def caller_identity(context: grpc.ServicerContext) -> str:
 
 
 class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
-    def __init__(self, deps: Dependencies) -> None:
+    def __init__(self, deps: Dependencies, stopping: threading.Event) -> None:
         self._deps = deps
+        # Set when the server shuts down: endless streams end so the shutdown can finish.
+        self._stopping = stopping
 
     def GrantAccess(
         self, request: pb.GrantAccessRequest, context: grpc.ServicerContext
@@ -107,3 +115,14 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             events=[event_to_proto(e) for e in page.items],
             next_page_token=encode_page_token(AUDIT_TOKEN, page.next_cursor),
         )
+
+    def WatchAuditEvents(
+        self, request: pb.WatchAuditEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.AuditEvent]:
+        def idle() -> bool:
+            self._stopping.wait(FEED_POLL_SECONDS)
+            return context.is_active() and not self._stopping.is_set()
+
+        after = request.after_event_id if request.HasField("after_event_id") else None
+        for event in follow_audit_events(self._deps, request.instance_id, after, idle):
+            yield event_to_proto(event)

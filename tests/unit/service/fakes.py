@@ -152,6 +152,9 @@ class FakeAuditLog(_Store):
         ]
         return _page(rows, after, limit)
 
+    def last_event_id(self) -> int:
+        return len(self._t.audit)
+
 
 class FakeIdempotencyKeys(_Store):
     def get(self, operation: str, key: str) -> IdempotencyRecord | None:

@@ -1,0 +1,38 @@
+"""follow_audit_events: the audit trail as an endless feed, for notifiers and SIEM forwarders."""
+
+from collections.abc import Callable, Iterator
+
+from broker.domain.audit import AuditEvent
+from broker.domain.validation import instance_id_problems, require
+from broker.service.dependencies import Dependencies
+from broker.service.ports import AuditFilter
+
+BATCH = 500
+
+
+def follow_audit_events(
+    deps: Dependencies, instance_id: str, after: int | None, idle: Callable[[], bool]
+) -> Iterator[AuditEvent]:
+    """The events after event id `after` (None: only events yet to come), then each new one.
+
+    Ids follow commit order (see AuditLog.append), so resuming after the last id seen misses
+    nothing and repeats nothing. `idle` waits a while when the feed has caught up and says
+    whether to go on.
+    """
+    require(
+        {
+            "instance_id": instance_id_problems(instance_id) if instance_id else [],
+            "after_event_id": [] if after is None or after >= 0 else ["must not be negative"],
+        }
+    )
+    where = AuditFilter(instance_id=instance_id)
+    with deps.uow() as uow:
+        cursor = uow.audit.last_event_id() if after is None else after
+    while True:
+        with deps.uow() as uow:
+            page = uow.audit.list(where, cursor, BATCH)
+        for event in page.items:
+            yield event
+            cursor = event.event_id
+        if page.next_cursor is None and not idle():
+            return

@@ -1,0 +1,76 @@
+"""follow_audit_events over the fake database: replay, then new events, in order, once each."""
+
+from collections.abc import Callable
+
+import pytest
+
+from broker.domain.audit import AuditEvent
+from broker.domain.errors import InvalidRequest
+from broker.service.audit_feed import follow_audit_events
+from broker.service.granting import grant_access
+from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, World, grant_command, world
+
+
+@pytest.fixture
+def w() -> World:
+    return world(INSTANCE, OTHER_INSTANCE)
+
+
+def _idle_running(actions: list[Callable[[], None]]) -> Callable[[], bool]:
+    """An idle() that performs one action each time the feed catches up, then stops it."""
+    pending = list(actions)
+
+    def idle() -> bool:
+        if not pending:
+            return False
+        pending.pop(0)()
+        return True
+
+    return idle
+
+
+def _ids(events: list[AuditEvent]) -> list[int]:
+    return [e.event_id for e in events]
+
+
+def test_replays_after_the_cursor_then_follows_new_events(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    written = w.db.snapshot().audit
+    cursor = written[2].event_id
+
+    idle = _idle_running([lambda: grant_access(w.deps, grant_command("logs"))])
+    seen = list(follow_audit_events(w.deps, "", cursor, idle))
+
+    everything = w.db.snapshot().audit
+    assert _ids(seen) == _ids(everything)[3:]
+    assert len(everything) > len(written)
+
+
+def test_without_a_cursor_only_new_events_arrive(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    before = len(w.db.snapshot().audit)
+
+    idle = _idle_running([lambda: grant_access(w.deps, grant_command("logs"))])
+    seen = list(follow_audit_events(w.deps, "", None, idle))
+
+    assert _ids(seen) == _ids(w.db.snapshot().audit)[before:]
+    assert seen, "the second grant's events should have arrived"
+
+
+def test_an_instance_filter_keeps_other_instances_out(w: World) -> None:
+    idle = _idle_running(
+        [
+            lambda: grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE)),
+            lambda: grant_access(w.deps, grant_command("photos")),
+        ]
+    )
+    seen = list(follow_audit_events(w.deps, INSTANCE, 0, idle))
+
+    assert seen
+    assert {e.instance_id for e in seen} == {INSTANCE}
+
+
+@pytest.mark.parametrize(("instance_id", "after"), [("i-bad", 0), ("", -1)])
+def test_bad_arguments_are_refused(w: World, instance_id: str, after: int) -> None:
+    with pytest.raises(InvalidRequest):
+        list(follow_audit_events(w.deps, instance_id, after, lambda: False))
