@@ -16,7 +16,7 @@ def w() -> World:
     return world(INSTANCE, OTHER_INSTANCE)
 
 
-def _idle_running(actions: list[Callable[[], None]]) -> Callable[[], bool]:
+def _idle_running(actions: list[Callable[[], object]]) -> Callable[[], bool]:
     """An idle() that performs one action each time the feed catches up, then stops it."""
     pending = list(actions)
 
