@@ -76,3 +76,7 @@ class AwsUnavailable(BrokerError):
 
 class AwsRejected(BrokerError):
     """AWS refused a call for a reason retrying will not fix (e.g. AccessDenied)."""
+
+
+class AwsQuotaExceeded(AwsRejected):
+    """An AWS quota (roles or instance profiles per account, say) would be exceeded."""

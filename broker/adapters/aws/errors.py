@@ -5,6 +5,7 @@ time an error reaches this module, so those mean AWS is unavailable *now*; anyth
 refusal that retrying will not fix.
 """
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,7 +19,9 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from broker.domain.errors import AwsRejected, AwsUnavailable
+from broker.domain.errors import AwsQuotaExceeded, AwsRejected, AwsUnavailable
+
+log = logging.getLogger(__name__)
 
 _THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 # Failures that say nothing about the request itself. A ResponseParserError is an unreadable
@@ -55,7 +58,12 @@ def _translate_client_error(action: str, error: ClientError) -> AwsUnavailable |
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if code in _THROTTLING_CODES or status >= 500:
         return AwsUnavailable(f"AWS {action} failed: {code} (HTTP {status})")
-    return AwsRejected(f"AWS {action} failed: {code}: {error_message(error)}")
+    # AWS's own message can name accounts, users and policies: it goes to the log, and the
+    # caller, the grant and the audit trail get the action and the error code.
+    log.warning("AWS %s failed: %s: %s", action, code, error_message(error))
+    if code == "LimitExceeded":
+        return AwsQuotaExceeded(f"AWS {action} failed: {code} (an account quota is reached)")
+    return AwsRejected(f"AWS {action} failed: {code}; the broker's log has AWS's message")
 
 
 @contextmanager

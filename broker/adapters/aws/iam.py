@@ -12,7 +12,7 @@ from tenacity import RetryError
 from broker.adapters.aws.errors import error_code, translated
 from broker.adapters.aws.retry import until_propagated
 from broker.domain.convergence import ProfileInfo, RoleInfo
-from broker.domain.errors import AwsUnavailable
+from broker.domain.errors import AwsUnavailable, ForeignRole
 from broker.domain.naming import is_managed
 
 if TYPE_CHECKING:
@@ -44,12 +44,17 @@ class BotoIam:
         self, name: str, path: str, trust_policy: str, tags: dict[str, str]
     ) -> RoleInfo:
         with translated("CreateRole"):
-            response = self._client.create_role(
-                RoleName=name,
-                Path=path,
-                AssumeRolePolicyDocument=trust_policy,
-                Tags=_tag_list(tags),
-            )
+            try:
+                response = self._client.create_role(
+                    RoleName=name,
+                    Path=path,
+                    AssumeRolePolicyDocument=trust_policy,
+                    Tags=_tag_list(tags),
+                )
+            except ClientError as error:
+                if error_code(error) != "EntityAlreadyExists":
+                    raise
+                return _already_created("role", self.get_role(name))
         return _role_info(response["Role"])
 
     def delete_role(self, name: str) -> None:
@@ -84,9 +89,14 @@ class BotoIam:
 
     def create_instance_profile(self, name: str, path: str, tags: dict[str, str]) -> ProfileInfo:
         with translated("CreateInstanceProfile"):
-            response = self._client.create_instance_profile(
-                InstanceProfileName=name, Path=path, Tags=_tag_list(tags)
-            )
+            try:
+                response = self._client.create_instance_profile(
+                    InstanceProfileName=name, Path=path, Tags=_tag_list(tags)
+                )
+            except ClientError as error:
+                if error_code(error) != "EntityAlreadyExists":
+                    raise
+                return _already_created("instance profile", self.get_instance_profile(name))
         return _profile_info(response["InstanceProfile"])
 
     def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None:
@@ -130,6 +140,19 @@ class BotoIam:
             return False
         profile = self.get_instance_profile(profile_name)
         return profile is not None and profile.role_names == (role_name,)
+
+
+Created = TypeVar("Created", RoleInfo, ProfileInfo)
+
+
+def _already_created(kind: str, found: Created | None) -> Created:
+    """A create that found the entity there: done if the broker made it (a retry, or another
+    replica's identical step), refused if someone else did."""
+    if found is None:
+        raise AwsUnavailable(f"IAM reports the {kind} exists but does not return it yet")
+    if not found.managed:
+        raise ForeignRole(kind, found.name)
+    return found
 
 
 def _is_missing(error: BaseException) -> bool:

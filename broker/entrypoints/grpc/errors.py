@@ -9,6 +9,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from broker.domain.errors import (
+    AwsQuotaExceeded,
     AwsRejected,
     AwsUnavailable,
     BrokerError,
@@ -38,9 +39,11 @@ _CODES: dict[type[BrokerError], int] = {
     ForeignRole: code_pb2.FAILED_PRECONDITION,
     WrongState: code_pb2.FAILED_PRECONDITION,
     PolicyTooLarge: code_pb2.RESOURCE_EXHAUSTED,
+    AwsQuotaExceeded: code_pb2.RESOURCE_EXHAUSTED,
     IdempotencyConflict: code_pb2.ALREADY_EXISTS,
     AwsUnavailable: code_pb2.UNAVAILABLE,
-    # The broker's own permissions or AWS's rules refused a change; the caller cannot fix that.
+    # The broker's own permissions or AWS's rules refused a change: a fault of the broker's
+    # set-up, not of the request. The message names only the AWS action and error code.
     AwsRejected: code_pb2.INTERNAL,
 }
 INTERNAL_MESSAGE = "internal error; the broker's log has the details"

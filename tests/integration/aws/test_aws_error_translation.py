@@ -15,7 +15,7 @@ from botocore.parsers import ResponseParserError
 
 from broker.adapters.aws import BotoEc2, BotoIam, make_aws_clients
 from broker.adapters.aws.errors import BotoFailure, translate
-from broker.domain.errors import AwsRejected, AwsUnavailable
+from broker.domain.errors import AwsQuotaExceeded, AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
@@ -65,10 +65,22 @@ def test_unavailable_names_the_action_and_the_code() -> None:
     assert "Throttling" in message
 
 
-def test_rejected_names_the_action_the_code_and_the_message() -> None:
-    message = str(translate("GetRole", client_error("AccessDenied", 403, "not allowed")))
+def test_rejected_names_the_action_and_the_code_but_keeps_awss_message_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    aws_message = "User: arn:aws:iam::111122223333:user/broker is not authorized"
 
-    assert message == "AWS GetRole failed: AccessDenied: not allowed"
+    message = str(translate("GetRole", client_error("AccessDenied", 403, aws_message)))
+
+    assert message == "AWS GetRole failed: AccessDenied; the broker's log has AWS's message"
+    assert aws_message in caplog.text
+
+
+def test_limit_exceeded_is_a_quota_error() -> None:
+    error = translate("CreateRole", client_error("LimitExceeded", 409, "Cannot exceed quota"))
+
+    assert isinstance(error, AwsQuotaExceeded)
+    assert "CreateRole failed: LimitExceeded" in str(error)
 
 
 @pytest.fixture(scope="module")

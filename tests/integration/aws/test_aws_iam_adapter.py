@@ -8,7 +8,7 @@ import pytest
 from mypy_boto3_iam.type_defs import TagTypeDef
 
 from broker.adapters.aws import BotoIam
-from broker.domain.errors import AwsRejected, AwsUnavailable
+from broker.domain.errors import AwsRejected, AwsUnavailable, ForeignRole
 from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
@@ -68,9 +68,35 @@ def test_role_without_the_managed_tag_reads_as_unmanaged(
     assert not found.managed
 
 
-def test_create_role_that_exists_is_rejected(iam: BotoIam, role: str) -> None:
-    with pytest.raises(AwsRejected, match="CreateRole failed: EntityAlreadyExists"):
-        iam.create_role(role, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
+def test_creating_a_managed_role_again_returns_it(iam: BotoIam, role: str) -> None:
+    again = iam.create_role(role, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
+
+    assert again == iam.get_role(role)
+    assert again.managed
+
+
+def test_creating_a_role_someone_else_made_is_refused(
+    emulator: Emulator, iam: BotoIam, name: str
+) -> None:
+    emulator.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
+
+    with pytest.raises(ForeignRole, match=name):
+        iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
+
+
+def test_creating_a_managed_profile_again_returns_it(iam: BotoIam, role: str) -> None:
+    created = iam.create_instance_profile(role, DEFAULT_ROLE_PATH, MANAGED_TAGS)
+
+    assert iam.create_instance_profile(role, DEFAULT_ROLE_PATH, MANAGED_TAGS) == created
+
+
+def test_creating_a_profile_someone_else_made_is_refused(
+    emulator: Emulator, iam: BotoIam, name: str
+) -> None:
+    emulator.client("iam").create_instance_profile(InstanceProfileName=name)
+
+    with pytest.raises(ForeignRole, match=name):
+        iam.create_instance_profile(name, DEFAULT_ROLE_PATH, MANAGED_TAGS)
 
 
 def test_deleted_role_is_gone_and_deleting_again_is_done(iam: BotoIam, role: str) -> None:
