@@ -87,7 +87,9 @@ class AuditLog(Protocol):
 
 class IdempotencyKeys(Protocol):
     def get(self, operation: str, key: str) -> IdempotencyRecord | None: ...
-    def add(self, record: IdempotencyRecord) -> None: ...
+    def add(self, record: IdempotencyRecord) -> None:
+        """Raises IdempotencyConflict when the key is taken, even by a concurrent first use."""
+        ...
 
 
 class InstanceRecords(Protocol):

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from sqlalchemy import func, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
@@ -16,6 +17,7 @@ from broker.adapters.db.tables import (
     utc,
 )
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
+from broker.domain.errors import IdempotencyConflict
 from broker.service.ports import AuditFilter, IdempotencyRecord, InstanceRecord, Page
 
 # An arbitrary constant naming the audit log's lock among the database's advisory locks.
@@ -91,9 +93,9 @@ class SqlIdempotencyKeys:
     def add(self, record: IdempotencyRecord) -> None:
         """Records the key's first use.
 
-        Raises sqlalchemy.exc.IntegrityError here, at add(), when (operation, key) is
-        already stored: the row is flushed at once so a concurrent first use loses now,
-        not at commit. The unit of work is unusable afterwards and must be left.
+        Raises IdempotencyConflict here, at add(), when (operation, key) is already stored:
+        the row is flushed at once so a concurrent first use loses now, not at commit. The
+        unit of work is unusable afterwards and must be left, which discards its writes.
         """
         self._session.add(
             IdempotencyKeyRow(
@@ -104,7 +106,10 @@ class SqlIdempotencyKeys:
                 created_at=utc(record.created_at),
             )
         )
-        self._session.flush()
+        try:
+            self._session.flush()
+        except IntegrityError as error:
+            raise IdempotencyConflict(record.key) from error
 
 
 class SqlInstanceRecords:

@@ -3,9 +3,9 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
+from broker.domain.errors import IdempotencyConflict
 from broker.domain.grants import InstanceResources
 from broker.service.ports import (
     AuditFilter,
@@ -166,7 +166,7 @@ def test_adding_a_used_key_again_raises_at_add(units: UnitOfWorkFactory) -> None
         uow.idempotency.add(idempotency_record())
         uow.commit()
 
-    with units() as uow, pytest.raises(IntegrityError):
+    with units() as uow, pytest.raises(IdempotencyConflict, match="req-1"):
         uow.idempotency.add(replace_fingerprint(idempotency_record(), "0" * 64))
 
     with units() as uow:

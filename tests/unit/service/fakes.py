@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from broker.domain.access import Access
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
-from broker.domain.errors import AwsRejected, BrokerError, GrantNotFound
+from broker.domain.errors import AwsRejected, BrokerError, GrantNotFound, IdempotencyConflict
 from broker.domain.grants import Grant, GrantScope
 from broker.domain.naming import DEFAULT_ROLE_PATH, is_managed
 from broker.domain.policy import build_policy
@@ -163,7 +163,7 @@ class FakeIdempotencyKeys(_Store):
     def add(self, record: IdempotencyRecord) -> None:
         def write(t: Tables) -> None:
             if (record.operation, record.key) in t.keys:
-                raise ValueError(f"duplicate idempotency key {record.operation}/{record.key}")
+                raise IdempotencyConflict(record.key)
             t.keys[record.operation, record.key] = record
 
         self._write(write)

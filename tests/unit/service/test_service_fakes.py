@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from broker.domain.audit import NewAuditEvent, Outcome
-from broker.domain.errors import AwsRejected, AwsUnavailable, GrantNotFound
+from broker.domain.errors import AwsRejected, AwsUnavailable, GrantNotFound, IdempotencyConflict
 from broker.domain.grants import Grant, GrantRequest, GrantScope, new_grant
 from broker.domain.validation import grant_id_problems
 from broker.service.locks import ProcessInstanceLocks
@@ -61,7 +61,7 @@ def test_an_idempotency_key_can_be_added_once() -> None:
     with db() as uow:
         uow.idempotency.add(record)
         uow.commit()
-    with db() as uow, pytest.raises(ValueError, match="duplicate"):
+    with db() as uow, pytest.raises(IdempotencyConflict, match="k"):
         uow.idempotency.add(record)
     with db() as uow:
         assert uow.idempotency.get("grant", "k") == record
