@@ -107,9 +107,13 @@ def _apply(
         association_id=observed.association.association_id if observed.association else "",
     )
     steps = _StepRunner(deps, names, document)
+    # The policy AWS holds, as the steps change it: the record never claims more than that.
+    policy = render(observed.policy) if observed.policy else ""
     for step in plan(names, document, observed):
         resources = steps.run(step, resources)
-        _record_step(deps, step, _instance_record(names, resources, document, deps), actor)
+        if step.kind in (StepKind.PUT_POLICY, StepKind.DELETE_POLICY):
+            policy = render(document) if document and step.kind is StepKind.PUT_POLICY else ""
+        _record_step(deps, step, _instance_record(names, resources, policy, deps), actor)
     return resources
 
 
@@ -184,15 +188,12 @@ class _StepRunner:
 
 
 def _instance_record(
-    names: ManagedNames,
-    resources: InstanceResources,
-    document: PolicyDocument | None,
-    deps: Dependencies,
+    names: ManagedNames, resources: InstanceResources, policy: str, deps: Dependencies
 ) -> InstanceRecord:
     return InstanceRecord(
         instance_id=names.instance_id,
         resources=resources,
-        policy_document=render(document) if document and resources.role_arn else "",
+        policy_document=policy,
         updated_at=deps.clock.now(),
     )
 

@@ -1,5 +1,6 @@
 """converge_instance over fakes: failures, resumption, drift repair and concurrency."""
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -237,4 +238,25 @@ def test_a_permanently_failed_grant_leaves_no_permission_in_aws(w: World) -> Non
         grant_access(w.deps, grant_command())
     assert [g.state for g in w.db.grants()] == [GrantState.FAILED]
 
-    assert ROLE not in w.aws.roles or w.aws.roles[ROLE].policies == {}
+    assert ROLE not in w.aws.roles
+    assert w.aws.profiles == {}
+    assert w.aws.associations == {}
+
+
+def test_the_instance_record_claims_only_the_policy_aws_holds(w: World) -> None:
+    w.aws.fail("put_role_policy", AwsUnavailable("Throttling"))
+    with pytest.raises(AwsUnavailable):
+        grant_access(w.deps, grant_command("photos"))
+
+    with w.deps.uow() as uow:
+        interrupted = uow.instances.get(INSTANCE)
+    assert interrupted is not None
+    assert interrupted.resources.role_arn, "the role was created before the failure"
+    assert interrupted.policy_document == ""
+
+    converge_instance(w.deps, INSTANCE, "system")
+
+    with w.deps.uow() as uow:
+        finished = uow.instances.get(INSTANCE)
+    assert finished is not None
+    assert json.loads(finished.policy_document) == policy_of(("photos", "", Access.UPLOAD))
