@@ -31,9 +31,6 @@ STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
 }
 STATE_FROM_PROTO: dict[int, GrantState] = {int(v): k for k, v in STATE_TO_PROTO.items()}
 
-# No ttl may reach beyond this; it also keeps datetime arithmetic far from overflow.
-MAX_TTL = timedelta(days=3650)
-
 
 def access_from_proto(value: int) -> Access | None:
     """None for ACCESS_UNSPECIFIED or an unknown number; validation reports it."""
@@ -50,12 +47,13 @@ def state_from_proto(value: int) -> GrantState | None:
 
 
 def ttl_from_proto(request: pb.GrantAccessRequest) -> timedelta | None:
+    """The ttl, if set; its bounds are the domain's to check (validate_grant_request)."""
     if not request.HasField("ttl"):
         return None
-    ttl = request.ttl
-    if not (0 <= ttl.seconds <= MAX_TTL.total_seconds() and 0 <= ttl.nanos < 1_000_000_000):
-        raise InvalidRequest([FieldViolation("ttl", f"must be positive and at most {MAX_TTL}")])
-    return ttl.ToTimedelta()
+    try:
+        return request.ttl.ToTimedelta()
+    except (OverflowError, ValueError):
+        raise InvalidRequest([FieldViolation("ttl", "is not a valid duration")]) from None
 
 
 def timestamp(value: datetime) -> Timestamp:
