@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every start; only its warnings matter to someone running the broker.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     if args.command == "serve":
         return _serve(settings, sandboxed=args.sandbox)
     if args.command == "demo":

@@ -27,14 +27,20 @@ def role_name(instance_id: str) -> str:
     return f"accessbroker-{instance_id}"
 
 
+def aws_role_names(emulator: Emulator) -> list[str]:
+    """Every role in the emulator, across all pages."""
+    pages = emulator.client("iam").get_paginator("list_roles").paginate()
+    return [r["RoleName"] for page in pages for r in page["Roles"]]
+
+
 def aws_role_exists(emulator: Emulator, instance_id: str) -> bool:
-    roles = emulator.client("iam").list_roles(PathPrefix="/accessbroker/")["Roles"]
-    return any(r["RoleName"] == role_name(instance_id) for r in roles)
+    return role_name(instance_id) in aws_role_names(emulator)
 
 
 def aws_profile_names(emulator: Emulator, instance_id: str) -> list[str]:
-    profiles = emulator.client("iam").list_instance_profiles()["InstanceProfiles"]
-    return [p["InstanceProfileName"] for p in profiles if instance_id in p["InstanceProfileName"]]
+    pages = emulator.client("iam").get_paginator("list_instance_profiles").paginate()
+    names = [p["InstanceProfileName"] for page in pages for p in page["InstanceProfiles"]]
+    return [name for name in names if instance_id in name]
 
 
 def aws_associations(emulator: Emulator, instance_id: str) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """`access-broker demo`: the whole story against the sandbox, told step by step.
 
 Access is checked the way it matters: with the credentials EC2 would hand the instance (its
-profile's role), the demo tries the S3 call itself.
+profile's role), the demo makes the S3 call itself. Each expectation is exact: a denial must be
+S3's AccessDenied, and the clean-up is checked in AWS, not in the broker's own records.
 """
 
 import json
@@ -13,37 +14,49 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.entrypoints.grpc.server import start_server
 from broker.entrypoints.sandbox import Sandbox, sandbox
-from broker.sandbox.instance_view import ALLOWED, S3Action
+from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS, S3Action
 from broker.settings import Settings
 
-PREFIX = "reports/"
+DENIED = "AccessDenied"
+REPORTS = "reports/"
+REFERENCE = "reference/"
 
 
 class Story:
-    """Narrates each step and remembers whether every expectation held."""
+    """Narrates each step and counts the expectations that did not hold."""
 
     def __init__(
         self, box: Sandbox, stub: broker_pb2_grpc.AccessBrokerStub, say: Callable[[str], None]
-    ):
+    ) -> None:
         self.box, self.stub, self.say = box, stub, say
         self.failures = 0
 
-    def expect_s3(self, action: S3Action, bucket: str, key: str, allowed: bool) -> None:
-        outcome = self.box.emulator.try_as_instance(self.box.instance_id, action, bucket, key)
-        held = (outcome == ALLOWED) == allowed
-        self.failures += not held
-        mark = "ok " if held else "UNEXPECTED"
-        self.say(f"   [{mark}] as the instance, {action} s3://{bucket}/{key}: {outcome}")
-
     def expect(self, what: str, held: bool) -> None:
         self.failures += not held
-        self.say(f"   [{'ok ' if held else 'UNEXPECTED'}] {what}")
+        self.say(f"   [{'ok' if held else 'UNEXPECTED'}] {what}")
+
+    def expect_s3(self, action: S3Action, bucket: str, key: str, outcome: str) -> None:
+        seen = self.box.emulator.try_as_instance(self.box.instance_id, action, bucket, key)
+        self.expect(f"as the instance, {action} s3://{bucket}/{key}: {seen}", seen == outcome)
+
+    def grant(self, bucket: str, access: "pb.Access.ValueType", prefix: str) -> pb.Grant:
+        request = pb.GrantAccessRequest(
+            instance_id=self.box.instance_id, bucket=bucket, access=access, prefix=prefix
+        )
+        response = self.stub.GrantAccess(request)
+        grant = response.grant
+        self.say(f"   grant {grant.grant_id}: {pb.GrantState.Name(grant.state)}")
+        self.expect("the grant is active", grant.state == pb.GRANT_STATE_ACTIVE)
+        return grant
+
+    def revoke(self, grant: pb.Grant) -> None:
+        revoked = self.stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=grant.grant_id)).grant
+        self.expect(f"grant {revoked.grant_id} is revoked", revoked.state == pb.GRANT_STATE_REVOKED)
 
 
 def run_demo(say: Callable[[str], None] = print) -> int:
     """Plays the story; 0 when every step behaved as the broker promises."""
-    settings = Settings(listen="127.0.0.1:0", propagation_timeout=30)
-    with sandbox(settings) as box:
+    with sandbox(Settings(propagation_timeout=30)) as box:
         running = start_server(box.runtime.deps, "127.0.0.1:0", box.runtime.database_reachable)
         try:
             with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
@@ -51,65 +64,76 @@ def run_demo(say: Callable[[str], None] = print) -> int:
                 _tell(story)
         finally:
             running.stop(grace=0)
-    say(
-        "\nEvery step behaved as expected."
-        if not story.failures
-        else f"\n{story.failures} step(s) did not behave as expected."
-    )
-    return 0 if story.failures == 0 else 1
+    if story.failures:
+        say(f"\n{story.failures} expectation(s) did not hold.")
+        return 1
+    say("\nEvery step behaved as expected.")
+    return 0
 
 
 def _tell(story: Story) -> None:
-    box, stub, say = story.box, story.stub, story.say
-    data, other, key = box.bucket, box.other_bucket, f"{PREFIX}q3.csv"
+    box, say = story.box, story.say
+    data, other, key = box.bucket, box.other_bucket, f"{REPORTS}q3.csv"
+    box.emulator.client("s3").put_object(Bucket=other, Key=f"{REFERENCE}rates.csv", Body=b"1")
     say(f"Sandbox: instance {box.instance_id}, buckets {data} and {other}.\n")
 
-    say("1. Before any grant the instance has no role, so S3 refuses it.")
-    story.expect_s3("PutObject", data, key, allowed=False)
+    say("1. The instance starts without a role, so it has no AWS credentials at all.")
+    story.expect_s3("PutObject", data, key, NO_CREDENTIALS)
 
-    say(f"\n2. GrantAccess: upload to s3://{data}/{PREFIX}")
-    response = stub.GrantAccess(
-        pb.GrantAccessRequest(
-            instance_id=box.instance_id,
-            bucket=data,
-            access=pb.ACCESS_UPLOAD,
-            prefix=PREFIX,
-            reason="nightly report upload",
-        )
-    )
-    grant = response.grant
-    say(f"   grant {grant.grant_id}: {pb.GrantState.Name(grant.state)}")
-    say(f"   role {grant.role_arn}")
-    say(f"   profile {grant.instance_profile_arn}, association {grant.association_id}")
-    say("   policy:\n" + _indent(json.dumps(json.loads(response.policy_document), indent=2)))
-    story.expect("the grant is active", grant.state == pb.GRANT_STATE_ACTIVE)
+    say(f"\n2. GrantAccess: read s3://{other}/{REFERENCE} (now the instance has a role).")
+    reading = story.grant(other, pb.ACCESS_READ, REFERENCE)
+    story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", ALLOWED)
+    story.expect_s3("PutObject", data, key, DENIED)
 
-    say("\n3. The instance can now upload under the prefix, and nothing else.")
-    story.expect_s3("PutObject", data, key, allowed=True)
-    story.expect_s3("PutObject", data, "elsewhere/q3.csv", allowed=False)
-    story.expect_s3("PutObject", other, key, allowed=False)
-    story.expect_s3("GetObject", data, key, allowed=False)
-
-    say(f"\n4. RevokeAccess {grant.grant_id}")
-    revoked = stub.RevokeAccess(
-        pb.RevokeAccessRequest(grant_id=grant.grant_id, reason="demo over")
-    ).grant
-    say(f"   grant {revoked.grant_id}: {pb.GrantState.Name(revoked.state)}")
-    story.expect("the grant is revoked", revoked.state == pb.GRANT_STATE_REVOKED)
-    access = stub.DescribeInstanceAccess(
+    say(f"\n3. GrantAccess: upload to s3://{data}/{REPORTS}")
+    uploading = story.grant(data, pb.ACCESS_UPLOAD, REPORTS)
+    access = story.stub.DescribeInstanceAccess(
         pb.DescribeInstanceAccessRequest(instance_id=box.instance_id)
     )
-    story.expect(
-        "no role, profile or association is left", not (access.role_arn or access.association_id)
-    )
+    say(f"   role {access.role_arn}\n   association {access.association_id}")
+    say("   policy:\n" + _indent(json.dumps(json.loads(access.policy_document), indent=2)))
+    story.expect_s3("PutObject", data, key, ALLOWED)
+    story.expect_s3("PutObject", data, "elsewhere/q3.csv", DENIED)
+    story.expect_s3("PutObject", other, key, DENIED)
+    story.expect_s3("GetObject", data, key, DENIED)
 
-    say("\n5. The upload is refused again.")
-    story.expect_s3("PutObject", data, key, allowed=False)
+    say("\n4. RevokeAccess of the upload grant: uploading is refused again, reading still works.")
+    story.revoke(uploading)
+    story.expect_s3("PutObject", data, key, DENIED)
+    story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", ALLOWED)
+
+    say("\n5. RevokeAccess of the last grant: role, profile and association are removed.")
+    story.revoke(reading)
+    _expect_nothing_left(story)
+    story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", NO_CREDENTIALS)
 
     say("\n6. The audit trail:")
-    events = stub.ListAuditEvents(pb.ListAuditEventsRequest(instance_id=box.instance_id)).events
-    for event in events:
-        say(f"   #{event.event_id:<3} {event.action:<34} {event.outcome:<8} {event.grant_id or ''}")
+    request = pb.ListAuditEventsRequest(instance_id=box.instance_id, page_size=1000)
+    for event in story.stub.ListAuditEvents(request).events:
+        say(f"   #{event.event_id:<3} {event.action:<30} {event.outcome:<8} {event.grant_id}")
+
+
+def _expect_nothing_left(story: Story) -> None:
+    """Asks AWS itself, not the broker's records."""
+    iam, ec2 = story.box.emulator.client("iam"), story.box.emulator.client("ec2")
+    name = f"accessbroker-{story.box.instance_id}"
+    roles = [
+        r["RoleName"] for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]
+    ]
+    profiles = [
+        p["InstanceProfileName"]
+        for page in iam.get_paginator("list_instance_profiles").paginate()
+        for p in page["InstanceProfiles"]
+    ]
+    associations = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [story.box.instance_id]}]
+    )["IamInstanceProfileAssociations"]
+    story.expect(f"AWS holds no role {name}", name not in roles)
+    story.expect(f"AWS holds no instance profile {name}", name not in profiles)
+    story.expect(
+        "the instance has no profile association",
+        all(a["State"] in ("disassociating", "disassociated") for a in associations),
+    )
 
 
 def _indent(text: str) -> str:
