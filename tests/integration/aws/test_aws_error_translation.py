@@ -19,6 +19,7 @@ from broker.domain.errors import AwsQuotaExceeded, AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
+from tests.integration.aws.clients import admin_clients
 
 SECRET = "do-not-leak-this-secret-key"
 
@@ -147,3 +148,10 @@ def test_unreachable_endpoint_is_unavailable_quickly() -> None:
 
     assert time.monotonic() - started < 5.0
     assert SECRET not in str(iam_err.value) + str(ec2_err.value)
+
+
+def test_clients_let_botocore_retry_throttling_in_standard_mode(emulator: Emulator) -> None:
+    clients = admin_clients(emulator)
+
+    for client in (clients.iam, clients.ec2):
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
