@@ -154,4 +154,6 @@ def test_clients_let_botocore_retry_throttling_in_standard_mode(emulator: Emulat
     clients = admin_clients(emulator)
 
     for client in (clients.iam, clients.ec2):
-        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
+        # botocore-stubs do not declare Config's options as attributes.
+        retries = getattr(client.meta.config, "retries")  # noqa: B009
+        assert retries == {"mode": "standard", "total_max_attempts": 5}
