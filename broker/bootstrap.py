@@ -8,11 +8,11 @@ from broker.adapters.aws.clients import StaticCredentials, make_aws_clients
 from broker.adapters.aws.ec2 import BotoEc2
 from broker.adapters.aws.iam import BotoIam
 from broker.adapters.db.engine import create_engine_for, database_reachable
+from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
 from broker.service.dependencies import Dependencies
-from broker.service.locks import ProcessInstanceLocks
 from broker.settings import Settings
 
 
@@ -46,7 +46,7 @@ def build_runtime(
         ec2=BotoEc2(clients.ec2, propagation_timeout=settings.propagation_timeout),
         clock=SystemClock(),
         ids=RandomIds(),
-        locks=ProcessInstanceLocks(),
+        locks=DatabaseInstanceLocks(engine),
         role_path=settings.role_path,
     )
     return Runtime(deps, engine)

@@ -6,14 +6,17 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+POOL_SIZE = 32
 
 
 def create_engine_for(url: str) -> Engine:
     """An engine for `url`, tuned so several threads of one process can write."""
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    # pre_ping drops connections a server restart or failover left dead in the pool.
-    return create_engine(url, pool_pre_ping=True)
+    # pre_ping drops connections a server restart or failover left dead in the pool. Each call
+    # in flight may hold an instance lock's connection and a unit of work's at once, so the
+    # pool is sized for twice the server's workers.
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
 
 
 def database_reachable(engine: Engine) -> bool:
