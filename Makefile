@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/accessbroker/v1/*.proto)
 GEN    := clients/python/accessbroker/v1/broker_pb2.py
 
-.PHONY: install proto lint test test-fast run demo clean
+.PHONY: install proto sdk lint test test-fast run demo clean
 
 install: $(STAMP) $(GEN)
 
@@ -24,6 +24,12 @@ $(GEN): $(PROTOS) $(STAMP)
 		--python_out=clients/python --grpc_python_out=clients/python \
 		--mypy_out=clients/python --mypy_grpc_out=clients/python $(PROTOS)
 	touch $@
+
+# The SDK as a wheel in dist/, with the stubs generated from proto/ and py.typed inside.
+# build/ is removed first: setuptools would otherwise ship files left there by an older build.
+sdk: $(GEN)
+	rm -rf clients/python/build dist/accessbroker_client-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist clients/python
 
 lint: install
 	$(BIN)/ruff check broker tests clients/python/accessbroker bench
@@ -45,4 +51,4 @@ demo: install
 	$(BIN)/access-broker demo
 
 clean:
-	rm -rf $(VENV) clients/python/accessbroker/v1/*_pb2*.py* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) dist clients/python/build clients/python/accessbroker/v1/*_pb2*.py* .mypy_cache .ruff_cache .pytest_cache

@@ -1,1 +1,25 @@
-"""Python client for the accessbroker gRPC API."""
+"""Python client for the accessbroker gRPC API.
+
+from accessbroker import BrokerClient
+
+with BrokerClient("127.0.0.1:50051") as broker:
+    result = broker.grant("i-0123456789abcdef0", "reports", "upload", prefix="nightly/")
+    print(result.grant.grant_id, result.grant.state)
+"""
+
+from accessbroker import errors
+from accessbroker.client import BrokerClient
+from accessbroker.errors import BrokerError
+from accessbroker.models import Access, AuditEvent, Grant, GrantResult, GrantState, InstanceAccess
+
+__all__ = [
+    "Access",
+    "AuditEvent",
+    "BrokerClient",
+    "BrokerError",
+    "Grant",
+    "GrantResult",
+    "GrantState",
+    "InstanceAccess",
+    "errors",
+]

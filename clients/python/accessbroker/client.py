@@ -1,0 +1,238 @@
+"""BrokerClient: the accessbroker API as Python methods with typed results and errors."""
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from datetime import timedelta
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+
+from accessbroker._convert import (
+    ACCESS_TO_PROTO,
+    STATE_TO_PROTO,
+    event_from_proto,
+    grant_from_proto,
+    grant_result_from_proto,
+    instance_access_from_proto,
+    ttl_to_proto,
+)
+from accessbroker.errors import DeadlineExceeded, FailedPrecondition, error_from_rpc
+from accessbroker.models import Access, AuditEvent, Grant, GrantResult, GrantState, InstanceAccess
+from accessbroker.v1 import broker_pb2 as pb
+from accessbroker.v1 import broker_pb2_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+# gRPC retries UNAVAILABLE itself, with backoff. That is safe for every method: reads change
+# nothing, and grant/revoke always carry an idempotency key, so a retry never doubles a grant.
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "accessbroker.v1.AccessBroker"}],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+T = TypeVar("T")
+
+
+class BrokerClient:
+    """A connection to the broker; thread-safe, and a context manager that closes it.
+
+    `address` defaults to $BROKER_ADDRESS, then 127.0.0.1:50051. `tls` is True for TLS with the
+    system's roots, or grpc.ssl_channel_credentials(...) for your own. `token` is sent as a
+    bearer token. `timeout` bounds each call, in seconds.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        tls: bool | grpc.ChannelCredentials | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.address = address or os.environ.get("BROKER_ADDRESS") or DEFAULT_ADDRESS
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel = _open_channel(self.address, tls)
+        self._stub = broker_pb2_grpc.AccessBrokerStub(self._channel)
+
+    def __enter__(self) -> "BrokerClient":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def grant(
+        self,
+        instance_id: str,
+        bucket: str,
+        access: Access | str,
+        *,
+        prefix: str = "",
+        ttl: timedelta | float | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        dry_run: bool = False,
+    ) -> GrantResult:
+        """Grants `instance_id` `access` to `bucket` under `prefix` ("" is the whole bucket)."""
+        request = pb.GrantAccessRequest(
+            instance_id=instance_id,
+            bucket=bucket,
+            access=ACCESS_TO_PROTO[Access.parse(access)],
+            prefix=prefix,
+            ttl=ttl_to_proto(ttl),
+            reason=reason,
+            idempotency_key=idempotency_key or _new_key(),
+            dry_run=dry_run,
+        )
+        return grant_result_from_proto(self._call(self._stub.GrantAccess, request))
+
+    def revoke(
+        self, grant_id: str, *, reason: str = "", idempotency_key: str | None = None
+    ) -> Grant:
+        request = pb.RevokeAccessRequest(
+            grant_id=grant_id, reason=reason, idempotency_key=idempotency_key or _new_key()
+        )
+        return grant_from_proto(self._call(self._stub.RevokeAccess, request).grant)
+
+    def get(self, grant_id: str) -> Grant:
+        return grant_from_proto(
+            self._call(self._stub.GetGrant, pb.GetGrantRequest(grant_id=grant_id))
+        )
+
+    def list_grants(
+        self,
+        *,
+        instance_id: str | None = None,
+        bucket: str | None = None,
+        state: GrantState | str | None = None,
+    ) -> Iterator[Grant]:
+        """Every matching grant, oldest first, fetching further pages as you iterate."""
+        token = ""
+        while True:
+            request = pb.ListGrantsRequest(
+                instance_id=instance_id or "",
+                bucket=bucket or "",
+                state=STATE_TO_PROTO[GrantState.parse(state)]
+                if state
+                else pb.GRANT_STATE_UNSPECIFIED,
+                page_token=token,
+            )
+            page = self._call(self._stub.ListGrants, request)
+            yield from (grant_from_proto(g) for g in page.grants)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def describe(self, instance_id: str) -> InstanceAccess:
+        request = pb.DescribeInstanceAccessRequest(instance_id=instance_id)
+        return instance_access_from_proto(self._call(self._stub.DescribeInstanceAccess, request))
+
+    def audit(
+        self, *, instance_id: str | None = None, grant_id: str | None = None
+    ) -> Iterator[AuditEvent]:
+        """The audit trail, oldest first, fetching further pages as you iterate."""
+        token = ""
+        while True:
+            request = pb.ListAuditEventsRequest(
+                instance_id=instance_id or "", grant_id=grant_id or "", page_token=token
+            )
+            page = self._call(self._stub.ListAuditEvents, request)
+            yield from (event_from_proto(e) for e in page.events)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def watch(
+        self, *, after: int | None = None, instance_id: str | None = None
+    ) -> Generator[AuditEvent, None, None]:
+        """Follows the audit trail: the events after event id `after` (0: all; None: only new
+        ones), then each new one as it is written. Reconnects after a dropped connection,
+        resuming after the last event it yielded, so nothing is missed or repeated. (With
+        `after=None`, a connection lost before the first event resumes at the newest event
+        again; pass the last event_id you processed to resume exactly.)"""
+        cursor = after
+        while True:
+            request = pb.WatchAuditEventsRequest(instance_id=instance_id or "")
+            if cursor is not None:
+                request.after_event_id = cursor
+            try:
+                for message in self._stub.WatchAuditEvents(request, metadata=self._metadata):
+                    event = event_from_proto(message)
+                    cursor = event.event_id
+                    yield event
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise error_from_rpc(error) from None
+            time.sleep(1.0)
+
+    def wait(
+        self,
+        grant_id: str,
+        state: GrantState | str = GrantState.ACTIVE,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.5,
+    ) -> Grant:
+        """Waits for the grant to reach `state`; raises if it ends elsewhere or time runs out."""
+        wanted = GrantState.parse(state)
+        deadline = time.monotonic() + timeout
+        while True:
+            grant = self._get_by(grant_id, deadline)
+            if grant.state == wanted:
+                return grant
+            if grant.state.is_final:
+                reason = f" ({grant.failure_reason})" if grant.failure_reason else ""
+                raise FailedPrecondition(
+                    f"grant {grant_id} is {grant.state}{reason}; it will not become {wanted}"
+                )
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded(
+                    f"grant {grant_id} is still {grant.state} after {timeout:g} s"
+                )
+            time.sleep(poll_interval)
+
+    def _get_by(self, grant_id: str, deadline: float) -> Grant:
+        """get(), bounded by `deadline` as well as by the client's timeout."""
+        timeout = max(0.0, min(self.timeout, deadline - time.monotonic()))
+        request = pb.GetGrantRequest(grant_id=grant_id)
+        return grant_from_proto(self._call(self._stub.GetGrant, request, timeout))
+
+    def _call(self, method: Callable[..., T], request: object, timeout: float | None = None) -> T:
+        try:
+            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+
+
+def _open_channel(address: str, tls: bool | grpc.ChannelCredentials | None) -> grpc.Channel:
+    options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+    if tls is None or tls is False:
+        return grpc.insecure_channel(address, options=options)
+    credentials = grpc.ssl_channel_credentials() if tls is True else tls
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def _new_key() -> str:
+    return f"sdk-{uuid.uuid4()}"

@@ -1,0 +1,107 @@
+"""What the broker returns, as typed Python values."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Access(StrEnum):
+    UPLOAD = "upload"
+    READ = "read"
+    READ_WRITE = "read-write"
+    LIST = "list"
+
+    @classmethod
+    def parse(cls, value: "Access | str") -> "Access":
+        """Accepts the enum or its name in any common spelling: "read-write", "READ_WRITE"."""
+        if isinstance(value, Access):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"access must be an Access or its name, not {value!r}")
+        wanted = value.strip().lower().replace("_", "-")
+        for access in cls:
+            if access.value == wanted:
+                return access
+        choices = ", ".join(a.value for a in cls)
+        raise ValueError(f"unknown access {value!r}: expected one of {choices}")
+
+
+class GrantState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    FAILED = "failed"
+    REVOKING = "revoking"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+    @classmethod
+    def parse(cls, value: "GrantState | str") -> "GrantState":
+        if isinstance(value, GrantState):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"state must be a GrantState or its name, not {value!r}")
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            choices = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown state {value!r}: expected one of {choices}") from None
+
+    @property
+    def is_final(self) -> bool:
+        """True for the states a grant never leaves."""
+        return self in (GrantState.FAILED, GrantState.REVOKED, GrantState.EXPIRED)
+
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: str
+    instance_id: str
+    bucket: str
+    prefix: str
+    access: Access
+    state: GrantState
+    role_name: str
+    role_arn: str
+    instance_profile_name: str
+    instance_profile_arn: str
+    association_id: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    requested_by: str
+    reason: str
+    failure_reason: str
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    """A grant as GrantAccess left it, the resulting policy, and (for dry runs) the plan."""
+
+    grant: Grant
+    policy: dict[str, Any] | None
+    planned_changes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InstanceAccess:
+    instance_id: str
+    role_name: str
+    role_arn: str
+    instance_profile_name: str
+    instance_profile_arn: str
+    association_id: str
+    policy: dict[str, Any] | None
+    grants: list[Grant]
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    event_id: int
+    time: datetime
+    actor: str
+    action: str
+    grant_id: str
+    instance_id: str
+    outcome: str
+    detail: dict[str, Any]

@@ -1,0 +1,93 @@
+"""Where the client connects, what it sends along, and the audit stream it follows."""
+
+import itertools
+
+import grpc
+import pytest
+
+from accessbroker import BrokerClient
+from accessbroker.client import DEFAULT_ADDRESS
+from accessbroker.v1 import broker_pb2 as pb
+from tests.unit.sdk.fake_broker import Abort, FakeBroker, Stream
+from tests.unit.sdk.messages import GRANT_ID, event_message, grant_message
+
+
+def test_the_token_is_sent_as_bearer_authorization(fake: FakeBroker, address: str) -> None:
+    fake.answer("GetGrant", grant_message())
+    fake.answer("GrantAccess", pb.GrantAccessResponse(grant=grant_message()))
+
+    with BrokerClient(address, token="s3cr3t") as client:
+        client.get(GRANT_ID)
+        client.grant("i-0123456789abcdef0", "reports", "upload")
+
+    calls = fake.calls["GetGrant"] + fake.calls["GrantAccess"]
+    assert [call.metadata.get("authorization") for call in calls] == ["Bearer s3cr3t"] * 2
+
+
+def test_without_a_token_no_authorization_is_sent(fake: FakeBroker, client: BrokerClient) -> None:
+    fake.answer("GetGrant", grant_message())
+
+    client.get(GRANT_ID)
+
+    assert "authorization" not in fake.calls["GetGrant"][0].metadata
+
+
+def test_broker_address_is_honoured(
+    fake: FakeBroker, address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_ADDRESS", address)
+    fake.answer("GetGrant", grant_message())
+
+    with BrokerClient(timeout=5) as client:
+        assert client.address == address
+        assert client.get(GRANT_ID).grant_id == GRANT_ID
+
+    assert len(fake.calls["GetGrant"]) == 1
+
+
+def test_an_explicit_address_wins_over_broker_address(
+    fake: FakeBroker, address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_ADDRESS", "127.0.0.1:1")
+    fake.answer("GetGrant", grant_message())
+
+    with BrokerClient(address, timeout=5) as client:
+        assert client.get(GRANT_ID).grant_id == GRANT_ID
+
+
+def test_the_default_address_is_the_local_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BROKER_ADDRESS", raising=False)
+
+    with BrokerClient() as client:
+        assert client.address == DEFAULT_ADDRESS == "127.0.0.1:50051"
+
+
+def test_watch_resumes_after_the_last_event_when_the_stream_drops(
+    fake: FakeBroker, client: BrokerClient
+) -> None:
+    fake.answer(
+        "WatchAuditEvents",
+        Stream([event_message(5), event_message(6)], then=Abort(grpc.StatusCode.UNAVAILABLE)),
+        Stream([event_message(7)]),
+    )
+
+    events = client.watch(after=4, instance_id="i-0123456789abcdef0")
+    seen = [e.event_id for e in itertools.islice(events, 3)]
+
+    assert seen == [5, 6, 7]
+    requests = fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)
+    assert [r.after_event_id for r in requests[:2]] == [4, 6]
+    assert {r.instance_id for r in requests} == {"i-0123456789abcdef0"}
+
+
+@pytest.mark.parametrize(("after", "has_cursor"), [(None, False), (0, True)])
+def test_watch_sends_no_cursor_for_new_events_only_and_zero_for_everything(
+    fake: FakeBroker, client: BrokerClient, after: int | None, has_cursor: bool
+) -> None:
+    fake.answer("WatchAuditEvents", Stream([event_message(1)]))
+
+    events = client.watch(after=after)
+    assert next(events).event_id == 1
+
+    request = fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)[0]
+    assert request.HasField("after_event_id") is has_cursor
