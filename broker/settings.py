@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     role_path: str = DEFAULT_ROLE_PATH
     # How long to wait for IAM changes to reach EC2 (seconds); Terraform waits 2 minutes too.
     propagation_timeout: float = Field(default=120.0, gt=0)
+    # How often the background sweep finishes interrupted or postponed work (seconds).
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ from broker.bootstrap import Runtime, build_runtime
 from broker.entrypoints.grpc.demo import run_demo
 from broker.entrypoints.grpc.server import start_server
 from broker.entrypoints.sandbox import Sandbox, sandbox
+from broker.entrypoints.sweeper import Sweeper
 from broker.settings import Settings
 
 log = logging.getLogger("broker")
@@ -85,6 +86,8 @@ def _serve_until_signalled(
     runtime: Runtime, settings: Settings, box: Sandbox | None = None
 ) -> None:
     running = start_server(runtime.deps, settings.listen, runtime.database_reachable)
+    sweeper = Sweeper(runtime.deps, settings.sweep_interval_seconds)
+    sweeper.start()
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
     print(
         _sandbox_banner(address, box) if box else f"accessbroker serving on {address}", flush=True
@@ -95,6 +98,7 @@ def _serve_until_signalled(
     stop.wait()
     log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
     running.stop(settings.shutdown_grace)
+    sweeper.stop()
 
 
 def _sandbox_banner(address: str, box: Sandbox) -> str:
