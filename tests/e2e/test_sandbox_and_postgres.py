@@ -16,7 +16,6 @@ from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import aws_role_exists, grant
-from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 
 
 def _banner(process: subprocess.Popen[str]) -> str:
@@ -62,14 +61,6 @@ def test_sandbox_serves_the_seeded_instance_and_says_how(
     assert granted.state == pb.GRANT_STATE_ACTIVE
     sandbox_process.send_signal(signal.SIGTERM)
     assert sandbox_process.wait(timeout=30) == 0
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server_url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not server_url:
-        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to run the broker on PostgreSQL")
-    yield from postgres_schema(server_url)
 
 
 def test_broker_on_postgresql_grants_revokes_and_keeps_state(
