@@ -43,16 +43,16 @@ class ObservedState:
 
 
 class StepKind(StrEnum):
-    CREATE_ROLE = "create role"
-    PUT_POLICY = "put inline policy"
-    CREATE_PROFILE = "create instance profile"
-    ADD_ROLE_TO_PROFILE = "add role to instance profile"
-    ASSOCIATE = "associate instance profile"
-    DISASSOCIATE = "disassociate instance profile"
-    REMOVE_ROLE_FROM_PROFILE = "remove role from instance profile"
-    DELETE_PROFILE = "delete instance profile"
-    DELETE_POLICY = "delete inline policy"
-    DELETE_ROLE = "delete role"
+    CREATE_ROLE = "create role {target}"
+    PUT_POLICY = "put inline policy {within} on role {target}"
+    CREATE_PROFILE = "create instance profile {target}"
+    ADD_ROLE_TO_PROFILE = "add role {target} to instance profile {within}"
+    ASSOCIATE = "associate instance profile {target} with instance {within}"
+    DISASSOCIATE = "disassociate instance profile (association {target})"
+    REMOVE_ROLE_FROM_PROFILE = "remove role {target} from instance profile {within}"
+    DELETE_PROFILE = "delete instance profile {target}"
+    DELETE_POLICY = "delete inline policy {within} from role {target}"
+    DELETE_ROLE = "delete role {target}"
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,11 @@ class Step:
     kind: StepKind
     # The resource the step acts on: a role, profile, or association id.
     target: str
+    # Where it acts: the inline policy's name, or the profile a role goes into or out of.
+    within: str = ""
 
     def describe(self) -> str:
-        return f"{self.kind.value} {self.target}"
+        return self.kind.value.format(target=self.target, within=self.within)
 
 
 def plan(
@@ -110,15 +112,19 @@ def _build_up(names: ManagedNames, desired: dict[str, Any], observed: ObservedSt
     if observed.role is None:
         steps.append(Step(StepKind.CREATE_ROLE, names.role_name))
     if observed.policy != desired:
-        steps.append(Step(StepKind.PUT_POLICY, names.role_name))
+        steps.append(Step(StepKind.PUT_POLICY, names.role_name, names.policy_name))
     if observed.profile is None:
         steps.append(Step(StepKind.CREATE_PROFILE, names.profile_name))
     held = observed.profile.role_names if observed.profile is not None else ()
-    steps += [Step(StepKind.REMOVE_ROLE_FROM_PROFILE, r) for r in held if r != names.role_name]
+    steps += [
+        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, r, names.profile_name)
+        for r in held
+        if r != names.role_name
+    ]
     if names.role_name not in held:
-        steps.append(Step(StepKind.ADD_ROLE_TO_PROFILE, names.role_name))
+        steps.append(Step(StepKind.ADD_ROLE_TO_PROFILE, names.role_name, names.profile_name))
     if observed.association is None:
-        steps.append(Step(StepKind.ASSOCIATE, names.profile_name))
+        steps.append(Step(StepKind.ASSOCIATE, names.profile_name, names.instance_id))
     return steps
 
 
@@ -127,10 +133,13 @@ def _teardown(names: ManagedNames, observed: ObservedState) -> list[Step]:
     if observed.association is not None:
         steps.append(Step(StepKind.DISASSOCIATE, observed.association.association_id))
     if observed.profile is not None:
-        steps += [Step(StepKind.REMOVE_ROLE_FROM_PROFILE, r) for r in observed.profile.role_names]
+        steps += [
+            Step(StepKind.REMOVE_ROLE_FROM_PROFILE, r, names.profile_name)
+            for r in observed.profile.role_names
+        ]
         steps.append(Step(StepKind.DELETE_PROFILE, names.profile_name))
     if observed.policy is not None:
-        steps.append(Step(StepKind.DELETE_POLICY, names.role_name))
+        steps.append(Step(StepKind.DELETE_POLICY, names.role_name, names.policy_name))
     if observed.role is not None:
         steps.append(Step(StepKind.DELETE_ROLE, names.role_name))
     return steps

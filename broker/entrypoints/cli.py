@@ -111,9 +111,12 @@ def _sandbox_banner(address: str, box: Sandbox) -> str:
   seeded: running instance {box.instance_id}; buckets {box.bucket}, {box.other_bucket}
   database: {box.settings.database_url} (thrown away on exit)
 
-Try it (grpcurl uses server reflection):
+Try it with brokerctl (in another terminal):
+  export BROKER_ADDRESS={address}
+  .venv/bin/brokerctl grant --instance {box.instance_id} --bucket {box.bucket} \\
+      --access upload --prefix reports/
+  .venv/bin/brokerctl describe {box.instance_id}
+  .venv/bin/brokerctl audit --instance {box.instance_id}
+or with grpcurl (the server offers reflection):
   grpcurl -plaintext -d '{grant}' {address} accessbroker.v1.AccessBroker/GrantAccess
-  grpcurl -plaintext -d '{{"instance_id": "{box.instance_id}"}}' {address} \\
-      accessbroker.v1.AccessBroker/DescribeInstanceAccess
-  grpcurl -plaintext {address} accessbroker.v1.AccessBroker/ListAuditEvents
 Stop with Ctrl-C."""

@@ -241,7 +241,8 @@ def _settled(grant: Grant, resources: InstanceResources, now: datetime) -> Grant
     if grant.state is GrantState.PENDING:
         return grant.moved_to(GrantState.ACTIVE, now).with_resources(resources, now)
     if grant.state is GrantState.REVOKING:
-        return grant.moved_to(GrantState.REVOKED, now)
+        # A revoked grant holds no resources; the audit trail keeps what once carried it.
+        return grant.moved_to(GrantState.REVOKED, now).with_resources(InstanceResources(), now)
     if grant.resources != resources:
         return grant.with_resources(resources, now)
     return grant

@@ -71,12 +71,13 @@ def test_dry_run_reports_policy_and_plan_and_writes_nothing(
 ) -> None:
     response = grant(stub, instance_id, buckets[0], pb.ACCESS_UPLOAD, "in/", dry_run=True)
 
-    assert [change.split(" ", 3)[:3] for change in response.planned_changes] == [
-        ["create", "role", f"accessbroker-{instance_id}"],
-        ["put", "inline", "policy"],
-        ["create", "instance", "profile"],
-        ["add", "role", "to"],
-        ["associate", "instance", "profile"],
+    name = f"accessbroker-{instance_id}"
+    assert list(response.planned_changes) == [
+        f"create role {name}",
+        f"put inline policy accessbroker-grants on role {name}",
+        f"create instance profile {name}",
+        f"add role {name} to instance profile {name}",
+        f"associate instance profile {name} with instance {instance_id}",
     ]
     statements = json.loads(response.policy_document)["Statement"]
     assert {a for s in statements for a in s["Action"]} == {

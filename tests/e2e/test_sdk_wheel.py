@@ -136,11 +136,6 @@ def _generated_versions() -> dict[str, Version]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clients/python/pyproject.toml declares grpcio>=1.66, protobuf>=5.27: too low for "
-    "stubs made by the unpinned grpcio-tools (1.85 emits protobuf 7.35 gencode)",
-)
 def test_the_declared_dependencies_can_import_the_generated_stubs(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))

@@ -26,13 +26,25 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-# gRPC retries UNAVAILABLE itself, with backoff. That is safe for every method: reads change
-# nothing, and grant/revoke always carry an idempotency key, so a retry never doubles a grant.
+# gRPC retries UNAVAILABLE itself, with backoff. That is safe for every unary method: reads
+# change nothing, and grant/revoke always carry an idempotency key, so a retry never doubles a
+# grant. The audit stream is left out: watch() re-opens it after its last event instead.
+_RETRIED_METHODS = (
+    "GrantAccess",
+    "RevokeAccess",
+    "GetGrant",
+    "ListGrants",
+    "DescribeInstanceAccess",
+    "ListAuditEvents",
+)
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
             {
-                "name": [{"service": "accessbroker.v1.AccessBroker"}],
+                "name": [
+                    {"service": "accessbroker.v1.AccessBroker", "method": method}
+                    for method in _RETRIED_METHODS
+                ],
                 "retryPolicy": {
                     "maxAttempts": 5,
                     "initialBackoff": "0.2s",
@@ -45,6 +57,8 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 T = TypeVar("T")
+# The longest pause between two attempts to re-open a dropped audit stream (seconds).
+_MAX_RECONNECT_WAIT = 15.0
 
 
 class BrokerClient:
@@ -165,14 +179,21 @@ class BrokerClient:
                 return
 
     def watch(
-        self, *, after: int | None = None, instance_id: str | None = None
+        self,
+        *,
+        after: int | None = None,
+        instance_id: str | None = None,
+        reconnect_attempts: int = 8,
     ) -> Generator[AuditEvent, None, None]:
         """Follows the audit trail: the events after event id `after` (0: all; None: only new
-        ones), then each new one as it is written. Reconnects after a dropped connection,
-        resuming after the last event it yielded, so nothing is missed or repeated. (With
-        `after=None`, a connection lost before the first event resumes at the newest event
-        again; pass the last event_id you processed to resume exactly.)"""
-        cursor = after
+        ones), then each new one as it is written.
+
+        A dropped connection is re-opened with backoff, resuming after the last event yielded,
+        so nothing is missed or repeated; after `reconnect_attempts` failures in a row it
+        raises Unavailable. (With `after=None`, a connection lost before the first event
+        resumes at the newest event; pass the last event_id you processed to resume exactly.)
+        """
+        cursor, failures = after, 0
         while True:
             request = pb.WatchAuditEventsRequest(instance_id=instance_id or "")
             if cursor is not None:
@@ -180,12 +201,13 @@ class BrokerClient:
             try:
                 for message in self._stub.WatchAuditEvents(request, metadata=self._metadata):
                     event = event_from_proto(message)
-                    cursor = event.event_id
+                    cursor, failures = event.event_id, 0
                     yield event
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                failures += 1
+                if error.code() != grpc.StatusCode.UNAVAILABLE or failures > reconnect_attempts:
                     raise error_from_rpc(error) from None
-            time.sleep(1.0)
+            time.sleep(min(_MAX_RECONNECT_WAIT, 0.25 * 2**failures))
 
     def wait(
         self,

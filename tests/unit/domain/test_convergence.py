@@ -19,7 +19,7 @@ from broker.domain.convergence import (
     plan,
 )
 from broker.domain.errors import ForeignProfile, ForeignRole
-from broker.domain.naming import ManagedNames
+from broker.domain.naming import POLICY_NAME, ManagedNames
 
 INSTANCE = "i-0123456789abcdef0"
 NAMES = ManagedNames(INSTANCE, "/accessbroker/")
@@ -145,10 +145,10 @@ def run(state: ObservedState, steps: list[Step], desired: dict[str, Any] | None)
 def test_build_up_from_nothing_in_order() -> None:
     assert plan(NAMES, DOC_A, NOTHING) == [
         Step(StepKind.CREATE_ROLE, NAME),
-        Step(StepKind.PUT_POLICY, NAME),
+        Step(StepKind.PUT_POLICY, NAME, POLICY_NAME),
         Step(StepKind.CREATE_PROFILE, NAME),
-        Step(StepKind.ADD_ROLE_TO_PROFILE, NAME),
-        Step(StepKind.ASSOCIATE, NAME),
+        Step(StepKind.ADD_ROLE_TO_PROFILE, NAME, NAME),
+        Step(StepKind.ASSOCIATE, NAME, INSTANCE),
     ]
 
 
@@ -159,29 +159,31 @@ def test_nothing_to_do_when_aws_already_matches() -> None:
 
 
 def test_a_changed_policy_is_only_put() -> None:
-    assert plan(NAMES, DOC_B, CONVERGED) == [Step(StepKind.PUT_POLICY, NAME)]
+    assert plan(NAMES, DOC_B, CONVERGED) == [Step(StepKind.PUT_POLICY, NAME, POLICY_NAME)]
 
 
 def test_a_missing_policy_is_put() -> None:
-    assert plan(NAMES, DOC_A, replace(CONVERGED, policy=None)) == [Step(StepKind.PUT_POLICY, NAME)]
+    assert plan(NAMES, DOC_A, replace(CONVERGED, policy=None)) == [
+        Step(StepKind.PUT_POLICY, NAME, POLICY_NAME)
+    ]
 
 
 def test_a_role_missing_from_its_profile_is_added_back() -> None:
     observed = replace(CONVERGED, profile=EMPTY_PROFILE)
-    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.ADD_ROLE_TO_PROFILE, NAME)]
+    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.ADD_ROLE_TO_PROFILE, NAME, NAME)]
 
 
 def test_a_stale_role_in_the_profile_is_swapped_out_first() -> None:
     observed = replace(CONVERGED, profile=replace(FULL_PROFILE, role_names=("old-role",)))
     assert plan(NAMES, DOC_A, observed) == [
-        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, "old-role"),
-        Step(StepKind.ADD_ROLE_TO_PROFILE, NAME),
+        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, "old-role", NAME),
+        Step(StepKind.ADD_ROLE_TO_PROFILE, NAME, NAME),
     ]
 
 
 def test_a_missing_association_is_made() -> None:
     observed = replace(CONVERGED, association=None)
-    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.ASSOCIATE, NAME)]
+    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.ASSOCIATE, NAME, INSTANCE)]
 
 
 def test_resumes_after_a_crash_between_role_and_profile() -> None:
@@ -195,7 +197,15 @@ def test_resumes_after_a_crash_between_role_and_profile() -> None:
 
 def test_steps_describe_themselves() -> None:
     assert Step(StepKind.CREATE_ROLE, NAME).describe() == f"create role {NAME}"
-    assert Step(StepKind.DISASSOCIATE, "iip-1").describe() == "disassociate instance profile iip-1"
+    assert Step(StepKind.DISASSOCIATE, "iip-1").describe() == (
+        "disassociate instance profile (association iip-1)"
+    )
+    assert Step(StepKind.PUT_POLICY, NAME, "accessbroker-grants").describe() == (
+        f"put inline policy accessbroker-grants on role {NAME}"
+    )
+    assert Step(StepKind.REMOVE_ROLE_FROM_PROFILE, "other", NAME).describe() == (
+        f"remove role other from instance profile {NAME}"
+    )
 
 
 # --- foreign resources --------------------------------------------------------------------------
@@ -285,9 +295,9 @@ def test_an_unmanaged_profile_with_our_name_is_refused(desired: dict[str, Any] |
 def test_teardown_in_the_safe_order() -> None:
     assert plan(NAMES, None, CONVERGED) == [
         Step(StepKind.DISASSOCIATE, "iip-assoc-1"),
-        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, NAME),
+        Step(StepKind.REMOVE_ROLE_FROM_PROFILE, NAME, NAME),
         Step(StepKind.DELETE_PROFILE, NAME),
-        Step(StepKind.DELETE_POLICY, NAME),
+        Step(StepKind.DELETE_POLICY, NAME, POLICY_NAME),
         Step(StepKind.DELETE_ROLE, NAME),
     ]
 

@@ -5,7 +5,7 @@ import itertools
 import grpc
 import pytest
 
-from accessbroker import BrokerClient
+from accessbroker import BrokerClient, errors
 from accessbroker.client import DEFAULT_ADDRESS
 from accessbroker.v1 import broker_pb2 as pb
 from tests.unit.sdk.fake_broker import Abort, FakeBroker, Stream
@@ -91,3 +91,17 @@ def test_watch_sends_no_cursor_for_new_events_only_and_zero_for_everything(
 
     request = fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)[0]
     assert request.HasField("after_event_id") is has_cursor
+
+
+def test_watch_gives_up_after_its_reconnect_attempts(
+    fake: FakeBroker, client: BrokerClient
+) -> None:
+    fake.answer(
+        "WatchAuditEvents",
+        *[Stream([], then=Abort(grpc.StatusCode.UNAVAILABLE)) for _ in range(3)],
+    )
+
+    with pytest.raises(errors.Unavailable):
+        list(client.watch(after=0, reconnect_attempts=2))
+
+    assert len(fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)) == 3

@@ -202,7 +202,9 @@ def test_dry_run_of_a_pending_grant_only_reports_the_remaining_steps(w: World) -
     assert w.aws.calls == calls, "a dry run never writes to AWS"
     assert w.db.snapshot() == before
     assert result.grant.state is GrantState.PENDING
-    assert result.planned_changes == (f"associate instance profile {ROLE}",)
+    assert result.planned_changes == (
+        f"associate instance profile {ROLE} with instance {INSTANCE}",
+    )
 
 
 def test_revoking_a_pending_grant_tears_down_what_was_built(w: World) -> None:

@@ -168,10 +168,10 @@ def test_dry_run_writes_nothing_and_reports_the_planned_changes(w: World) -> Non
 
     assert result.planned_changes == (
         f"create role {ROLE}",
-        f"put inline policy {ROLE}",
+        f"put inline policy {POLICY} on role {ROLE}",
         f"create instance profile {ROLE}",
-        f"add role to instance profile {ROLE}",
-        f"associate instance profile {ROLE}",
+        f"add role {ROLE} to instance profile {ROLE}",
+        f"associate instance profile {ROLE} with instance {INSTANCE}",
     )
     assert result.policy_document == render(policy_of(("photos", "", Access.UPLOAD)))
     assert (result.grant.grant_id, result.grant.state) == ("", GrantState.PENDING)
@@ -187,7 +187,7 @@ def test_dry_run_next_to_an_existing_grant_plans_only_the_policy(w: World) -> No
 
     result = grant_access(w.deps, grant_command("logs", Access.LIST, dry_run=True))
 
-    assert result.planned_changes == (f"put inline policy {ROLE}",)
+    assert result.planned_changes == (f"put inline policy {POLICY} on role {ROLE}",)
     assert json.loads(result.policy_document) == policy_of(
         ("photos", "", Access.UPLOAD), ("logs", "", Access.LIST)
     )

@@ -148,3 +148,13 @@ def test_revoke_idempotency_key_binds_to_the_first_request(w: World) -> None:
 
     assert get_grant(w.deps, logs.grant_id).state is GrantState.ACTIVE
     assert w.db.audit_actions() == audit
+
+
+def test_a_revoked_grant_holds_no_resources(w: World) -> None:
+    granted = grant_access(w.deps, grant_command("photos")).grant
+    assert granted.resources.association_id
+
+    revoked = revoke_access(w.deps, RevokeCommand(granted.grant_id))
+
+    assert revoked.state is GrantState.REVOKED
+    assert revoked.resources == InstanceResources()

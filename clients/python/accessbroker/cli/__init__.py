@@ -1,0 +1,1 @@
+"""brokerctl: the broker from a terminal, a script or a request file (`accessbroker.cli.main`)."""

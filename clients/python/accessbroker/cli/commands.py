@@ -1,0 +1,129 @@
+"""The imperative commands: grant, revoke, get, list, describe, audit, wait."""
+
+import argparse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from accessbroker.cli import output
+from accessbroker.cli.durations import parse_duration
+from accessbroker.cli.failures import CommandFailed, UsageError
+from accessbroker.client import BrokerClient
+from accessbroker.models import AuditEvent, GrantState
+
+
+@dataclass(frozen=True)
+class Context:
+    client: BrokerClient
+    json: bool
+    out: TextIO
+
+    def emit(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def emit_json(self, document: object, *, lines: bool = False) -> None:
+        self.emit(output.dumps(document, lines=lines))
+
+
+def grant(ctx: Context, args: argparse.Namespace) -> None:
+    try:
+        ttl = parse_duration(args.ttl) if args.ttl else None
+    except ValueError as error:
+        raise UsageError(f"--ttl: {error}") from None
+    result = ctx.client.grant(
+        args.instance,
+        args.bucket,
+        args.access,
+        prefix=args.prefix,
+        ttl=ttl,
+        reason=args.reason,
+        idempotency_key=args.idempotency_key,
+        dry_run=args.dry_run,
+    )
+    if ctx.json:
+        ctx.emit_json({"dry_run": args.dry_run, **output.to_json_value(result)})
+    elif args.dry_run:
+        where = output.location(args.bucket, args.prefix)
+        changes = "\n".join(f"  - {c}" for c in result.planned_changes) or "  (none)"
+        ctx.emit(
+            f"Dry run, nothing was changed: {args.instance} would get {args.access} on {where}.\n"
+            f"\nPlanned changes:\n{changes}\n\nResulting policy:\n"
+            f"{output.policy_text(result.policy)}"
+        )
+    else:
+        ctx.emit(output.grant_details(result.grant))
+    if result.grant.state is GrantState.FAILED:
+        raise CommandFailed(
+            f"grant {result.grant.grant_id} failed: {result.grant.failure_reason or 'no reason'}"
+        )
+
+
+def revoke(ctx: Context, args: argparse.Namespace) -> None:
+    revoked = ctx.client.revoke(
+        args.grant_id, reason=args.reason, idempotency_key=args.idempotency_key
+    )
+    ctx.emit_json(revoked) if ctx.json else ctx.emit(output.grant_details(revoked))
+
+
+def get(ctx: Context, args: argparse.Namespace) -> None:
+    found = ctx.client.get(args.grant_id)
+    ctx.emit_json(found) if ctx.json else ctx.emit(output.grant_details(found))
+
+
+def list_grants(ctx: Context, args: argparse.Namespace) -> None:
+    grants = list(
+        ctx.client.list_grants(instance_id=args.instance, bucket=args.bucket, state=args.state)
+    )
+    ctx.emit_json({"grants": grants}) if ctx.json else ctx.emit(output.grants_table(grants))
+
+
+def describe(ctx: Context, args: argparse.Namespace) -> None:
+    access = ctx.client.describe(args.instance_id)
+    if ctx.json:
+        ctx.emit_json(access)
+        return
+    summary = output.fields(
+        [
+            ("instance", access.instance_id),
+            ("role", access.role_arn or access.role_name),
+            ("instance profile", access.instance_profile_arn or access.instance_profile_name),
+            ("association", access.association_id),
+        ]
+    )
+    grants = output.grants_table(access.grants, empty="(no live grants)")
+    ctx.emit(f"{summary}\n\nGrants:\n{grants}\n\nPolicy:\n{output.policy_text(access.policy)}")
+
+
+def audit(ctx: Context, args: argparse.Namespace) -> None:
+    if args.follow:
+        _follow(ctx, args)
+        return
+    events = [
+        e
+        for e in ctx.client.audit(instance_id=args.instance, grant_id=args.grant)
+        if args.after is None or e.event_id > args.after
+    ]
+    ctx.emit_json({"events": events}) if ctx.json else ctx.emit(output.events_table(events))
+
+
+def _follow(ctx: Context, args: argparse.Namespace) -> None:
+    """The trail after --after (from the start by default), then each new event; until ^C."""
+    # The stream reconnects by itself whenever the broker is unreachable, so a broker that is
+    # not there at all would look like a quiet trail: one ordinary call first says so instead.
+    next(ctx.client.audit(instance_id=args.instance, grant_id=args.grant), None)
+    if not ctx.json:
+        ctx.emit(output.follow_header())
+    for event in _watched(ctx, args):
+        ctx.emit_json(event, lines=True) if ctx.json else ctx.emit(output.event_line(event))
+
+
+def _watched(ctx: Context, args: argparse.Namespace) -> Iterator[AuditEvent]:
+    after = 0 if args.after is None else args.after
+    for event in ctx.client.watch(after=after, instance_id=args.instance):
+        if not args.grant or event.grant_id == args.grant:
+            yield event
+
+
+def wait(ctx: Context, args: argparse.Namespace) -> None:
+    settled = ctx.client.wait(args.grant_id, args.state, timeout=args.timeout)
+    ctx.emit_json(settled) if ctx.json else ctx.emit(output.grant_details(settled))

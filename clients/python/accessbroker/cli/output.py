@@ -1,0 +1,156 @@
+"""Rendering: the SDK's values as JSON-ready dicts, aligned tables and readable times."""
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from accessbroker.cli.durations import format_duration
+from accessbroker.models import AuditEvent, Grant
+
+
+def to_json_value(value: object) -> Any:
+    """Dataclasses, enums and datetimes as plain JSON values; datetimes in ISO 8601 (UTC)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum | datetime | timedelta):
+        return _scalar(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_value(v) for v in value]
+    return value
+
+
+def _scalar(value: Enum | datetime | timedelta) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.total_seconds()
+
+
+def dumps(document: object, *, lines: bool = False) -> str:
+    """One JSON document (indented), or one compact line when `lines` (for JSON lines)."""
+    if lines:
+        return json.dumps(to_json_value(document), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(to_json_value(document), indent=2, ensure_ascii=False)
+
+
+def format_time(value: datetime | None) -> str:
+    """UTC, to the second: 2026-11-28 04:11:22Z; "-" for none."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the last column is not padded."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def fields(pairs: Sequence[tuple[str, str]]) -> str:
+    """A "name: value" block with the values aligned."""
+    width = max(len(name) for name, _ in pairs) + 1
+    return "\n".join(f"{(name + ':').ljust(width)}  {value or '-'}" for name, value in pairs)
+
+
+def location(bucket: str, prefix: str) -> str:
+    return f"s3://{bucket}/{prefix}"
+
+
+GRANT_HEADERS = ("GRANT", "INSTANCE", "ACCESS", "LOCATION", "STATE", "EXPIRES", "CREATED")
+
+
+def grant_row(grant: Grant) -> list[str]:
+    return [
+        grant.grant_id,
+        grant.instance_id,
+        grant.access.value,
+        location(grant.bucket, grant.prefix),
+        grant.state.value,
+        format_time(grant.expires_at),
+        format_time(grant.created_at),
+    ]
+
+
+def grants_table(grants: Sequence[Grant], empty: str = "No grants.") -> str:
+    if not grants:
+        return empty
+    return table(GRANT_HEADERS, [grant_row(g) for g in grants])
+
+
+def grant_details(grant: Grant) -> str:
+    pairs = [
+        ("grant", grant.grant_id),
+        ("state", grant.state.value),
+        ("instance", grant.instance_id),
+        ("access", grant.access.value),
+        ("location", location(grant.bucket, grant.prefix)),
+        ("expires", format_time(grant.expires_at)),
+        ("created", format_time(grant.created_at)),
+        ("updated", format_time(grant.updated_at)),
+        ("requested by", grant.requested_by),
+        ("reason", grant.reason),
+        ("role", grant.role_arn or grant.role_name),
+        ("instance profile", grant.instance_profile_arn or grant.instance_profile_name),
+        ("association", grant.association_id),
+    ]
+    if grant.failure_reason:
+        pairs.insert(2, ("failure", grant.failure_reason))
+    return fields(pairs)
+
+
+EVENT_HEADERS = ("EVENT", "TIME", "ACTION", "OUTCOME", "INSTANCE", "GRANT", "ACTOR")
+
+
+def event_row(event: AuditEvent) -> list[str]:
+    return [
+        str(event.event_id),
+        format_time(event.time),
+        event.action,
+        event.outcome,
+        event.instance_id or "-",
+        event.grant_id or "-",
+        event.actor,
+    ]
+
+
+def event_line(event: AuditEvent) -> str:
+    """One event on its own line, for `audit --follow`, in columns that mostly line up."""
+    return _follow_line(event_row(event))
+
+
+def follow_header() -> str:
+    return _follow_line(list(EVENT_HEADERS))
+
+
+def _follow_line(cells: Sequence[str]) -> str:
+    event_id, time, action, outcome, instance, grant, actor = cells
+    return (
+        f"{event_id:>6}  {time:<20}  {action:<28}  {outcome:<7}  {instance:<19}  "
+        f"{grant:<36}  {actor}"
+    )
+
+
+def events_table(events: Sequence[AuditEvent]) -> str:
+    if not events:
+        return "No audit events."
+    return table(EVENT_HEADERS, [event_row(e) for e in events])
+
+
+def policy_text(policy: Mapping[str, Any] | None) -> str:
+    if not policy:
+        return "(no policy: the instance holds no live grants)"
+    return json.dumps(policy, indent=2)
+
+
+def ttl_text(ttl: timedelta | None) -> str:
+    return format_duration(ttl) if ttl else "none"

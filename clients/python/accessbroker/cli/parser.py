@@ -1,0 +1,142 @@
+"""brokerctl's command line: global options, one subcommand per verb."""
+
+import argparse
+from collections.abc import Callable
+
+from accessbroker.cli import commands, declarative
+from accessbroker.cli.commands import Context
+from accessbroker.cli.durations import parse_timeout
+from accessbroker.cli.failures import EXIT_CODES_HELP
+from accessbroker.models import Access, GrantState
+
+Command = Callable[[Context, argparse.Namespace], None]
+
+DESCRIPTION = "Grant EC2 instances least-privilege S3 access through the accessbroker."
+EPILOG = f"""\
+environment:
+  BROKER_ADDRESS  the broker's host:port (default 127.0.0.1:50051); --address overrides it
+  BROKER_TOKEN    bearer token sent with every call; --token overrides it
+
+{EXIT_CODES_HELP}
+Run `brokerctl COMMAND --help` for a command's options."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _access(text: str) -> Access:
+    try:
+        return Access.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _state(text: str) -> GrantState:
+    try:
+        return GrantState.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _timeout(text: str) -> float:
+    try:
+        return parse_timeout(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _event_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid event id {text!r}: must be a whole number")
+    return int(text)
+
+
+def _global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
+    """On the main parser and on every subcommand, so `brokerctl list -o json` works too; a
+    subcommand's copy has no defaults, so it only overrides what was given after the verb."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if in_subcommand else value
+
+    parser.add_argument(
+        "--address", default=default(None), help="broker host:port (env BROKER_ADDRESS)"
+    )
+    parser.add_argument("--token", default=default(None), help="bearer token (env BROKER_TOKEN)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json"),
+        default=default("table"),
+        help="table for people (default), json for scripts",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brokerctl", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+    )
+    _global_options(parser, in_subcommand=False)
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def verb(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(
+            name, help=summary, description=summary, epilog=EXIT_CODES_HELP,
+            formatter_class=_Formatter,
+        )  # fmt: skip
+        _global_options(sub, in_subcommand=True)
+        sub.set_defaults(run=run)
+        return sub
+
+    grant = verb("grant", commands.grant, "Grant an instance access to a bucket (or a prefix).")
+    grant.add_argument("--instance", required=True, help="EC2 instance id, i-…")
+    grant.add_argument("--bucket", required=True)
+    grant.add_argument(
+        "--access", required=True, type=_access, help="upload, read, read-write, list"
+    )
+    grant.add_argument("--prefix", default="", help="object key prefix (default: whole bucket)")
+    grant.add_argument("--ttl", help="expire after this long: 90s, 15m, 8h, 2d (default: never)")
+    grant.add_argument("--reason", default="", help="why, for the audit trail")
+    grant.add_argument("--idempotency-key", help="retrying with the same key never doubles it")
+    grant.add_argument("--dry-run", action="store_true", help="show the policy and the changes")
+
+    revoke = verb("revoke", commands.revoke, "Revoke a grant.")
+    revoke.add_argument("grant_id")
+    revoke.add_argument("--reason", default="", help="why, for the audit trail")
+    revoke.add_argument("--idempotency-key")
+
+    verb("get", commands.get, "Show one grant.").add_argument("grant_id")
+
+    listing = verb("list", commands.list_grants, "List grants, oldest first.")
+    listing.add_argument("--instance", help="only this instance's grants")
+    listing.add_argument("--bucket", help="only grants on this bucket")
+    listing.add_argument("--state", type=_state, help="pending, active, failed, revoking, …")
+
+    describe = verb(
+        "describe", commands.describe, "Show an instance's role, profile, association and policy."
+    )
+    describe.add_argument("instance_id")
+
+    audit = verb("audit", commands.audit, "Show the audit trail, or follow it with --follow.")
+    audit.add_argument("--instance", help="only this instance's events")
+    audit.add_argument("--grant", help="only this grant's events")
+    audit.add_argument("--after", type=_event_id, help="only events after this event id")
+    audit.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new events (JSON lines with -o json)",
+    )
+
+    wait = verb("wait", commands.wait, "Wait until a grant reaches a state.")
+    wait.add_argument("grant_id")
+    wait.add_argument("--state", type=_state, default=GrantState.ACTIVE, help="default: active")
+    wait.add_argument("--timeout", type=_timeout, default=120.0, help="seconds or 2m (default 120)")
+
+    for name, run, summary in (
+        ("plan", declarative.plan, "Show what apply would grant and revoke; change nothing."),
+        ("apply", declarative.apply, "Make the grants of the listed instances match a file."),
+    ):
+        sub = verb(name, run, summary)
+        sub.add_argument("-f", "--file", required=True, help="request file (YAML), see examples/")
+    return parser

@@ -1,0 +1,1 @@
+"""Unit tests of brokerctl: pure functions, no broker."""
