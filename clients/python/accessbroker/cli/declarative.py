@@ -18,7 +18,7 @@ from accessbroker.cli.plan import (
 )
 from accessbroker.cli.requestfile import DesiredGrant, RequestFile, load_request_file
 from accessbroker.client import BrokerClient
-from accessbroker.models import Grant
+from accessbroker.models import Grant, GrantResult
 
 # Each generation of an entry's key is tried once; more than a few means something is wrong.
 MAX_KEY_GENERATIONS = 20
@@ -84,17 +84,25 @@ def _read(client: BrokerClient, file: str) -> tuple[RequestFile, dict[str, list[
     return request, grants
 
 
+def _send(
+    client: BrokerClient, desired: DesiredGrant, *, key: str | None = None, dry_run: bool = False
+) -> GrantResult:
+    """GrantAccess for one entry of the file."""
+    return client.grant(
+        desired.instance_id,
+        desired.bucket,
+        desired.access,
+        prefix=desired.prefix,
+        ttl=desired.ttl,
+        reason=desired.reason,
+        idempotency_key=key,
+        dry_run=dry_run,
+    )
+
+
 def _dry_run(client: BrokerClient, desired: DesiredGrant) -> list[str]:
     try:
-        result = client.grant(
-            desired.instance_id,
-            desired.bucket,
-            desired.access,
-            prefix=desired.prefix,
-            ttl=desired.ttl,
-            reason=desired.reason,
-            dry_run=True,
-        )
+        result = _send(client, desired, dry_run=True)
     except errors.BrokerError as error:
         raise _about(desired, error) from None
     return result.planned_changes
@@ -105,15 +113,7 @@ def _grant(client: BrokerClient, desired: DesiredGrant, known: set[str]) -> Gran
     when the key already stands for a grant that has ended (or another caller's request)."""
     for generation in range(MAX_KEY_GENERATIONS):
         try:
-            result = client.grant(
-                desired.instance_id,
-                desired.bucket,
-                desired.access,
-                prefix=desired.prefix,
-                ttl=desired.ttl,
-                reason=desired.reason,
-                idempotency_key=grant_key(desired, generation),
-            )
+            result = _send(client, desired, key=grant_key(desired, generation))
         except errors.AlreadyExists:
             continue
         except errors.BrokerError as error:
