@@ -74,6 +74,15 @@ class AwsUnavailable(BrokerError):
     """AWS did not answer successfully within the retry budget; the work can be resumed."""
 
 
+class DeadlineExceeded(BrokerError):
+    """The caller's deadline passed before the work was done; what was recorded is finished
+    later by the reconciler."""
+
+
+class StoreUnavailable(BrokerError):
+    """The database did not answer; nothing was changed by this request."""
+
+
 class AwsRejected(BrokerError):
     """AWS refused a call for a reason retrying will not fix (e.g. AccessDenied)."""
 

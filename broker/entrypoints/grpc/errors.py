@@ -13,6 +13,7 @@ from broker.domain.errors import (
     AwsRejected,
     AwsUnavailable,
     BrokerError,
+    DeadlineExceeded,
     ForeignProfile,
     ForeignRole,
     GrantNotFound,
@@ -20,6 +21,7 @@ from broker.domain.errors import (
     InstanceNotFound,
     InvalidRequest,
     PolicyTooLarge,
+    StoreUnavailable,
     WrongState,
 )
 
@@ -42,6 +44,8 @@ _CODES: dict[type[BrokerError], int] = {
     AwsQuotaExceeded: code_pb2.RESOURCE_EXHAUSTED,
     IdempotencyConflict: code_pb2.ALREADY_EXISTS,
     AwsUnavailable: code_pb2.UNAVAILABLE,
+    StoreUnavailable: code_pb2.UNAVAILABLE,
+    DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
     # The broker's own permissions or AWS's rules refused a change: a fault of the broker's
     # set-up, not of the request. The message names only the AWS action and error code.
     AwsRejected: code_pb2.INTERNAL,
