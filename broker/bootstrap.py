@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from broker.adapters.aws.clients import StaticCredentials, make_aws_clients
 from broker.adapters.aws.ec2 import BotoEc2
 from broker.adapters.aws.iam import BotoIam
+from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.db.engine import create_engine_for, database_reachable
 from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import upgrade_to_head
@@ -20,6 +21,8 @@ from broker.settings import Settings
 class Runtime:
     deps: Dependencies
     engine: Engine
+    # Every retry of an AWS call, by action and kind of fault (shared by both adapters).
+    aws_retries: RetryCounter
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -38,15 +41,26 @@ def build_runtime(
     engine = create_engine_for(settings.database_url)
     upgrade_to_head(engine)
     clients = make_aws_clients(
-        endpoint_url=settings.aws_endpoint_url, region=aws_region, credentials=aws_credentials
+        endpoint_url=settings.aws_endpoint_url,
+        region=aws_region,
+        credentials=aws_credentials,
+        max_attempts=settings.aws_max_attempts,
     )
+    budgets = RetryBudgets(
+        throttling=settings.aws_throttling_budget,
+        server_error=settings.aws_server_error_budget,
+        connection=settings.aws_connection_budget,
+        propagation=settings.propagation_timeout,
+    )
+    retries = RetryCounter()
+    timeout = settings.propagation_timeout
     deps = Dependencies(
         uow=sql_unit_of_work_factory(engine),
-        iam=BotoIam(clients.iam, propagation_timeout=settings.propagation_timeout),
-        ec2=BotoEc2(clients.ec2, propagation_timeout=settings.propagation_timeout),
+        iam=BotoIam(clients.iam, propagation_timeout=timeout, budgets=budgets, retries=retries),
+        ec2=BotoEc2(clients.ec2, propagation_timeout=timeout, budgets=budgets, retries=retries),
         clock=SystemClock(),
         ids=RandomIds(),
         locks=DatabaseInstanceLocks(engine),
         role_path=settings.role_path,
     )
-    return Runtime(deps, engine)
+    return Runtime(deps, engine, retries)

@@ -23,8 +23,21 @@ class Settings(BaseSettings):
     role_path: str = DEFAULT_ROLE_PATH
     # How long to wait for IAM changes to reach EC2 (seconds); Terraform waits 2 minutes too.
     propagation_timeout: float = Field(default=120.0, gt=0)
+    # How long one AWS call may keep retrying each kind of transient failure (seconds), counted
+    # from that kind's first failure in the call; then the caller gets UNAVAILABLE.
+    aws_throttling_budget: float = Field(default=30.0, ge=0)
+    aws_server_error_budget: float = Field(default=15.0, ge=0)
+    aws_connection_budget: float = Field(default=15.0, ge=0)
+    # botocore's own attempts per call (standard mode); 1 leaves all retrying to the budgets.
+    aws_max_attempts: int = Field(default=1, ge=1, le=10)
     # How often the background sweep finishes interrupted or postponed work (seconds).
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # How often the sweep also removes roles and profiles no grant needs (seconds); it always
+    # does at start. Each pass lists the role path and reads every broker role's tags.
+    orphan_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    # Off only where several brokers with separate databases share one role path (tests that
+    # share an emulator): each would take the others' roles for orphans.
+    remove_orphans: bool = True
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"

@@ -86,7 +86,11 @@ def _serve_until_signalled(
     runtime: Runtime, settings: Settings, box: Sandbox | None = None
 ) -> None:
     running = start_server(runtime.deps, settings.listen, runtime.database_reachable)
-    sweeper = Sweeper(runtime.deps, settings.sweep_interval_seconds)
+    sweeper = Sweeper(
+        runtime.deps,
+        settings.sweep_interval_seconds,
+        settings.orphan_sweep_interval_seconds if settings.remove_orphans else None,
+    )
     sweeper.start()
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
     print(
@@ -98,7 +102,7 @@ def _serve_until_signalled(
     stop.wait()
     log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
     running.stop(settings.shutdown_grace)
-    sweeper.stop()
+    sweeper.stop(timeout=settings.shutdown_grace)
 
 
 def _sandbox_banner(address: str, box: Sandbox) -> str:

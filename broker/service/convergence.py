@@ -16,6 +16,7 @@ from broker.domain.errors import (
     AwsRejected,
     AwsUnavailable,
     BrokerError,
+    DeadlineExceeded,
     ForeignProfile,
     ForeignRole,
     PolicyTooLarge,
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # Errors after which retrying cannot help: the instance's pending grants fail with the reason.
 PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge)
+# Errors that only postpone the work: the grants wait, with the reason, for the reconciler.
+POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def _converge_once(deps: Dependencies, instance_id: str, actor: str) -> None:
         check_size(desired.document)
         observed = observe(deps, names)
         resources = _apply(deps, names, desired.document, observed, actor)
-    except AwsUnavailable as error:
+    except POSTPONING_ERRORS as error:
         _note_failure(deps, desired.grants, actor, str(error), permanent=False)
         raise
     except PERMANENT_ERRORS as error:

@@ -40,6 +40,9 @@ class BrokerProcess:
             "BROKER_DATABASE_URL": self.database_url,
             "BROKER_LISTEN": "127.0.0.1:0",
             "BROKER_PROPAGATION_TIMEOUT": "10",
+            # Brokers with separate databases share the session's emulator and role path; each
+            # would take the others' live roles for orphans. Tests of orphans turn it back on.
+            "BROKER_REMOVE_ORPHANS": "false",
             **self.extra_env,
         }
         executable = Path(sys.executable).with_name("access-broker")

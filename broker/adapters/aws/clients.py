@@ -35,15 +35,16 @@ def make_aws_clients(
     endpoint_url: str | None,
     region: str | None,
     credentials: StaticCredentials | None = None,
-    max_attempts: int = 5,
+    max_attempts: int = 1,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
 ) -> AwsClients:
     """Clients for real AWS (endpoint_url None) or an emulator at endpoint_url.
 
     Without explicit credentials boto3's default chain applies (environment, profile, instance
-    role). botocore's standard retry mode absorbs throttling, 5xx and connection errors within
-    max_attempts; IAM propagation delays are retried by the adapters themselves.
+    role). botocore's standard retry mode makes up to max_attempts attempts per call; the default
+    of 1 leaves all retrying to the adapters' policy (retry.py), whose per-fault budgets then
+    bound the time a call takes, and which counts and logs every retry.
     """
     session = boto3.Session(
         region_name=region,

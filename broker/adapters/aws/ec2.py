@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
-from tenacity import RetryError
 
 from broker.adapters.aws.errors import error_code, error_message, translated
-from broker.adapters.aws.retry import until_propagated
+from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
 from broker.domain.convergence import AssociationInfo
-from broker.domain.errors import AwsUnavailable, InstanceNotFound
+from broker.domain.errors import InstanceNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
@@ -25,14 +25,27 @@ _CURRENT_ASSOCIATION_STATES = ["associating", "associated"]
 
 
 class BotoEc2:
-    def __init__(self, client: EC2Client, *, propagation_timeout: float) -> None:
+    def __init__(
+        self,
+        client: EC2Client,
+        *,
+        propagation_timeout: float,
+        budgets: RetryBudgets | None = None,
+        retries: RetryCounter | None = None,
+    ) -> None:
         self._client = client
-        self._propagation_timeout = propagation_timeout
+        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
+        # Every retry of this adapter's calls is counted here (shared with BotoIam when wired).
+        self.retries = retries if retries is not None else RetryCounter()
+        self._retry = AwsRetry(budgets, self.retries)
 
     def instance_exists(self, instance_id: str) -> bool:
         with translated("DescribeInstances"):
             try:
-                response = self._client.describe_instances(InstanceIds=[instance_id])
+                response = self._retry.call(
+                    "DescribeInstances",
+                    lambda: self._client.describe_instances(InstanceIds=[instance_id]),
+                )
             except ClientError as error:
                 if error_code(error) in _UNKNOWN_INSTANCE_CODES:
                     return False
@@ -46,11 +59,14 @@ class BotoEc2:
 
     def get_association(self, instance_id: str) -> AssociationInfo | None:
         with translated("DescribeIamInstanceProfileAssociations"):
-            response = self._client.describe_iam_instance_profile_associations(
-                Filters=[
-                    {"Name": "instance-id", "Values": [instance_id]},
-                    {"Name": "state", "Values": _CURRENT_ASSOCIATION_STATES},
-                ]
+            response = self._retry.call(
+                "DescribeIamInstanceProfileAssociations",
+                lambda: self._client.describe_iam_instance_profile_associations(
+                    Filters=[
+                        {"Name": "instance-id", "Values": [instance_id]},
+                        {"Name": "state", "Values": _CURRENT_ASSOCIATION_STATES},
+                    ]
+                ),
             )
         associations = response["IamInstanceProfileAssociations"]
         return _association_info(associations[0]) if associations else None
@@ -71,7 +87,12 @@ class BotoEc2:
     def disassociate(self, association_id: str) -> None:
         with translated("DisassociateIamInstanceProfile"):
             try:
-                self._client.disassociate_iam_instance_profile(AssociationId=association_id)
+                self._retry.call(
+                    "DisassociateIamInstanceProfile",
+                    lambda: self._client.disassociate_iam_instance_profile(
+                        AssociationId=association_id
+                    ),
+                )
             except ClientError as error:
                 if error_code(error) != "InvalidAssociationID.NotFound":
                     raise
@@ -79,18 +100,16 @@ class BotoEc2:
     def _associate_once_visible(
         self, instance_id: str, profile_name: str
     ) -> AssociateIamInstanceProfileResultTypeDef:
-        retrying = until_propagated(_is_propagation_error, budget_seconds=self._propagation_timeout)
-        try:
-            return retrying(
-                self._client.associate_iam_instance_profile,
-                InstanceId=instance_id,
-                IamInstanceProfile={"Name": profile_name},
-            )
-        except RetryError as gave_up:
-            raise AwsUnavailable(
-                f"IAM did not propagate instance profile {profile_name} to EC2 "
-                f"within {self._propagation_timeout:g}s"
-            ) from gave_up.last_attempt.exception()
+        return self._retry.call(
+            "AssociateIamInstanceProfile",
+            lambda: self._client.associate_iam_instance_profile(
+                InstanceId=instance_id, IamInstanceProfile={"Name": profile_name}
+            ),
+            Propagation(
+                _is_propagation_error,
+                f"IAM did not propagate instance profile {profile_name} to EC2",
+            ),
+        )
 
     def _existing_association(
         self, error: ClientError, instance_id: str, profile_name: str

@@ -1,8 +1,8 @@
 """The one translation of botocore failures into the broker's domain errors.
 
-botocore has already retried throttling, 5xx and connection errors (standard retry mode) by the
-time an error reaches this module, so those mean AWS is unavailable *now*; anything else is a
-refusal that retrying will not fix.
+By the time an error reaches this module the adapter's retry policy (retry.py) has retried
+throttling, 5xx and connection errors within their budgets, so those mean AWS is unavailable
+*now*; anything else is a refusal that retrying will not fix.
 """
 
 import logging
@@ -23,7 +23,7 @@ from broker.domain.errors import AwsQuotaExceeded, AwsRejected, AwsUnavailable
 
 log = logging.getLogger(__name__)
 
-_THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 # Failures that say nothing about the request itself. A ResponseParserError is an unreadable
 # answer (e.g. a proxy's HTML error page); botocore raises it outside its own hierarchy.
 _UNAVAILABLE_ERRORS = (
@@ -56,7 +56,7 @@ def translate(action: str, error: BotoFailure) -> AwsUnavailable | AwsRejected:
 def _translate_client_error(action: str, error: ClientError) -> AwsUnavailable | AwsRejected:
     code = error_code(error)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if code in _THROTTLING_CODES or status >= 500:
+    if code in THROTTLING_CODES or status >= 500:
         return AwsUnavailable(f"AWS {action} failed: {code} (HTTP {status})")
     # AWS's own message can name accounts, users and policies: it goes to the log, and the
     # caller, the grant and the audit trail get the action and the error code.

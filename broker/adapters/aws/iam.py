@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
-from tenacity import RetryError
 
 from broker.adapters.aws.errors import error_code, translated
-from broker.adapters.aws.retry import until_propagated
+from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
 from broker.domain.convergence import ProfileInfo, RoleInfo
 from broker.domain.errors import AwsUnavailable, ForeignRole
-from broker.domain.naming import is_managed
+from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
+from broker.domain.validation import instance_id_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_iam.client import IAMClient
     from mypy_boto3_iam.type_defs import (
         InstanceProfileTypeDef,
+        ListInstanceProfilesResponseTypeDef,
+        ListRolesResponseTypeDef,
         PolicyDocumentTypeDef,
         RoleTypeDef,
         TagTypeDef,
@@ -31,13 +35,25 @@ _NO_SUCH_ENTITY = "NoSuchEntity"
 
 
 class BotoIam:
-    def __init__(self, client: IAMClient, *, propagation_timeout: float) -> None:
+    def __init__(
+        self,
+        client: IAMClient,
+        *,
+        propagation_timeout: float,
+        budgets: RetryBudgets | None = None,
+        retries: RetryCounter | None = None,
+    ) -> None:
         self._client = client
-        self._propagation_timeout = propagation_timeout
+        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
+        # Every retry of this adapter's calls is counted here (shared with BotoEc2 when wired).
+        self.retries = retries if retries is not None else RetryCounter()
+        self._retry = AwsRetry(budgets, self.retries)
 
     def get_role(self, name: str) -> RoleInfo | None:
         with translated("GetRole"):
-            response = _none_if_missing(lambda: self._client.get_role(RoleName=name))
+            response = _none_if_missing(
+                lambda: self._retry.call("GetRole", lambda: self._client.get_role(RoleName=name))
+            )
         return None if response is None else _role_info(response["Role"])
 
     def create_role(
@@ -45,11 +61,14 @@ class BotoIam:
     ) -> RoleInfo:
         with translated("CreateRole"):
             try:
-                response = self._client.create_role(
-                    RoleName=name,
-                    Path=path,
-                    AssumeRolePolicyDocument=trust_policy,
-                    Tags=_tag_list(tags),
+                response = self._retry.call(
+                    "CreateRole",
+                    lambda: self._client.create_role(
+                        RoleName=name,
+                        Path=path,
+                        AssumeRolePolicyDocument=trust_policy,
+                        Tags=_tag_list(tags),
+                    ),
                 )
             except ClientError as error:
                 if error_code(error) != "EntityAlreadyExists":
@@ -59,39 +78,62 @@ class BotoIam:
 
     def delete_role(self, name: str) -> None:
         with translated("DeleteRole"):
-            _none_if_missing(lambda: self._client.delete_role(RoleName=name))
+            _none_if_missing(
+                lambda: self._retry.call(
+                    "DeleteRole", lambda: self._client.delete_role(RoleName=name)
+                )
+            )
 
     def get_role_policy(self, role_name: str, policy_name: str) -> dict[str, Any] | None:
         with translated("GetRolePolicy"):
             response = _none_if_missing(
-                lambda: self._client.get_role_policy(RoleName=role_name, PolicyName=policy_name)
+                lambda: self._retry.call(
+                    "GetRolePolicy",
+                    lambda: self._client.get_role_policy(
+                        RoleName=role_name, PolicyName=policy_name
+                    ),
+                )
             )
         return None if response is None else _policy_dict(response["PolicyDocument"])
 
     def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
         with translated("PutRolePolicy"):
-            self._client.put_role_policy(
-                RoleName=role_name, PolicyName=policy_name, PolicyDocument=document
+            self._retry.call(
+                "PutRolePolicy",
+                lambda: self._client.put_role_policy(
+                    RoleName=role_name, PolicyName=policy_name, PolicyDocument=document
+                ),
             )
 
     def delete_role_policy(self, role_name: str, policy_name: str) -> None:
         with translated("DeleteRolePolicy"):
             _none_if_missing(
-                lambda: self._client.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
+                lambda: self._retry.call(
+                    "DeleteRolePolicy",
+                    lambda: self._client.delete_role_policy(
+                        RoleName=role_name, PolicyName=policy_name
+                    ),
+                )
             )
 
     def get_instance_profile(self, name: str) -> ProfileInfo | None:
         with translated("GetInstanceProfile"):
             response = _none_if_missing(
-                lambda: self._client.get_instance_profile(InstanceProfileName=name)
+                lambda: self._retry.call(
+                    "GetInstanceProfile",
+                    lambda: self._client.get_instance_profile(InstanceProfileName=name),
+                )
             )
         return None if response is None else _profile_info(response["InstanceProfile"])
 
     def create_instance_profile(self, name: str, path: str, tags: dict[str, str]) -> ProfileInfo:
         with translated("CreateInstanceProfile"):
             try:
-                response = self._client.create_instance_profile(
-                    InstanceProfileName=name, Path=path, Tags=_tag_list(tags)
+                response = self._retry.call(
+                    "CreateInstanceProfile",
+                    lambda: self._client.create_instance_profile(
+                        InstanceProfileName=name, Path=path, Tags=_tag_list(tags)
+                    ),
                 )
             except ClientError as error:
                 if error_code(error) != "EntityAlreadyExists":
@@ -110,29 +152,108 @@ class BotoIam:
     def remove_role_from_instance_profile(self, profile_name: str, role_name: str) -> None:
         with translated("RemoveRoleFromInstanceProfile"):
             _none_if_missing(
-                lambda: self._client.remove_role_from_instance_profile(
-                    InstanceProfileName=profile_name, RoleName=role_name
+                lambda: self._retry.call(
+                    "RemoveRoleFromInstanceProfile",
+                    lambda: self._client.remove_role_from_instance_profile(
+                        InstanceProfileName=profile_name, RoleName=role_name
+                    ),
                 )
             )
 
     def delete_instance_profile(self, name: str) -> None:
         with translated("DeleteInstanceProfile"):
-            _none_if_missing(lambda: self._client.delete_instance_profile(InstanceProfileName=name))
+            _none_if_missing(
+                lambda: self._retry.call(
+                    "DeleteInstanceProfile",
+                    lambda: self._client.delete_instance_profile(InstanceProfileName=name),
+                )
+            )
 
     def _add_role_once_visible(self, profile_name: str, role_name: str) -> None:
         # Right after CreateRole, IAM itself may not yet find the role: NoSuchEntity.
-        retrying = until_propagated(_is_missing, budget_seconds=self._propagation_timeout)
-        try:
-            retrying(
-                self._client.add_role_to_instance_profile,
-                InstanceProfileName=profile_name,
-                RoleName=role_name,
+        self._retry.call(
+            "AddRoleToInstanceProfile",
+            lambda: self._client.add_role_to_instance_profile(
+                InstanceProfileName=profile_name, RoleName=role_name
+            ),
+            Propagation(
+                _is_missing,
+                f"IAM did not propagate role {role_name} or instance profile {profile_name}",
+            ),
+        )
+
+    def managed_instance_ids(self, path: str) -> set[str]:
+        """Instances whose role or instance profile the broker made on `path`: named
+        accessbroker-<instance id>, on exactly that path, tagged managed-by=accessbroker and with
+        the matching instance-id tag. Listings omit tags, so each candidate's are read."""
+        found = set()
+        for name in self._role_names(path):
+            if _made_by_broker(name, self._role_tags(name)):
+                found.add(name.removeprefix(NAME_PREFIX))
+        for name in self._profile_names(path):
+            if _made_by_broker(name, self._profile_tags(name)):
+                found.add(name.removeprefix(NAME_PREFIX))
+        return found
+
+    def _role_names(self, path: str) -> list[str]:
+        """Names of the form accessbroker-<instance id> among the roles on exactly `path`."""
+        names: list[str] = []
+        marker = ""
+        with translated("ListRoles"):
+            while True:
+                page = self._retry.call("ListRoles", partial(self._list_roles, path, marker))
+                names += [r["RoleName"] for r in page["Roles"] if r["Path"] == path]
+                marker = page.get("Marker", "") if page.get("IsTruncated") else ""
+                if not marker:
+                    return [n for n in names if _instance_id_of(n) is not None]
+
+    def _list_roles(self, path: str, marker: str) -> ListRolesResponseTypeDef:
+        if marker:
+            return self._client.list_roles(PathPrefix=path, Marker=marker)
+        return self._client.list_roles(PathPrefix=path)
+
+    def _profile_names(self, path: str) -> list[str]:
+        """Names of the form accessbroker-<instance id> among the profiles on exactly `path`."""
+        names: list[str] = []
+        marker = ""
+        with translated("ListInstanceProfiles"):
+            while True:
+                page = self._retry.call(
+                    "ListInstanceProfiles", partial(self._list_profiles, path, marker)
+                )
+                names += [
+                    p["InstanceProfileName"] for p in page["InstanceProfiles"] if p["Path"] == path
+                ]
+                marker = page.get("Marker", "") if page.get("IsTruncated") else ""
+                if not marker:
+                    return [n for n in names if _instance_id_of(n) is not None]
+
+    def _list_profiles(self, path: str, marker: str) -> ListInstanceProfilesResponseTypeDef:
+        if marker:
+            return self._client.list_instance_profiles(PathPrefix=path, Marker=marker)
+        return self._client.list_instance_profiles(PathPrefix=path)
+
+    def _role_tags(self, name: str) -> dict[str, str] | None:
+        """The role's tags, or None when it went away since it was listed."""
+        with translated("ListRoleTags"):
+            response = _none_if_missing(
+                lambda: self._retry.call(
+                    "ListRoleTags", lambda: self._client.list_role_tags(RoleName=name)
+                )
             )
-        except RetryError as gave_up:
-            raise AwsUnavailable(
-                f"IAM did not propagate role {role_name} or instance profile {profile_name} "
-                f"within {self._propagation_timeout:g}s"
-            ) from gave_up.last_attempt.exception()
+        return None if response is None else _tag_dict(response["Tags"])
+
+    def _profile_tags(self, name: str) -> dict[str, str] | None:
+        """The profile's tags, or None when it went away since it was listed."""
+        # GetInstanceProfile returns the tags too (and moto lacks ListInstanceProfileTags).
+        with translated("GetInstanceProfile"):
+            response = _none_if_missing(
+                lambda: self._retry.call(
+                    "GetInstanceProfile",
+                    lambda: self._client.get_instance_profile(InstanceProfileName=name),
+                )
+            )
+        return None if response is None else _tag_dict(response["InstanceProfile"].get("Tags", []))
 
     def _already_holds(self, error: ClientError, profile_name: str, role_name: str) -> bool:
         # A profile holds at most one role, so adding it twice fails with LimitExceeded.
@@ -167,6 +288,22 @@ def _none_if_missing(call: Callable[[], T]) -> T | None:
         if _is_missing(error):
             return None
         raise
+
+
+def _instance_id_of(name: str) -> str | None:
+    """The instance id in a name of the broker's form accessbroker-<instance id>, else None."""
+    if not name.startswith(NAME_PREFIX):
+        return None
+    instance_id = name.removeprefix(NAME_PREFIX)
+    return None if instance_id_problems(instance_id) else instance_id
+
+
+def _made_by_broker(name: str, tags: dict[str, str] | None) -> bool:
+    return (
+        tags is not None
+        and is_managed(tags)
+        and tags.get(INSTANCE_TAG_KEY) == _instance_id_of(name)
+    )
 
 
 def _tag_list(tags: dict[str, str]) -> list[TagTypeDef]:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import BigInteger, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from broker.domain.grants import InstanceResources
@@ -30,6 +30,9 @@ ACTION_LENGTH = 64
 IDEMPOTENCY_KEY_LENGTH = 128
 OPERATION_LENGTH = 64
 FINGERPRINT_LENGTH = 128
+# Ids the API carries as int64. SQLite's INTEGER is 64-bit already, and only INTEGER PRIMARY
+# KEY autoincrements there, so BIGINT is for the other databases.
+ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utc(value: datetime) -> datetime:
@@ -58,7 +61,7 @@ class GrantRow(SQLModel, table=True):
     __tablename__ = "grants"
 
     # Insertion order, and the position a page of grants continues from.
-    seq: int | None = Field(default=None, primary_key=True)
+    seq: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
     grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH), unique=True, index=True)
     instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), index=True)
     bucket: str = Field(sa_type=String(BUCKET_LENGTH))
@@ -81,7 +84,7 @@ class GrantRow(SQLModel, table=True):
 class AuditEventRow(SQLModel, table=True):
     __tablename__ = "audit_events"
 
-    event_id: int | None = Field(default=None, primary_key=True)
+    event_id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
     time: datetime
     actor: str = Field(sa_type=String(PRINCIPAL_LENGTH))
     action: str = Field(sa_type=String(ACTION_LENGTH))

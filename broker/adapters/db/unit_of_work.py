@@ -19,7 +19,11 @@ from broker.service.ports import (
 
 
 class SqlUnitOfWork:
-    """A Session opened on enter; leaving without commit() rolls back whatever it holds."""
+    """A Session opened on enter; leaving without commit() rolls back whatever it holds.
+
+    Losing the database surfaces from any store call or commit() as StoreUnavailable, raised
+    by the engine itself (broker.adapters.db.engine), so nothing here catches SQL errors.
+    """
 
     grants: GrantStore
     audit: AuditLog
@@ -38,8 +42,12 @@ class SqlUnitOfWork:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._session.rollback()
-        self._session.close()
+        try:
+            self._session.rollback()
+        finally:
+            # The connection goes back to the pool even when the rollback could not reach
+            # the database; the pool discards it if it is broken.
+            self._session.close()
 
     def commit(self) -> None:
         self._session.commit()

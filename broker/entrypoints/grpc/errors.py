@@ -14,6 +14,7 @@ from broker.domain.errors import (
     AwsUnavailable,
     BrokerError,
     DeadlineExceeded,
+    FieldViolation,
     ForeignProfile,
     ForeignRole,
     GrantNotFound,
@@ -82,16 +83,47 @@ class ErrorInterceptor(_ServerInterceptor):
         if handler is not None and handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _guarded(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler is not None and handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 _guarded_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message (e.g. a string that is not
+    UTF-8), so the call is answered INVALID_ARGUMENT rather than by gRPC's own INTERNAL."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    parse = deserializer
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as error:  # any failure to decode is the caller's
+            return _Undecodable(str(error) or type(error).__name__)
+
+    return deserialize
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidRequest(
+            [FieldViolation("request", f"is not a valid message: {request.problem}"[:300])]
+        )
 
 
 def _guarded(
@@ -99,6 +131,7 @@ def _guarded(
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def guarded(request: Any, context: grpc.ServicerContext) -> Any:
         try:
+            _refuse_undecodable(request)
             return behavior(request, context)
         except Exception as error:
             _abort(context, method, error)
@@ -111,6 +144,7 @@ def _guarded_stream(
 ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def guarded(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
+            _refuse_undecodable(request)
             yield from behavior(request, context)
         except Exception as error:
             _abort(context, method, error)

@@ -30,6 +30,7 @@ STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
     GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
 }
 STATE_FROM_PROTO: dict[int, GrantState] = {int(v): k for k, v in STATE_TO_PROTO.items()}
+MAX_CURSOR = 2**63 - 1
 
 
 def access_from_proto(value: int) -> Access | None:
@@ -113,8 +114,12 @@ def decode_page_token(kind: str, token: str) -> int | None:
         found_kind, _, cursor = (
             base64.urlsafe_b64decode(token.encode("ascii")).decode().partition(":")
         )
-        if found_kind == kind and cursor.isdigit():
-            return int(cursor)
+        # Cursors are ids, int64 like every id of the API; a bigger one no store can even
+        # compare with (SQLite refuses to bind it), and no listing ever returned it.
+        if found_kind == kind and cursor.isascii() and cursor.isdigit():
+            position = int(cursor)
+            if position <= MAX_CURSOR:
+                return position
     except (ValueError, binascii.Error, UnicodeError):
         pass
     raise InvalidRequest([FieldViolation("page_token", "is not a token this listing returned")])

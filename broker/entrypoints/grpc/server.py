@@ -1,10 +1,12 @@
 """The gRPC server: the broker API, standard health checking and server reflection."""
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,11 +18,14 @@ from broker.entrypoints.grpc.servicer import AccessBrokerServicer
 from broker.service.dependencies import Dependencies
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SERVICE_NAME = broker_pb2.DESCRIPTOR.services_by_name["AccessBroker"].full_name
 # Requests are small; anything near this is not a real request.
 MAX_MESSAGE_BYTES = 1024 * 1024
-HEALTH_PROBE_SECONDS = 5.0
+# How often health asks the database; NOT_SERVING shows this soon after losing it, at most.
+HEALTH_PROBE_SECONDS = 2.0
 
 
 @dataclass
@@ -29,19 +34,70 @@ class RunningServer:
     port: int
     health: "HealthMonitor"
     stopping: threading.Event
+    workers: "DaemonThreadPool"
 
     def stop(self, grace: float) -> None:
         """Stops taking calls, lets calls in flight finish within `grace` seconds."""
         self.stopping.set()
         self.health.stop()
         self.server.stop(grace).wait()
+        self.workers.shutdown(wait=False)
+
+
+class DaemonThreadPool(futures.Executor):
+    """The server's workers, on daemon threads.
+
+    ThreadPoolExecutor's threads are joined when the interpreter exits, so a call still
+    running when the shutdown grace ran out (an AWS call waiting out propagation, say) would
+    hold the process up for as long as it takes. Here the process exits after the grace; what
+    such a call left undone was recorded first (a PENDING or REVOKING grant), and the sweep
+    finishes it when the broker starts again.
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._work: queue.SimpleQueue[tuple[futures.Future[Any], Callable[[], Any]] | None]
+        self._work = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> futures.Future[T]:
+        future: futures.Future[T] = futures.Future()
+        self._work.put((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Workers end once the work queued so far is done; `cancel_futures` is not supported."""
+        for _ in self._threads:
+            self._work.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as error:
+                future.set_exception(error)
 
 
 class HealthMonitor:
     """Reports SERVING while the database answers, NOT_SERVING while it does not."""
 
-    def __init__(self, servicer: health.HealthServicer, probe: Callable[[], bool]) -> None:
-        self._servicer, self._probe = servicer, probe
+    def __init__(
+        self,
+        servicer: health.HealthServicer,
+        probe: Callable[[], bool],
+        interval: float = HEALTH_PROBE_SECONDS,
+    ) -> None:
+        self._servicer, self._probe, self._interval = servicer, probe, interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
 
@@ -56,6 +112,8 @@ class HealthMonitor:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
+        if self._stopped.is_set():
+            return  # a probe that was under way when the server began stopping
         for name in ("", SERVICE_NAME):
             self._servicer.set(name, status)
 
@@ -65,16 +123,21 @@ class HealthMonitor:
             self._servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def _run(self) -> None:
-        while not self._stopped.wait(HEALTH_PROBE_SECONDS):
+        while not self._stopped.wait(self._interval):
             self.check()
 
 
 def start_server(
-    deps: Dependencies, listen: str, database_reachable: Callable[[], bool], workers: int = 16
+    deps: Dependencies,
+    listen: str,
+    database_reachable: Callable[[], bool],
+    workers: int = 16,
+    health_probe_seconds: float = HEALTH_PROBE_SECONDS,
 ) -> RunningServer:
     """Starts serving on `listen` (port 0 picks a free port) and returns at once."""
+    pool = DaemonThreadPool(workers, name="rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        pool,  # type: ignore[arg-type]
         interceptors=[ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -90,9 +153,10 @@ def start_server(
     )
     port = server.add_insecure_port(listen)
     if port == 0:
+        pool.shutdown(wait=False)
         raise OSError(f"cannot listen on {listen}")
-    monitor = HealthMonitor(health_servicer, database_reachable)
+    monitor = HealthMonitor(health_servicer, database_reachable, health_probe_seconds)
     server.start()
     monitor.start()
     log.info("accessbroker listening on port %d", port)
-    return RunningServer(server, port, monitor, stopping)
+    return RunningServer(server, port, monitor, stopping, pool)

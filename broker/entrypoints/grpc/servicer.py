@@ -2,6 +2,7 @@
 
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import grpc
 
@@ -17,6 +18,7 @@ from broker.entrypoints.grpc.mapping import (
     ttl_from_proto,
 )
 from broker.service.audit_feed import follow_audit_events
+from broker.service.deadlines import deadline_in
 from broker.service.dependencies import Dependencies
 from broker.service.granting import GrantCommand, grant_access
 from broker.service.ports import AuditFilter, GrantFilter
@@ -27,6 +29,19 @@ GRANTS_TOKEN = "grants"
 AUDIT_TOKEN = "audit"
 # How often a caught-up audit feed looks for new events.
 FEED_POLL_SECONDS = 0.25
+# The broker stops working this much before the caller's deadline (at most a fifth of the time
+# left), so that its own DEADLINE_EXCEEDED, saying what became of the request, arrives in time.
+DEADLINE_MARGIN_SECONDS = 0.25
+# gRPC reports a call without a deadline as some 2**63 seconds left.
+_NO_DEADLINE_SECONDS = 1e9
+
+
+def callers_deadline(context: grpc.ServicerContext) -> AbstractContextManager[None]:
+    """Within the block, AWS retries stop short of the caller's deadline (if it set one)."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining >= _NO_DEADLINE_SECONDS:
+        return deadline_in(None)
+    return deadline_in(remaining - min(DEADLINE_MARGIN_SECONDS, remaining / 5))
 
 
 def caller_identity(context: grpc.ServicerContext) -> str:
@@ -54,7 +69,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             dry_run=request.dry_run,
             actor=caller_identity(context),
         )
-        result = grant_access(self._deps, command)
+        with callers_deadline(context):
+            result = grant_access(self._deps, command)
         return pb.GrantAccessResponse(
             grant=grant_to_proto(result.grant),
             policy_document=result.policy_document,
@@ -70,7 +86,9 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             idempotency_key=request.idempotency_key,
             actor=caller_identity(context),
         )
-        return pb.RevokeAccessResponse(grant=grant_to_proto(revoke_access(self._deps, command)))
+        with callers_deadline(context):
+            revoked = revoke_access(self._deps, command)
+        return pb.RevokeAccessResponse(grant=grant_to_proto(revoked))
 
     def GetGrant(self, request: pb.GetGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
         return grant_to_proto(get_grant(self._deps, request.grant_id))
@@ -93,7 +111,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     def DescribeInstanceAccess(
         self, request: pb.DescribeInstanceAccessRequest, context: grpc.ServicerContext
     ) -> pb.InstanceAccess:
-        access = describe_instance(self._deps, request.instance_id)
+        with callers_deadline(context):
+            access = describe_instance(self._deps, request.instance_id)
         return pb.InstanceAccess(
             instance_id=access.instance_id,
             role_name=access.resources.role_name,

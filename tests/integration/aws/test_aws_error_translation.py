@@ -15,6 +15,7 @@ from botocore.parsers import ResponseParserError
 
 from broker.adapters.aws import BotoEc2, BotoIam, make_aws_clients
 from broker.adapters.aws.errors import BotoFailure, translate
+from broker.adapters.aws.retry import RetryBudgets
 from broker.domain.errors import AwsQuotaExceeded, AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.trust import EC2_TRUST_POLICY
@@ -22,6 +23,8 @@ from broker.sandbox import Credentials, Emulator
 from tests.integration.aws.clients import admin_clients
 
 SECRET = "do-not-leak-this-secret-key"
+# Transient failures are retried for this long in these tests: briefly, but retried.
+SHORT = RetryBudgets(throttling=0.5, server_error=0.5, connection=0.5)
 
 
 def client_error(code: str, status: int, message: str = "details") -> ClientError:
@@ -111,9 +114,8 @@ def test_unreadable_server_error_is_unavailable(emulator: Emulator) -> None:
         endpoint_url=emulator.endpoint_url,
         region=emulator.region,
         credentials=emulator.admin_credentials,
-        max_attempts=1,
     )
-    iam = BotoIam(clients.iam, propagation_timeout=1.0)
+    iam = BotoIam(clients.iam, propagation_timeout=1.0, budgets=SHORT)
     name = f"accessbroker-test-{uuid.uuid4().hex[:12]}"
     iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, {})
     iam.create_instance_profile(name, DEFAULT_ROLE_PATH, {})
@@ -136,24 +138,25 @@ def test_unreachable_endpoint_is_unavailable_quickly() -> None:
         endpoint_url=f"http://127.0.0.1:{closed_port()}",
         region="us-east-1",
         credentials=Credentials("AKIAEXAMPLEEXAMPLE00", SECRET),
-        max_attempts=1,
         connect_timeout=1.0,
     )
     started = time.monotonic()
 
     with pytest.raises(AwsUnavailable, match="GetRole failed: EndpointConnectionError") as iam_err:
-        BotoIam(clients.iam, propagation_timeout=1.0).get_role("accessbroker-x")
+        BotoIam(clients.iam, propagation_timeout=1.0, budgets=SHORT).get_role("accessbroker-x")
     with pytest.raises(AwsUnavailable, match="DescribeInstances failed") as ec2_err:
-        BotoEc2(clients.ec2, propagation_timeout=1.0).instance_exists("i-0123456789abcdef0")
+        BotoEc2(clients.ec2, propagation_timeout=1.0, budgets=SHORT).instance_exists(
+            "i-0123456789abcdef0"
+        )
 
     assert time.monotonic() - started < 5.0
     assert SECRET not in str(iam_err.value) + str(ec2_err.value)
 
 
-def test_clients_let_botocore_retry_throttling_in_standard_mode(emulator: Emulator) -> None:
+def test_clients_leave_retrying_to_the_adapters_budgets_by_default(emulator: Emulator) -> None:
     clients = admin_clients(emulator)
 
     for client in (clients.iam, clients.ec2):
         # botocore-stubs do not declare Config's options as attributes.
         retries = getattr(client.meta.config, "retries")  # noqa: B009
-        assert retries == {"mode": "standard", "total_max_attempts": 5}
+        assert retries == {"mode": "standard", "total_max_attempts": 1}

@@ -2,7 +2,7 @@
 
 import threading
 
-from broker.service.ports import AuditFilter, UnitOfWorkFactory
+from broker.service.ports import AuditFilter, GrantFilter, UnitOfWorkFactory
 from tests.integration.db.test_db_records import append_all, audit_event
 
 
@@ -37,3 +37,11 @@ def test_an_append_waits_for_the_uncommitted_one_before_it(units: UnitOfWorkFact
     assert second_done.is_set()
     assert [e.action for e in events] == ["step-1", "step-2"]
     assert events[0].event_id < events[1].event_id
+
+
+def test_cursors_are_64_bit_on_every_database(units: UnitOfWorkFactory) -> None:
+    beyond_32_bits = 2**40
+
+    with units() as uow:
+        assert uow.audit.list(AuditFilter(), beyond_32_bits, 10).items == []
+        assert uow.grants.list(GrantFilter(), beyond_32_bits, 10).items == []

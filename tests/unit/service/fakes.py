@@ -15,7 +15,7 @@ from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
 from broker.domain.errors import AwsRejected, BrokerError, GrantNotFound, IdempotencyConflict
 from broker.domain.grants import Grant, GrantScope
-from broker.domain.naming import DEFAULT_ROLE_PATH, is_managed
+from broker.domain.naming import DEFAULT_ROLE_PATH, INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
 from broker.domain.policy import build_policy
 from broker.service.dependencies import Dependencies
 from broker.service.granting import GrantCommand
@@ -388,6 +388,18 @@ class FakeAws:
                 raise AwsRejected(f"DeleteConflict: instance profile {name} still holds a role")
             del self.profiles[name]
             self._did("delete_instance_profile", name)
+
+    def managed_instance_ids(self, path: str) -> set[str]:
+        self._enter("managed_instance_ids")
+        entities: list[FakeRole | FakeProfile] = [*self.roles.values(), *self.profiles.values()]
+        return {
+            e.name.removeprefix(NAME_PREFIX)
+            for e in entities
+            if e.path == path
+            and e.name.startswith(NAME_PREFIX)
+            and is_managed(e.tags)
+            and e.tags.get(INSTANCE_TAG_KEY) == e.name.removeprefix(NAME_PREFIX)
+        }
 
     def _role(self, name: str) -> FakeRole:
         if name not in self.roles:

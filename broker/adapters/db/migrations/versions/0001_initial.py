@@ -15,6 +15,9 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# int64 ids; SQLite's INTEGER is 64-bit and the only type that autoincrements there.
+ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     _create_grants()
@@ -38,7 +41,7 @@ def downgrade() -> None:
 def _create_grants() -> None:
     op.create_table(
         "grants",
-        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("seq", ID_TYPE, nullable=False),
         sa.Column("grant_id", sa.String(length=64), nullable=False),
         sa.Column("instance_id", sa.String(length=32), nullable=False),
         sa.Column("bucket", sa.String(length=63), nullable=False),
@@ -66,7 +69,7 @@ def _create_grants() -> None:
 def _create_audit_events() -> None:
     op.create_table(
         "audit_events",
-        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", ID_TYPE, nullable=False),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=256), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),

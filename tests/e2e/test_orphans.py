@@ -1,0 +1,114 @@
+"""The sweep at start removes a role and profile the broker made that no grant needs, and
+nothing it did not make.
+
+The broker runs on a role path of this test's own: the emulator is shared by the whole session,
+and a broker treats every managed role on its path without a grant in its database as orphaned.
+"""
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from accessbroker.v1 import broker_pb2 as pb
+from broker.domain.naming import ManagedNames
+from broker.domain.trust import EC2_TRUST_POLICY
+from broker.sandbox import Emulator
+from tests.e2e.broker_process import BrokerProcess
+from tests.e2e.calls import aws_associations, aws_profile_names, aws_role_names
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def leave_orphan(emulator: Emulator, instance_id: str, path: str) -> None:
+    """A role, policy, profile and association as a broker that lost its record leaves them."""
+    iam, names = emulator.client("iam"), ManagedNames(instance_id, path)
+    iam.create_role(
+        RoleName=names.role_name,
+        Path=path,
+        AssumeRolePolicyDocument=EC2_TRUST_POLICY,
+        Tags=tag_list(names.tags),  # type: ignore[arg-type]
+    )
+    iam.put_role_policy(
+        RoleName=names.role_name,
+        PolicyName=names.policy_name,
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+                ],
+            }
+        ),
+    )
+    iam.create_instance_profile(
+        InstanceProfileName=names.profile_name,
+        Path=path,
+        Tags=tag_list(names.tags),  # type: ignore[arg-type]
+    )
+    iam.add_role_to_instance_profile(
+        InstanceProfileName=names.profile_name, RoleName=names.role_name
+    )
+    emulator.client("ec2").associate_iam_instance_profile(
+        InstanceId=instance_id, IamInstanceProfile={"Name": names.profile_name}
+    )
+
+
+def look_alike(emulator: Emulator, instance_id: str, path: str, tags: dict[str, str]) -> str:
+    name = f"accessbroker-{instance_id}"
+    emulator.client("iam").create_role(
+        RoleName=name,
+        Path=path,
+        AssumeRolePolicyDocument=EC2_TRUST_POLICY,
+        Tags=tag_list(tags),  # type: ignore[arg-type]
+    )
+    return name
+
+
+def test_the_sweep_at_start_removes_orphans_and_only_them(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    path = f"/orphans-{uuid.uuid4().hex[:8]}/"
+    orphan = emulator.run_instance()
+    leave_orphan(emulator, orphan, path)
+    untagged = look_alike(emulator, emulator.run_instance(), path, {})
+    elsewhere_id = emulator.run_instance()
+    elsewhere = look_alike(
+        emulator, elsewhere_id, f"{path}other/", ManagedNames(elsewhere_id, path).tags
+    )
+    orphan_role = f"accessbroker-{orphan}"
+    assert orphan_role in aws_role_names(emulator)
+
+    process = BrokerProcess(
+        emulator,
+        f"sqlite:///{tmp_path / 'b.db'}",
+        BROKER_ROLE_PATH=path,
+        BROKER_REMOVE_ORPHANS="true",
+    )
+    process.start()
+    try:
+        deadline = time.monotonic() + 30
+        while orphan_role in aws_role_names(emulator) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        events = process.stub.ListAuditEvents(
+            pb.ListAuditEventsRequest(instance_id=orphan), timeout=10
+        ).events
+    finally:
+        process.stop()
+
+    roles = aws_role_names(emulator)
+    assert orphan_role not in roles
+    assert aws_profile_names(emulator, orphan) == []
+    assert aws_associations(emulator, orphan) == []
+    assert {untagged, elsewhere} <= set(roles), "look-alikes are never touched"
+    assert {e.actor for e in events} == {"system"}
+    assert [e.action for e in events] == [
+        "instance.orphan_found",
+        "aws.disassociate",
+        "aws.remove_role_from_profile",
+        "aws.delete_profile",
+        "aws.delete_policy",
+        "aws.delete_role",
+    ]

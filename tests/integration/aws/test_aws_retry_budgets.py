@@ -1,0 +1,248 @@
+"""The adapters' retry policy: a budget per kind of fault, the caller's deadline, counters, logs.
+
+Throttling and 5xx answers are stubbed on real clients (botocore.stub.Stubber); connection
+errors come from a port nobody listens on.
+"""
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from botocore.stub import Stubber
+from mypy_boto3_ec2.client import EC2Client
+from mypy_boto3_iam.client import IAMClient
+
+from broker.adapters.aws import BotoEc2, BotoIam, make_aws_clients
+from broker.adapters.aws.retry import Fault, RetryBudgets, RetryCounter
+from broker.domain.convergence import AssociationInfo
+from broker.domain.errors import AwsRejected, AwsUnavailable, DeadlineExceeded
+from broker.sandbox import Credentials, Emulator
+from broker.service.deadlines import deadline_in
+from tests.integration.aws.clients import admin_clients
+
+ROLE = "accessbroker-i-0123456789abcdef0"
+INSTANCE_ID = "i-0123456789abcdef0"
+PROFILE_ARN = f"arn:aws:iam::123456789012:instance-profile/accessbroker/{ROLE}"
+GET_ROLE = {
+    "Role": {
+        "Path": "/accessbroker/",
+        "RoleName": ROLE,
+        "RoleId": "AROAEXAMPLEEXAMPLE000",
+        "Arn": f"arn:aws:iam::123456789012:role/accessbroker/{ROLE}",
+        "CreateDate": "2025-01-01T00:00:00Z",
+        "Tags": [{"Key": "managed-by", "Value": "accessbroker"}],
+    }
+}
+ASSOCIATED = {
+    "IamInstanceProfileAssociation": {
+        "AssociationId": "iip-assoc-0123456789abcdef0",
+        "InstanceId": INSTANCE_ID,
+        "IamInstanceProfile": {"Arn": PROFILE_ARN, "Id": "AIPAEXAMPLE"},
+        "State": "associating",
+    }
+}
+BUDGET = 1.0
+BUDGETS = RetryBudgets(throttling=BUDGET, server_error=BUDGET, connection=BUDGET)
+
+
+@pytest.fixture(scope="module")
+def iam_client(emulator: Emulator) -> IAMClient:
+    return admin_clients(emulator).iam
+
+
+@pytest.fixture(scope="module")
+def ec2_client(emulator: Emulator) -> EC2Client:
+    return admin_clients(emulator).ec2
+
+
+@pytest.fixture
+def iam_stub(iam_client: IAMClient) -> Iterator[Stubber]:
+    with Stubber(iam_client) as stubber:
+        yield stubber
+
+
+@pytest.fixture
+def ec2_stub(ec2_client: EC2Client) -> Iterator[Stubber]:
+    with Stubber(ec2_client) as stubber:
+        yield stubber
+
+
+@pytest.fixture
+def counter() -> RetryCounter:
+    return RetryCounter()
+
+
+@pytest.fixture
+def iam(iam_client: IAMClient, counter: RetryCounter) -> BotoIam:
+    return BotoIam(iam_client, propagation_timeout=5.0, budgets=BUDGETS, retries=counter)
+
+
+@pytest.fixture
+def ec2(ec2_client: EC2Client, counter: RetryCounter) -> BotoEc2:
+    return BotoEc2(ec2_client, propagation_timeout=5.0, budgets=BUDGETS, retries=counter)
+
+
+def fail(stubber: Stubber, operation: str, code: str, status: int, times: int = 1) -> None:
+    for _ in range(times):
+        stubber.add_client_error(
+            operation, service_error_code=code, service_message="details", http_status_code=status
+        )
+
+
+def test_throttling_is_retried_until_it_succeeds(
+    iam: BotoIam, iam_stub: Stubber, counter: RetryCounter, caplog: pytest.LogCaptureFixture
+) -> None:
+    fail(iam_stub, "get_role", "Throttling", 400, times=2)
+    iam_stub.add_response("get_role", GET_ROLE)
+    caplog.set_level(logging.INFO, logger="broker.adapters.aws.retry")
+
+    role = iam.get_role(ROLE)
+
+    assert role is not None and role.name == ROLE
+    iam_stub.assert_no_pending_responses()
+    assert counter.retries() == {("GetRole", Fault.THROTTLING): 2}
+    assert counter.by_fault()[Fault.THROTTLING] == counter.total == 2
+    assert counter.gave_up() == {}
+    retries = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(retries) == 2
+    assert all("retrying AWS GetRole after throttling (Throttling)" in m for m in retries)
+
+
+def test_ec2_request_limit_and_server_errors_are_retried_each_in_its_class(
+    ec2: BotoEc2, ec2_stub: Stubber, counter: RetryCounter
+) -> None:
+    fail(ec2_stub, "associate_iam_instance_profile", "RequestLimitExceeded", 503)
+    fail(ec2_stub, "associate_iam_instance_profile", "InternalError", 500)
+    fail(ec2_stub, "associate_iam_instance_profile", "Unavailable", 503)
+    ec2_stub.add_response("associate_iam_instance_profile", ASSOCIATED)
+
+    association = ec2.associate(INSTANCE_ID, ROLE)
+
+    assert association == AssociationInfo("iip-assoc-0123456789abcdef0", INSTANCE_ID, PROFILE_ARN)
+    assert counter.retries() == {
+        ("AssociateIamInstanceProfile", Fault.THROTTLING): 1,
+        ("AssociateIamInstanceProfile", Fault.SERVER_ERROR): 2,
+    }
+
+
+def test_propagation_and_throttling_are_retried_within_one_call(
+    ec2: BotoEc2, ec2_stub: Stubber, counter: RetryCounter
+) -> None:
+    ec2_stub.add_client_error(
+        "associate_iam_instance_profile",
+        service_error_code="InvalidParameterValue",
+        service_message=f"Value ({ROLE}) for parameter iamInstanceProfile.name is invalid. "
+        "Invalid IAM Instance Profile name",
+        http_status_code=400,
+    )
+    fail(ec2_stub, "associate_iam_instance_profile", "RequestLimitExceeded", 503)
+    ec2_stub.add_response("associate_iam_instance_profile", ASSOCIATED)
+
+    ec2.associate(INSTANCE_ID, ROLE)
+
+    assert counter.by_fault() == {
+        Fault.THROTTLING: 1,
+        Fault.SERVER_ERROR: 0,
+        Fault.CONNECTION: 0,
+        Fault.PROPAGATION: 1,
+    }
+
+
+@pytest.mark.parametrize(("code", "status"), [("Throttling", 400), ("ServiceUnavailable", 503)])
+def test_a_spent_budget_is_unavailable_after_about_the_budget(
+    iam: BotoIam, iam_stub: Stubber, counter: RetryCounter, code: str, status: int
+) -> None:
+    fail(iam_stub, "get_role", code, status, times=200)
+    started = time.monotonic()
+
+    with pytest.raises(AwsUnavailable, match=f"GetRole failed: {code} .*retried for 1s"):
+        iam.get_role(ROLE)
+
+    elapsed = time.monotonic() - started
+    assert BUDGET * 0.9 <= elapsed < BUDGET + 0.5
+    fault = Fault.THROTTLING if code == "Throttling" else Fault.SERVER_ERROR
+    assert counter.gave_up() == {("GetRole", fault): 1}
+    assert counter.retries()[("GetRole", fault)] >= 2
+
+
+def test_each_class_has_its_own_budget(iam_client: IAMClient, iam_stub: Stubber) -> None:
+    iam = BotoIam(
+        iam_client,
+        propagation_timeout=5.0,
+        budgets=RetryBudgets(throttling=2.0, server_error=0.3, connection=0.3),
+    )
+    fail(iam_stub, "get_role", "InternalFailure", 500, times=200)
+    started = time.monotonic()
+
+    with pytest.raises(AwsUnavailable, match="InternalFailure"):
+        iam.get_role(ROLE)
+
+    assert time.monotonic() - started < 1.0, "the server-error budget, not throttling's, applies"
+
+
+def test_a_deadline_shorter_than_the_budget_is_deadline_exceeded(
+    iam_client: IAMClient, iam_stub: Stubber, counter: RetryCounter
+) -> None:
+    iam = BotoIam(
+        iam_client, propagation_timeout=5.0, budgets=RetryBudgets(throttling=30.0), retries=counter
+    )
+    fail(iam_stub, "get_role", "Throttling", 400, times=200)
+    started = time.monotonic()
+
+    with deadline_in(0.6), pytest.raises(DeadlineExceeded, match="deadline passed during AWS"):
+        iam.get_role(ROLE)
+
+    assert time.monotonic() - started <= 0.6 + 0.2
+    assert counter.gave_up() == {("GetRole", Fault.THROTTLING): 1}
+
+
+def test_a_passed_deadline_makes_no_call(iam: BotoIam, iam_stub: Stubber) -> None:
+    iam_stub.add_response("get_role", GET_ROLE)
+
+    with deadline_in(0), pytest.raises(DeadlineExceeded, match="before the call"):
+        iam.get_role(ROLE)
+
+    with pytest.raises(AssertionError):
+        iam_stub.assert_no_pending_responses()
+
+
+def test_access_denied_is_not_retried(
+    iam: BotoIam, iam_stub: Stubber, counter: RetryCounter
+) -> None:
+    fail(iam_stub, "put_role_policy", "AccessDenied", 403)
+    iam_stub.add_response("put_role_policy", {})
+
+    with pytest.raises(AwsRejected, match="PutRolePolicy failed: AccessDenied"):
+        iam.put_role_policy(ROLE, "accessbroker-grants", "{}")
+
+    assert counter.total == 0
+    with pytest.raises(AssertionError):
+        iam_stub.assert_no_pending_responses()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_refused_connections_are_retried_within_their_budget() -> None:
+    clients = make_aws_clients(
+        endpoint_url=f"http://127.0.0.1:{closed_port()}",
+        region="us-east-1",
+        credentials=Credentials("AKIAEXAMPLEEXAMPLE00", "secret"),
+        connect_timeout=0.5,
+    )
+    counter = RetryCounter()
+    iam = BotoIam(clients.iam, propagation_timeout=5.0, budgets=BUDGETS, retries=counter)
+    started = time.monotonic()
+
+    with pytest.raises(AwsUnavailable, match="EndpointConnectionError; retried for 1s"):
+        iam.get_role(ROLE)
+
+    assert BUDGET * 0.9 <= time.monotonic() - started < BUDGET + 1.0
+    assert counter.by_fault()[Fault.CONNECTION] >= 2
+    assert counter.gave_up() == {("GetRole", Fault.CONNECTION): 1}
