@@ -43,6 +43,7 @@ def test_unreachable_aws_is_unavailable_and_records_nothing(
         emulator,
         f"sqlite:///{tmp_path / 'b.db'}",
         BROKER_AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}",
+        BROKER_AWS_CONNECTION_BUDGET="2",
     )
     process.start()
     try:
