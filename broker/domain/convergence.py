@@ -76,7 +76,7 @@ def plan(
     its own role and profile and leaves the instance's association alone.
     """
     association = observed.association
-    if association is not None and not _is_ours(names, association):
+    if association is not None and not is_our_association(names, association):
         if desired is not None:
             raise ForeignProfile(names.instance_id, association.profile_arn)
         observed = replace(observed, association=None)
@@ -94,7 +94,7 @@ def _refuse_foreign_names(observed: ObservedState) -> None:
         raise ForeignRole("instance profile", observed.profile.name)
 
 
-def _is_ours(names: ManagedNames, association: AssociationInfo) -> bool:
+def is_our_association(names: ManagedNames, association: AssociationInfo) -> bool:
     # arn:PARTITION:iam::ACCOUNT:instance-profile/PATH/NAME. The whole resource part must match:
     # the name alone could be a look-alike on another path, and since a path may itself contain
     # ":instance-profile/...", so could a mere suffix.
@@ -143,3 +143,70 @@ def _teardown(names: ManagedNames, observed: ObservedState) -> list[Step]:
     if observed.role is not None:
         steps.append(Step(StepKind.DELETE_ROLE, names.role_name))
     return steps
+
+
+@dataclass(frozen=True)
+class RecordedState:
+    """What the broker's own record says AWS holds for an instance."""
+
+    role: bool = False
+    policy: dict[str, Any] | None = None
+    profile: bool = False
+    role_in_profile: bool = False
+    association_id: str = ""
+
+
+def unrecorded_changes(
+    names: ManagedNames, recorded: RecordedState, observed: ObservedState
+) -> list[Step]:
+    """The changes to the broker's own resources that AWS shows and its record lacks.
+
+    A convergence killed between an AWS call and its audit record leaves such a change; so does
+    someone changing the broker's resources behind its back. Foreign resources are not the
+    broker's record to keep (planning refuses them).
+    """
+    role = observed.role is not None and observed.role.managed
+    profile = observed.profile is not None and observed.profile.managed
+    held = (
+        profile and observed.profile is not None and names.role_name in observed.profile.role_names
+    )
+    association = observed.association
+    ours = (
+        association.association_id if association and is_our_association(names, association) else ""
+    )
+    undone = [
+        (
+            recorded.association_id not in ("", ours),
+            Step(StepKind.DISASSOCIATE, recorded.association_id),
+        ),
+        (
+            recorded.role_in_profile and not held,
+            Step(StepKind.REMOVE_ROLE_FROM_PROFILE, names.role_name, names.profile_name),
+        ),
+        (
+            recorded.profile and observed.profile is None,
+            Step(StepKind.DELETE_PROFILE, names.profile_name),
+        ),
+        (
+            recorded.policy is not None and observed.policy is None,
+            Step(StepKind.DELETE_POLICY, names.role_name, names.policy_name),
+        ),
+        (recorded.role and observed.role is None, Step(StepKind.DELETE_ROLE, names.role_name)),
+    ]
+    done = [
+        (role and not recorded.role, Step(StepKind.CREATE_ROLE, names.role_name)),
+        (
+            observed.policy is not None and observed.policy != recorded.policy,
+            Step(StepKind.PUT_POLICY, names.role_name, names.policy_name),
+        ),
+        (profile and not recorded.profile, Step(StepKind.CREATE_PROFILE, names.profile_name)),
+        (
+            held and not recorded.role_in_profile,
+            Step(StepKind.ADD_ROLE_TO_PROFILE, names.role_name, names.profile_name),
+        ),
+        (
+            ours not in ("", recorded.association_id),
+            Step(StepKind.ASSOCIATE, names.profile_name, names.instance_id),
+        ),
+    ]
+    return [step for happened, step in (*undone, *done) if happened]

@@ -4,6 +4,7 @@ Every step is idempotent and audited as soon as it is done, so an interrupted co
 finished by simply converging again.
 """
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -11,7 +12,15 @@ from datetime import datetime
 
 from broker.domain.access import GrantState
 from broker.domain.audit import NewAuditEvent, Outcome
-from broker.domain.convergence import ObservedState, Step, StepKind, plan
+from broker.domain.convergence import (
+    ObservedState,
+    RecordedState,
+    Step,
+    StepKind,
+    is_our_association,
+    plan,
+    unrecorded_changes,
+)
 from broker.domain.errors import (
     AwsRejected,
     AwsUnavailable,
@@ -30,6 +39,11 @@ from broker.service.dependencies import Dependencies
 from broker.service.ports import InstanceRecord
 
 log = logging.getLogger(__name__)
+
+UNRECORDED_NOTE = (
+    "found done in AWS but not in the broker's record: made by an interrupted convergence, "
+    "or by someone else"
+)
 
 # Errors after which retrying cannot help: the instance's pending grants fail with the reason.
 PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge)
@@ -85,6 +99,7 @@ def _converge_once(deps: Dependencies, instance_id: str, actor: str) -> None:
     try:
         check_size(desired.document)
         observed = observe(deps, names)
+        _record_unrecorded(deps, names, observed, actor)
         resources = _apply(deps, names, desired.document, observed, actor)
     except POSTPONING_ERRORS as error:
         _note_failure(deps, desired.grants, actor, str(error), permanent=False)
@@ -95,6 +110,43 @@ def _converge_once(deps: Dependencies, instance_id: str, actor: str) -> None:
     _settle(deps, names, desired, resources, actor)
 
 
+def _record_unrecorded(
+    deps: Dependencies, names: ManagedNames, observed: ObservedState, actor: str
+) -> None:
+    """Audits the changes AWS shows that the record lacks, before planning: a change whose
+    convergence was killed before recording it would otherwise never reach the trail."""
+    with deps.uow() as uow:
+        found = unrecorded_changes(names, _recorded(uow.instances.get(names.instance_id)), observed)
+        if not found:
+            return
+        now = deps.clock.now()
+        for step in found:
+            uow.audit.append(
+                NewAuditEvent(
+                    time=now,
+                    actor=actor,
+                    action=f"aws.{step.kind.name.lower()}",
+                    outcome=Outcome.SUCCESS,
+                    instance_id=names.instance_id,
+                    detail={"change": step.describe(), "found": UNRECORDED_NOTE},
+                )
+            )
+        uow.instances.save(_observed_record(names, observed, now))
+        uow.commit()
+
+
+def _recorded(record: InstanceRecord | None) -> RecordedState:
+    if record is None:
+        return RecordedState()
+    return RecordedState(
+        role=bool(record.resources.role_arn),
+        policy=json.loads(record.policy_document) if record.policy_document else None,
+        profile=bool(record.resources.profile_arn),
+        role_in_profile=record.role_in_profile,
+        association_id=record.resources.association_id,
+    )
+
+
 def _apply(
     deps: Dependencies,
     names: ManagedNames,
@@ -102,22 +154,65 @@ def _apply(
     observed: ObservedState,
     actor: str,
 ) -> InstanceResources:
-    resources = InstanceResources(
-        role_name=observed.role.name if observed.role else "",
-        role_arn=observed.role.arn if observed.role else "",
-        profile_name=observed.profile.name if observed.profile else "",
-        profile_arn=observed.profile.arn if observed.profile else "",
-        association_id=observed.association.association_id if observed.association else "",
-    )
+    record = _observed_record(names, observed, deps.clock.now())
     steps = _StepRunner(deps, names, document)
-    # The policy AWS holds, as the steps change it: the record never claims more than that.
-    policy = render(observed.policy) if observed.policy else ""
     for step in plan(names, document, observed):
-        resources = steps.run(step, resources)
-        if step.kind in (StepKind.PUT_POLICY, StepKind.DELETE_POLICY):
-            policy = render(document) if document and step.kind is StepKind.PUT_POLICY else ""
-        _record_step(deps, step, _instance_record(names, resources, policy, deps), actor)
-    return resources
+        resources = steps.run(step, record.resources)
+        record = _after_step(
+            names, record, step, resources, document=document, now=deps.clock.now()
+        )
+        _record_step(deps, step, record, actor)
+    return record.resources
+
+
+def _observed_record(names: ManagedNames, observed: ObservedState, now: datetime) -> InstanceRecord:
+    """The record of what AWS holds, as just observed; a foreign association is not ours."""
+    association = observed.association
+    ours = association is not None and is_our_association(names, association)
+    profile = observed.profile
+    return InstanceRecord(
+        instance_id=names.instance_id,
+        resources=InstanceResources(
+            role_name=observed.role.name if observed.role else "",
+            role_arn=observed.role.arn if observed.role else "",
+            profile_name=profile.name if profile else "",
+            profile_arn=profile.arn if profile else "",
+            association_id=association.association_id if association and ours else "",
+        ),
+        policy_document=render(observed.policy) if observed.policy else "",
+        role_in_profile=profile is not None and names.role_name in profile.role_names,
+        updated_at=now,
+    )
+
+
+def _after_step(
+    names: ManagedNames,
+    record: InstanceRecord,
+    step: Step,
+    resources: InstanceResources,
+    *,
+    document: PolicyDocument | None,
+    now: datetime,
+) -> InstanceRecord:
+    """The record once `step` is done: never claiming more than AWS then holds."""
+    policy, in_profile = record.policy_document, record.role_in_profile
+    if step.kind is StepKind.PUT_POLICY and document is not None:
+        policy = render(document)
+    elif step.kind is StepKind.DELETE_POLICY:
+        policy = ""
+    elif step.kind is StepKind.ADD_ROLE_TO_PROFILE:
+        in_profile = True
+    elif step.kind is StepKind.DELETE_PROFILE or (
+        step.kind is StepKind.REMOVE_ROLE_FROM_PROFILE and step.target == names.role_name
+    ):
+        in_profile = False
+    return replace(
+        record,
+        resources=resources,
+        policy_document=policy,
+        role_in_profile=in_profile,
+        updated_at=now,
+    )
 
 
 class _StepRunner:
@@ -188,17 +283,6 @@ class _StepRunner:
     def _delete_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
         self._iam.delete_role(self._names.role_name)
         return replace(resources, role_name="", role_arn="")
-
-
-def _instance_record(
-    names: ManagedNames, resources: InstanceResources, policy: str, deps: Dependencies
-) -> InstanceRecord:
-    return InstanceRecord(
-        instance_id=names.instance_id,
-        resources=resources,
-        policy_document=policy,
-        updated_at=deps.clock.now(),
-    )
 
 
 def _record_step(deps: Dependencies, step: Step, record: InstanceRecord, actor: str) -> None:

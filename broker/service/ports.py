@@ -46,12 +46,13 @@ class IdempotencyRecord:
 
 @dataclass(frozen=True)
 class InstanceRecord:
-    """The broker's record of an instance's AWS resources and the policy it last put."""
+    """The broker's record of what AWS holds for an instance, as of its last recorded step."""
 
     instance_id: str
     resources: InstanceResources
     policy_document: str
     updated_at: datetime
+    role_in_profile: bool = False
 
 
 class GrantStore(Protocol):

@@ -198,12 +198,6 @@ def test_a_revoke_killed_at_each_step_is_finished_on_restart(crash: Crash, actio
     _check_nothing_left_over(crash, stub)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broker gap: a change made by a killed broker is found done on restart and never "
-    "audited (convergence audits only the steps it plans); the trail then says the role does "
-    "not exist while AWS holds it",
-)
 def test_the_trail_records_a_change_a_killed_broker_made(crash: Crash) -> None:
     crash.start()
     crash.kill_during(

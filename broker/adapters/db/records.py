@@ -155,6 +155,7 @@ def _columns_of(record: InstanceRecord) -> dict[str, Any]:
     return {
         **resource_columns(record.resources),
         "policy_document": record.policy_document,
+        "role_in_profile": record.role_in_profile,
         "updated_at": utc(record.updated_at),
     }
 
@@ -164,5 +165,6 @@ def _instance_record_of(row: InstanceRow) -> InstanceRecord:
         instance_id=row.instance_id,
         resources=resources_of(row),
         policy_document=row.policy_document,
+        role_in_profile=row.role_in_profile,
         updated_at=row.updated_at,
     )

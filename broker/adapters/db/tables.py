@@ -115,4 +115,5 @@ class InstanceRow(SQLModel, table=True):
     profile_arn: str = Field(sa_type=String(ARN_LENGTH))
     association_id: str = Field(sa_type=String(ASSOCIATION_ID_LENGTH))
     policy_document: str = Field(sa_type=Text)
+    role_in_profile: bool
     updated_at: datetime

@@ -3,13 +3,14 @@
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import Outcome
 from broker.domain.errors import AwsRejected, AwsUnavailable
-from broker.domain.grants import Grant
+from broker.domain.grants import Grant, InstanceResources
 from broker.service.convergence import converge_instance
 from broker.service.granting import grant_access
 from broker.service.queries import get_grant
@@ -262,3 +263,24 @@ def test_the_instance_record_claims_only_the_policy_aws_holds(w: World) -> None:
         finished = uow.instances.get(INSTANCE)
     assert finished is not None
     assert json.loads(finished.policy_document) == policy_of(("photos", "", Access.UPLOAD))
+
+
+def test_a_change_made_by_a_killed_convergence_enters_the_trail_as_found(w: World) -> None:
+    w.aws.fail("put_role_policy", AwsUnavailable("connection dropped"))
+    with pytest.raises(AwsUnavailable):
+        grant_access(w.deps, grant_command("photos"))
+    # As if the process had died right after CreateRole: AWS holds the role, no record does.
+    with w.deps.uow() as uow:
+        record = uow.instances.get(INSTANCE)
+        assert record is not None
+        uow.instances.save(replace(record, resources=InstanceResources()))
+        uow.commit()
+    audited = len(w.db.snapshot().audit)
+
+    converge_instance(w.deps, INSTANCE, "system")
+
+    steps = [e for e in w.db.snapshot().audit[audited:] if e.action.startswith("aws.")]
+    assert [e.action for e in steps][:2] == ["aws.create_role", "aws.put_policy"]
+    assert "found done in AWS" in steps[0].detail["found"]
+    assert "found" not in steps[1].detail
+    assert w.db.grants()[0].state is GrantState.ACTIVE

@@ -105,6 +105,7 @@ def _create_instances() -> None:
         sa.Column("profile_arn", sa.String(length=2048), nullable=False),
         sa.Column("association_id", sa.String(length=64), nullable=False),
         sa.Column("policy_document", sa.Text(), nullable=False),
+        sa.Column("role_in_profile", sa.Boolean(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("instance_id"),
     )
