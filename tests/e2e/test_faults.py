@@ -33,25 +33,32 @@ class Setup:
     role_path: str
 
 
+def _broker_behind(
+    proxy: FaultProxy, emulator: Emulator, database: Path, kind: str, propagation_timeout: str
+) -> Iterator[Setup]:
+    """A broker of the test's own, sweeping every second, whose AWS calls all go by the proxy."""
+    # A path of its own: the leak check then sees every role this broker could have left.
+    role_path = f"/accessbroker/{kind}-{uuid.uuid4().hex[:8]}/"
+    broker = BrokerProcess(
+        emulator,
+        f"sqlite:///{database}",
+        BROKER_AWS_ENDPOINT_URL=proxy.url,
+        BROKER_SWEEP_INTERVAL_SECONDS="1",
+        BROKER_PROPAGATION_TIMEOUT=propagation_timeout,
+        BROKER_ROLE_PATH=role_path,
+    )
+    broker.start()
+    try:
+        yield Setup(proxy, broker, role_path)
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def faulty(emulator: Emulator, tmp_path: Path) -> Iterator[Setup]:
-    """A broker of the test's own behind a fault proxy (forwarding everything until told)."""
+    """A broker behind a fault proxy (forwarding everything until told)."""
     with FaultProxy(emulator.endpoint_url, seed=SEED) as proxy:
-        # A path of its own: the leak check then sees every role this broker could have left.
-        role_path = f"/accessbroker/faults-{uuid.uuid4().hex[:8]}/"
-        broker = BrokerProcess(
-            emulator,
-            f"sqlite:///{tmp_path / 'broker.db'}",
-            BROKER_AWS_ENDPOINT_URL=proxy.url,
-            BROKER_SWEEP_INTERVAL_SECONDS="1",
-            BROKER_PROPAGATION_TIMEOUT="4",
-            BROKER_ROLE_PATH=role_path,
-        )
-        broker.start()
-        try:
-            yield Setup(proxy, broker, role_path)
-        finally:
-            broker.stop()
+        yield from _broker_behind(proxy, emulator, tmp_path / "broker.db", "faults", "4")
 
 
 def test_a_batch_under_faults_ends_exactly_as_the_grants_say(
@@ -90,20 +97,7 @@ def propagating(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) ->
     rules = {"AssociateIamInstanceProfile": Faults(propagation_seconds=1.5)}
     with FaultProxy(emulator.endpoint_url, seed=SEED, rules=rules) as proxy:
         database = tmp_path_factory.mktemp("propagation") / "broker.db"
-        role_path = f"/accessbroker/propagation-{uuid.uuid4().hex[:8]}/"
-        broker = BrokerProcess(
-            emulator,
-            f"sqlite:///{database}",
-            BROKER_AWS_ENDPOINT_URL=proxy.url,
-            BROKER_SWEEP_INTERVAL_SECONDS="1",
-            BROKER_PROPAGATION_TIMEOUT="3",
-            BROKER_ROLE_PATH=role_path,
-        )
-        broker.start()
-        try:
-            yield Setup(proxy, broker, role_path)
-        finally:
-            broker.stop()
+        yield from _broker_behind(proxy, emulator, database, "propagation", "3")
 
 
 def test_a_grant_waits_out_ec2_not_yet_seeing_the_new_profile(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from broker.adapters.aws.errors import error_code, error_message, translated
-from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
+from broker.adapters.aws.retry import Propagation, RetryBudgets, RetryCounter, RetryingAdapter
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import InstanceNotFound
 
@@ -24,7 +23,7 @@ _GONE_STATES = frozenset({"shutting-down", "terminated"})
 _CURRENT_ASSOCIATION_STATES = ["associating", "associated"]
 
 
-class BotoEc2:
+class BotoEc2(RetryingAdapter):
     def __init__(
         self,
         client: EC2Client,
@@ -33,11 +32,8 @@ class BotoEc2:
         budgets: RetryBudgets | None = None,
         retries: RetryCounter | None = None,
     ) -> None:
+        super().__init__(propagation_timeout=propagation_timeout, budgets=budgets, retries=retries)
         self._client = client
-        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
-        # Every retry of this adapter's calls is counted here (shared with BotoIam when wired).
-        self.retries = retries if retries is not None else RetryCounter()
-        self._retry = AwsRetry(budgets, self.retries)
 
     def instance_exists(self, instance_id: str) -> bool:
         with translated("DescribeInstances"):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from broker.adapters.aws.errors import error_code, translated
-from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
+from broker.adapters.aws.retry import Propagation, RetryBudgets, RetryCounter, RetryingAdapter
 from broker.domain.convergence import ProfileInfo, RoleInfo
 from broker.domain.errors import AwsUnavailable, ForeignRole
 from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
@@ -34,7 +33,7 @@ T = TypeVar("T")
 _NO_SUCH_ENTITY = "NoSuchEntity"
 
 
-class BotoIam:
+class BotoIam(RetryingAdapter):
     def __init__(
         self,
         client: IAMClient,
@@ -43,11 +42,8 @@ class BotoIam:
         budgets: RetryBudgets | None = None,
         retries: RetryCounter | None = None,
     ) -> None:
+        super().__init__(propagation_timeout=propagation_timeout, budgets=budgets, retries=retries)
         self._client = client
-        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
-        # Every retry of this adapter's calls is counted here (shared with BotoEc2 when wired).
-        self.retries = retries if retries is not None else RetryCounter()
-        self._retry = AwsRetry(budgets, self.retries)
 
     def get_role(self, name: str) -> RoleInfo | None:
         with translated("GetRole"):

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
@@ -125,6 +125,22 @@ class Propagation:
 
     is_propagation_error: Callable[[BaseException], bool]
     gave_up: str
+
+
+class RetryingAdapter:
+    """What BotoIam and BotoEc2 share: one retry policy, its budgets, and a counter of retries
+    (shared by both adapters when the composition root passes the same one)."""
+
+    def __init__(
+        self,
+        *,
+        propagation_timeout: float,
+        budgets: RetryBudgets | None = None,
+        retries: RetryCounter | None = None,
+    ) -> None:
+        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
+        self.retries = retries if retries is not None else RetryCounter()
+        self._retry = AwsRetry(budgets, self.retries)
 
 
 @dataclass
