@@ -33,11 +33,13 @@ class DatabaseInstanceLocks:
             if depth > 1 or not self._shared:
                 yield
                 return
-            with self._engine.connect() as connection:
+            # Autocommit: the lock belongs to the session, and a connection left "idle in
+            # transaction" for a whole convergence could be cut by the server's idle timeout,
+            # silently dropping the lock with it.
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
                 key = {"key": advisory_key(instance_id)}
-                connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+                lock.execute(text("SELECT pg_advisory_lock(:key)"), key)
                 try:
                     yield
                 finally:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
-                    connection.commit()
+                    lock.execute(text("SELECT pg_advisory_unlock(:key)"), key)
