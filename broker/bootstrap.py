@@ -13,7 +13,7 @@ from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
-from broker.service.dependencies import Dependencies
+from broker.service.dependencies import Dependencies, GrantLimits
 from broker.settings import Settings
 
 
@@ -62,5 +62,6 @@ def build_runtime(
         ids=RandomIds(),
         locks=DatabaseInstanceLocks(engine),
         role_path=settings.role_path,
+        limits=GrantLimits(default_ttl=settings.default_ttl, max_ttl=settings.max_ttl),
     )
     return Runtime(deps, engine, retries)

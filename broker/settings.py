@@ -1,14 +1,29 @@
 """Configuration from BROKER_* environment variables, each also a flag of `access-broker serve`."""
 
 import re
+from datetime import timedelta
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from broker.domain.durations import parse_duration
 from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.domain.validation import MAX_TTL
 
 # IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
 _IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
+
+
+def _duration(value: object) -> object:
+    """ "8h"-style text as a timedelta; "" as unset. Bare numbers are refused: seconds or hours?"""
+    if isinstance(value, str):
+        return parse_duration(value) if value.strip() else None
+    return value
+
+
+# A grant duration, written like brokerctl's --ttl: 90s, 15m, 8h, 2d, 1h30m.
+Duration = Annotated[timedelta | None, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -38,9 +53,28 @@ class Settings(BaseSettings):
     # Off only where several brokers with separate databases share one role path (tests that
     # share an emulator): each would take the others' roles for orphans.
     remove_orphans: bool = True
+    # The ttl of a grant requested without one; unset: such grants never expire (unless a
+    # maximum is set, which is then the default: no grant outlives the maximum).
+    default_ttl: Duration = None
+    # The longest ttl a grant or an extension may ask for; unset: only the broker's own bound.
+    max_ttl: Duration = None
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
+
+    @field_validator("default_ttl", "max_ttl")
+    @classmethod
+    def _within_the_domains_bound(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value > MAX_TTL:
+            raise ValueError(f"must be at most {MAX_TTL.days} days")
+        return value
+
+    @model_validator(mode="after")
+    def _default_within_maximum(self) -> Self:
+        default, maximum = self.default_ttl, self.max_ttl
+        if default is not None and maximum is not None and default > maximum:
+            raise ValueError("BROKER_DEFAULT_TTL must not be longer than BROKER_MAX_TTL")
+        return self
 
     @field_validator("role_path")
     @classmethod

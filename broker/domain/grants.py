@@ -7,7 +7,10 @@ from broker.domain.access import Access, GrantState
 from broker.domain.errors import WrongState
 
 _ALLOWED_TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
-    GrantState.PENDING: frozenset({GrantState.ACTIVE, GrantState.FAILED, GrantState.REVOKING}),
+    # A pending grant whose time is up before it took effect expires without ever being active.
+    GrantState.PENDING: frozenset(
+        {GrantState.ACTIVE, GrantState.FAILED, GrantState.REVOKING, GrantState.EXPIRED}
+    ),
     GrantState.ACTIVE: frozenset({GrantState.REVOKING, GrantState.EXPIRED, GrantState.FAILED}),
     GrantState.REVOKING: frozenset({GrantState.REVOKED}),
     GrantState.FAILED: frozenset(),
@@ -70,6 +73,28 @@ class Grant:
     def with_resources(self, resources: InstanceResources, now: datetime) -> "Grant":
         return replace(self, resources=resources, updated_at=now)
 
+    def has_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def is_live(self, now: datetime) -> bool:
+        """Pending or active, and not past its expiry: AWS should hold its permissions."""
+        return self.state.is_desired and not self.has_expired(now)
+
+    def extended_to(self, expires_at: datetime | None, now: datetime) -> "Grant":
+        """The grant expiring at the later of its expiry and `expires_at`; never earlier."""
+        return replace(self, expires_at=later_expiry(self.expires_at, expires_at), updated_at=now)
+
+
+def later_expiry(current: datetime | None, requested: datetime | None) -> datetime | None:
+    """The later of two expiries, None meaning never (later than any time)."""
+    if current is None or requested is None:
+        return None
+    return max(current, requested)
+
+
+def expiry_after(now: datetime, ttl: timedelta | None) -> datetime | None:
+    return now + ttl if ttl is not None else None
+
 
 def new_grant(grant_id: str, request: GrantRequest, now: datetime) -> Grant:
     return Grant(
@@ -79,7 +104,7 @@ def new_grant(grant_id: str, request: GrantRequest, now: datetime) -> Grant:
         state=GrantState.PENDING,
         created_at=now,
         updated_at=now,
-        expires_at=now + request.ttl if request.ttl is not None else None,
+        expires_at=expiry_after(now, request.ttl),
         requested_by=request.requested_by,
         reason=request.reason,
     )

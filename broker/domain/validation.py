@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 from broker.domain.access import Access
+from broker.domain.durations import format_duration
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import GrantRequest, GrantScope
 
@@ -106,14 +107,17 @@ def validate_grant_request(
     ttl: timedelta | None,
     reason: str,
     requested_by: str,
+    max_ttl: timedelta | None = None,
 ) -> GrantRequest:
+    """`ttl` is what the grant will have (the server's default already applied); `max_ttl` is
+    the server's maximum, None for the domain's own bound."""
     require(
         {
             "instance_id": instance_id_problems(instance_id),
             "bucket": bucket_problems(bucket),
             "prefix": prefix_problems(prefix),
             "access": [] if access is not None else [_ACCESS_PROBLEM],
-            "ttl": _ttl_problems(ttl),
+            "ttl": ttl_problems(ttl, max_ttl) if ttl is not None else [],
             "reason": free_text_problems(reason, MAX_REASON_CHARS),
         }
     )
@@ -128,11 +132,12 @@ def validate_grant_request(
     )
 
 
-def _ttl_problems(ttl: timedelta | None) -> list[str]:
-    if ttl is None:
-        return []
+def ttl_problems(ttl: timedelta, max_ttl: timedelta | None) -> list[str]:
+    """Problems of a ttl under the server's maximum (None: only the domain's MAX_TTL applies)."""
     if ttl <= timedelta(0):
         return ["must be positive when set"]
+    if max_ttl is not None and max_ttl < MAX_TTL and ttl > max_ttl:
+        return [f"must be at most {format_duration(max_ttl)}, the server's maximum"]
     if ttl > MAX_TTL:
         return [f"must be at most {MAX_TTL.days} days"]
     return []

@@ -1,7 +1,7 @@
 """The background sweep: reconciles once at start, then every interval, until stopped.
 
-Every sweep finishes pending and revoking grants; at start, and then every orphan interval, it
-also removes the roles and profiles that no grant needs.
+Every sweep ends the grants whose expiry has passed and finishes pending and revoking grants; at
+start, and then every orphan interval, it also removes the roles and profiles no grant needs.
 """
 
 import logging
@@ -9,7 +9,7 @@ import threading
 import time
 
 from broker.service.dependencies import Dependencies
-from broker.service.reconciler import reconcile_settling, remove_orphans
+from broker.service.reconciler import expire_grants, reconcile_settling, remove_orphans
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Sweeper:
 
     def _sweep(self) -> None:
         try:
+            expire_grants(self._deps)
             reconcile_settling(self._deps)
             if self._orphan_interval is not None and time.monotonic() >= self._orphans_due:
                 # Settling first: a revocation it finishes leaves nothing to find.

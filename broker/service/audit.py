@@ -1,5 +1,6 @@
 """Small helpers that phrase audit events the same way everywhere."""
 
+from datetime import datetime
 from typing import Any
 
 from broker.domain.audit import NewAuditEvent, Outcome
@@ -26,6 +27,25 @@ def grant_event(
             **detail,
         },
     )
+
+
+def extension_event(
+    clock: Clock, actor: str, before: Grant, after: Grant, reason: str = ""
+) -> NewAuditEvent:
+    """A grant's expiry moved later: from when to when (None: never expires)."""
+    return grant_event(
+        clock,
+        actor,
+        "grant.extended",
+        after,
+        old_expires_at=_iso(before.expires_at),
+        new_expires_at=_iso(after.expires_at),
+        **({"reason": reason} if reason else {}),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def rejection_event(

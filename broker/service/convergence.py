@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from broker.domain.access import GrantState
-from broker.domain.audit import NewAuditEvent, Outcome
+from broker.domain.audit import SYSTEM_ACTOR, NewAuditEvent, Outcome
 from broker.domain.convergence import (
     ObservedState,
     RecordedState,
@@ -55,6 +55,8 @@ POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
 class Desired:
     grants: list[Grant]
     document: PolicyDocument | None
+    # Pending or active grants past their expiry: left out of the document, settled as EXPIRED.
+    expired: frozenset[str] = frozenset()
 
 
 def observe(deps: Dependencies, names: ManagedNames) -> ObservedState:
@@ -68,10 +70,13 @@ def observe(deps: Dependencies, names: ManagedNames) -> ObservedState:
 
 
 def desired_state(deps: Dependencies, instance_id: str) -> Desired:
+    """What AWS should hold now: a grant past its expiry no longer counts, swept or not yet."""
+    now = deps.clock.now()
     with deps.uow() as uow:
         grants = uow.grants.for_instance(instance_id)
-    document = build_policy(g.scope for g in grants if g.state.is_desired)
-    return Desired(grants, document)
+    document = build_policy(g.scope for g in grants if g.is_live(now))
+    expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
+    return Desired(grants, document, expired)
 
 
 def converge_instance(deps: Dependencies, instance_id: str, actor: str) -> None:
@@ -316,15 +321,30 @@ def _settle(
             grant = uow.grants.get(seen.grant_id)
             if grant is None or grant.state != seen.state:
                 continue  # changed by someone else since; its own convergence settles it
-            settled = _settled(grant, resources, now)
+            expired = grant.grant_id in desired.expired
+            settled = _settled(grant, resources, now, expired=expired)
             if settled != grant:
                 uow.grants.save(settled)
             if settled.state != grant.state:
-                uow.audit.append(grant_event(deps.clock, actor, f"grant.{settled.state}", settled))
+                uow.audit.append(_settled_event(deps, actor, settled))
         uow.commit()
 
 
-def _settled(grant: Grant, resources: InstanceResources, now: datetime) -> Grant:
+def _settled_event(deps: Dependencies, actor: str, grant: Grant) -> NewAuditEvent:
+    action = f"grant.{grant.state}"
+    if grant.state is not GrantState.EXPIRED:
+        return grant_event(deps.clock, actor, action, grant)
+    # Expiry is the system's decision, whichever caller's convergence happened to carry it out.
+    assert grant.expires_at is not None, "only a grant with an expiry expires"
+    return grant_event(
+        deps.clock, SYSTEM_ACTOR, action, grant, expires_at=grant.expires_at.isoformat()
+    )
+
+
+def _settled(grant: Grant, resources: InstanceResources, now: datetime, *, expired: bool) -> Grant:
+    if expired:
+        # As a revoked grant: it holds no resources any more, the audit trail keeps what did.
+        return grant.moved_to(GrantState.EXPIRED, now).with_resources(InstanceResources(), now)
     if grant.state is GrantState.PENDING:
         return grant.moved_to(GrantState.ACTIVE, now).with_resources(resources, now)
     if grant.state is GrantState.REVOKING:

@@ -1,8 +1,25 @@
 """Everything a use case needs, wired once by the composition root (broker.bootstrap)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from broker.service.ports import Clock, Ec2, Iam, IdGenerator, InstanceLocks, UnitOfWorkFactory
+
+
+@dataclass(frozen=True)
+class GrantLimits:
+    """The server's rules for how long grants last (BROKER_DEFAULT_TTL, BROKER_MAX_TTL)."""
+
+    # For a grant requested without a ttl; None: it does not expire (unless max_ttl is set).
+    default_ttl: timedelta | None = None
+    # The longest ttl a grant or an extension may ask for; None: the domain's MAX_TTL only.
+    max_ttl: timedelta | None = None
+
+    def ttl_for(self, requested: timedelta | None) -> timedelta | None:
+        """The ttl a grant gets: as requested, else the default, else the maximum (if any)."""
+        if requested is not None:
+            return requested
+        return self.default_ttl if self.default_ttl is not None else self.max_ttl
 
 
 @dataclass(frozen=True)
@@ -14,3 +31,4 @@ class Dependencies:
     ids: IdGenerator
     locks: InstanceLocks
     role_path: str
+    limits: GrantLimits = field(default_factory=GrantLimits)

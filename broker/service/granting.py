@@ -1,10 +1,11 @@
 """grant_access: record the intent to grant, then converge the instance to include it."""
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from broker.domain.access import Access
 from broker.domain.convergence import Step, plan
+from broker.domain.coverage import covering_grant
 from broker.domain.errors import (
     BrokerError,
     FieldViolation,
@@ -14,11 +15,11 @@ from broker.domain.errors import (
     InvalidRequest,
     PolicyTooLarge,
 )
-from broker.domain.grants import Grant, GrantRequest, new_grant
+from broker.domain.grants import Grant, GrantRequest, expiry_after, new_grant
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
 from broker.domain.validation import validate_grant_request
-from broker.service.audit import grant_event, rejection_event
+from broker.service.audit import extension_event, grant_event, rejection_event
 from broker.service.convergence import converge_instance, desired_state, observe
 from broker.service.dependencies import Dependencies
 from broker.service.idempotency import (
@@ -56,25 +57,30 @@ class GrantResult:
     grant: Grant
     policy_document: str
     planned_changes: tuple[str, ...] = ()
+    # Set when a broader live grant already gave what was asked: `grant` is that grant.
+    covered_by: str = ""
 
 
 def grant_access(deps: Dependencies, command: GrantCommand) -> GrantResult:
-    request = _validated(command)
+    """Grants, or extends the identical live grant, or reports the broader one covering it."""
+    request = _validated(deps, command)
     with deps.locks.hold(request.instance_id):
         return _grant_locked(deps, command, request)
 
 
-def _validated(command: GrantCommand) -> GrantRequest:
-    """The request, or one InvalidRequest naming every bad field, the idempotency key's too."""
+def _validated(deps: Dependencies, command: GrantCommand) -> GrantRequest:
+    """The request with the server's default ttl applied, or one InvalidRequest naming every bad
+    field, the idempotency key's too."""
     try:
         request = validate_grant_request(
             instance_id=command.instance_id,
             bucket=command.bucket,
             prefix=command.prefix,
             access=command.access,
-            ttl=command.ttl,
+            ttl=deps.limits.ttl_for(command.ttl),
             reason=command.reason,
             requested_by=command.actor,
+            max_ttl=deps.limits.max_ttl,
         )
     except InvalidRequest as invalid:
         bad_key = [
@@ -93,16 +99,28 @@ def _grant_locked(deps: Dependencies, command: GrantCommand, request: GrantReque
         reason=request.reason,
         actor=command.actor,
     )
+    now = deps.clock.now()
+    expires_at = expiry_after(now, request.ttl)
     with deps.uow() as uow:
         earlier = earlier_grant_id(uow, OPERATION, command.idempotency_key, digest)
-        existing = uow.grants.find_desired(request.instance_id, request.scope)
+        existing = uow.grants.find_live(request.instance_id, request.scope, now)
+        live = uow.grants.for_instance(request.instance_id)
     if earlier is not None and not command.dry_run:
+        # A retry: the first attempt already extended, or found the coverer; nothing more.
         return _finish(deps, earlier, command.actor)
     if existing is not None:
         if command.dry_run:
-            return _preview_existing(deps, existing)
-        _remember(deps, command, digest, existing)
+            return _preview_existing(deps, existing.extended_to(expires_at, now))
+        _extend(deps, command, digest, existing, expires_at)
         return _finish(deps, existing.grant_id, command.actor)
+    coverer = covering_grant(live, request.scope, expires_at, now)
+    if coverer is not None:
+        result = (
+            _preview_existing(deps, coverer)
+            if command.dry_run
+            else _finish(deps, _remember(deps, command, digest, coverer), command.actor)
+        )
+        return replace(result, covered_by=coverer.grant_id)
     try:
         document, steps = _admit(deps, request)
     except REFUSALS as error:
@@ -127,8 +145,9 @@ def _admit(deps: Dependencies, request: GrantRequest) -> tuple[PolicyDocument, l
 
 def _document_with(deps: Dependencies, request: GrantRequest) -> PolicyDocument:
     """The instance's policy once this grant is added, refused when IAM would not take it."""
+    now = deps.clock.now()
     current = desired_state(deps, request.instance_id)
-    scopes = [g.scope for g in current.grants if g.state.is_desired]
+    scopes = [g.scope for g in current.grants if g.is_live(now)]
     document = build_policy([*scopes, request.scope])
     assert document is not None, "a document with at least one grant is never empty"
     check_size(document)
@@ -147,8 +166,28 @@ def _record_intent(
     return grant
 
 
-def _remember(deps: Dependencies, command: GrantCommand, digest: str, grant: Grant) -> None:
+def _remember(deps: Dependencies, command: GrantCommand, digest: str, grant: Grant) -> str:
+    """Binds the caller's idempotency key to `grant`; returns the grant's id."""
     with deps.uow() as uow:
+        remember(uow, _key_record(deps, command, digest, grant))
+        uow.commit()
+    return grant.grant_id
+
+
+def _extend(
+    deps: Dependencies,
+    command: GrantCommand,
+    digest: str,
+    grant: Grant,
+    expires_at: datetime | None,
+) -> None:
+    """Moves the identical grant's expiry to the later of the two (never earlier), audited, and
+    binds the idempotency key to it, in one transaction."""
+    extended = grant.extended_to(expires_at, deps.clock.now())
+    with deps.uow() as uow:
+        if extended.expires_at != grant.expires_at:
+            uow.grants.save(extended)
+            uow.audit.append(extension_event(deps.clock, command.actor, grant, extended))
         remember(uow, _key_record(deps, command, digest, grant))
         uow.commit()
 

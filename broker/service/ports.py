@@ -63,8 +63,12 @@ class GrantStore(Protocol):
         """The instance's grants that are desired or settling (pending, active, revoking)."""
         ...
 
-    def find_desired(self, instance_id: str, scope: GrantScope) -> Grant | None:
-        """A pending or active grant of exactly this scope, if any."""
+    def find_live(self, instance_id: str, scope: GrantScope, now: datetime) -> Grant | None:
+        """A pending or active grant of exactly this scope, not expired at `now`, if any."""
+        ...
+
+    def expired(self, now: datetime) -> list[Grant]:
+        """Pending or active grants whose expiry is at or before `now`, for the sweep."""
         ...
 
     def settling_instances(self) -> list[str]:

@@ -30,6 +30,26 @@ def reconcile_settling(deps: Dependencies) -> list[str]:
     return unfinished
 
 
+def expire_grants(deps: Dependencies) -> list[str]:
+    """Converges each instance with a pending or active grant past its expiry.
+
+    Convergence leaves such grants out of the policy (tearing everything down when none is
+    left) and only then moves them to EXPIRED, audited by the system; so a convergence that
+    fails leaves them found here again by the next sweep, never EXPIRED with access still in
+    AWS. Returns the instances that could not be converged yet.
+    """
+    with deps.uow() as uow:
+        instances = sorted({g.instance_id for g in uow.grants.expired(deps.clock.now())})
+    unfinished = []
+    for instance_id in instances:
+        try:
+            converge_instance(deps, instance_id, SYSTEM_ACTOR)
+        except BrokerError as error:
+            log.warning("could not end the expired grants of %s yet: %s", instance_id, error)
+            unfinished.append(instance_id)
+    return unfinished
+
+
 @dataclass
 class OrphanSweep:
     removed: list[str] = field(default_factory=list)

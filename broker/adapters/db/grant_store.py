@@ -1,8 +1,9 @@
 """Grants on the database: rows of `grants`, returned as domain Grants."""
 
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, utc
@@ -43,7 +44,7 @@ class SqlGrantStore:
         )
         return [_grant_of(row) for row in self._session.exec(query)]
 
-    def find_desired(self, instance_id: str, scope: GrantScope) -> Grant | None:
+    def find_live(self, instance_id: str, scope: GrantScope, now: datetime) -> Grant | None:
         query = (
             select(GrantRow)
             .where(
@@ -52,12 +53,25 @@ class SqlGrantStore:
                 GrantRow.prefix == scope.prefix,
                 GrantRow.access == scope.access.value,
                 col(GrantRow.state).in_(_DESIRED_STATES),
+                or_(col(GrantRow.expires_at).is_(None), col(GrantRow.expires_at) > utc(now)),
             )
             .order_by(col(GrantRow.seq))
             .limit(1)
         )
         row = self._session.exec(query).first()
         return _grant_of(row) if row is not None else None
+
+    def expired(self, now: datetime) -> list[Grant]:
+        query = (
+            select(GrantRow)
+            .where(
+                col(GrantRow.state).in_(_DESIRED_STATES),
+                col(GrantRow.expires_at).is_not(None),
+                col(GrantRow.expires_at) <= utc(now),
+            )
+            .order_by(col(GrantRow.seq))
+        )
+        return [_grant_of(row) for row in self._session.exec(query)]
 
     def settling_instances(self) -> list[str]:
         query = (

@@ -47,8 +47,8 @@ def state_from_proto(value: int) -> GrantState | None:
     return state
 
 
-def ttl_from_proto(request: pb.GrantAccessRequest) -> timedelta | None:
-    """The ttl, if set; its bounds are the domain's to check (validate_grant_request)."""
+def ttl_from_proto(request: pb.GrantAccessRequest | pb.ExtendGrantRequest) -> timedelta | None:
+    """The ttl, if set; its bounds are the domain's to check (validation.ttl_problems)."""
     if not request.HasField("ttl"):
         return None
     try:

@@ -20,6 +20,7 @@ from broker.entrypoints.grpc.mapping import (
 from broker.service.audit_feed import follow_audit_events
 from broker.service.deadlines import deadline_in
 from broker.service.dependencies import Dependencies
+from broker.service.extending import ExtendCommand, extend_grant
 from broker.service.granting import GrantCommand, grant_access
 from broker.service.ports import AuditFilter, GrantFilter
 from broker.service.queries import describe_instance, get_grant, list_audit_events, list_grants
@@ -75,6 +76,7 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             grant=grant_to_proto(result.grant),
             policy_document=result.policy_document,
             planned_changes=list(result.planned_changes),
+            covered_by=result.covered_by,
         )
 
     def RevokeAccess(
@@ -89,6 +91,17 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         with callers_deadline(context):
             revoked = revoke_access(self._deps, command)
         return pb.RevokeAccessResponse(grant=grant_to_proto(revoked))
+
+    def ExtendGrant(
+        self, request: pb.ExtendGrantRequest, context: grpc.ServicerContext
+    ) -> pb.Grant:
+        command = ExtendCommand(
+            grant_id=request.grant_id,
+            ttl=ttl_from_proto(request),
+            reason=request.reason,
+            actor=caller_identity(context),
+        )
+        return grant_to_proto(extend_grant(self._deps, command))
 
     def GetGrant(self, request: pb.GetGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
         return grant_to_proto(get_grant(self._deps, request.grant_id))

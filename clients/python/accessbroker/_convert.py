@@ -88,6 +88,7 @@ def grant_result_from_proto(message: pb.GrantAccessResponse) -> GrantResult:
         grant=grant_from_proto(message.grant),
         policy=_policy(message.policy_document),
         planned_changes=list(message.planned_changes),
+        covered_by=message.covered_by,
     )
 
 

@@ -27,11 +27,14 @@ from accessbroker.v1 import broker_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 # gRPC retries UNAVAILABLE itself, with backoff. That is safe for every unary method: reads
-# change nothing, and grant/revoke always carry an idempotency key, so a retry never doubles a
-# grant. The audit stream is left out: watch() re-opens it after its last event instead.
+# change nothing, grant/revoke always carry an idempotency key, so a retry never doubles a
+# grant, and an extension only ever sets expires_at to max(expires_at, now + ttl), so a retry
+# moves it at most by the retry's own delay. The audit stream is left out: watch() re-opens it
+# after its last event instead.
 _RETRIED_METHODS = (
     "GrantAccess",
     "RevokeAccess",
+    "ExtendGrant",
     "GetGrant",
     "ListGrants",
     "DescribeInstanceAccess",
@@ -129,6 +132,13 @@ class BrokerClient:
             grant_id=grant_id, reason=reason, idempotency_key=idempotency_key or _new_key()
         )
         return grant_from_proto(self._call(self._stub.RevokeAccess, request).grant)
+
+    def extend(self, grant_id: str, ttl: timedelta | float, *, reason: str = "") -> Grant:
+        """Makes a live grant last at least `ttl` (a timedelta or seconds) from now; never
+        shortens it. Retried on UNAVAILABLE: a retry ends up `ttl` from its own attempt, so
+        the grant lasts at most `ttl` past the moment this returns, never longer."""
+        request = pb.ExtendGrantRequest(grant_id=grant_id, ttl=ttl_to_proto(ttl), reason=reason)
+        return grant_from_proto(self._call(self._stub.ExtendGrant, request))
 
     def get(self, grant_id: str) -> Grant:
         return grant_from_proto(

@@ -76,11 +76,16 @@ class Grant:
 
 @dataclass(frozen=True)
 class GrantResult:
-    """A grant as GrantAccess left it, the resulting policy, and (for dry runs) the plan."""
+    """A grant as GrantAccess left it, the resulting policy, and (for dry runs) the plan.
+
+    `covered_by` is set when a broader live grant already gave what was asked: `grant` is then
+    that grant, and nothing new was granted.
+    """
 
     grant: Grant
     policy: dict[str, Any] | None
     planned_changes: list[str] = field(default_factory=list)
+    covered_by: str = ""
 
 
 @dataclass(frozen=True)

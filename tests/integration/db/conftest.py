@@ -19,7 +19,7 @@ from broker.service.ports import UnitOfWorkFactory
 from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 
 # Not UTC, so tests show the store hands back UTC whatever offset it was given.
-_CREATED = datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+CREATED = datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
 
 GrantMaker = Callable[..., Grant]
 
@@ -67,9 +67,9 @@ def make_grant() -> GrantMaker:
             instance_id="i-0123456789abcdef0",
             scope=GrantScope(bucket="reports", prefix=f"daily/{number}/", access=Access.UPLOAD),
             state=GrantState.PENDING,
-            created_at=_CREATED,
-            updated_at=_CREATED,
-            expires_at=_CREATED + timedelta(hours=1),
+            created_at=CREATED,
+            updated_at=CREATED,
+            expires_at=CREATED + timedelta(hours=1),
             requested_by="alice@example.com",
             reason="nightly export",
         )

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,6 +10,7 @@ from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.service.ports import GrantFilter, UnitOfWorkFactory
+from tests.integration.db.conftest import CREATED
 
 GrantMaker = Callable[..., Grant]
 INSTANCE_A = "i-0123456789abcdef0"
@@ -117,7 +118,7 @@ def test_for_instance_returns_pending_active_and_revoking_grants(
 
 
 @pytest.mark.parametrize("state", [GrantState.PENDING, GrantState.ACTIVE])
-def test_find_desired_finds_a_pending_or_active_grant_of_the_scope(
+def test_find_live_finds_a_pending_or_active_grant_of_the_scope(
     units: UnitOfWorkFactory, make_grant: GrantMaker, state: GrantState
 ) -> None:
     undesired = [
@@ -129,10 +130,10 @@ def test_find_desired_finds_a_pending_or_active_grant_of_the_scope(
     add_all(units, [*undesired, wanted])
 
     with units() as uow:
-        assert uow.grants.find_desired(INSTANCE_A, SCOPE) == wanted
+        assert uow.grants.find_live(INSTANCE_A, SCOPE, CREATED) == wanted
 
 
-def test_find_desired_ignores_other_scopes_instances_and_undesired_states(
+def test_find_live_ignores_other_scopes_instances_and_undesired_states(
     units: UnitOfWorkFactory, make_grant: GrantMaker
 ) -> None:
     add_all(
@@ -148,7 +149,52 @@ def test_find_desired_ignores_other_scopes_instances_and_undesired_states(
     )
 
     with units() as uow:
-        assert uow.grants.find_desired(INSTANCE_A, SCOPE) is None
+        assert uow.grants.find_live(INSTANCE_A, SCOPE, CREATED) is None
+
+
+def test_find_live_ignores_a_grant_at_or_past_its_expiry(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    ends = CREATED + timedelta(hours=1)
+    expiring = make_grant(scope=SCOPE, state=GrantState.ACTIVE, expires_at=ends)
+    add_all(units, [expiring])
+
+    with units() as uow:
+        assert uow.grants.find_live(INSTANCE_A, SCOPE, ends - timedelta(microseconds=1)) == expiring
+        assert uow.grants.find_live(INSTANCE_A, SCOPE, ends) is None
+
+
+def test_find_live_finds_a_grant_without_expiry_at_any_time(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    forever = make_grant(scope=SCOPE, expires_at=None)
+    add_all(units, [forever])
+
+    with units() as uow:
+        assert uow.grants.find_live(INSTANCE_A, SCOPE, datetime(9999, 1, 1, tzinfo=UTC)) == forever
+
+
+def test_expired_are_the_pending_or_active_grants_at_or_past_their_expiry(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    now = CREATED + timedelta(hours=2)
+    past, at_now = now - timedelta(minutes=1), now
+    expired = [
+        make_grant(state=GrantState.ACTIVE, expires_at=past),
+        make_grant(state=GrantState.PENDING, expires_at=at_now),
+        make_grant(instance_id=INSTANCE_B, state=GrantState.ACTIVE, expires_at=past),
+    ]
+    kept = [
+        make_grant(state=GrantState.ACTIVE, expires_at=now + timedelta(seconds=1)),
+        make_grant(state=GrantState.ACTIVE, expires_at=None),
+        *(make_grant(state=s, expires_at=past) for s in GrantState if not s.is_desired),
+    ]
+    add_all(units, [kept[0], expired[0], *kept[1:], *expired[1:]])
+
+    with units() as uow:
+        found = uow.grants.expired(now)
+
+    assert found == expired
 
 
 def test_settling_instances_are_those_with_pending_or_revoking_grants(

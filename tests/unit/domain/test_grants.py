@@ -22,6 +22,7 @@ ALLOWED = {
     (S.PENDING, S.ACTIVE),
     (S.PENDING, S.FAILED),
     (S.PENDING, S.REVOKING),
+    (S.PENDING, S.EXPIRED),
     (S.ACTIVE, S.REVOKING),
     (S.ACTIVE, S.EXPIRED),
     (S.ACTIVE, S.FAILED),
@@ -43,7 +44,7 @@ def request(ttl: timedelta | None = timedelta(hours=2)) -> GrantRequest:
     )
 
 
-def grant_in(state: GrantState) -> Grant:
+def grant_in(state: GrantState, expires_at: datetime | None = None) -> Grant:
     return Grant(
         grant_id="g-1",
         instance_id="i-01234567",
@@ -51,7 +52,7 @@ def grant_in(state: GrantState) -> Grant:
         state=state,
         created_at=T0,
         updated_at=T0,
-        expires_at=None,
+        expires_at=expires_at,
         requested_by="alice",
         reason="export",
         failure_reason="earlier trouble",
@@ -155,3 +156,32 @@ def test_scopes_order_and_compare_by_value() -> None:
 def test_access_values_match_the_api() -> None:
     assert [a.value for a in Access] == ["upload", "read", "read-write", "list"]
     assert Access("read-write") is Access.READ_WRITE
+
+
+OPTIONAL_TIMES = st.none() | st.datetimes(timezones=st.just(UTC))
+
+
+@given(current=OPTIONAL_TIMES, requested=OPTIONAL_TIMES)
+def test_extending_never_shortens_and_reaches_what_was_asked(
+    current: datetime | None, requested: datetime | None
+) -> None:
+    extended = grant_in(S.ACTIVE, expires_at=current).extended_to(requested, T1)
+
+    if current is None:
+        assert extended.expires_at is None  # a grant without expiry stays without
+    elif requested is None:
+        assert extended.expires_at is None  # asked for no expiry: the later of the two
+    else:
+        assert extended.expires_at == max(current, requested)
+        assert extended.expires_at >= current
+    assert extended.updated_at == T1
+
+
+def test_a_grant_has_expired_from_its_expiry_on_and_is_live_only_before() -> None:
+    active = grant_in(S.ACTIVE, expires_at=T1)
+    assert not active.has_expired(T1 - timedelta(microseconds=1))
+    assert active.is_live(T1 - timedelta(microseconds=1))
+    assert active.has_expired(T1)
+    assert not active.is_live(T1)
+    assert not grant_in(S.REVOKING, expires_at=None).is_live(T1)
+    assert grant_in(S.PENDING, expires_at=None).is_live(datetime.max.replace(tzinfo=UTC))

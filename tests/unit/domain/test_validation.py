@@ -16,6 +16,7 @@ from broker.domain.grants import GrantRequest, GrantScope
 from broker.domain.validation import (
     MAX_PREFIX_BYTES,
     MAX_REASON_CHARS,
+    MAX_TTL,
     bucket_problems,
     free_text_problems,
     grant_id_problems,
@@ -377,6 +378,17 @@ def test_smallest_ttl_is_fine() -> None:
 def test_a_ttl_beyond_any_calendar_is_refused(ttl: timedelta) -> None:
     # Otherwise `now + ttl` overflows datetime when the grant is created.
     assert set(violations(ttl=ttl)) == {"ttl"}
+
+
+def test_a_ttl_over_the_servers_maximum_is_refused_naming_the_maximum() -> None:
+    assert validate(ttl=timedelta(hours=8), max_ttl=timedelta(hours=8)).ttl == timedelta(hours=8)
+    found = violations(ttl=timedelta(hours=8, seconds=1), max_ttl=timedelta(hours=8))
+    assert found == {"ttl": ["must be at most 8h, the server's maximum"]}
+
+
+def test_a_maximum_beyond_the_domains_bound_leaves_the_domains_bound() -> None:
+    found = violations(ttl=timedelta(days=365 * 200), max_ttl=timedelta.max)
+    assert found == {"ttl": [f"must be at most {MAX_TTL.days} days"]}
 
 
 def test_reason_at_its_limit_is_fine() -> None:

@@ -82,6 +82,11 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.RevokeAccessResponse:
         return self._unary("RevokeAccess", request, context, pb.RevokeAccessResponse)
 
+    def ExtendGrant(
+        self, request: pb.ExtendGrantRequest, context: grpc.ServicerContext
+    ) -> pb.Grant:
+        return self._unary("ExtendGrant", request, context, pb.Grant)
+
     def GetGrant(self, request: pb.GetGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
         return self._unary("GetGrant", request, context, pb.Grant)
 

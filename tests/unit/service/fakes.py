@@ -114,13 +114,16 @@ class FakeGrantStore(_Store):
             if g.instance_id == instance_id and (g.state.is_desired or g.state.is_settling)
         ]
 
-    def find_desired(self, instance_id: str, scope: GrantScope) -> Grant | None:
+    def find_live(self, instance_id: str, scope: GrantScope, now: datetime) -> Grant | None:
         found = (
             g
             for _, g in self._rows()
-            if g.instance_id == instance_id and g.scope == scope and g.state.is_desired
+            if g.instance_id == instance_id and g.scope == scope and g.is_live(now)
         )
         return next(found, None)
+
+    def expired(self, now: datetime) -> list[Grant]:
+        return [g for _, g in self._rows() if g.state.is_desired and g.has_expired(now)]
 
     def settling_instances(self) -> list[str]:
         return sorted({g.instance_id for _, g in self._rows() if g.state.is_settling})

@@ -1,8 +1,9 @@
-"""The imperative commands: grant, revoke, get, list, describe, audit, wait."""
+"""The imperative commands: grant, revoke, extend, get, list, describe, audit, wait."""
 
 import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TextIO
 
 from accessbroker.cli import output
@@ -25,11 +26,15 @@ class Context:
         self.emit(output.dumps(document, lines=lines))
 
 
-def grant(ctx: Context, args: argparse.Namespace) -> None:
+def _ttl(text: str) -> timedelta:
     try:
-        ttl = parse_duration(args.ttl) if args.ttl else None
+        return parse_duration(text)
     except ValueError as error:
         raise UsageError(f"--ttl: {error}") from None
+
+
+def grant(ctx: Context, args: argparse.Namespace) -> None:
+    ttl = _ttl(args.ttl) if args.ttl else None
     result = ctx.client.grant(
         args.instance,
         args.bucket,
@@ -51,6 +56,8 @@ def grant(ctx: Context, args: argparse.Namespace) -> None:
             f"{output.policy_text(result.policy)}"
         )
     else:
+        if result.covered_by:
+            ctx.emit(f"Already covered by the broader grant {result.covered_by}; nothing new.\n")
         ctx.emit(output.grant_details(result.grant))
     if result.grant.state is GrantState.FAILED:
         raise CommandFailed(
@@ -63,6 +70,11 @@ def revoke(ctx: Context, args: argparse.Namespace) -> None:
         args.grant_id, reason=args.reason, idempotency_key=args.idempotency_key
     )
     ctx.emit_json(revoked) if ctx.json else ctx.emit(output.grant_details(revoked))
+
+
+def extend(ctx: Context, args: argparse.Namespace) -> None:
+    extended = ctx.client.extend(args.grant_id, _ttl(args.ttl), reason=args.reason)
+    ctx.emit_json(extended) if ctx.json else ctx.emit(output.grant_details(extended))
 
 
 def get(ctx: Context, args: argparse.Namespace) -> None:

@@ -1,6 +1,7 @@
 """`plan` and `apply`: make the broker's grants of the listed instances match a request file."""
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,30 +48,41 @@ def plan(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def apply(ctx: Context, args: argparse.Namespace) -> None:
-    """Grants first, then revokes, so that moving a grant never leaves a gap in access."""
+    """Grants first, then revokes, so that moving a grant never leaves a gap in access.
+
+    Except where a broader grant the file drops covers an entry: the broker answers such an
+    entry with the broader grant, so that one is revoked first and the entry granted after it.
+    """
     request, grants = _read(ctx.client, args.file)
     planned = make_plan(request, grants)
     known = {g.grant_id for listed in grants.values() for g in listed}
-    granted, revoked = [], []
+    granted: list[Grant] = []
+    revoked: dict[str, Grant] = {}
+
+    def revoke(grant_id: str) -> None:
+        revoked[grant_id] = _revoke(ctx.client, grant_id)
+        if not ctx.json:
+            ctx.emit(f"revoked  {_describe_grant(revoked[grant_id])}")
+
+    dropped = {g.grant_id for g in planned.to_revoke}
     for desired in planned.to_grant:
-        granted.append(_grant(ctx.client, desired, known))
+        granted.append(_grant(ctx.client, desired, known, dropped, revoke))
         if not ctx.json:
             ctx.emit(f"granted  {_describe_grant(granted[-1])}")
     for grant in planned.to_revoke:
-        revoked.append(_revoke(ctx.client, grant.grant_id))
-        if not ctx.json:
-            ctx.emit(f"revoked  {_describe_grant(revoked[-1])}")
+        if grant.grant_id not in revoked:
+            revoke(grant.grant_id)
     if ctx.json:
         ctx.emit_json(
             {
                 "file": args.file,
                 "granted": granted,
-                "revoked": revoked,
+                "revoked": list(revoked.values()),
                 "unchanged": planned.unchanged,
             }
         )
     else:
-        ctx.emit(_apply_summary(args.file, granted, revoked, planned.unchanged))
+        ctx.emit(_apply_summary(args.file, granted, list(revoked.values()), planned.unchanged))
     failed = [g for g in granted if g.state not in LIVE_STATES]
     if failed:
         reasons = "; ".join(f"{g.grant_id}: {g.failure_reason or g.state.value}" for g in failed)
@@ -108,9 +120,17 @@ def _dry_run(client: BrokerClient, desired: DesiredGrant) -> list[str]:
     return result.planned_changes
 
 
-def _grant(client: BrokerClient, desired: DesiredGrant, known: set[str]) -> Grant:
+def _grant(
+    client: BrokerClient,
+    desired: DesiredGrant,
+    known: set[str],
+    dropped: set[str],
+    revoke: Callable[[str], None],
+) -> Grant:
     """Grants an entry with its content-derived key, moving on to the key's next generation
-    when the key already stands for a grant that has ended (or another caller's request)."""
+    when the key already stands for a grant that has ended (or another caller's request).
+
+    An answer covered by a grant in `dropped` is revoked (by `revoke`) and asked again."""
     for generation in range(MAX_KEY_GENERATIONS):
         try:
             result = _send(client, desired, key=grant_key(desired, generation))
@@ -118,6 +138,10 @@ def _grant(client: BrokerClient, desired: DesiredGrant, known: set[str]) -> Gran
             continue
         except errors.BrokerError as error:
             raise _about(desired, error) from None
+        if result.covered_by in dropped:
+            dropped.discard(result.covered_by)
+            revoke(result.covered_by)
+            continue
         if result.grant.grant_id in known and result.grant.state not in LIVE_STATES:
             continue
         return result.grant

@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--reason", default="", help="why, for the audit trail")
     revoke.add_argument("--idempotency-key")
 
+    extend = verb("extend", commands.extend, "Make a live grant last at least this long from now.")
+    extend.add_argument("grant_id")
+    extend.add_argument(
+        "--ttl", required=True, help="from now: 90s, 15m, 8h, 2d (never shortens the grant)"
+    )
+    extend.add_argument("--reason", default="", help="why, for the audit trail")
+
     verb("get", commands.get, "Show one grant.").add_argument("grant_id")
 
     listing = verb("list", commands.list_grants, "List grants, oldest first.")

@@ -1,0 +1,38 @@
+"""BROKER_DEFAULT_TTL and BROKER_MAX_TTL: durations written like brokerctl's --ttl."""
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from broker.settings import Settings
+
+
+def test_ttls_are_unset_by_default_and_read_as_durations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (Settings().default_ttl, Settings().max_ttl) == (None, None)
+
+    monkeypatch.setenv("BROKER_DEFAULT_TTL", "8h")
+    monkeypatch.setenv("BROKER_MAX_TTL", "1d12h")
+
+    settings = Settings()
+    assert (settings.default_ttl, settings.max_ttl) == (timedelta(hours=8), timedelta(hours=36))
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"BROKER_MAX_TTL": "3600"}, "invalid duration '3600'"),
+        ({"BROKER_DEFAULT_TTL": "0s"}, "must be longer than zero"),
+        ({"BROKER_MAX_TTL": "40000w"}, "must be at most 36525 days"),
+        ({"BROKER_DEFAULT_TTL": "9h", "BROKER_MAX_TTL": "8h"}, "not be longer than BROKER_MAX"),
+    ],
+)
+def test_bad_ttls_are_refused_saying_why(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], complaint: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=complaint):
+        Settings()
