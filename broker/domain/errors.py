@@ -83,6 +83,14 @@ class StoreUnavailable(BrokerError):
     """The database did not answer; nothing was changed by this request."""
 
 
+class TooManyStreams(BrokerError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the broker already serves {limit} audit streams, its limit; retry later, or page "
+            "through ListAuditEvents"
+        )
+
+
 class AwsRejected(BrokerError):
     """AWS refused a call for a reason retrying will not fix (e.g. AccessDenied)."""
 

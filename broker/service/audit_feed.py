@@ -10,24 +10,32 @@ from broker.service.ports import AuditFilter
 BATCH = 500
 
 
-def follow_audit_events(
-    deps: Dependencies, instance_id: str, after: int | None, idle: Callable[[], bool]
-) -> Iterator[AuditEvent]:
-    """The events after event id `after` (None: only events yet to come), then each new one.
-
-    Ids follow commit order (see AuditLog.append), so resuming after the last id seen misses
-    nothing and repeats nothing. `idle` waits a while when the feed has caught up and says
-    whether to go on.
-    """
+def start_of_feed(deps: Dependencies, instance_id: str, after: int | None) -> int:
+    """The event id a feed starts after: `after`, or the newest event when None (only events
+    yet to come). Telling the caller this lets it resume without a gap even before its first
+    event arrives."""
     require(
         {
             "instance_id": instance_id_problems(instance_id) if instance_id else [],
             "after_event_id": [] if after is None or after >= 0 else ["must not be negative"],
         }
     )
-    where = AuditFilter(instance_id=instance_id)
+    if after is not None:
+        return after
     with deps.uow() as uow:
-        cursor = uow.audit.last_event_id() if after is None else after
+        return uow.audit.last_event_id()
+
+
+def follow_audit_events(
+    deps: Dependencies, instance_id: str, cursor: int, idle: Callable[[], bool]
+) -> Iterator[AuditEvent]:
+    """The events after event id `cursor` (from start_of_feed), then each new one.
+
+    Ids follow commit order (see AuditLog.append), so resuming after the last id seen misses
+    nothing and repeats nothing. `idle` waits a while when the feed has caught up and says
+    whether to go on.
+    """
+    where = AuditFilter(instance_id=instance_id)
     while True:
         with deps.uow() as uow:
             page = uow.audit.list(where, cursor, BATCH)

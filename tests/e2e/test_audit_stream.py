@@ -1,9 +1,10 @@
 """WatchAuditEvents on the real server: replay from a cursor, live events, resume without gaps."""
 
 import threading
-import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
+from accessbroker.client import FEED_START_METADATA
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from tests.e2e.calls import grant
@@ -54,9 +55,13 @@ def test_stream_without_cursor_starts_with_new_events(
     stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str, buckets: tuple[str, str]
 ) -> None:
     grant(stub, instance_id, buckets[0], prefix="old/")
-    stream, hang_up = _watch(stub, pb.WatchAuditEventsRequest(instance_id=instance_id))
-    # The server fixes where a cursorless stream starts as the call begins; let it begin.
-    time.sleep(1.0)
+    # Streaming calls are untyped in grpc-stubs beyond iteration.
+    call: Any = stub.WatchAuditEvents(
+        pb.WatchAuditEventsRequest(instance_id=instance_id), timeout=30
+    )
+    # The stream's headers name where it starts; once they are here, what follows is new.
+    start = dict(call.initial_metadata())[FEED_START_METADATA]
+    stream, hang_up = iter(call), call.cancel
     grant(stub, instance_id, buckets[0], prefix="new/")
 
     first = next(stream)
@@ -64,3 +69,4 @@ def test_stream_without_cursor_starts_with_new_events(
 
     assert first.action == "grant.requested"
     assert '"prefix": "new/"' in first.detail
+    assert first.event_id > int(start)

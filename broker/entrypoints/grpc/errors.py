@@ -23,6 +23,7 @@ from broker.domain.errors import (
     InvalidRequest,
     PolicyTooLarge,
     StoreUnavailable,
+    TooManyStreams,
     WrongState,
 )
 
@@ -42,6 +43,7 @@ _CODES: dict[type[BrokerError], int] = {
     ForeignRole: code_pb2.FAILED_PRECONDITION,
     WrongState: code_pb2.FAILED_PRECONDITION,
     PolicyTooLarge: code_pb2.RESOURCE_EXHAUSTED,
+    TooManyStreams: code_pb2.RESOURCE_EXHAUSTED,
     AwsQuotaExceeded: code_pb2.RESOURCE_EXHAUSTED,
     IdempotencyConflict: code_pb2.ALREADY_EXISTS,
     AwsUnavailable: code_pb2.UNAVAILABLE,

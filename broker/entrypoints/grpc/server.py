@@ -131,7 +131,7 @@ def start_server(
     deps: Dependencies,
     listen: str,
     database_reachable: Callable[[], bool],
-    workers: int = 16,
+    workers: int = 24,
     health_probe_seconds: float = HEALTH_PROBE_SECONDS,
 ) -> RunningServer:
     """Starts serving on `listen` (port 0 picks a free port) and returns at once."""

@@ -2,12 +2,13 @@
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 
 import grpc
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.errors import TooManyStreams
 from broker.entrypoints.grpc.mapping import (
     access_from_proto,
     decode_page_token,
@@ -17,7 +18,7 @@ from broker.entrypoints.grpc.mapping import (
     state_from_proto,
     ttl_from_proto,
 )
-from broker.service.audit_feed import follow_audit_events
+from broker.service.audit_feed import follow_audit_events, start_of_feed
 from broker.service.deadlines import deadline_in
 from broker.service.dependencies import Dependencies
 from broker.service.extending import ExtendCommand, extend_grant
@@ -30,6 +31,11 @@ GRANTS_TOKEN = "grants"
 AUDIT_TOKEN = "audit"
 # How often a caught-up audit feed looks for new events.
 FEED_POLL_SECONDS = 0.25
+# Audit streams served at once; the rest of the workers stay free for ordinary calls.
+MAX_STREAMS = 8
+# Initial metadata of an audit stream: the event id it starts after, so a follower that loses
+# the stream before its first event still knows where to resume.
+FEED_START_METADATA = "x-accessbroker-feed-start"
 # The broker stops working this much before the caller's deadline (at most a fifth of the time
 # left), so that its own DEADLINE_EXCEEDED, saying what became of the request, arrives in time.
 DEADLINE_MARGIN_SECONDS = 0.25
@@ -50,11 +56,32 @@ def caller_identity(context: grpc.ServicerContext) -> str:
     return "anonymous"
 
 
+class StreamSlots:
+    """A bounded number of places for long-lived streams."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._free.acquire(blocking=False):
+            raise TooManyStreams(self._limit)
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
 class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
-    def __init__(self, deps: Dependencies, stopping: threading.Event) -> None:
+    def __init__(
+        self, deps: Dependencies, stopping: threading.Event, max_streams: int = MAX_STREAMS
+    ) -> None:
         self._deps = deps
         # Set when the server shuts down: endless streams end so the shutdown can finish.
         self._stopping = stopping
+        # Each stream holds a worker thread for as long as its follower stays.
+        self._streams = StreamSlots(max_streams)
 
     def GrantAccess(
         self, request: pb.GrantAccessRequest, context: grpc.ServicerContext
@@ -156,5 +183,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             return context.is_active() and not self._stopping.is_set()
 
         after = request.after_event_id if request.HasField("after_event_id") else None
-        for event in follow_audit_events(self._deps, request.instance_id, after, idle):
-            yield event_to_proto(event)
+        with self._streams.slot():
+            start = start_of_feed(self._deps, request.instance_id, after)
+            context.send_initial_metadata(((FEED_START_METADATA, str(start)),))
+            for event in follow_audit_events(self._deps, request.instance_id, start, idle):
+                yield event_to_proto(event)

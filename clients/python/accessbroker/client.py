@@ -26,6 +26,8 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# The initial metadata in which the server names the event id an audit stream starts after.
+FEED_START_METADATA = "x-accessbroker-feed-start"
 # gRPC retries UNAVAILABLE itself, with backoff. That is safe for every unary method: reads
 # change nothing, grant/revoke always carry an idempotency key, so a retry never doubles a
 # grant, and an extension only ever sets expires_at to max(expires_at, now + ttl), so a retry
@@ -198,10 +200,9 @@ class BrokerClient:
         """Follows the audit trail: the events after event id `after` (0: all; None: only new
         ones), then each new one as it is written.
 
-        A dropped connection is re-opened with backoff, resuming after the last event yielded,
-        so nothing is missed or repeated; after `reconnect_attempts` failures in a row it
-        raises Unavailable. (With `after=None`, a connection lost before the first event
-        resumes at the newest event; pass the last event_id you processed to resume exactly.)
+        A dropped connection is re-opened with backoff, resuming after the last event yielded
+        (or, before the first, where the server said the stream started), so nothing is missed
+        or repeated; after `reconnect_attempts` failures in a row it raises Unavailable.
         """
         cursor, failures = after, 0
         while True:
@@ -209,7 +210,9 @@ class BrokerClient:
             if cursor is not None:
                 request.after_event_id = cursor
             try:
-                for message in self._stub.WatchAuditEvents(request, metadata=self._metadata):
+                call = self._stub.WatchAuditEvents(request, metadata=self._metadata)
+                cursor = _feed_start(call) if cursor is None else cursor
+                for message in call:
                     event = event_from_proto(message)
                     cursor, failures = event.event_id, 0
                     yield event
@@ -247,15 +250,26 @@ class BrokerClient:
 
     def _get_by(self, grant_id: str, deadline: float) -> Grant:
         """get(), bounded by `deadline` as well as by the client's timeout."""
-        timeout = max(0.0, min(self.timeout, deadline - time.monotonic()))
+        # A sliver at least: a deadline already passed still gets its last look.
+        timeout = max(0.05, min(self.timeout, deadline - time.monotonic()))
         request = pb.GetGrantRequest(grant_id=grant_id)
         return grant_from_proto(self._call(self._stub.GetGrant, request, timeout))
 
     def _call(self, method: Callable[..., T], request: object, timeout: float | None = None) -> T:
         try:
-            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            timeout = self.timeout if timeout is None else timeout
+            return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
+
+
+def _feed_start(call: object) -> int | None:
+    """The event id the server says the stream starts after (waits for the stream's headers)."""
+    metadata = call.initial_metadata() or ()  # type: ignore[attr-defined]
+    for key, value in metadata:
+        if key == FEED_START_METADATA and value.isdigit():
+            return int(value)
+    return None
 
 
 def _open_channel(address: str, tls: bool | grpc.ChannelCredentials | None) -> grpc.Channel:

@@ -1,8 +1,10 @@
 """The gRPC surface over fake ports: status codes, error details, health, and no leaked details."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -13,6 +15,7 @@ from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.errors import AwsUnavailable
 from broker.entrypoints.grpc.errors import INTERNAL_MESSAGE
 from broker.entrypoints.grpc.server import RunningServer, start_server
+from broker.entrypoints.grpc.servicer import MAX_STREAMS
 from broker.service.dependencies import Dependencies
 from broker.service.ports import UnitOfWork
 from tests.rpc import refusal
@@ -20,8 +23,10 @@ from tests.unit.service.fakes import INSTANCE, World, world
 
 
 @contextmanager
-def _serve(deps: Dependencies, database_up: bool = True) -> Iterator[grpc.Channel]:
-    running: RunningServer = start_server(deps, "127.0.0.1:0", lambda: database_up, workers=2)
+def _serve(
+    deps: Dependencies, database_up: bool = True, workers: int = 2
+) -> Iterator[grpc.Channel]:
+    running: RunningServer = start_server(deps, "127.0.0.1:0", lambda: database_up, workers=workers)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield channel
@@ -111,3 +116,28 @@ def test_health_follows_the_database(w: World, database_up: bool, expected: int)
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
 
     assert status.status == expected
+
+
+def test_audit_streams_beyond_the_limit_are_resource_exhausted(w: World) -> None:
+    # Workers enough for every stream and then some: the limit, not the pool, must refuse.
+    with _serve(w.deps, workers=MAX_STREAMS + 2) as channel:
+        stub = broker_pb2_grpc.AccessBrokerStub(channel)
+        # Streaming calls are untyped in grpc-stubs beyond iteration.
+        streams: list[Any] = [
+            stub.WatchAuditEvents(pb.WatchAuditEventsRequest()) for _ in range(MAX_STREAMS)
+        ]
+        for stream in streams:
+            stream.initial_metadata()  # each holds its place once its headers have come
+        extra = stub.WatchAuditEvents(pb.WatchAuditEventsRequest())
+
+        refused = refusal(lambda: next(iter(extra)))
+        streams[0].cancel()
+        time.sleep(0.3)  # the server notices the hang-up at its next poll
+        again: Any = stub.WatchAuditEvents(pb.WatchAuditEventsRequest())
+        again.initial_metadata()
+        for stream in [*streams[1:], again]:
+            stream.cancel()
+
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"{MAX_STREAMS} audit streams" in refused.message
+    assert again.code() is None or again.code() == grpc.StatusCode.CANCELLED

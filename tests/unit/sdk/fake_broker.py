@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from accessbroker.client import FEED_START_METADATA
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 
@@ -44,6 +45,8 @@ class Stream:
 
     events: Sequence[pb.AuditEvent]
     then: Abort | None = None
+    # The event id the stream says it starts after, in its initial metadata, as the broker does.
+    start: int | None = None
 
 
 Reply = Message | Abort | Slow | Stream
@@ -112,6 +115,8 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
         if isinstance(reply, Abort):
             _abort(context, reply)
         assert isinstance(reply, Stream), f"WatchAuditEvents cannot answer {reply!r}"
+        if reply.start is not None:
+            context.send_initial_metadata(((FEED_START_METADATA, str(reply.start)),))
         yield from reply.events
         if reply.then is not None:
             _abort(context, reply.then)

@@ -105,3 +105,19 @@ def test_watch_gives_up_after_its_reconnect_attempts(
         list(client.watch(after=0, reconnect_attempts=2))
 
     assert len(fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)) == 3
+
+
+def test_watch_resumes_where_the_server_said_it_started_when_no_event_came(
+    fake: FakeBroker, client: BrokerClient
+) -> None:
+    fake.answer(
+        "WatchAuditEvents",
+        Stream([], then=Abort(grpc.StatusCode.UNAVAILABLE), start=41),
+        Stream([event_message(42)]),
+    )
+
+    assert next(client.watch()).event_id == 42
+
+    requests = fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)
+    assert not requests[0].HasField("after_event_id")
+    assert requests[1].after_event_id == 41

@@ -6,7 +6,7 @@ import pytest
 
 from broker.domain.audit import AuditEvent
 from broker.domain.errors import InvalidRequest
-from broker.service.audit_feed import follow_audit_events
+from broker.service.audit_feed import follow_audit_events, start_of_feed
 from broker.service.granting import grant_access
 from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, World, grant_command, world
 
@@ -50,9 +50,11 @@ def test_without_a_cursor_only_new_events_arrive(w: World) -> None:
     grant_access(w.deps, grant_command("photos"))
     before = len(w.db.snapshot().audit)
 
+    start = start_of_feed(w.deps, "", None)
     idle = _idle_running([lambda: grant_access(w.deps, grant_command("logs"))])
-    seen = list(follow_audit_events(w.deps, "", None, idle))
+    seen = list(follow_audit_events(w.deps, "", start, idle))
 
+    assert start == w.db.snapshot().audit[before - 1].event_id
     assert _ids(seen) == _ids(w.db.snapshot().audit)[before:]
     assert seen, "the second grant's events should have arrived"
 
@@ -73,4 +75,10 @@ def test_an_instance_filter_keeps_other_instances_out(w: World) -> None:
 @pytest.mark.parametrize(("instance_id", "after"), [("i-bad", 0), ("", -1)])
 def test_bad_arguments_are_refused(w: World, instance_id: str, after: int) -> None:
     with pytest.raises(InvalidRequest):
-        list(follow_audit_events(w.deps, instance_id, after, lambda: False))
+        start_of_feed(w.deps, instance_id, after)
+
+
+def test_a_given_cursor_is_where_the_feed_starts(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+
+    assert start_of_feed(w.deps, INSTANCE, 2) == 2
