@@ -21,8 +21,6 @@ from broker.settings import Settings
 class Runtime:
     deps: Dependencies
     engine: Engine
-    # Every retry of an AWS call, by action and kind of fault (shared by both adapters).
-    aws_retries: RetryCounter
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -52,6 +50,7 @@ def build_runtime(
         connection=settings.aws_connection_budget,
         propagation=settings.propagation_timeout,
     )
+    # One count of every retry of an AWS call, by action and kind of fault, for both adapters.
     retries = RetryCounter()
     timeout = settings.propagation_timeout
     deps = Dependencies(
@@ -64,4 +63,4 @@ def build_runtime(
         role_path=settings.role_path,
         limits=GrantLimits(default_ttl=settings.default_ttl, max_ttl=settings.max_ttl),
     )
-    return Runtime(deps, engine, retries)
+    return Runtime(deps, engine)

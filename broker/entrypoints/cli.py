@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.adapters.db.engine import create_engine_for
-from broker.adapters.db.migrate import upgrade_to_head
+from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.bootstrap import Runtime, build_runtime
 from broker.entrypoints.grpc.demo import run_demo
 from broker.entrypoints.grpc.server import start_server
@@ -38,8 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings, sandboxed=args.sandbox)
     if args.command == "demo":
         return run_demo()
-    upgrade_to_head(create_engine_for(settings.database_url))
-    print("database is at the latest schema")
+    return _migrate(settings.database_url)
+
+
+def _migrate(database_url: str) -> int:
+    engine = create_engine_for(database_url)
+    try:
+        pending = pending_migrations(engine)
+        upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+    print("database migrated to the latest schema" if pending else "database was up to date")
     return 0
 
 

@@ -1,5 +1,7 @@
 """`access-broker`'s configuration: flags over environment variables, clear refusals."""
 
+from pathlib import Path
+
 import pytest
 
 from broker.entrypoints.cli import _overrides, _parser, main
@@ -40,3 +42,17 @@ def test_invalid_configuration_exits_2_naming_the_setting(
     error = capsys.readouterr().err
     assert "invalid configuration" in error
     assert flags[0].removeprefix("--").replace("-", "_") in error
+
+
+def test_migrate_says_whether_it_changed_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'broker.db'}"
+
+    assert main(["migrate", "--database-url", url]) == 0
+    assert main(["migrate", "--database-url", url]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        "database migrated to the latest schema",
+        "database was up to date",
+    ]
