@@ -1,4 +1,5 @@
-"""`access-broker`: serve the API (on AWS or in a sandbox), run the demo, migrate the database."""
+"""`access-broker`: serve the API (on AWS or in a sandbox), run the demo, migrate the database,
+verify the audit trail."""
 
 import argparse
 import logging
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from broker.adapters.db.engine import create_engine_for
 from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.bootstrap import Runtime, build_runtime
+from broker.entrypoints.audit_verify import add_audit_commands, verify_audit_trail
 from broker.entrypoints.grpc.demo import run_demo
 from broker.entrypoints.grpc.server import start_server
 from broker.entrypoints.sandbox import Sandbox, sandbox
@@ -38,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings, sandboxed=args.sandbox)
     if args.command == "demo":
         return run_demo()
+    if args.command == "audit":
+        return verify_audit_trail(settings.database_url, args.anchor)
     return _migrate(settings.database_url)
 
 
@@ -69,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="play the grant/revoke story against the sandbox")
     migrate = commands.add_parser("migrate", help="bring the database to the latest schema")
     migrate.add_argument("--database-url", help="SQLAlchemy URL (BROKER_DATABASE_URL)")
+    add_audit_commands(commands)
     return parser
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import (
@@ -17,6 +18,7 @@ from broker.adapters.db.tables import (
     utc,
 )
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
+from broker.domain.audit_chain import GENESIS_HASH, ChainLink, chain_link
 from broker.domain.errors import IdempotencyConflict
 from broker.service.ports import AuditFilter, IdempotencyRecord, InstanceRecord, Page
 
@@ -29,49 +31,69 @@ class SqlAuditLog:
         self._session = session
 
     def append(self, event: NewAuditEvent) -> None:
+        """Writes the event chained onto the newest one (see broker.domain.audit_chain)."""
         self._serialize_appends()
-        self._session.add(
-            AuditEventRow(
-                time=utc(event.time),
-                actor=event.actor,
-                action=event.action,
-                outcome=event.outcome.value,
-                instance_id=event.instance_id,
-                grant_id=event.grant_id,
-                # Sorted keys: equal details are equal text, whatever order they were built in.
-                detail=json.dumps(event.detail, sort_keys=True),
-            )
-        )
-        # Writing now takes the id, and on SQLite the write lock, within this transaction.
+        newest = self._newest()
+        stored = _as_stored(event, self._next_event_id(newest))
+        link = chain_link(newest.hash if newest else GENESIS_HASH, stored)
+        self._session.add(_row_of(link))
+        # Written now, so a failure surfaces at append() rather than at commit.
         self._session.flush()
 
     def last_event_id(self) -> int:
         newest = self._session.exec(select(func.max(AuditEventRow.event_id))).one()
         return int(newest or 0)
 
-    def _serialize_appends(self) -> None:
-        """Holds the audit log's append lock until this transaction ends.
-
-        Event ids then follow commit order, so a reader resuming after event N can never miss
-        an event N-1 that was still uncommitted when it read N. On SQLite the write lock that
-        BEGIN IMMEDIATE takes does this; PostgreSQL needs a transaction-scoped advisory lock.
-        """
-        if self._session.get_bind().dialect.name == "postgresql":
-            self._session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY}
-            )
-
     def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]:
-        query = select(AuditEventRow).order_by(col(AuditEventRow.event_id))
-        query = query.limit(fetch_size(limit))
-        if after is not None:
-            query = query.where(col(AuditEventRow.event_id) > after)
+        query = _events_in_order(after, limit)
         if where.instance_id:
             query = query.where(AuditEventRow.instance_id == where.instance_id)
         if where.grant_id:
             query = query.where(AuditEventRow.grant_id == where.grant_id)
         rows = self._session.exec(query).all()
         return page_of(rows, limit, _event_id_of, _event_of)
+
+    def chain(self, after: int | None, limit: int) -> Page[ChainLink]:
+        """Events with their stored hashes, in id order, for verifying the chain."""
+        rows = self._session.exec(_events_in_order(after, limit)).all()
+        return page_of(rows, limit, _event_id_of, _link_of)
+
+    def _serialize_appends(self) -> None:
+        """Holds the audit log's append lock until this transaction ends.
+
+        Event ids then follow commit order, so a reader resuming after event N can never miss
+        an event N-1 that was still uncommitted when it read N; and the newest event read
+        under the lock stays the newest until this transaction's event follows it in the
+        chain. On SQLite the write lock that BEGIN IMMEDIATE takes does this; PostgreSQL
+        needs a transaction-scoped advisory lock (and READ COMMITTED, its default, so the
+        reads after the lock see what the previous holder committed).
+        """
+        if self._is_postgresql():
+            self._session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY}
+            )
+
+    def _newest(self) -> ChainLink | None:
+        row = self._session.exec(
+            select(AuditEventRow).order_by(col(AuditEventRow.event_id).desc()).limit(1)
+        ).first()
+        return _link_of(row) if row is not None else None
+
+    def _next_event_id(self, newest: ChainLink | None) -> int:
+        """The id the new event will have; the hash covers it, so it is taken before writing.
+
+        PostgreSQL's id sequence (which skips the ids of rolled back appends); on SQLite what
+        it would assign itself, the newest id plus one, under the write lock.
+        """
+        if self._is_postgresql():
+            next_id = self._session.execute(
+                text("SELECT nextval(pg_get_serial_sequence('audit_events', 'event_id'))")
+            ).scalar_one()
+            return int(next_id)
+        return newest.event.event_id + 1 if newest else 1
+
+    def _is_postgresql(self) -> bool:
+        return self._session.get_bind().dialect.name == "postgresql"
 
 
 class SqlIdempotencyKeys:
@@ -133,9 +155,54 @@ class SqlInstanceRecords:
         self._session.add(row)
 
 
+def _events_in_order(after: int | None, limit: int) -> SelectOfScalar[AuditEventRow]:
+    """A page of events after `after`, in id order, one more than `limit` (see page_of)."""
+    query = select(AuditEventRow).order_by(col(AuditEventRow.event_id)).limit(fetch_size(limit))
+    return query if after is None else query.where(col(AuditEventRow.event_id) > after)
+
+
 def _event_id_of(row: AuditEventRow) -> int:
     assert row.event_id is not None, "rows read from the database have an event_id"
     return row.event_id
+
+
+def _as_stored(event: NewAuditEvent, event_id: int) -> AuditEvent:
+    """The event as it will read back, which is what its hash must cover."""
+    return AuditEvent(
+        event_id=event_id,
+        time=utc(event.time),
+        actor=event.actor,
+        action=event.action,
+        outcome=event.outcome,
+        instance_id=event.instance_id,
+        grant_id=event.grant_id,
+        detail=json.loads(_detail_text(event.detail)),
+    )
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    # Sorted keys: equal details are equal text, whatever order they were built in.
+    return json.dumps(detail, sort_keys=True)
+
+
+def _row_of(link: ChainLink) -> AuditEventRow:
+    event = link.event
+    return AuditEventRow(
+        event_id=event.event_id,
+        time=event.time,
+        actor=event.actor,
+        action=event.action,
+        outcome=event.outcome.value,
+        instance_id=event.instance_id,
+        grant_id=event.grant_id,
+        detail=_detail_text(event.detail),
+        prev_hash=link.prev_hash,
+        hash=link.hash,
+    )
+
+
+def _link_of(row: AuditEventRow) -> ChainLink:
+    return ChainLink(event=_event_of(row), prev_hash=row.prev_hash, hash=row.hash)
 
 
 def _event_of(row: AuditEventRow) -> AuditEvent:

@@ -30,6 +30,7 @@ ACTION_LENGTH = 64
 IDEMPOTENCY_KEY_LENGTH = 128
 OPERATION_LENGTH = 64
 FINGERPRINT_LENGTH = 128
+HASH_LENGTH = 64  # hex SHA-256
 # Ids the API carries as int64. SQLite's INTEGER is 64-bit already, and only INTEGER PRIMARY
 # KEY autoincrements there, so BIGINT is for the other databases.
 ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
@@ -93,6 +94,9 @@ class AuditEventRow(SQLModel, table=True):
     grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH), index=True)
     # JSON text rather than a JSON column: the same on SQLite and PostgreSQL, and never queried.
     detail: str = Field(sa_type=Text)
+    # The hash chain (broker.domain.audit_chain): the previous event's hash, and this one's.
+    prev_hash: str = Field(sa_type=String(HASH_LENGTH))
+    hash: str = Field(sa_type=String(HASH_LENGTH))
 
 
 class IdempotencyKeyRow(SQLModel, table=True):
