@@ -62,5 +62,7 @@ def build_runtime(
         locks=DatabaseInstanceLocks(engine),
         role_path=settings.role_path,
         limits=GrantLimits(default_ttl=settings.default_ttl, max_ttl=settings.max_ttl),
+        adopt_foreign_profiles=settings.foreign_profile == "attach",
+        permissions_boundary_arn=settings.permissions_boundary_arn or "",
     )
     return Runtime(deps, engine)

@@ -2,7 +2,7 @@
 
 import re
 from datetime import timedelta
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # How often the sweep also removes roles and profiles no grant needs (seconds); it always
     # does at start. Each pass lists the role path and reads every broker role's tags.
     orphan_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    # How often the sweep also compares what AWS holds for every instance with a live grant
+    # with what the grants need, and repairs the difference (seconds); it always does at start.
+    # Each pass reads the role, its policies, the profile and the association of each instance.
+    drift_sweep_interval_seconds: float = Field(default=300.0, gt=0)
     # Off only where several brokers with separate databases share one role path (tests that
     # share an emulator): each would take the others' roles for orphans.
     remove_orphans: bool = True
@@ -58,6 +62,12 @@ class Settings(BaseSettings):
     default_ttl: Duration = None
     # The longest ttl a grant or an extension may ask for; unset: only the broker's own bound.
     max_ttl: Duration = None
+    # An instance already holding a profile the broker did not make: "refuse" the grant
+    # (FAILED_PRECONDITION), or "attach" the broker's own inline policy to that profile's role,
+    # touching nothing else of it.
+    foreign_profile: Literal["refuse", "attach"] = "refuse"
+    # A managed policy ARN set as the permissions boundary of every role the broker creates.
+    permissions_boundary_arn: str | None = None
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"

@@ -8,6 +8,7 @@ from typing import Any
 
 from broker.domain.errors import ForeignProfile, ForeignRole
 from broker.domain.naming import ManagedNames
+from broker.domain.trust import trusts_only_ec2
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class RoleInfo:
     name: str
     arn: str
     managed: bool
+    # Who may assume the role; None where it was not read.
+    trust_policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,16 @@ class ObservedState:
     policy: dict[str, Any] | None
     profile: ProfileInfo | None
     association: AssociationInfo | None
+    # On the broker's role besides its own inline policy: other inline policies (names) and
+    # attached managed policies (ARNs). Nobody else's business: they are removed.
+    other_inline_policies: tuple[str, ...] = ()
+    attached_policies: tuple[str, ...] = ()
 
 
 class StepKind(StrEnum):
     CREATE_ROLE = "create role {target}"
     PUT_POLICY = "put inline policy {within} on role {target}"
+    RESTORE_TRUST = "restore the trust policy of role {target} (only EC2 may assume it)"
     CREATE_PROFILE = "create instance profile {target}"
     ADD_ROLE_TO_PROFILE = "add role {target} to instance profile {within}"
     ASSOCIATE = "associate instance profile {target} with instance {within}"
@@ -52,6 +60,7 @@ class StepKind(StrEnum):
     REMOVE_ROLE_FROM_PROFILE = "remove role {target} from instance profile {within}"
     DELETE_PROFILE = "delete instance profile {target}"
     DELETE_POLICY = "delete inline policy {within} from role {target}"
+    DETACH_POLICY = "detach managed policy {within} from role {target}"
     DELETE_ROLE = "delete role {target}"
 
 
@@ -60,7 +69,8 @@ class Step:
     kind: StepKind
     # The resource the step acts on: a role, profile, or association id.
     target: str
-    # Where it acts: the inline policy's name, or the profile a role goes into or out of.
+    # Where it acts: the policy's name (or managed policy's ARN), or the profile a role goes
+    # into or out of.
     within: str = ""
 
     def describe(self) -> str:
@@ -109,10 +119,14 @@ def is_our_association(names: ManagedNames, association: AssociationInfo) -> boo
 
 def _build_up(names: ManagedNames, desired: dict[str, Any], observed: ObservedState) -> list[Step]:
     steps = []
-    if observed.role is None:
+    role = observed.role
+    if role is None:
         steps.append(Step(StepKind.CREATE_ROLE, names.role_name))
+    elif role.trust_policy is not None and not trusts_only_ec2(role.trust_policy):
+        steps.append(Step(StepKind.RESTORE_TRUST, names.role_name))
     if observed.policy != desired:
         steps.append(Step(StepKind.PUT_POLICY, names.role_name, names.policy_name))
+    steps += _other_policy_removal(names, observed)
     if observed.profile is None:
         steps.append(Step(StepKind.CREATE_PROFILE, names.profile_name))
     held = observed.profile.role_names if observed.profile is not None else ()
@@ -141,8 +155,18 @@ def _teardown(names: ManagedNames, observed: ObservedState) -> list[Step]:
     if observed.policy is not None:
         steps.append(Step(StepKind.DELETE_POLICY, names.role_name, names.policy_name))
     if observed.role is not None:
+        # IAM deletes no role that still has policies.
+        steps += _other_policy_removal(names, observed)
         steps.append(Step(StepKind.DELETE_ROLE, names.role_name))
     return steps
+
+
+def _other_policy_removal(names: ManagedNames, observed: ObservedState) -> list[Step]:
+    """Removes what others put on the broker's role: it must grant exactly the live grants."""
+    return [
+        *(Step(StepKind.DELETE_POLICY, names.role_name, p) for p in observed.other_inline_policies),
+        *(Step(StepKind.DETACH_POLICY, names.role_name, arn) for arn in observed.attached_policies),
+    ]
 
 
 @dataclass(frozen=True)

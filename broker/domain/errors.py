@@ -32,11 +32,13 @@ class GrantNotFound(BrokerError):
 class ForeignProfile(BrokerError):
     """The instance holds an instance profile the broker does not manage."""
 
-    def __init__(self, instance_id: str, profile_arn: str) -> None:
+    def __init__(
+        self, instance_id: str, profile_arn: str, why: str = "which the broker does not manage"
+    ) -> None:
         self.profile_arn = profile_arn
         super().__init__(
             f"instance {instance_id} already has instance profile {profile_arn}, "
-            "which the broker does not manage; nothing was changed"
+            f"{why}; nothing was changed"
         )
 
 
@@ -93,6 +95,10 @@ class TooManyStreams(BrokerError):
 
 class AwsRejected(BrokerError):
     """AWS refused a call for a reason retrying will not fix (e.g. AccessDenied)."""
+
+
+class GuardrailViolation(BrokerError):
+    """A policy about to be put grants more than its grants' scopes: a bug, refused."""
 
 
 class AwsQuotaExceeded(AwsRejected):

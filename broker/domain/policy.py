@@ -79,6 +79,11 @@ def object_arn(bucket: str, prefix: str) -> str:
     return f"arn:aws:s3:::{bucket}/{_escape(prefix)}*"
 
 
+def list_pattern(prefix: str) -> str:
+    """The s3:prefix pattern that lets listing see the keys under `prefix`."""
+    return _escape(prefix) + "*"
+
+
 def _escape(text: str) -> str:
     # IAM reads "${...}" in a resource or condition as a policy variable; "${$}" is a literal $.
     return text.replace("$", "${$}")
@@ -115,7 +120,7 @@ def _list_statements(scopes: set[GrantScope]) -> list[dict[str, Any]]:
             known.add(scope.prefix)
     buckets_by_condition: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for bucket, prefixes in prefixes_by_bucket.items():
-        patterns = () if prefixes is None else tuple(sorted(_escape(p) + "*" for p in prefixes))
+        patterns = () if prefixes is None else tuple(sorted(list_pattern(p) for p in prefixes))
         buckets_by_condition[patterns].append(bucket_arn(bucket))
     statements = []
     for patterns, resources in buckets_by_condition.items():

@@ -18,7 +18,7 @@ from broker.entrypoints.audit_verify import add_audit_commands, verify_audit_tra
 from broker.entrypoints.grpc.demo import run_demo
 from broker.entrypoints.grpc.server import start_server
 from broker.entrypoints.sandbox import Sandbox, sandbox
-from broker.entrypoints.sweeper import Sweeper
+from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.settings import Settings
 
 log = logging.getLogger("broker")
@@ -100,11 +100,10 @@ def _serve_until_signalled(
     runtime: Runtime, settings: Settings, box: Sandbox | None = None
 ) -> None:
     running = start_server(runtime.deps, settings.listen, runtime.database_reachable)
-    sweeper = Sweeper(
-        runtime.deps,
-        settings.sweep_interval_seconds,
-        settings.orphan_sweep_interval_seconds if settings.remove_orphans else None,
-    )
+    chores = [drift_chore(settings.drift_sweep_interval_seconds)]
+    if settings.remove_orphans:
+        chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
+    sweeper = Sweeper(runtime.deps, settings.sweep_interval_seconds, chores)
     sweeper.start()
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
     print(

@@ -1,27 +1,35 @@
 """The background sweep: reconciles once at start, then every interval, until stopped.
 
-Every sweep ends the grants whose expiry has passed and finishes pending and revoking grants; at
-start, and then every orphan interval, it also removes the roles and profiles no grant needs.
+Every sweep ends the grants whose expiry has passed and finishes pending and revoking grants.
+Chores that read much of AWS run at start and then on intervals of their own: removing the
+roles and profiles no grant needs, and finding and repairing drift.
 """
 
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from broker.service.dependencies import Dependencies
+from broker.service.drift import repair_drift
 from broker.service.reconciler import expire_grants, reconcile_settling, remove_orphans
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Chore:
+    """Work a sweep does at start and then every `interval_seconds`."""
+
+    interval_seconds: float
+    run: Callable[[Dependencies], object]
+    due: float = field(default_factory=time.monotonic)
+
+
 class Sweeper:
-    def __init__(
-        self, deps: Dependencies, interval_seconds: float, orphan_interval_seconds: float | None
-    ) -> None:
-        """`orphan_interval_seconds` None: never remove orphans."""
-        self._deps, self._interval = deps, interval_seconds
-        self._orphan_interval = orphan_interval_seconds
-        self._orphans_due = time.monotonic()  # at start
+    def __init__(self, deps: Dependencies, interval_seconds: float, chores: list[Chore]) -> None:
+        self._deps, self._interval, self._chores = deps, interval_seconds, chores
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
 
@@ -43,18 +51,38 @@ class Sweeper:
     def _sweep(self) -> None:
         try:
             expire_grants(self._deps)
+            # Settling before the chores: a revocation it finishes leaves nothing to find.
             reconcile_settling(self._deps)
-            if self._orphan_interval is not None and time.monotonic() >= self._orphans_due:
-                # Settling first: a revocation it finishes leaves nothing to find.
-                self._remove_orphans()
+            for chore in self._chores:
+                if time.monotonic() >= chore.due:
+                    chore.run(self._deps)
+                    # Due again only after a pass that got through.
+                    chore.due = time.monotonic() + chore.interval_seconds
         except Exception:
             # The sweep must outlive a bad moment (the database away, say): log, try next time.
             log.exception("the sweep failed; it runs again in %.0f s", self._interval)
 
-    def _remove_orphans(self) -> None:
-        assert self._orphan_interval is not None, "called only when orphans are removed"
-        swept = remove_orphans(self._deps)
-        # Due again only after a pass that got through the listing.
-        self._orphans_due = time.monotonic() + self._orphan_interval
+
+def orphan_chore(interval_seconds: float) -> Chore:
+    def run(deps: Dependencies) -> None:
+        swept = remove_orphans(deps)
         if swept.removed:
             log.info("removed resources no grant needs, of %s", ", ".join(swept.removed))
+
+    return Chore(interval_seconds, run)
+
+
+def drift_chore(interval_seconds: float) -> Chore:
+    def run(deps: Dependencies) -> None:
+        for finding in repair_drift(deps):
+            drift = finding.drift
+            log.warning(
+                "drift on %s: %s (expected %s, found %s)%s",
+                drift.instance_id,
+                drift.kind.value,
+                drift.expected,
+                drift.actual,
+                ", repaired" if finding.repaired else "",
+            )
+
+    return Chore(interval_seconds, run)

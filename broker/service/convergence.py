@@ -6,11 +6,11 @@ finished by simply converging again.
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from broker.domain.access import GrantState
+from broker.domain.adoption import plan_adopted
 from broker.domain.audit import SYSTEM_ACTOR, NewAuditEvent, Outcome
 from broker.domain.convergence import (
     ObservedState,
@@ -28,15 +28,18 @@ from broker.domain.errors import (
     DeadlineExceeded,
     ForeignProfile,
     ForeignRole,
+    GuardrailViolation,
     PolicyTooLarge,
 )
-from broker.domain.grants import Grant, InstanceResources
+from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.domain.guardrails import check_guardrails
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
-from broker.domain.trust import EC2_TRUST_POLICY
+from broker.service.adoption import adoption_of, apply_adopted, withdraw_stale_adoption
 from broker.service.audit import grant_event
 from broker.service.dependencies import Dependencies
 from broker.service.ports import InstanceRecord
+from broker.service.steps import StepRunner, record_step
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ UNRECORDED_NOTE = (
 )
 
 # Errors after which retrying cannot help: the instance's pending grants fail with the reason.
-PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge)
+PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge, GuardrailViolation)
 # Errors that only postpone the work: the grants wait, with the reason, for the reconciler.
 POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
 
@@ -54,6 +57,8 @@ POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
 @dataclass(frozen=True)
 class Desired:
     grants: list[Grant]
+    # The scopes of the live grants, and the policy that grants them.
+    scopes: list[GrantScope]
     document: PolicyDocument | None
     # Pending or active grants past their expiry: left out of the document, settled as EXPIRED.
     expired: frozenset[str] = frozenset()
@@ -61,11 +66,18 @@ class Desired:
 
 def observe(deps: Dependencies, names: ManagedNames) -> ObservedState:
     role = deps.iam.get_role(names.role_name)
+    ours = role is not None and role.managed  # another's role is refused, its policies unread
     return ObservedState(
         role=role,
         policy=deps.iam.get_role_policy(names.role_name, names.policy_name) if role else None,
         profile=deps.iam.get_instance_profile(names.profile_name),
         association=deps.ec2.get_association(names.instance_id),
+        other_inline_policies=tuple(
+            p for p in deps.iam.list_inline_policies(names.role_name) if p != names.policy_name
+        )
+        if ours
+        else (),
+        attached_policies=tuple(deps.iam.list_attached_policies(names.role_name)) if ours else (),
     )
 
 
@@ -74,9 +86,9 @@ def desired_state(deps: Dependencies, instance_id: str) -> Desired:
     now = deps.clock.now()
     with deps.uow() as uow:
         grants = uow.grants.for_instance(instance_id)
-    document = build_policy(g.scope for g in grants if g.is_live(now))
+    scopes = [g.scope for g in grants if g.is_live(now)]
     expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
-    return Desired(grants, document, expired)
+    return Desired(grants, scopes, build_policy(scopes), expired)
 
 
 def converge_instance(deps: Dependencies, instance_id: str, actor: str) -> None:
@@ -103,9 +115,15 @@ def _converge_once(deps: Dependencies, instance_id: str, actor: str) -> None:
     desired = desired_state(deps, instance_id)
     try:
         check_size(desired.document)
+        check_guardrails(desired.document, desired.scopes)
         observed = observe(deps, names)
-        _record_unrecorded(deps, names, observed, actor)
-        resources = _apply(deps, names, desired.document, observed, actor)
+        adopted = adoption_of(deps, names, observed)
+        withdraw_stale_adoption(deps, names, adopted.role_name if adopted else "", actor)
+        if adopted is None:
+            _record_unrecorded(deps, names, observed, actor)
+            resources = _apply(deps, names, desired.document, observed, actor)
+        else:
+            resources = apply_adopted(deps, names, desired.document, observed, adopted, actor=actor)
     except POSTPONING_ERRORS as error:
         _note_failure(deps, desired.grants, actor, str(error), permanent=False)
         raise
@@ -160,13 +178,13 @@ def _apply(
     actor: str,
 ) -> InstanceResources:
     record = _observed_record(names, observed, deps.clock.now())
-    steps = _StepRunner(deps, names, document)
+    steps = StepRunner(deps, names, document)
     for step in plan(names, document, observed):
         resources = steps.run(step, record.resources)
         record = _after_step(
             names, record, step, resources, document=document, now=deps.clock.now()
         )
-        _record_step(deps, step, record, actor)
+        record_step(deps, step, record, actor)
     return record.resources
 
 
@@ -203,7 +221,8 @@ def _after_step(
     policy, in_profile = record.policy_document, record.role_in_profile
     if step.kind is StepKind.PUT_POLICY and document is not None:
         policy = render(document)
-    elif step.kind is StepKind.DELETE_POLICY:
+    elif step.kind is StepKind.DELETE_POLICY and step.within == names.policy_name:
+        # Only the broker's own role reaches here: adopted roles are recorded apart.
         policy = ""
     elif step.kind is StepKind.ADD_ROLE_TO_PROFILE:
         in_profile = True
@@ -218,93 +237,6 @@ def _after_step(
         role_in_profile=in_profile,
         updated_at=now,
     )
-
-
-class _StepRunner:
-    """Performs plan steps; each returns the instance's resources as they stand after it."""
-
-    def __init__(
-        self, deps: Dependencies, names: ManagedNames, document: PolicyDocument | None
-    ) -> None:
-        self._iam, self._ec2, self._names, self._document = deps.iam, deps.ec2, names, document
-
-    def run(self, step: Step, resources: InstanceResources) -> InstanceResources:
-        handlers: dict[StepKind, Callable[[Step, InstanceResources], InstanceResources]] = {
-            StepKind.CREATE_ROLE: self._create_role,
-            StepKind.PUT_POLICY: self._put_policy,
-            StepKind.CREATE_PROFILE: self._create_profile,
-            StepKind.ADD_ROLE_TO_PROFILE: self._add_role_to_profile,
-            StepKind.ASSOCIATE: self._associate,
-            StepKind.DISASSOCIATE: self._disassociate,
-            StepKind.REMOVE_ROLE_FROM_PROFILE: self._remove_role_from_profile,
-            StepKind.DELETE_PROFILE: self._delete_profile,
-            StepKind.DELETE_POLICY: self._delete_policy,
-            StepKind.DELETE_ROLE: self._delete_role,
-        }
-        return handlers[step.kind](step, resources)
-
-    def _create_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        n = self._names
-        role = self._iam.create_role(n.role_name, n.path, EC2_TRUST_POLICY, n.tags)
-        return replace(resources, role_name=role.name, role_arn=role.arn)
-
-    def _put_policy(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        assert self._document is not None, "the plan puts a policy only when one is desired"
-        n = self._names
-        self._iam.put_role_policy(n.role_name, n.policy_name, render(self._document))
-        return resources
-
-    def _create_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        n = self._names
-        profile = self._iam.create_instance_profile(n.profile_name, n.path, n.tags)
-        return replace(resources, profile_name=profile.name, profile_arn=profile.arn)
-
-    def _add_role_to_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        self._iam.add_role_to_instance_profile(self._names.profile_name, self._names.role_name)
-        return resources
-
-    def _associate(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        association = self._ec2.associate(self._names.instance_id, self._names.profile_name)
-        return replace(resources, association_id=association.association_id)
-
-    def _disassociate(self, step: Step, resources: InstanceResources) -> InstanceResources:
-        self._ec2.disassociate(step.target)
-        return replace(resources, association_id="")
-
-    def _remove_role_from_profile(
-        self, step: Step, resources: InstanceResources
-    ) -> InstanceResources:
-        self._iam.remove_role_from_instance_profile(self._names.profile_name, step.target)
-        return resources
-
-    def _delete_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        self._iam.delete_instance_profile(self._names.profile_name)
-        return replace(resources, profile_name="", profile_arn="")
-
-    def _delete_policy(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        self._iam.delete_role_policy(self._names.role_name, self._names.policy_name)
-        return resources
-
-    def _delete_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
-        self._iam.delete_role(self._names.role_name)
-        return replace(resources, role_name="", role_arn="")
-
-
-def _record_step(deps: Dependencies, step: Step, record: InstanceRecord, actor: str) -> None:
-    """Audits a finished AWS change together with the instance record it changed."""
-    with deps.uow() as uow:
-        uow.instances.save(record)
-        uow.audit.append(
-            NewAuditEvent(
-                time=record.updated_at,
-                actor=actor,
-                action=f"aws.{step.kind.name.lower()}",
-                outcome=Outcome.SUCCESS,
-                instance_id=record.instance_id,
-                detail={"change": step.describe()},
-            )
-        )
-        uow.commit()
 
 
 def _settle(
@@ -374,3 +306,15 @@ def _note_failure(
                 uow.grants.save(waiting)
                 uow.audit.append(grant_event(deps.clock, actor, "grant.retry_later", waiting))
         uow.commit()
+
+
+def planned_steps(
+    deps: Dependencies, names: ManagedNames, document: PolicyDocument | None
+) -> list[Step]:
+    """What converging towards `document` would do now: for a dry run, and to refuse a grant
+    that cannot be carried before anything is written."""
+    observed = observe(deps, names)
+    adopted = adoption_of(deps, names, observed)
+    if adopted is None:
+        return plan(names, document, observed)
+    return plan_adopted(names, document, observed, adopted)

@@ -32,3 +32,8 @@ class Dependencies:
     locks: InstanceLocks
     role_path: str
     limits: GrantLimits = field(default_factory=GrantLimits)
+    # Whether a grant on an instance holding a foreign profile adds the broker's inline policy
+    # to that profile's role (BROKER_FOREIGN_PROFILE=attach) instead of being refused.
+    adopt_foreign_profiles: bool = False
+    # Set as the permissions boundary of every role the broker creates; "" for none.
+    permissions_boundary_arn: str = ""

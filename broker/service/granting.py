@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from broker.domain.access import Access
-from broker.domain.convergence import Step, plan
+from broker.domain.convergence import Step
 from broker.domain.coverage import covering_grant
 from broker.domain.errors import (
     BrokerError,
@@ -20,7 +20,7 @@ from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
 from broker.domain.validation import validate_grant_request
 from broker.service.audit import extension_event, grant_event, rejection_event
-from broker.service.convergence import converge_instance, desired_state, observe
+from broker.service.convergence import converge_instance, desired_state, planned_steps
 from broker.service.dependencies import Dependencies
 from broker.service.idempotency import (
     check_key,
@@ -135,12 +135,12 @@ def _grant_locked(deps: Dependencies, command: GrantCommand, request: GrantReque
 
 def _admit(deps: Dependencies, request: GrantRequest) -> tuple[PolicyDocument, list[Step]]:
     """The resulting policy and the steps to reach it; raises, writing nothing, when refused."""
-    if not deps.ec2.instance_exists(request.instance_id):
+    if deps.ec2.find_instance(request.instance_id) is None:
         raise InstanceNotFound(request.instance_id)
     document = _document_with(deps, request)
     names = ManagedNames(request.instance_id, deps.role_path)
     # Planning refuses a foreign profile or role before anything is written.
-    return document, plan(names, document, observe(deps, names))
+    return document, planned_steps(deps, names, document)
 
 
 def _document_with(deps: Dependencies, request: GrantRequest) -> PolicyDocument:
@@ -220,7 +220,7 @@ def _preview_existing(deps: Dependencies, grant: Grant) -> GrantResult:
     steps: list[Step] = []
     if grant.state.is_settling:
         names = ManagedNames(grant.instance_id, deps.role_path)
-        steps = plan(names, document, observe(deps, names))
+        steps = planned_steps(deps, names, document)
     return GrantResult(
         grant, render(document) if document else "", tuple(s.describe() for s in steps)
     )

@@ -75,6 +75,10 @@ class GrantStore(Protocol):
         """Instances with a grant still pending or revoking, for the reconciler."""
         ...
 
+    def live_instances(self) -> list[str]:
+        """Instances with a pending, active or revoking grant: those the broker manages."""
+        ...
+
     def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]: ...
 
 
@@ -122,11 +126,33 @@ class UnitOfWorkFactory(Protocol):
 class Iam(Protocol):
     """IAM calls on the broker's roles and profiles; missing resources read as None."""
 
-    def get_role(self, name: str) -> RoleInfo | None: ...
+    def get_role(self, name: str) -> RoleInfo | None:
+        """The role, with its trust policy."""
+        ...
+
     def create_role(
-        self, name: str, path: str, trust_policy: str, tags: dict[str, str]
+        self,
+        name: str,
+        path: str,
+        trust_policy: str,
+        tags: dict[str, str],
+        permissions_boundary: str = "",
     ) -> RoleInfo: ...
+    def update_trust_policy(self, role_name: str, document: str) -> None: ...
     def delete_role(self, name: str) -> None: ...
+    def list_inline_policies(self, role_name: str) -> list[str]:
+        """The names of the role's inline policies (empty when the role is missing)."""
+        ...
+
+    def list_attached_policies(self, role_name: str) -> list[str]:
+        """The ARNs of the managed policies attached to the role (empty when it is missing)."""
+        ...
+
+    def detach_policy(self, role_name: str, policy_arn: str) -> None: ...
+    def profiles_holding(self, role_name: str) -> list[str]:
+        """The names of the instance profiles that hold the role."""
+        ...
+
     def get_role_policy(self, role_name: str, policy_name: str) -> dict[str, Any] | None: ...
     def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None: ...
     def delete_role_policy(self, role_name: str, policy_name: str) -> None: ...
@@ -143,8 +169,24 @@ class Iam(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class InstanceInfo:
+    """An EC2 instance that exists (neither shutting down nor terminated)."""
+
+    instance_id: str
+    tags: dict[str, str]
+
+
 class Ec2(Protocol):
-    def instance_exists(self, instance_id: str) -> bool: ...
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        """The instance, or None when it does not exist or is shutting down or terminated."""
+        ...
+
+    def is_terminated(self, instance_id: str) -> bool:
+        """Whether EC2 shows the instance shutting down or terminated; False for an id EC2 does
+        not know at all (which a wrong region or account would also explain)."""
+        ...
+
     def get_association(self, instance_id: str) -> AssociationInfo | None:
         """The instance's current (associating or associated) profile association."""
         ...
@@ -154,6 +196,9 @@ class Ec2(Protocol):
         ...
 
     def disassociate(self, association_id: str) -> None: ...
+    def instances_holding(self, profile_arn: str) -> set[str]:
+        """The instances the profile is associated with (associating or associated)."""
+        ...
 
 
 class Clock(Protocol):

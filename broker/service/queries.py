@@ -54,7 +54,7 @@ def describe_instance(deps: Dependencies, instance_id: str) -> InstanceAccess:
     with deps.uow() as uow:
         record = uow.instances.get(instance_id)
         grants = [g for g in uow.grants.for_instance(instance_id) if g.state.is_desired]
-    if record is None and not grants and not deps.ec2.instance_exists(instance_id):
+    if record is None and not grants and deps.ec2.find_instance(instance_id) is None:
         raise InstanceNotFound(instance_id)
     return InstanceAccess(
         instance_id=instance_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -10,12 +11,16 @@ from broker.adapters.aws.errors import error_code, error_message, translated
 from broker.adapters.aws.retry import Propagation, RetryBudgets, RetryCounter, RetryingAdapter
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import InstanceNotFound
+from broker.service.ports import InstanceInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_ec2.type_defs import (
         AssociateIamInstanceProfileResultTypeDef,
+        DescribeIamInstanceProfileAssociationsResultTypeDef,
+        FilterTypeDef,
         IamInstanceProfileAssociationTypeDef,
+        InstanceTypeDef,
     )
 
 _UNKNOWN_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
@@ -35,7 +40,19 @@ class BotoEc2(RetryingAdapter):
         super().__init__(propagation_timeout=propagation_timeout, budgets=budgets, retries=retries)
         self._client = client
 
-    def instance_exists(self, instance_id: str) -> bool:
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        for instance in self._described(instance_id):
+            if instance["State"]["Name"] not in _GONE_STATES:
+                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                return InstanceInfo(instance_id, tags)
+        return None
+
+    def is_terminated(self, instance_id: str) -> bool:
+        described = self._described(instance_id)
+        return bool(described) and all(i["State"]["Name"] in _GONE_STATES for i in described)
+
+    def _described(self, instance_id: str) -> list[InstanceTypeDef]:
+        """The instance as EC2 describes it; [] when EC2 does not know the id."""
         with translated("DescribeInstances"):
             try:
                 response = self._retry.call(
@@ -44,14 +61,9 @@ class BotoEc2(RetryingAdapter):
                 )
             except ClientError as error:
                 if error_code(error) in _UNKNOWN_INSTANCE_CODES:
-                    return False
+                    return []
                 raise
-        states = [
-            instance["State"]["Name"]
-            for reservation in response["Reservations"]
-            for instance in reservation["Instances"]
-        ]
-        return any(state not in _GONE_STATES for state in states)
+        return [i for r in response["Reservations"] for i in r["Instances"]]
 
     def get_association(self, instance_id: str) -> AssociationInfo | None:
         with translated("DescribeIamInstanceProfileAssociations"):
@@ -92,6 +104,33 @@ class BotoEc2(RetryingAdapter):
             except ClientError as error:
                 if error_code(error) != "InvalidAssociationID.NotFound":
                     raise
+
+    def instances_holding(self, profile_arn: str) -> set[str]:
+        operation = "DescribeIamInstanceProfileAssociations"
+        found: set[str] = set()
+        token = ""
+        with translated(operation):
+            while True:
+                page = self._retry.call(operation, partial(self._current_associations, token))
+                found |= {
+                    a["InstanceId"]
+                    for a in page["IamInstanceProfileAssociations"]
+                    if a["IamInstanceProfile"]["Arn"] == profile_arn
+                }
+                token = page.get("NextToken", "")
+                if not token:
+                    return found
+
+    def _current_associations(
+        self, token: str
+    ) -> DescribeIamInstanceProfileAssociationsResultTypeDef:
+        """A page of the region's current associations; EC2 cannot filter them by profile."""
+        current: list[FilterTypeDef] = [{"Name": "state", "Values": _CURRENT_ASSOCIATION_STATES}]
+        if token:
+            return self._client.describe_iam_instance_profile_associations(
+                Filters=current, NextToken=token
+            )
+        return self._client.describe_iam_instance_profile_associations(Filters=current)
 
     def _associate_once_visible(
         self, instance_id: str, profile_name: str

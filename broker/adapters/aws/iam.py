@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_iam.client import IAMClient
     from mypy_boto3_iam.type_defs import (
         InstanceProfileTypeDef,
+        ListAttachedRolePoliciesResponseTypeDef,
+        ListInstanceProfilesForRoleResponseTypeDef,
         ListInstanceProfilesResponseTypeDef,
+        ListRolePoliciesResponseTypeDef,
         ListRolesResponseTypeDef,
         PolicyDocumentTypeDef,
         RoleTypeDef,
@@ -53,8 +56,18 @@ class BotoIam(RetryingAdapter):
         return None if response is None else _role_info(response["Role"])
 
     def create_role(
-        self, name: str, path: str, trust_policy: str, tags: dict[str, str]
+        self,
+        name: str,
+        path: str,
+        trust_policy: str,
+        tags: dict[str, str],
+        permissions_boundary: str = "",
     ) -> RoleInfo:
+        boundary = (
+            _Boundary(PermissionsBoundary=permissions_boundary)
+            if permissions_boundary
+            else _Boundary()
+        )
         with translated("CreateRole"):
             try:
                 response = self._retry.call(
@@ -64,6 +77,7 @@ class BotoIam(RetryingAdapter):
                         Path=path,
                         AssumeRolePolicyDocument=trust_policy,
                         Tags=_tag_list(tags),
+                        **boundary,
                     ),
                 )
             except ClientError as error:
@@ -71,6 +85,65 @@ class BotoIam(RetryingAdapter):
                     raise
                 return _already_created("role", self.get_role(name))
         return _role_info(response["Role"])
+
+    def update_trust_policy(self, role_name: str, document: str) -> None:
+        with translated("UpdateAssumeRolePolicy"):
+            self._retry.call(
+                "UpdateAssumeRolePolicy",
+                lambda: self._client.update_assume_role_policy(
+                    RoleName=role_name, PolicyDocument=document
+                ),
+            )
+
+    def list_inline_policies(self, role_name: str) -> list[str]:
+        def page(marker: str) -> ListRolePoliciesResponseTypeDef:
+            return self._client.list_role_policies(RoleName=role_name, **_from(marker))
+
+        with translated("ListRolePolicies"):
+            names = _none_if_missing(lambda: self._collect("ListRolePolicies", page, "PolicyNames"))
+        return [str(name) for name in names or []]
+
+    def list_attached_policies(self, role_name: str) -> list[str]:
+        def page(marker: str) -> ListAttachedRolePoliciesResponseTypeDef:
+            return self._client.list_attached_role_policies(RoleName=role_name, **_from(marker))
+
+        operation = "ListAttachedRolePolicies"
+        with translated(operation):
+            policies = _none_if_missing(lambda: self._collect(operation, page, "AttachedPolicies"))
+        return [str(policy["PolicyArn"]) for policy in policies or []]
+
+    def profiles_holding(self, role_name: str) -> list[str]:
+        def page(marker: str) -> ListInstanceProfilesForRoleResponseTypeDef:
+            return self._client.list_instance_profiles_for_role(RoleName=role_name, **_from(marker))
+
+        operation = "ListInstanceProfilesForRole"
+        with translated(operation):
+            profiles = _none_if_missing(lambda: self._collect(operation, page, "InstanceProfiles"))
+        return [str(p["InstanceProfileName"]) for p in profiles or []]
+
+    def detach_policy(self, role_name: str, policy_arn: str) -> None:
+        with translated("DetachRolePolicy"):
+            _none_if_missing(
+                lambda: self._retry.call(
+                    "DetachRolePolicy",
+                    lambda: self._client.detach_role_policy(
+                        RoleName=role_name, PolicyArn=policy_arn
+                    ),
+                )
+            )
+
+    def _collect(
+        self, operation: str, fetch: Callable[[str], Mapping[str, Any]], key: str
+    ) -> list[Any]:
+        """Every item under `key` across a listing's pages; fetch("") reads the first."""
+        items: list[Any] = []
+        marker = ""
+        while True:
+            page = self._retry.call(operation, partial(fetch, marker))
+            items += page[key]
+            marker = page.get("Marker", "") if page.get("IsTruncated") else ""
+            if not marker:
+                return items
 
     def delete_role(self, name: str) -> None:
         with translated("DeleteRole"):
@@ -193,41 +266,25 @@ class BotoIam(RetryingAdapter):
 
     def _role_names(self, path: str) -> list[str]:
         """Names of the form accessbroker-<instance id> among the roles on exactly `path`."""
-        names: list[str] = []
-        marker = ""
-        with translated("ListRoles"):
-            while True:
-                page = self._retry.call("ListRoles", partial(self._list_roles, path, marker))
-                names += [r["RoleName"] for r in page["Roles"] if r["Path"] == path]
-                marker = page.get("Marker", "") if page.get("IsTruncated") else ""
-                if not marker:
-                    return [n for n in names if _instance_id_of(n) is not None]
 
-    def _list_roles(self, path: str, marker: str) -> ListRolesResponseTypeDef:
-        if marker:
-            return self._client.list_roles(PathPrefix=path, Marker=marker)
-        return self._client.list_roles(PathPrefix=path)
+        def page(marker: str) -> ListRolesResponseTypeDef:
+            return self._client.list_roles(PathPrefix=path, **_from(marker))
+
+        with translated("ListRoles"):
+            roles = self._collect("ListRoles", page, "Roles")
+        names = [r["RoleName"] for r in roles if r["Path"] == path]
+        return [n for n in names if _instance_id_of(n) is not None]
 
     def _profile_names(self, path: str) -> list[str]:
         """Names of the form accessbroker-<instance id> among the profiles on exactly `path`."""
-        names: list[str] = []
-        marker = ""
-        with translated("ListInstanceProfiles"):
-            while True:
-                page = self._retry.call(
-                    "ListInstanceProfiles", partial(self._list_profiles, path, marker)
-                )
-                names += [
-                    p["InstanceProfileName"] for p in page["InstanceProfiles"] if p["Path"] == path
-                ]
-                marker = page.get("Marker", "") if page.get("IsTruncated") else ""
-                if not marker:
-                    return [n for n in names if _instance_id_of(n) is not None]
 
-    def _list_profiles(self, path: str, marker: str) -> ListInstanceProfilesResponseTypeDef:
-        if marker:
-            return self._client.list_instance_profiles(PathPrefix=path, Marker=marker)
-        return self._client.list_instance_profiles(PathPrefix=path)
+        def page(marker: str) -> ListInstanceProfilesResponseTypeDef:
+            return self._client.list_instance_profiles(PathPrefix=path, **_from(marker))
+
+        with translated("ListInstanceProfiles"):
+            profiles = self._collect("ListInstanceProfiles", page, "InstanceProfiles")
+        names = [p["InstanceProfileName"] for p in profiles if p["Path"] == path]
+        return [n for n in names if _instance_id_of(n) is not None]
 
     def _role_tags(self, name: str) -> dict[str, str] | None:
         """The role's tags, or None when it went away since it was listed."""
@@ -272,6 +329,19 @@ def _already_created(kind: str, found: Created | None) -> Created:
     return found
 
 
+class _Marker(TypedDict, total=False):
+    Marker: str
+
+
+def _from(marker: str) -> _Marker:
+    """Where a listing continues: its first page for ""."""
+    return _Marker(Marker=marker) if marker else _Marker()
+
+
+class _Boundary(TypedDict, total=False):
+    PermissionsBoundary: str
+
+
 def _is_missing(error: BaseException) -> bool:
     return isinstance(error, ClientError) and error_code(error) == _NO_SUCH_ENTITY
 
@@ -311,10 +381,12 @@ def _tag_dict(tags: list[TagTypeDef]) -> dict[str, str]:
 
 
 def _role_info(role: RoleTypeDef) -> RoleInfo:
+    trust = role.get("AssumeRolePolicyDocument")
     return RoleInfo(
         name=role["RoleName"],
         arn=role["Arn"],
         managed=is_managed(_tag_dict(role.get("Tags", []))),
+        trust_policy=None if trust is None else _policy_dict(trust),
     )
 
 

@@ -74,9 +74,15 @@ class SqlGrantStore:
         return [_grant_of(row) for row in self._session.exec(query)]
 
     def settling_instances(self) -> list[str]:
+        return self._instances_in(_SETTLING_STATES)
+
+    def live_instances(self) -> list[str]:
+        return self._instances_in(_LIVE_STATES)
+
+    def _instances_in(self, states: list[str]) -> list[str]:
         query = (
             select(GrantRow.instance_id)
-            .where(col(GrantRow.state).in_(_SETTLING_STATES))
+            .where(col(GrantRow.state).in_(states))
             .distinct()
             .order_by(GrantRow.instance_id)
         )

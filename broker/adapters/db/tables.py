@@ -71,7 +71,8 @@ class GrantRow(SQLModel, table=True):
     state: str = Field(sa_type=String(ENUM_LENGTH), index=True)
     created_at: datetime
     updated_at: datetime
-    expires_at: datetime | None
+    # The sweep looks for grants whose expiry has passed.
+    expires_at: datetime | None = Field(index=True)
     requested_by: str = Field(sa_type=String(PRINCIPAL_LENGTH))
     reason: str = Field(sa_type=String(REASON_LENGTH))
     failure_reason: str = Field(sa_type=Text)

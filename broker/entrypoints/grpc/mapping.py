@@ -10,8 +10,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import AuditEvent
+from broker.domain.drift import DriftKind
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import Grant
+from broker.service.drift import DriftFinding
 
 ACCESS_TO_PROTO: dict[Access, "pb.Access.ValueType"] = {
     Access.UPLOAD: pb.ACCESS_UPLOAD,
@@ -30,6 +32,19 @@ STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
     GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
 }
 STATE_FROM_PROTO: dict[int, GrantState] = {int(v): k for k, v in STATE_TO_PROTO.items()}
+
+DRIFT_KIND_TO_PROTO: dict[DriftKind, "pb.DriftKind.ValueType"] = {
+    DriftKind.ROLE: pb.DRIFT_KIND_ROLE,
+    DriftKind.TRUST_POLICY: pb.DRIFT_KIND_TRUST_POLICY,
+    DriftKind.POLICY: pb.DRIFT_KIND_POLICY,
+    DriftKind.EXTRA_POLICY: pb.DRIFT_KIND_EXTRA_POLICY,
+    DriftKind.PROFILE: pb.DRIFT_KIND_PROFILE,
+    DriftKind.ROLE_IN_PROFILE: pb.DRIFT_KIND_ROLE_IN_PROFILE,
+    DriftKind.ASSOCIATION: pb.DRIFT_KIND_ASSOCIATION,
+    DriftKind.FOREIGN_ASSOCIATION: pb.DRIFT_KIND_FOREIGN_ASSOCIATION,
+    DriftKind.INSTANCE_GONE: pb.DRIFT_KIND_INSTANCE_GONE,
+    DriftKind.UNNEEDED: pb.DRIFT_KIND_UNNEEDED,
+}
 MAX_CURSOR = 2**63 - 1
 
 
@@ -123,3 +138,14 @@ def decode_page_token(kind: str, token: str) -> int | None:
     except (ValueError, binascii.Error, UnicodeError):
         pass
     raise InvalidRequest([FieldViolation("page_token", "is not a token this listing returned")])
+
+
+def finding_to_proto(finding: DriftFinding) -> pb.Drift:
+    drift = finding.drift
+    return pb.Drift(
+        instance_id=drift.instance_id,
+        kind=DRIFT_KIND_TO_PROTO[drift.kind],
+        expected=drift.expected,
+        actual=drift.actual,
+        repaired=finding.repaired,
+    )

@@ -14,6 +14,7 @@ from broker.entrypoints.grpc.mapping import (
     decode_page_token,
     encode_page_token,
     event_to_proto,
+    finding_to_proto,
     grant_to_proto,
     state_from_proto,
     ttl_from_proto,
@@ -21,6 +22,7 @@ from broker.entrypoints.grpc.mapping import (
 from broker.service.audit_feed import follow_audit_events, start_of_feed
 from broker.service.deadlines import deadline_in
 from broker.service.dependencies import Dependencies
+from broker.service.drift import reconcile
 from broker.service.extending import ExtendCommand, extend_grant
 from broker.service.granting import GrantCommand, grant_access
 from broker.service.ports import AuditFilter, GrantFilter
@@ -188,3 +190,13 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             context.send_initial_metadata(((FEED_START_METADATA, str(start)),))
             for event in follow_audit_events(self._deps, request.instance_id, start, idle):
                 yield event_to_proto(event)
+
+    def Reconcile(
+        self, request: pb.ReconcileRequest, context: grpc.ServicerContext
+    ) -> pb.ReconcileResponse:
+        actor = caller_identity(context)
+        with callers_deadline(context):
+            findings = reconcile(
+                self._deps, request.instance_id, dry_run=request.dry_run, actor=actor
+            )
+        return pb.ReconcileResponse(drifts=[finding_to_proto(f) for f in findings])

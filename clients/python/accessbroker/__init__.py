@@ -10,13 +10,24 @@ with BrokerClient("127.0.0.1:50051") as broker:
 from accessbroker import errors
 from accessbroker.client import BrokerClient
 from accessbroker.errors import BrokerError
-from accessbroker.models import Access, AuditEvent, Grant, GrantResult, GrantState, InstanceAccess
+from accessbroker.models import (
+    Access,
+    AuditEvent,
+    Drift,
+    DriftKind,
+    Grant,
+    GrantResult,
+    GrantState,
+    InstanceAccess,
+)
 
 __all__ = [
     "Access",
     "AuditEvent",
     "BrokerClient",
     "BrokerError",
+    "Drift",
+    "DriftKind",
     "Grant",
     "GrantResult",
     "GrantState",

@@ -7,7 +7,16 @@ from typing import Any, TypeVar
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from accessbroker.models import Access, AuditEvent, Grant, GrantResult, GrantState, InstanceAccess
+from accessbroker.models import (
+    Access,
+    AuditEvent,
+    Drift,
+    DriftKind,
+    Grant,
+    GrantResult,
+    GrantState,
+    InstanceAccess,
+)
 from accessbroker.v1 import broker_pb2 as pb
 
 ACCESS_TO_PROTO: dict[Access, "pb.Access.ValueType"] = {
@@ -26,9 +35,21 @@ STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
     GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
 }
 _STATE_FROM_PROTO = {int(v): k for k, v in STATE_TO_PROTO.items()}
+_DRIFT_KIND_FROM_PROTO: dict[int, DriftKind] = {
+    pb.DRIFT_KIND_ROLE: DriftKind.ROLE,
+    pb.DRIFT_KIND_TRUST_POLICY: DriftKind.TRUST_POLICY,
+    pb.DRIFT_KIND_POLICY: DriftKind.POLICY,
+    pb.DRIFT_KIND_EXTRA_POLICY: DriftKind.EXTRA_POLICY,
+    pb.DRIFT_KIND_PROFILE: DriftKind.PROFILE,
+    pb.DRIFT_KIND_ROLE_IN_PROFILE: DriftKind.ROLE_IN_PROFILE,
+    pb.DRIFT_KIND_ASSOCIATION: DriftKind.ASSOCIATION,
+    pb.DRIFT_KIND_FOREIGN_ASSOCIATION: DriftKind.FOREIGN_ASSOCIATION,
+    pb.DRIFT_KIND_INSTANCE_GONE: DriftKind.INSTANCE_GONE,
+    pb.DRIFT_KIND_UNNEEDED: DriftKind.UNNEEDED,
+}
 
 
-K = TypeVar("K", Access, GrantState)
+K = TypeVar("K", Access, GrantState, DriftKind)
 
 
 def _known(values: dict[int, K], number: int, what: str) -> K:
@@ -115,4 +136,14 @@ def event_from_proto(message: pb.AuditEvent) -> AuditEvent:
         instance_id=message.instance_id,
         outcome=message.outcome,
         detail=json.loads(message.detail) if message.detail else {},
+    )
+
+
+def drift_from_proto(message: pb.Drift) -> Drift:
+    return Drift(
+        instance_id=message.instance_id,
+        kind=_known(_DRIFT_KIND_FROM_PROTO, message.kind, "drift kind"),
+        expected=message.expected,
+        actual=message.actual,
+        repaired=message.repaired,
     )

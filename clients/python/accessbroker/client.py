@@ -14,6 +14,7 @@ import grpc
 from accessbroker._convert import (
     ACCESS_TO_PROTO,
     STATE_TO_PROTO,
+    drift_from_proto,
     event_from_proto,
     grant_from_proto,
     grant_result_from_proto,
@@ -21,7 +22,15 @@ from accessbroker._convert import (
     ttl_to_proto,
 )
 from accessbroker.errors import DeadlineExceeded, FailedPrecondition, error_from_rpc
-from accessbroker.models import Access, AuditEvent, Grant, GrantResult, GrantState, InstanceAccess
+from accessbroker.models import (
+    Access,
+    AuditEvent,
+    Drift,
+    Grant,
+    GrantResult,
+    GrantState,
+    InstanceAccess,
+)
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 
@@ -41,6 +50,8 @@ _RETRIED_METHODS = (
     "ListGrants",
     "DescribeInstanceAccess",
     "ListAuditEvents",
+    # Finding and repairing drift is convergence, which is safe to repeat.
+    "Reconcile",
 )
 _SERVICE_CONFIG = json.dumps(
     {
@@ -174,6 +185,16 @@ class BrokerClient:
     def describe(self, instance_id: str) -> InstanceAccess:
         request = pb.DescribeInstanceAccessRequest(instance_id=instance_id)
         return instance_access_from_proto(self._call(self._stub.DescribeInstanceAccess, request))
+
+    def reconcile(self, instance_id: str | None = None, *, dry_run: bool = True) -> list[Drift]:
+        """How AWS differs from what live grants need, for one instance or (None) all of them.
+
+        A dry run (the default) only reports; otherwise the broker repairs what it may, and
+        each difference says whether it was repaired.
+        """
+        request = pb.ReconcileRequest(instance_id=instance_id or "", dry_run=dry_run)
+        response = self._call(self._stub.Reconcile, request)
+        return [drift_from_proto(d) for d in response.drifts]
 
     def audit(
         self, *, instance_id: str | None = None, grant_id: str | None = None

@@ -53,6 +53,21 @@ class GrantState(StrEnum):
         return self in (GrantState.FAILED, GrantState.REVOKED, GrantState.EXPIRED)
 
 
+class DriftKind(StrEnum):
+    """How AWS differs from what an instance's live grants need."""
+
+    ROLE = "role"
+    TRUST_POLICY = "trust_policy"
+    POLICY = "policy"
+    EXTRA_POLICY = "extra_policy"
+    PROFILE = "profile"
+    ROLE_IN_PROFILE = "role_in_profile"
+    ASSOCIATION = "association"
+    FOREIGN_ASSOCIATION = "foreign_association"
+    INSTANCE_GONE = "instance_gone"
+    UNNEEDED = "unneeded"
+
+
 @dataclass(frozen=True)
 class Grant:
     grant_id: str
@@ -110,3 +125,14 @@ class AuditEvent:
     instance_id: str
     outcome: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference; `repaired` when the broker changed AWS so that it is gone."""
+
+    instance_id: str
+    kind: DriftKind
+    expected: str
+    actual: str
+    repaired: bool

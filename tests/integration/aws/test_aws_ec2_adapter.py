@@ -13,6 +13,7 @@ from broker.domain.errors import AwsRejected, AwsUnavailable, InstanceNotFound
 from broker.domain.naming import DEFAULT_ROLE_PATH, MANAGED_BY_TAG
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
+from broker.service.ports import InstanceInfo
 from tests.integration.aws.clients import admin_clients
 
 MANAGED_TAGS = {MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
@@ -46,20 +47,25 @@ def new_profile(iam: BotoIam) -> ProfileInfo:
     return profile
 
 
-def test_running_instance_exists(ec2: BotoEc2, emulator: Emulator) -> None:
-    assert ec2.instance_exists(emulator.run_instance())
+def test_running_instance_is_found_with_its_tags(ec2: BotoEc2, emulator: Emulator) -> None:
+    instance_id = emulator.run_instance()
+    emulator.client("ec2").create_tags(
+        Resources=[instance_id], Tags=[{"Key": "team", "Value": "data"}]
+    )
+
+    assert ec2.find_instance(instance_id) == InstanceInfo(instance_id, {"team": "data"})
 
 
 @pytest.mark.parametrize("instance_id", ["i-0123456789abcdef0", "i-bogus"])
 def test_unknown_instance_does_not_exist(ec2: BotoEc2, instance_id: str) -> None:
-    assert not ec2.instance_exists(instance_id)
+    assert ec2.find_instance(instance_id) is None
 
 
 def test_terminated_instance_does_not_exist(ec2: BotoEc2, emulator: Emulator) -> None:
     instance_id = emulator.run_instance()
     emulator.client("ec2").terminate_instances(InstanceIds=[instance_id])
 
-    assert not ec2.instance_exists(instance_id)
+    assert ec2.find_instance(instance_id) is None
 
 
 def test_instance_without_a_profile_has_no_association(ec2: BotoEc2, emulator: Emulator) -> None:
@@ -213,3 +219,16 @@ def count_calls(stubber: Stubber, operation: str) -> list[object]:
         f"before-parameter-build.ec2.{operation}", lambda **_: calls.append(operation)
     )
     return calls
+
+
+def test_the_instances_holding_a_profile_are_found_across_the_region(
+    ec2: BotoEc2, iam: BotoIam, emulator: Emulator
+) -> None:
+    profile = new_profile(iam)
+    first, second, bystander = (emulator.run_instance() for _ in range(3))
+    ec2.associate(first, profile.name)
+    ec2.associate(second, profile.name)
+
+    assert ec2.instances_holding(profile.arn) == {first, second}
+    assert bystander not in ec2.instances_holding(profile.arn)
+    assert ec2.instances_holding(profile.arn + "-nobody") == set()

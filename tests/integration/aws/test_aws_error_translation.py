@@ -145,7 +145,7 @@ def test_unreachable_endpoint_is_unavailable_quickly() -> None:
     with pytest.raises(AwsUnavailable, match="GetRole failed: EndpointConnectionError") as iam_err:
         BotoIam(clients.iam, propagation_timeout=1.0, budgets=SHORT).get_role("accessbroker-x")
     with pytest.raises(AwsUnavailable, match="DescribeInstances failed") as ec2_err:
-        BotoEc2(clients.ec2, propagation_timeout=1.0, budgets=SHORT).instance_exists(
+        BotoEc2(clients.ec2, propagation_timeout=1.0, budgets=SHORT).find_instance(
             "i-0123456789abcdef0"
         )
 

@@ -1,6 +1,7 @@
 """Planning convergence, checked against a tiny simulator of IAM and EC2 that enforces AWS's
 ordering rules (one role per profile, DeleteConflict, one association per instance)."""
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -20,12 +21,20 @@ from broker.domain.convergence import (
 )
 from broker.domain.errors import ForeignProfile, ForeignRole
 from broker.domain.naming import POLICY_NAME, ManagedNames
+from broker.domain.trust import EC2_TRUST_POLICY
 
 INSTANCE = "i-0123456789abcdef0"
 NAMES = ManagedNames(INSTANCE, "/accessbroker/")
 NAME = f"accessbroker-{INSTANCE}"
 ACCOUNT = "arn:aws:iam::123456789012"
-ROLE = RoleInfo(NAME, f"{ACCOUNT}:role/accessbroker/{NAME}", managed=True)
+EC2_TRUST: dict[str, Any] = json.loads(EC2_TRUST_POLICY)
+ROLE = RoleInfo(NAME, f"{ACCOUNT}:role/accessbroker/{NAME}", managed=True, trust_policy=EC2_TRUST)
+# Someone let another account assume the broker's role.
+WIDE_TRUST: dict[str, Any] = {
+    **EC2_TRUST,
+    "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+}
+ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 PROFILE_ARN = f"{ACCOUNT}:instance-profile/accessbroker/{NAME}"
 EMPTY_PROFILE = ProfileInfo(NAME, PROFILE_ARN, (), managed=True)
 FULL_PROFILE = replace(EMPTY_PROFILE, role_names=(NAME,))
@@ -50,67 +59,89 @@ def refuse_if(condition: object, error: str) -> None:
 
 
 Desired = dict[str, Any] | None
-Transition = Callable[[ObservedState, str, Desired], ObservedState]
+Transition = Callable[[ObservedState, Step, Desired], ObservedState]
 
 
-def create_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def create_role(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
     refuse_if(s.role is not None, "EntityAlreadyExists: role")
     return replace(s, role=ROLE)
 
 
-def put_policy(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def put_policy(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    target = step.target
     refuse_if(s.role is None or desired is None or target != NAME, "NoSuchEntity: role")
+    refuse_if(step.within != POLICY_NAME, "the broker puts only its own inline policy")
     return replace(s, policy=desired)
 
 
-def create_profile(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def restore_trust(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    refuse_if(s.role is None or step.target != NAME, "NoSuchEntity: role")
+    assert s.role is not None
+    return replace(s, role=replace(s.role, trust_policy=EC2_TRUST))
+
+
+def detach_policy(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    refuse_if(step.within not in s.attached_policies, "NoSuchEntity: attachment")
+    left = tuple(a for a in s.attached_policies if a != step.within)
+    return replace(s, attached_policies=left)
+
+
+def create_profile(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
     refuse_if(s.profile is not None, "EntityAlreadyExists: profile")
     return replace(s, profile=EMPTY_PROFILE)
 
 
-def add_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def add_role(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    target = step.target
     refuse_if(s.role is None or s.profile is None or target != NAME, "NoSuchEntity")
     assert s.profile is not None
     refuse_if(s.profile.role_names, "LimitExceeded: one role per instance profile")
     return replace(s, profile=replace(s.profile, role_names=(target,)))
 
 
-def remove_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def remove_role(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    target = step.target
     refuse_if(s.profile is None or target not in s.profile.role_names, "NoSuchEntity")
     assert s.profile is not None
     held = tuple(r for r in s.profile.role_names if r != target)
     return replace(s, profile=replace(s.profile, role_names=held))
 
 
-def associate(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def associate(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
     refuse_if(s.profile is None or not s.profile.role_names, "InvalidParameterValue: no role")
     refuse_if(s.association is not None, "IncorrectState: already associated")
     assert s.profile is not None
     return replace(s, association=AssociationInfo("iip-new", INSTANCE, s.profile.arn))
 
 
-def disassociate(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def disassociate(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    target = step.target
     found = s.association is not None and s.association.association_id == target
     refuse_if(not found, "InvalidAssociationID.NotFound")
     return replace(s, association=None)
 
 
-def delete_profile(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def delete_profile(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
     refuse_if(s.profile is None, "NoSuchEntity: profile")
     assert s.profile is not None
     refuse_if(s.profile.role_names or s.association, "DeleteConflict: profile in use")
     return replace(s, profile=None)
 
 
-def delete_policy(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def delete_policy(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    if step.within != POLICY_NAME:
+        refuse_if(step.within not in s.other_inline_policies, "NoSuchEntity: policy")
+        left = tuple(p for p in s.other_inline_policies if p != step.within)
+        return replace(s, other_inline_policies=left)
     refuse_if(s.role is None or s.policy is None, "NoSuchEntity: policy")
     return replace(s, policy=None)
 
 
-def delete_role(s: ObservedState, target: str, desired: Desired) -> ObservedState:
+def delete_role(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
     refuse_if(s.role is None, "NoSuchEntity: role")
     in_profile = s.profile is not None and NAME in s.profile.role_names
-    refuse_if(s.policy is not None or in_profile, "DeleteConflict: role in use")
+    has_policies = s.policy is not None or s.other_inline_policies or s.attached_policies
+    refuse_if(has_policies or in_profile, "DeleteConflict: role in use")
     return replace(s, role=None)
 
 
@@ -118,6 +149,8 @@ def delete_role(s: ObservedState, target: str, desired: Desired) -> ObservedStat
 AWS: dict[StepKind, Transition] = {
     StepKind.CREATE_ROLE: create_role,
     StepKind.PUT_POLICY: put_policy,
+    StepKind.RESTORE_TRUST: restore_trust,
+    StepKind.DETACH_POLICY: detach_policy,
     StepKind.CREATE_PROFILE: create_profile,
     StepKind.ADD_ROLE_TO_PROFILE: add_role,
     StepKind.REMOVE_ROLE_FROM_PROFILE: remove_role,
@@ -135,7 +168,7 @@ def test_the_simulator_knows_every_step() -> None:
 
 def run(state: ObservedState, steps: list[Step], desired: dict[str, Any] | None) -> ObservedState:
     for step in steps:
-        state = AWS[step.kind](state, step.target, desired)
+        state = AWS[step.kind](state, step, desired)
     return state
 
 
@@ -346,7 +379,17 @@ def observed_states(draw: st.DrawFn) -> ObservedState:
         )
     )
     association = draw(st.none() | st.just(ASSOCIATION)) if profile else None
-    return ObservedState(role, policy, profile, association)
+    if role is None:
+        return ObservedState(role, policy, profile, association)
+    trust = draw(st.sampled_from([EC2_TRUST, WIDE_TRUST]))
+    return ObservedState(
+        replace(role, trust_policy=trust),
+        policy,
+        profile,
+        association,
+        other_inline_policies=draw(st.sampled_from([(), ("backdoor",)])),
+        attached_policies=draw(st.sampled_from([(), (ADMIN_ARN,)])),
+    )
 
 
 desired_documents = st.sampled_from([None, DOC_A, DOC_B])
@@ -386,6 +429,39 @@ def test_planning_is_pure(observed: ObservedState, desired: dict[str, Any] | Non
     assert plan(NAMES, desired, observed) == plan(NAMES, desired, observed)
 
 
+def test_policies_others_put_on_our_role_are_removed() -> None:
+    observed = replace(
+        CONVERGED, other_inline_policies=("backdoor",), attached_policies=(ADMIN_ARN,)
+    )
+    assert plan(NAMES, DOC_A, observed) == [
+        Step(StepKind.DELETE_POLICY, NAME, "backdoor"),
+        Step(StepKind.DETACH_POLICY, NAME, ADMIN_ARN),
+    ]
+
+
+def test_teardown_removes_others_policies_before_the_role() -> None:
+    observed = replace(
+        CONVERGED, other_inline_policies=("backdoor",), attached_policies=(ADMIN_ARN,)
+    )
+    steps = plan(NAMES, None, observed)
+    assert steps[-3:] == [
+        Step(StepKind.DELETE_POLICY, NAME, "backdoor"),
+        Step(StepKind.DETACH_POLICY, NAME, ADMIN_ARN),
+        Step(StepKind.DELETE_ROLE, NAME),
+    ]
+    assert run(observed, steps, None) == NOTHING
+
+
+def test_a_widened_trust_policy_is_restored() -> None:
+    observed = replace(CONVERGED, role=replace(ROLE, trust_policy=WIDE_TRUST))
+    assert plan(NAMES, DOC_A, observed) == [Step(StepKind.RESTORE_TRUST, NAME)]
+
+
+def test_an_unread_trust_policy_is_left_alone() -> None:
+    observed = replace(CONVERGED, role=replace(ROLE, trust_policy=None))
+    assert plan(NAMES, DOC_A, observed) == []
+
+
 @given(observed_states())
 def test_teardown_never_creates_and_build_up_never_deletes(observed: ObservedState) -> None:
     creating = {
@@ -402,4 +478,6 @@ def test_teardown_never_creates_and_build_up_never_deletes(observed: ObservedSta
         StepKind.DELETE_ROLE,
     }
     assert not set(kinds(plan(NAMES, None, observed))) & creating
-    assert not set(kinds(plan(NAMES, DOC_A, observed))) & destroying
+    # Build-up removes only what others added to the broker's role, never the broker's own.
+    build_up = plan(NAMES, DOC_A, observed)
+    assert not {s.kind for s in build_up if s.within in ("", POLICY_NAME, NAME)} & destroying

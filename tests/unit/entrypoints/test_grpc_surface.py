@@ -52,7 +52,7 @@ def _upload() -> pb.GrantAccessRequest:
 def test_aws_unavailable_is_unavailable_and_records_nothing(
     w: World, stub: broker_pb2_grpc.AccessBrokerStub
 ) -> None:
-    w.aws.fail("instance_exists", AwsUnavailable("AWS DescribeInstances failed: Throttling"))
+    w.aws.fail("find_instance", AwsUnavailable("AWS DescribeInstances failed: Throttling"))
 
     refused = refusal(lambda: stub.GrantAccess(_upload()))
 

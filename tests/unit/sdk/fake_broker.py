@@ -108,6 +108,11 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ListAuditEventsResponse:
         return self._unary("ListAuditEvents", request, context, pb.ListAuditEventsResponse)
 
+    def Reconcile(
+        self, request: pb.ReconcileRequest, context: grpc.ServicerContext
+    ) -> pb.ReconcileResponse:
+        return self._unary("Reconcile", request, context, pb.ReconcileResponse)
+
     def WatchAuditEvents(
         self, request: pb.WatchAuditEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.AuditEvent]:

@@ -27,6 +27,7 @@ from broker.service.ports import (
     GrantStore,
     IdempotencyKeys,
     IdempotencyRecord,
+    InstanceInfo,
     InstanceRecord,
     InstanceRecords,
     Page,
@@ -127,6 +128,10 @@ class FakeGrantStore(_Store):
 
     def settling_instances(self) -> list[str]:
         return sorted({g.instance_id for _, g in self._rows() if g.state.is_settling})
+
+    def live_instances(self) -> list[str]:
+        live = (g for _, g in self._rows() if g.state.is_desired or g.state.is_settling)
+        return sorted({g.instance_id for g in live})
 
     def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]:
         rows = [
@@ -248,12 +253,13 @@ class FakeRole:
     trust: dict[str, Any]
     tags: dict[str, str]
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attached: list[str] = field(default_factory=list)
+    boundary: str = ""
 
     @property
     def info(self) -> RoleInfo:
-        return RoleInfo(
-            self.name, f"arn:aws:iam::{ACCOUNT}:role{self.path}{self.name}", is_managed(self.tags)
-        )
+        arn = f"arn:aws:iam::{ACCOUNT}:role{self.path}{self.name}"
+        return RoleInfo(self.name, arn, is_managed(self.tags), self.trust)
 
 
 @dataclass
@@ -277,6 +283,8 @@ class FakeAws:
 
     def __init__(self, instances: tuple[str, ...] = ()) -> None:
         self.instances = set(instances)
+        self.instance_tags: dict[str, dict[str, str]] = {}
+        self.terminated: set[str] = set()
         self.roles: dict[str, FakeRole] = {}
         self.profiles: dict[str, FakeProfile] = {}
         self.associations: dict[str, AssociationInfo] = {}
@@ -308,15 +316,51 @@ class FakeAws:
         return role.info if role else None
 
     def create_role(
-        self, name: str, path: str, trust_policy: str, tags: dict[str, str]
+        self,
+        name: str,
+        path: str,
+        trust_policy: str,
+        tags: dict[str, str],
+        permissions_boundary: str = "",
     ) -> RoleInfo:
         with self._lock:
             self._enter("create_role")
             if name in self.roles:
                 raise AwsRejected(f"EntityAlreadyExists: role {name}")
-            self.roles[name] = FakeRole(name, path, json.loads(trust_policy), dict(tags))
+            trust = json.loads(trust_policy)
+            self.roles[name] = FakeRole(
+                name, path, trust, dict(tags), boundary=permissions_boundary
+            )
             self._did("create_role", name)
             return self.roles[name].info
+
+    def update_trust_policy(self, role_name: str, document: str) -> None:
+        with self._lock:
+            self._enter("update_trust_policy")
+            self._role(role_name).trust = json.loads(document)
+            self._did("update_trust_policy", role_name)
+
+    def list_inline_policies(self, role_name: str) -> list[str]:
+        self._enter("list_inline_policies")
+        role = self.roles.get(role_name)
+        return sorted(role.policies) if role else []
+
+    def list_attached_policies(self, role_name: str) -> list[str]:
+        self._enter("list_attached_policies")
+        role = self.roles.get(role_name)
+        return list(role.attached) if role else []
+
+    def profiles_holding(self, role_name: str) -> list[str]:
+        self._enter("profiles_holding")
+        return sorted(p.name for p in self.profiles.values() if role_name in p.roles)
+
+    def detach_policy(self, role_name: str, policy_arn: str) -> None:
+        with self._lock:
+            self._enter("detach_policy")
+            role = self.roles.get(role_name)
+            if role is not None and policy_arn in role.attached:
+                role.attached.remove(policy_arn)
+                self._did("detach_policy", role_name, policy_arn)
 
     def delete_role(self, name: str) -> None:
         with self._lock:
@@ -324,7 +368,8 @@ class FakeAws:
             role = self.roles.get(name)
             if role is None:
                 return
-            if role.policies or any(name in p.roles for p in self.profiles.values()):
+            in_profile = any(name in p.roles for p in self.profiles.values())
+            if role.policies or role.attached or in_profile:
                 raise AwsRejected(f"DeleteConflict: role {name} still has policies or profiles")
             del self.roles[name]
             self._did("delete_role", name)
@@ -415,9 +460,19 @@ class FakeAws:
         return self.profiles[name]
 
     # --- EC2
-    def instance_exists(self, instance_id: str) -> bool:
-        self._enter("instance_exists")
-        return instance_id in self.instances
+    def terminate(self, instance_id: str) -> None:
+        self.instances.discard(instance_id)
+        self.terminated.add(instance_id)
+
+    def is_terminated(self, instance_id: str) -> bool:
+        self._enter("is_terminated")
+        return instance_id in self.terminated
+
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        self._enter("find_instance")
+        if instance_id not in self.instances:
+            return None
+        return InstanceInfo(instance_id, dict(self.instance_tags.get(instance_id, {})))
 
     def get_association(self, instance_id: str) -> AssociationInfo | None:
         self._enter("get_association")
@@ -443,6 +498,10 @@ class FakeAws:
                 if association.association_id == association_id:
                     del self.associations[instance_id]
                     self._did("disassociate", association_id)
+
+    def instances_holding(self, profile_arn: str) -> set[str]:
+        self._enter("instances_holding")
+        return {i for i, a in self.associations.items() if a.profile_arn == profile_arn}
 
     def associate_foreign(self, instance_id: str, profile_arn: str) -> None:
         """Sets up an association the broker did not make (not recorded as a call)."""

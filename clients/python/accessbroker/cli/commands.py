@@ -139,3 +139,11 @@ def _watched(ctx: Context, args: argparse.Namespace) -> Iterator[AuditEvent]:
 def wait(ctx: Context, args: argparse.Namespace) -> None:
     settled = ctx.client.wait(args.grant_id, args.state, timeout=args.timeout)
     ctx.emit_json(settled) if ctx.json else ctx.emit(output.grant_details(settled))
+
+
+def drift(ctx: Context, args: argparse.Namespace) -> None:
+    found = ctx.client.reconcile(args.instance, dry_run=not args.repair)
+    if ctx.json:
+        ctx.emit_json({"repair": args.repair, "drifts": found})
+        return
+    ctx.emit(output.drift_table(found, repairing=args.repair))

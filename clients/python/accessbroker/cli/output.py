@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from accessbroker.cli.durations import format_duration
-from accessbroker.models import AuditEvent, Grant
+from accessbroker.models import AuditEvent, Drift, Grant
 
 
 def to_json_value(value: object) -> Any:
@@ -154,3 +154,30 @@ def policy_text(policy: Mapping[str, Any] | None) -> str:
 
 def ttl_text(ttl: timedelta | None) -> str:
     return format_duration(ttl) if ttl else "none"
+
+
+DRIFT_HEADERS = ("INSTANCE", "KIND", "EXPECTED", "ACTUAL", "REPAIRED")
+# Drift cells can hold whole policy documents; the table shows their start, -o json all of them.
+DRIFT_CELL_CHARS = 60
+
+
+def drift_table(drifts: Sequence[Drift], *, repairing: bool) -> str:
+    if not drifts:
+        return "No drift."
+    rows = [
+        [
+            d.instance_id,
+            d.kind.value,
+            _clipped(d.expected),
+            _clipped(d.actual),
+            ("yes" if d.repaired else "no") if repairing else "-",
+        ]
+        for d in drifts
+    ]
+    hint = "" if repairing else "\n\nNothing was changed; --repair lets the broker repair it."
+    return table(DRIFT_HEADERS, rows) + hint
+
+
+def _clipped(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= DRIFT_CELL_CHARS else flat[: DRIFT_CELL_CHARS - 1] + "…"

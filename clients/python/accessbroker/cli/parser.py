@@ -140,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--state", type=_state, default=GrantState.ACTIVE, help="default: active")
     wait.add_argument("--timeout", type=_timeout, default=120.0, help="seconds or 2m (default 120)")
 
+    drift = verb(
+        "drift",
+        commands.drift,
+        "Show how AWS differs from what live grants need; repair it with --repair.",
+    )
+    drift.add_argument("--instance", help="only this instance (default: every managed one)")
+    drift.add_argument(
+        "--repair", action="store_true", help="let the broker repair what it may (audited)"
+    )
+
     for name, run, summary in (
         ("plan", declarative.plan, "Show what apply would grant and revoke; change nothing."),
         ("apply", declarative.apply, "Make the grants of the listed instances match a file."),

@@ -1,0 +1,169 @@
+"""reconcile: find drift on broker-managed instances, and (unless a dry run) repair it.
+
+Most drift is repaired by converging, which plans from what AWS holds. Two kinds are not:
+a foreign association is the instance owner's choice, so the broker reports it and fails the
+grants it can no longer carry; a terminated instance's grants end and its resources go.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from broker.domain.access import GrantState
+from broker.domain.audit import SYSTEM_ACTOR, NewAuditEvent, Outcome
+from broker.domain.drift import Drift, DriftKind, find_adopted_drift, find_drift
+from broker.domain.errors import BrokerError, InstanceNotFound
+from broker.domain.naming import ManagedNames
+from broker.domain.validation import instance_id_problems, require
+from broker.service.adoption import adoption_of
+from broker.service.audit import grant_event
+from broker.service.convergence import converge_instance, desired_state, observe
+from broker.service.dependencies import Dependencies
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    drift: Drift
+    # The broker changed AWS so that this difference is gone.
+    repaired: bool
+
+
+def reconcile(
+    deps: Dependencies, instance_id: str, *, dry_run: bool, actor: str
+) -> list[DriftFinding]:
+    """The drift of one instance, or ("") of every instance with a live grant.
+
+    An instance the broker has no record of is not its business: brokers sharing a role path
+    (BROKER_REMOVE_ORPHANS=false) must not tear down each other's resources.
+    """
+    require({"instance_id": instance_id_problems(instance_id) if instance_id else []})
+    with deps.uow() as uow:
+        if not instance_id:
+            instances = uow.grants.live_instances()
+        elif uow.instances.get(instance_id) is None and not uow.grants.for_instance(instance_id):
+            return []
+        else:
+            instances = [instance_id]
+    findings = []
+    for each in instances:
+        findings += reconcile_instance(deps, each, dry_run=dry_run, actor=actor)
+    return findings
+
+
+def repair_drift(deps: Dependencies) -> list[DriftFinding]:
+    """The sweep's pass: every instance with a live grant, the system as the actor; an
+    instance that cannot be checked now (AWS unavailable, say) is tried again next time."""
+    with deps.uow() as uow:
+        instances = uow.grants.live_instances()
+    findings = []
+    for instance_id in instances:
+        try:
+            findings += reconcile_instance(deps, instance_id, dry_run=False, actor=SYSTEM_ACTOR)
+        except BrokerError as error:
+            log.warning("could not check %s for drift yet: %s", instance_id, error)
+    return findings
+
+
+def reconcile_instance(
+    deps: Dependencies, instance_id: str, *, dry_run: bool, actor: str
+) -> list[DriftFinding]:
+    if dry_run:
+        return [DriftFinding(drift, repaired=False) for drift in detect_drift(deps, instance_id)]
+    with deps.locks.hold(instance_id):  # no grant changes the instance between finding and fixing
+        drifts = detect_drift(deps, instance_id)
+        if not drifts:
+            return []
+        _audit(deps, actor, "drift.detected", Outcome.SUCCESS, drifts)
+        repaired = _repair(deps, instance_id, drifts, actor)
+    return [DriftFinding(drift, repaired) for drift in drifts]
+
+
+def detect_drift(deps: Dependencies, instance_id: str) -> list[Drift]:
+    names = ManagedNames(instance_id, deps.role_path)
+    desired = desired_state(deps, instance_id).document
+    observed = observe(deps, names)
+    exists = desired is None or deps.ec2.find_instance(instance_id) is not None
+    if not exists and not deps.ec2.is_terminated(instance_id):
+        # Unknown rather than terminated: a wrong region or account looks the same, and must
+        # not end every grant. Revoking the grants ends them for good.
+        raise InstanceNotFound(instance_id)
+    adopted = adoption_of(deps, names, observed) if exists else None
+    if adopted is not None:
+        return find_adopted_drift(names, desired, adopted)
+    return find_drift(names, desired, observed, instance_exists=exists)
+
+
+def _repair(deps: Dependencies, instance_id: str, drifts: list[Drift], actor: str) -> bool:
+    """Repairs what the broker may repair; True when every difference is gone."""
+    kinds = {drift.kind for drift in drifts}
+    if DriftKind.FOREIGN_ASSOCIATION in kinds:
+        reason = f"instance {instance_id} now holds an instance profile the broker does not manage"
+        _fail_live_grants(deps, instance_id, reason, actor)
+    elif DriftKind.INSTANCE_GONE in kinds:
+        _revoke_live_grants(deps, instance_id, f"instance {instance_id} no longer exists", actor)
+    try:
+        # Withdraws the broker's own resources after the two cases above; repairs the rest.
+        converge_instance(deps, instance_id, actor)
+    except BrokerError as error:
+        log.warning("could not repair the drift of %s yet: %s", instance_id, error)
+        _audit(deps, actor, "drift.repair_failed", Outcome.ERROR, drifts, reason=str(error))
+        return False
+    if DriftKind.FOREIGN_ASSOCIATION in kinds:
+        return False  # reported, not overwritten
+    _audit(deps, actor, "drift.repaired", Outcome.SUCCESS, drifts)
+    return True
+
+
+def _fail_live_grants(deps: Dependencies, instance_id: str, reason: str, actor: str) -> None:
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        for grant in uow.grants.for_instance(instance_id):
+            if grant.state.is_desired:
+                failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
+                uow.grants.save(failed)
+                uow.audit.append(grant_event(deps.clock, actor, "grant.failed", failed))
+        uow.commit()
+
+
+def _revoke_live_grants(deps: Dependencies, instance_id: str, reason: str, actor: str) -> None:
+    """Ends the grants as a revocation would: convergence then tears down and settles them."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        for grant in uow.grants.for_instance(instance_id):
+            if grant.state.is_desired:
+                revoking = grant.moved_to(GrantState.REVOKING, now)
+                uow.grants.save(revoking)
+                event = grant_event(
+                    deps.clock, actor, "grant.revoke_requested", revoking, reason=reason
+                )
+                uow.audit.append(event)
+        uow.commit()
+
+
+def _audit(
+    deps: Dependencies,
+    actor: str,
+    action: str,
+    outcome: Outcome,
+    drifts: list[Drift],
+    **extra: str,
+) -> None:
+    with deps.uow() as uow:
+        for drift in drifts:
+            uow.audit.append(
+                NewAuditEvent(
+                    time=deps.clock.now(),
+                    actor=actor,
+                    action=action,
+                    outcome=outcome,
+                    instance_id=drift.instance_id,
+                    detail={
+                        "kind": drift.kind.value,
+                        "expected": drift.expected,
+                        "actual": drift.actual,
+                        **extra,
+                    },
+                )
+            )
+        uow.commit()

@@ -1,0 +1,223 @@
+"""BROKER_FOREIGN_PROFILE=attach: the broker adds only its inline policy to the role in an
+instance's own profile, takes only that away again, and records everything it touches."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from broker.domain.access import Access, GrantState
+from broker.domain.drift import DriftKind
+from broker.domain.errors import AwsUnavailable, ForeignProfile
+from broker.domain.trust import EC2_TRUST_POLICY
+from broker.service.convergence import converge_instance
+from broker.service.drift import reconcile
+from broker.service.granting import grant_access
+from broker.service.queries import describe_instance
+from broker.service.revoking import RevokeCommand, revoke_access
+from tests.unit.service.fakes import (
+    INSTANCE,
+    OTHER_INSTANCE,
+    POLICY,
+    ROLE,
+    World,
+    grant_command,
+    policy_of,
+    world,
+)
+
+TEAM_POLICY = {"Version": "2012-10-17", "Statement": [{"Sid": "TeamOwn"}]}
+TEAM_TRUST = json.loads(EC2_TRUST_POLICY)
+
+
+def team_profile(w: World, name: str, *, with_role: bool = True) -> str:
+    """An instance profile (and role) of the instance owner's, on the root path, untagged."""
+    profile = w.aws.create_instance_profile(name, "/", {})
+    if with_role:
+        w.aws.create_role(name, "/", EC2_TRUST_POLICY, {})
+        w.aws.put_role_policy(name, "team-own", json.dumps(TEAM_POLICY))
+        w.aws.add_role_to_instance_profile(name, name)
+    return profile.arn
+
+
+@pytest.fixture
+def w() -> World:
+    w = world(INSTANCE)
+    adopting = replace(w.deps, adopt_foreign_profiles=True)
+    w = World(w.db, w.aws, w.clock, adopting)
+    w.aws.associate_foreign(INSTANCE, team_profile(w, "TeamRole"))
+    w.aws.calls.clear()
+    return w
+
+
+def test_a_grant_adds_only_the_brokers_policy_to_the_role_in_the_profile(w: World) -> None:
+    result = grant_access(w.deps, grant_command("photos"))
+
+    assert result.grant.state is GrantState.ACTIVE
+    assert w.aws.calls == [("put_role_policy", "TeamRole", POLICY)]
+    team = w.aws.roles["TeamRole"]
+    assert team.policies == {
+        "team-own": TEAM_POLICY,
+        POLICY: policy_of(("photos", "", Access.UPLOAD)),
+    }
+    assert team.trust == TEAM_TRUST
+    assert w.aws.associations[INSTANCE].association_id == "iip-assoc-foreign"
+    assert ROLE not in w.aws.roles  # no role of the broker's own
+    assert result.grant.resources.role_name == "TeamRole"
+    assert result.grant.resources.profile_name == "TeamRole"
+
+
+def test_what_the_broker_touched_is_recorded(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+
+    access = describe_instance(w.deps, INSTANCE)
+    assert access.resources.role_name == "TeamRole"
+    assert json.loads(access.policy_document) == policy_of(("photos", "", Access.UPLOAD))
+    put = [e for e in w.db.snapshot().audit if e.action == "aws.put_policy"]
+    assert put[0].detail["change"] == f"put inline policy {POLICY} on role TeamRole"
+
+
+def test_revoking_removes_only_the_brokers_policy(w: World) -> None:
+    grant = grant_access(w.deps, grant_command("photos")).grant
+    w.aws.calls.clear()
+
+    revoked = revoke_access(w.deps, RevokeCommand(grant.grant_id))
+
+    assert revoked.state is GrantState.REVOKED
+    assert w.aws.calls == [("delete_role_policy", "TeamRole", POLICY)]
+    assert w.aws.roles["TeamRole"].policies == {"team-own": TEAM_POLICY}
+    assert w.aws.associations[INSTANCE].association_id == "iip-assoc-foreign"
+    assert describe_instance(w.deps, INSTANCE).policy_document == ""
+
+
+def test_a_dry_run_shows_the_policy_going_onto_the_adopted_role(w: World) -> None:
+    result = grant_access(w.deps, grant_command("photos", dry_run=True))
+
+    assert result.planned_changes == (f"put inline policy {POLICY} on role TeamRole",)
+    assert w.aws.calls == []
+
+
+def test_a_profile_without_a_role_is_refused_and_nothing_is_written() -> None:
+    w = world(INSTANCE)
+    deps = replace(w.deps, adopt_foreign_profiles=True)
+    w.aws.associate_foreign(INSTANCE, team_profile(w, "Empty", with_role=False))
+    w.aws.calls.clear()
+
+    with pytest.raises(ForeignProfile, match="holds no role the broker could add its policy to"):
+        grant_access(deps, grant_command("photos"))
+
+    assert w.aws.calls == [] and w.db.grants() == []
+
+
+def test_without_adoption_a_foreign_profile_is_still_refused(w: World) -> None:
+    refusing = replace(w.deps, adopt_foreign_profiles=False)
+    with pytest.raises(ForeignProfile, match="which the broker does not manage"):
+        grant_access(refusing, grant_command("photos"))
+
+
+def test_a_replaced_profile_takes_the_policy_with_it(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    w.aws.associate_foreign(INSTANCE, team_profile(w, "NewTeamRole"))
+    w.aws.calls.clear()
+
+    converge_instance(w.deps, INSTANCE, "ops")
+
+    assert w.aws.calls == [
+        ("delete_role_policy", "TeamRole", POLICY),
+        ("put_role_policy", "NewTeamRole", POLICY),
+    ]
+    assert POLICY not in w.aws.roles["TeamRole"].policies
+    assert describe_instance(w.deps, INSTANCE).resources.role_name == "NewTeamRole"
+
+
+def test_a_profile_taken_off_the_instance_leaves_no_policy_behind(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    del w.aws.associations[INSTANCE]
+
+    converge_instance(w.deps, INSTANCE, "ops")
+
+    assert POLICY not in w.aws.roles["TeamRole"].policies
+    # The instance is the broker's to equip again: its own role and profile now carry the grant.
+    assert w.aws.roles[ROLE].policies == {POLICY: policy_of(("photos", "", Access.UPLOAD))}
+    assert w.aws.associations[INSTANCE].profile_arn.endswith(f"/accessbroker/{ROLE}")
+
+
+def test_drift_of_an_adopted_role_is_only_the_brokers_policy(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    team = w.aws.roles["TeamRole"]
+    team.policies[POLICY] = {"Statement": [{"Sid": "Widened"}]}
+    team.policies["team-extra"] = {"Statement": []}  # the owner's business, not drift
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor="ops")
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.POLICY, True)]
+    assert team.policies[POLICY] == policy_of(("photos", "", Access.UPLOAD))
+    assert "team-extra" in team.policies
+
+
+def test_a_profile_other_instances_hold_is_refused_and_nothing_is_written(w: World) -> None:
+    w.aws.instances.add(OTHER_INSTANCE)
+    w.aws.associations[OTHER_INSTANCE] = replace(
+        w.aws.associations[INSTANCE], association_id="iip-other", instance_id=OTHER_INSTANCE
+    )
+
+    with pytest.raises(ForeignProfile, match="1 other instance"):
+        grant_access(w.deps, grant_command("photos"))
+
+    assert w.aws.calls == [] and w.db.grants() == []
+
+
+def test_a_role_other_profiles_hold_is_refused(w: World) -> None:
+    w.aws.create_instance_profile("Elsewhere", "/", {})
+    w.aws.profiles["Elsewhere"].roles.append("TeamRole")
+    w.aws.calls.clear()
+
+    with pytest.raises(ForeignProfile, match="other instance profiles hold too"):
+        grant_access(w.deps, grant_command("photos"))
+
+    assert w.aws.calls == []
+
+
+def test_another_instances_broker_profile_is_never_adopted_or_touched() -> None:
+    w = world(INSTANCE, OTHER_INSTANCE)
+    grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE))
+    others = w.aws.associations[OTHER_INSTANCE]
+    w.aws.associate_foreign(INSTANCE, others.profile_arn)
+    adopting = replace(w.deps, adopt_foreign_profiles=True)
+    before = dict(w.aws.roles[f"accessbroker-{OTHER_INSTANCE}"].policies)
+    w.aws.calls.clear()
+
+    with pytest.raises(ForeignProfile, match="manages for another instance"):
+        grant_access(adopting, grant_command("secrets"))
+    converge_instance(adopting, INSTANCE, "ops")  # nothing desired: still nothing touched
+
+    assert w.aws.calls == []
+    assert w.aws.roles[f"accessbroker-{OTHER_INSTANCE}"].policies == before
+
+
+def test_the_adopted_role_is_recorded_before_the_policy_is_put(w: World) -> None:
+    w.aws.fail("put_role_policy", AwsUnavailable("AWS PutRolePolicy failed: Throttling"))
+
+    with pytest.raises(AwsUnavailable):
+        grant_access(w.deps, grant_command("photos"))
+
+    # Had the put reached IAM before the failure, the record already names where it went.
+    assert describe_instance(w.deps, INSTANCE).resources.role_name == "TeamRole"
+
+
+def test_once_shared_the_adopted_role_loses_the_brokers_policy_and_the_grants_fail(
+    w: World,
+) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    w.aws.instances.add(OTHER_INSTANCE)
+    w.aws.associations[OTHER_INSTANCE] = replace(
+        w.aws.associations[INSTANCE], association_id="iip-other", instance_id=OTHER_INSTANCE
+    )
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor="ops")
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [
+        (DriftKind.FOREIGN_ASSOCIATION, False)
+    ]
+    assert POLICY not in w.aws.roles["TeamRole"].policies
+    assert [g.state for g in w.db.grants()] == [GrantState.FAILED]

@@ -1,0 +1,200 @@
+"""reconcile and the sweep's repair_drift: drift found, audited, repaired or reported."""
+
+from dataclasses import replace
+
+import pytest
+
+from broker.domain.access import GrantState
+from broker.domain.audit import SYSTEM_ACTOR
+from broker.domain.drift import DriftKind
+from broker.domain.errors import AwsUnavailable, InstanceNotFound, InvalidRequest
+from broker.service.drift import reconcile, repair_drift
+from broker.service.granting import grant_access
+from tests.unit.service.fakes import (
+    ACCOUNT,
+    INSTANCE,
+    OTHER_INSTANCE,
+    POLICY,
+    PROFILE_ARN,
+    ROLE,
+    World,
+    grant_command,
+    make_deps,
+    world,
+)
+
+FOREIGN_PROFILE_ARN = f"arn:aws:iam::{ACCOUNT}:instance-profile/TeamProfile"
+ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+OPERATOR = "ops@example.com"
+
+
+@pytest.fixture
+def w() -> World:
+    w = world(INSTANCE, OTHER_INSTANCE)
+    grant_access(w.deps, grant_command("photos"))
+    w.aws.calls.clear()
+    return w
+
+
+def drift_actions(w: World) -> list[str]:
+    return [a for a in w.db.audit_actions() if a.startswith("drift.")]
+
+
+def test_a_dry_run_reports_and_changes_nothing(w: World) -> None:
+    w.aws.roles[ROLE].policies["backdoor"] = {"Statement": []}
+    audit_before = w.db.audit_actions()
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=True, actor=OPERATOR)
+
+    assert [(f.drift.kind, f.drift.actual, f.repaired) for f in findings] == [
+        (DriftKind.EXTRA_POLICY, "inline policy backdoor", False)
+    ]
+    assert w.aws.calls == [] and "backdoor" in w.aws.roles[ROLE].policies
+    assert w.db.audit_actions() == audit_before
+
+
+def test_extra_policies_are_removed_and_the_finding_audited(w: World) -> None:
+    w.aws.roles[ROLE].policies["backdoor"] = {"Statement": []}
+    w.aws.roles[ROLE].attached.append(ADMIN_ARN)
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.EXTRA_POLICY, True)] * 2
+    assert w.aws.calls == [
+        ("delete_role_policy", ROLE, "backdoor"),
+        ("detach_policy", ROLE, ADMIN_ARN),
+    ]
+    assert set(w.aws.roles[ROLE].policies) == {POLICY} and w.aws.roles[ROLE].attached == []
+    assert drift_actions(w) == ["drift.detected"] * 2 + ["drift.repaired"] * 2
+    detected = [e for e in w.db.snapshot().audit if e.action == "drift.detected"]
+    assert {e.actor for e in detected} == {OPERATOR}
+    assert detected[0].detail["kind"] == "extra_policy"
+    assert detected[0].detail["actual"] == "inline policy backdoor"
+
+
+def test_a_widened_trust_policy_is_restored(w: World) -> None:
+    original = w.aws.roles[ROLE].trust
+    w.aws.roles[ROLE].trust = {"Statement": [{"Principal": {"AWS": "*"}}]}
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.TRUST_POLICY, True)]
+    assert w.aws.roles[ROLE].trust == original
+
+
+def test_missing_pieces_are_rebuilt(w: World) -> None:
+    w.aws.disassociate(w.aws.associations[INSTANCE].association_id)
+    w.aws.roles[ROLE].policies.clear()
+    w.aws.calls.clear()
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert {f.drift.kind for f in findings} == {DriftKind.POLICY, DriftKind.ASSOCIATION}
+    assert all(f.repaired for f in findings)
+    assert [c[0] for c in w.aws.calls] == ["put_role_policy", "associate"]
+    assert reconcile(w.deps, INSTANCE, dry_run=True, actor=OPERATOR) == []
+
+
+def test_a_foreign_association_is_reported_and_the_grants_fail(w: World) -> None:
+    w.aws.disassociate(w.aws.associations[INSTANCE].association_id)
+    w.aws.associate_foreign(INSTANCE, FOREIGN_PROFILE_ARN)
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [
+        (DriftKind.FOREIGN_ASSOCIATION, False)
+    ]
+    assert w.aws.associations[INSTANCE].profile_arn == FOREIGN_PROFILE_ARN  # left alone
+    assert w.aws.roles == {} and w.aws.profiles == {}  # the broker's own withdrawn
+    (grant,) = w.db.grants()
+    assert grant.state is GrantState.FAILED
+    assert "instance profile the broker does not manage" in grant.failure_reason
+    assert "grant.failed" in w.db.audit_actions()
+    assert "drift.repaired" not in w.db.audit_actions()
+
+
+def test_a_terminated_instances_grants_end_and_its_resources_go(w: World) -> None:
+    w.aws.terminate(INSTANCE)
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.INSTANCE_GONE, True)]
+    (grant,) = w.db.grants()
+    assert grant.state is GrantState.REVOKED
+    assert w.aws.roles == {} and w.aws.profiles == {} and INSTANCE not in w.aws.associations
+    requested = [e for e in w.db.snapshot().audit if e.action == "grant.revoke_requested"]
+    assert requested[0].detail["reason"] == f"instance {INSTANCE} no longer exists"
+
+
+def test_an_instance_ec2_does_not_know_at_all_is_left_alone(w: World) -> None:
+    # A wrong region or account reads the same as a long-gone instance: nothing is ended.
+    w.aws.instances.discard(INSTANCE)
+
+    with pytest.raises(InstanceNotFound):
+        reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert [g.state for g in w.db.grants()] == [GrantState.ACTIVE]
+    assert ROLE in w.aws.roles and w.aws.calls == []
+
+
+def test_a_repair_that_fails_is_audited_and_reported_unrepaired(w: World) -> None:
+    w.aws.roles[ROLE].policies.clear()
+    w.aws.fail("put_role_policy", AwsUnavailable("AWS PutRolePolicy failed: Throttling"))
+
+    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+
+    assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.POLICY, False)]
+    assert drift_actions(w) == ["drift.detected", "drift.repair_failed"]
+    (grant,) = w.db.grants()
+    assert grant.state is GrantState.ACTIVE  # still owed its access, retried next time
+
+
+def test_all_instances_means_those_with_live_grants(w: World) -> None:
+    grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE))
+    for name in list(w.aws.roles):
+        w.aws.roles[name].policies.clear()
+
+    findings = reconcile(w.deps, "", dry_run=True, actor=OPERATOR)
+
+    assert sorted(f.drift.instance_id for f in findings) == sorted([INSTANCE, OTHER_INSTANCE])
+
+
+def test_an_instance_the_broker_never_managed_is_not_its_business() -> None:
+    w = world(INSTANCE)
+    # Another broker's (sharing the role path, with a database of its own).
+    other = world(INSTANCE)
+    grant_access(other.deps, grant_command("photos"))
+    w.aws.roles, w.aws.profiles = other.aws.roles, other.aws.profiles
+
+    assert reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR) == []
+    assert ROLE in w.aws.roles
+
+
+def test_a_malformed_instance_id_is_refused() -> None:
+    with pytest.raises(InvalidRequest):
+        reconcile(world().deps, "not-an-instance", dry_run=True, actor=OPERATOR)
+
+
+def test_the_sweep_repairs_as_the_system_and_one_failure_does_not_stop_it(w: World) -> None:
+    grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE))
+    for name in list(w.aws.roles):
+        w.aws.roles[name].policies.clear()
+    # The first instance cannot even be read now; the second is still repaired.
+    w.aws.fail("get_role", AwsUnavailable("AWS GetRole failed: Throttling"))
+
+    findings = repair_drift(w.deps)
+
+    assert [(f.drift.instance_id, f.repaired) for f in findings] == [(OTHER_INSTANCE, True)]
+    drift_events = [e for e in w.db.snapshot().audit if e.action.startswith("drift.")]
+    assert {e.actor for e in drift_events} == {SYSTEM_ACTOR}
+
+
+def test_roles_are_created_with_the_permissions_boundary() -> None:
+    w = world(INSTANCE)
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/accessbroker-boundary"
+    deps = replace(make_deps(w.db, w.aws, w.clock), permissions_boundary_arn=boundary)
+
+    grant_access(deps, grant_command("photos"))
+
+    assert w.aws.roles[ROLE].boundary == boundary
+    assert w.aws.associations[INSTANCE].profile_arn == PROFILE_ARN
