@@ -67,6 +67,10 @@ class Emulator:
         # moto is the optional `sandbox` extra and slow to import: load it only when used.
         from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
+        from broker.sandbox import authorization  # noqa: PLC0415 (it imports moto)
+
+        # Roles, profiles and associations are authorized on their real ARNs, with iam:PassRole.
+        authorization.install()
         # One access-log line per request would drown the broker's own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
