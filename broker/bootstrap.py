@@ -8,12 +8,15 @@ from broker.adapters.aws.clients import StaticCredentials, make_aws_clients
 from broker.adapters.aws.ec2 import BotoEc2
 from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
+from broker.adapters.config.policy_file import load_policy_file
 from broker.adapters.db.engine import create_engine_for, database_reachable
 from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
+from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.service.dependencies import Dependencies, GrantLimits
+from broker.service.policy_holder import PolicyHolder
 from broker.settings import Settings
 
 
@@ -35,7 +38,9 @@ def build_runtime(
     aws_credentials: StaticCredentials | None = None,
     aws_region: str | None = None,
 ) -> Runtime:
-    """Migrates the database to the current schema and wires the use cases to real adapters."""
+    """Migrates the database to the current schema and wires the use cases to real adapters.
+    Raises ConfigurationError, having built nothing, when the policy file is unusable."""
+    access_policy = PolicyHolder(load_access_policy(settings))
     engine = create_engine_for(settings.database_url)
     upgrade_to_head(engine)
     clients = make_aws_clients(
@@ -64,5 +69,14 @@ def build_runtime(
         limits=GrantLimits(default_ttl=settings.default_ttl, max_ttl=settings.max_ttl),
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
+        access_policy=access_policy,
     )
     return Runtime(deps, engine)
+
+
+def load_access_policy(settings: Settings) -> AccessPolicy:
+    """The policy file's rules; without one, anything goes in auth mode none and nothing in the
+    others (where `serve` refuses to start without one: see Settings.security_problems)."""
+    if settings.policy_file is not None:
+        return load_policy_file(settings.policy_file)
+    return UNRESTRICTED if settings.authentication == "none" else AccessPolicy()

@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -24,6 +25,16 @@ def _duration(value: object) -> object:
 
 # A grant duration, written like brokerctl's --ttl: 90s, 15m, 8h, 2d, 1h30m.
 Duration = Annotated[timedelta | None, BeforeValidator(_duration)]
+
+
+def _unset_when_empty(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# A file's path; "" (an exported but empty variable) as unset.
+FilePath = Annotated[Path | None, BeforeValidator(_unset_when_empty)]
+# How callers prove who they are; see the README's "Security".
+AuthMode = Literal["token", "mtls", "none"]
 
 
 class Settings(BaseSettings):
@@ -71,6 +82,20 @@ class Settings(BaseSettings):
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
+    # token: a bearer token listed (as its digest) in the tokens file; mtls: a client
+    # certificate signed by the client CA; none: every caller is "anonymous". Unset: token,
+    # except in the sandbox (`serve --sandbox`, `demo`), which then uses none.
+    auth_mode: AuthMode | None = None
+    # The server's certificate chain and key (PEM): required in mtls mode, TLS in token mode.
+    tls_cert: FilePath = None
+    tls_key: FilePath = None
+    # The CA (PEM) that signs the client certificates, mtls mode.
+    tls_client_ca: FilePath = None
+    # YAML: `tokens: [{identity: NAME, sha256: HEX DIGEST OF THE TOKEN}]`; token mode.
+    tokens_file: FilePath = None
+    # YAML: admins, deny_buckets and rules (see broker.adapters.config.policy_file); required
+    # in token and mtls mode. Without it in none mode every caller may do everything.
+    policy_file: FilePath = None
 
     @field_validator("default_ttl", "max_ttl")
     @classmethod
@@ -92,3 +117,34 @@ class Settings(BaseSettings):
         if not _IAM_PATH.fullmatch(value):
             raise ValueError("must be '/' or '/name/' of printable ASCII, at most 512 characters")
         return value
+
+    @property
+    def authentication(self) -> AuthMode:
+        return self.auth_mode or "token"
+
+    def security_problems(self) -> list[str]:
+        """What the auth mode needs and is not given; `serve` refuses to start with any.
+        Whether the files can be read and make sense is checked when they are loaded."""
+        mode, problems = self.authentication, []
+        if (self.tls_cert is None) != (self.tls_key is None):
+            problems.append("BROKER_TLS_CERT and BROKER_TLS_KEY go together: set both or neither")
+        if mode == "mtls" and None in (self.tls_cert, self.tls_key, self.tls_client_ca):
+            problems.append(
+                "auth mode mtls needs BROKER_TLS_CERT, BROKER_TLS_KEY and BROKER_TLS_CLIENT_CA"
+            )
+        if mode != "mtls" and self.tls_client_ca is not None:
+            problems.append("BROKER_TLS_CLIENT_CA is only used in auth mode mtls")
+        if mode == "token" and self.tokens_file is None:
+            problems.append(f"auth mode token{self._default_note} needs BROKER_TOKENS_FILE")
+        if mode != "token" and self.tokens_file is not None:
+            problems.append("BROKER_TOKENS_FILE is only used in auth mode token")
+        if mode != "none" and self.policy_file is None:
+            problems.append(
+                f"auth mode {mode}{self._default_note} needs BROKER_POLICY_FILE: without "
+                "rules every request would be refused"
+            )
+        return problems
+
+    @property
+    def _default_note(self) -> str:
+        return "" if self.auth_mode else " (the default)"

@@ -6,6 +6,8 @@ from enum import StrEnum
 from typing import Any
 
 SYSTEM_ACTOR = "system"
+# Every caller, when the broker authenticates nobody (BROKER_AUTH_MODE=none).
+ANONYMOUS_ACTOR = "anonymous"
 
 
 class Outcome(StrEnum):

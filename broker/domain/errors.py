@@ -103,3 +103,12 @@ class GuardrailViolation(BrokerError):
 
 class AwsQuotaExceeded(AwsRejected):
     """An AWS quota (roles or instance profiles per account, say) would be exceeded."""
+
+
+class Unauthenticated(BrokerError):
+    """The caller sent no credentials, or credentials the broker does not accept. The message
+    never repeats what was sent."""
+
+
+class PermissionDenied(BrokerError):
+    """The caller is known, but the access policy does not let it do this; says why."""

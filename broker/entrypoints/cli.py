@@ -3,21 +3,23 @@ verify the audit trail."""
 
 import argparse
 import logging
+import queue
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from broker.adapters.config.yaml_file import ConfigurationError
 from broker.adapters.db.engine import create_engine_for
 from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
-from broker.bootstrap import Runtime, build_runtime
+from broker.bootstrap import Runtime, build_runtime, load_access_policy
 from broker.entrypoints.audit_verify import add_audit_commands, verify_audit_trail
 from broker.entrypoints.grpc.demo import run_demo
+from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import start_server
-from broker.entrypoints.sandbox import Sandbox, sandbox
+from broker.entrypoints.sandbox import Sandbox, sandbox, sandbox_settings
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.settings import Settings
 
@@ -70,6 +72,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--sandbox", action="store_true", help="serve against an embedded AWS emulator"
     )
+    serve.add_argument(
+        "--auth-mode",
+        choices=("token", "mtls", "none"),
+        help="how callers authenticate (BROKER_AUTH_MODE, default token; none in the sandbox)",
+    )
+    for name, what in (
+        ("tls-cert", "the server's certificate chain, PEM"),
+        ("tls-key", "the server's private key, PEM"),
+        ("tls-client-ca", "the CA of client certificates, PEM (mtls)"),
+        ("tokens-file", "YAML: identities and token digests (token)"),
+        ("policy-file", "YAML: admins, denied buckets, rules"),
+    ):
+        variable = "BROKER_" + name.upper().replace("-", "_")
+        serve.add_argument(f"--{name}", metavar="FILE", help=f"{what} ({variable})")
     commands.add_parser("demo", help="play the grant/revoke story against the sandbox")
     migrate = commands.add_parser("migrate", help="bring the database to the latest schema")
     migrate.add_argument("--database-url", help="SQLAlchemy URL (BROKER_DATABASE_URL)")
@@ -79,27 +95,39 @@ def _parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The flags given on the command line; the rest comes from the environment."""
-    names = ("listen", "database_url", "aws_endpoint_url", "role_path", "propagation_timeout")
+    names = (
+        *("listen", "database_url", "aws_endpoint_url", "role_path", "propagation_timeout"),
+        *("auth_mode", "tls_cert", "tls_key", "tls_client_ca", "tokens_file", "policy_file"),
+    )
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def _serve(settings: Settings, *, sandboxed: bool) -> int:
-    if not sandboxed:
-        runtime = build_runtime(settings)
-        try:
-            _serve_until_signalled(runtime, settings)
-        finally:
-            runtime.close()
+    settings = sandbox_settings(settings) if sandboxed else settings
+    try:
+        # Every file is read before anything starts: a bad one is refused, changing nothing.
+        security = server_security(settings)
+        if not sandboxed:
+            runtime = build_runtime(settings)
+            try:
+                _serve_until_signalled(runtime, settings, security)
+            finally:
+                runtime.close()
+            return 0
+        with sandbox(settings) as box:
+            _serve_until_signalled(box.runtime, box.settings, security, box)
         return 0
-    with sandbox(settings) as box:
-        _serve_until_signalled(box.runtime, box.settings, box)
-    return 0
+    except ConfigurationError as error:
+        print(f"access-broker: invalid configuration:\n{error}", file=sys.stderr)
+        return 2
 
 
 def _serve_until_signalled(
-    runtime: Runtime, settings: Settings, box: Sandbox | None = None
+    runtime: Runtime, settings: Settings, security: ServerSecurity, box: Sandbox | None = None
 ) -> None:
-    running = start_server(runtime.deps, settings.listen, runtime.database_reachable)
+    running = start_server(
+        runtime.deps, settings.listen, runtime.database_reachable, security=security
+    )
     chores = [drift_chore(settings.drift_sweep_interval_seconds)]
     if settings.remove_orphans:
         chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
@@ -109,13 +137,43 @@ def _serve_until_signalled(
     print(
         _sandbox_banner(address, box) if box else f"accessbroker serving on {address}", flush=True
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda received, _: signals.put(received))
+    while signals.get() == signal.SIGHUP:
+        _reload(runtime, settings, security)
     log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
     running.stop(settings.shutdown_grace)
     sweeper.stop(timeout=settings.shutdown_grace)
+
+
+def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> None:
+    """SIGHUP: re-reads the tokens file and the policy file. A file that fails to load is
+    logged, and what is in force stays in force."""
+    log.info("SIGHUP: reloading the tokens and policy files")
+    try:
+        security.reload()
+    except ConfigurationError as error:
+        log.error("tokens not reloaded, the ones in force stay: %s", error)
+    try:
+        policy = load_access_policy(settings)
+    except ConfigurationError as error:
+        log.error("access policy not reloaded, the one in force stays: %s", error)
+        return
+    runtime.deps.access_policy.replace(policy)
+    if settings.policy_file is not None:
+        log.info(
+            "reloaded %s: %d rules, %d admins",
+            settings.policy_file,
+            len(policy.rules),
+            len(policy.admins),
+        )
+
+
+def _sandbox_auth(settings: Settings) -> str:
+    if settings.authentication == "none":
+        return "none, every caller is anonymous (the sandbox's default; see BROKER_AUTH_MODE)"
+    return f"{settings.authentication} (BROKER_AUTH_MODE)"
 
 
 def _sandbox_banner(address: str, box: Sandbox) -> str:
@@ -127,6 +185,7 @@ def _sandbox_banner(address: str, box: Sandbox) -> str:
   AWS emulator (IAM authorization enforced): {box.emulator.endpoint_url}
   seeded: running instance {box.instance_id}; buckets {box.bucket}, {box.other_bucket}
   database: {box.settings.database_url} (thrown away on exit)
+  authentication: {_sandbox_auth(box.settings)}
 
 Try it with brokerctl (in another terminal):
   export BROKER_ADDRESS={address}

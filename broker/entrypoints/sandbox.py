@@ -1,5 +1,6 @@
 """The sandbox: the broker wired to an embedded AWS emulator seeded with buckets and an instance."""
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,8 @@ from pathlib import Path
 from broker.bootstrap import Runtime, build_runtime
 from broker.sandbox.emulator import Emulator
 from broker.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DATA_BUCKET = "sandbox-data"
 OTHER_BUCKET = "sandbox-other"
@@ -24,6 +27,15 @@ class Sandbox:
     other_bucket: str
 
 
+def sandbox_settings(settings: Settings) -> Settings:
+    """The sandbox's callers are anonymous unless BROKER_AUTH_MODE says otherwise, so that
+    `make run` and `make demo` work with one command, with no tokens or certificates."""
+    if settings.auth_mode is not None:
+        return settings
+    log.warning("the sandbox turns authentication off: BROKER_AUTH_MODE is not set")
+    return settings.model_copy(update={"auth_mode": "none"})
+
+
 @contextmanager
 def sandbox(settings: Settings, *, keep_database_url: bool = False) -> Iterator[Sandbox]:
     """A running emulator and a runtime wired to it. The database is a throwaway SQLite file
@@ -35,7 +47,7 @@ def sandbox(settings: Settings, *, keep_database_url: bool = False) -> Iterator[
         database_url = (
             settings.database_url if keep_database_url else f"sqlite:///{Path(tmp, 'sandbox.db')}"
         )
-        wired = settings.model_copy(
+        wired = sandbox_settings(settings).model_copy(
             update={"aws_endpoint_url": emulator.endpoint_url, "database_url": database_url}
         )
         runtime = build_runtime(

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 from broker.domain.audit import AuditEvent
 from broker.domain.validation import instance_id_problems, require
+from broker.service.authorization import require_admin
 from broker.service.dependencies import Dependencies
 from broker.service.ports import AuditFilter
 
@@ -44,3 +45,9 @@ def follow_audit_events(
             cursor = event.event_id
         if page.next_cursor is None and not idle():
             return
+
+
+def start_of_feed_as(deps: Dependencies, actor: str, instance_id: str, after: int | None) -> int:
+    """start_of_feed for a caller: the audit trail names every caller's grants, admins only."""
+    require_admin(deps, actor, "audit.read_denied", "read the audit trail")
+    return start_of_feed(deps, instance_id, after)

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from broker.domain.authorization import AccessPolicy
+from broker.service.policy_holder import PolicyHolder
 from broker.service.ports import Clock, Ec2, Iam, IdGenerator, InstanceLocks, UnitOfWorkFactory
 
 
@@ -37,3 +39,6 @@ class Dependencies:
     adopt_foreign_profiles: bool = False
     # Set as the permissions boundary of every role the broker creates; "" for none.
     permissions_boundary_arn: str = ""
+    # Who may do what. The composition root sets it from the settings; left out, nobody but the
+    # requester of a grant may do anything, and nothing new may be granted.
+    access_policy: PolicyHolder = field(default_factory=lambda: PolicyHolder(AccessPolicy()))

@@ -8,6 +8,7 @@ never extends beyond `ttl` from the last attempt, and never shortens anything.
 from dataclasses import dataclass
 from datetime import timedelta
 
+from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.errors import FieldViolation, GrantNotFound, InvalidRequest, WrongState
 from broker.domain.grants import Grant
 from broker.domain.validation import (
@@ -18,6 +19,7 @@ from broker.domain.validation import (
     ttl_problems,
 )
 from broker.service.audit import extension_event
+from broker.service.authorization import authorize_extension
 from broker.service.dependencies import Dependencies
 from broker.service.queries import get_grant
 
@@ -29,7 +31,7 @@ class ExtendCommand:
     grant_id: str
     ttl: timedelta | None
     reason: str = ""
-    actor: str = "anonymous"
+    actor: str = ANONYMOUS_ACTOR
 
 
 def extend_grant(deps: Dependencies, command: ExtendCommand) -> Grant:
@@ -43,6 +45,7 @@ def extend_grant(deps: Dependencies, command: ExtendCommand) -> Grant:
     if command.ttl is None:  # reported above already; this narrows the type, and survives -O
         raise InvalidRequest([FieldViolation("ttl", _TTL_REQUIRED)])
     grant = get_grant(deps, command.grant_id)
+    authorize_extension(deps, command.actor, grant, command.ttl)
     # Under the instance's lock: the sweep's expiry of this grant either happens first (and the
     # extension is refused) or sees the extension.
     with deps.locks.hold(grant.instance_id), deps.uow() as uow:

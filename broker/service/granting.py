@@ -4,6 +4,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from broker.domain.access import Access
+from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.convergence import Step
 from broker.domain.coverage import covering_grant
 from broker.domain.errors import (
@@ -13,6 +14,7 @@ from broker.domain.errors import (
     ForeignRole,
     InstanceNotFound,
     InvalidRequest,
+    PermissionDenied,
     PolicyTooLarge,
 )
 from broker.domain.grants import Grant, GrantRequest, expiry_after, new_grant
@@ -20,6 +22,7 @@ from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
 from broker.domain.validation import validate_grant_request
 from broker.service.audit import extension_event, grant_event, rejection_event
+from broker.service.authorization import AuthorizedGrant, authorize_grant
 from broker.service.convergence import converge_instance, desired_state, planned_steps
 from broker.service.dependencies import Dependencies
 from broker.service.idempotency import (
@@ -49,7 +52,7 @@ class GrantCommand:
     reason: str = ""
     idempotency_key: str = ""
     dry_run: bool = False
-    actor: str = "anonymous"
+    actor: str = ANONYMOUS_ACTOR
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,16 @@ class GrantResult:
 
 
 def grant_access(deps: Dependencies, command: GrantCommand) -> GrantResult:
-    """Grants, or extends the identical live grant, or reports the broader one covering it."""
+    """Grants, or extends the identical live grant, or reports the broader one covering it;
+    first of all, the access policy must allow it (dry runs too: they reveal the policy)."""
     request = _validated(deps, command)
+    try:
+        authorized = authorize_grant(deps, command.actor, request, asked_ttl=command.ttl)
+    except (PermissionDenied, InstanceNotFound) as error:
+        _audit_rejection(deps, command, error)
+        raise
     with deps.locks.hold(request.instance_id):
-        return _grant_locked(deps, command, request)
+        return _grant_locked(deps, command, authorized)
 
 
 def _validated(deps: Dependencies, command: GrantCommand) -> GrantRequest:
@@ -91,7 +100,10 @@ def _validated(deps: Dependencies, command: GrantCommand) -> GrantRequest:
     return request
 
 
-def _grant_locked(deps: Dependencies, command: GrantCommand, request: GrantRequest) -> GrantResult:
+def _grant_locked(
+    deps: Dependencies, command: GrantCommand, authorized: AuthorizedGrant
+) -> GrantResult:
+    request = authorized.request
     digest = fingerprint(
         instance_id=request.instance_id,
         scope=request.scope,
@@ -103,8 +115,10 @@ def _grant_locked(deps: Dependencies, command: GrantCommand, request: GrantReque
     expires_at = expiry_after(now, request.ttl)
     with deps.uow() as uow:
         earlier = earlier_grant_id(uow, OPERATION, command.idempotency_key, digest)
-        existing = uow.grants.find_live(request.instance_id, request.scope, now)
-        live = uow.grants.for_instance(request.instance_id)
+        # Only grants the caller may act on are extended or reported as covering the request:
+        # another caller's grant could be revoked under it (and it could not even see it).
+        live = [g for g in uow.grants.for_instance(request.instance_id) if authorized.may_act_on(g)]
+    existing = next((g for g in live if g.scope == request.scope and g.is_live(now)), None)
     if earlier is not None and not command.dry_run:
         # A retry: the first attempt already extended, or found the coverer; nothing more.
         return _finish(deps, earlier, command.actor)
@@ -129,7 +143,7 @@ def _grant_locked(deps: Dependencies, command: GrantCommand, request: GrantReque
     if command.dry_run:
         preview = new_grant("", request, deps.clock.now())
         return GrantResult(preview, render(document), tuple(s.describe() for s in steps))
-    grant = _record_intent(deps, command, request, digest)
+    grant = _record_intent(deps, command, authorized, digest)
     return _finish(deps, grant.grant_id, command.actor)
 
 
@@ -155,12 +169,15 @@ def _document_with(deps: Dependencies, request: GrantRequest) -> PolicyDocument:
 
 
 def _record_intent(
-    deps: Dependencies, command: GrantCommand, request: GrantRequest, digest: str
+    deps: Dependencies, command: GrantCommand, authorized: AuthorizedGrant, digest: str
 ) -> Grant:
-    grant = new_grant(deps.ids.new_grant_id(), request, deps.clock.now())
+    grant = new_grant(deps.ids.new_grant_id(), authorized.request, deps.clock.now())
+    requested = grant_event(
+        deps.clock, command.actor, "grant.requested", grant, authorization=authorized.reason
+    )
     with deps.uow() as uow:
         uow.grants.add(grant)
-        uow.audit.append(grant_event(deps.clock, command.actor, "grant.requested", grant))
+        uow.audit.append(requested)
         remember(uow, _key_record(deps, command, digest, grant))
         uow.commit()
     return grant

@@ -8,7 +8,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from broker.domain.access import GrantState
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
-from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.domain.grants import Grant, InstanceResources
 
 T = TypeVar("T")
 
@@ -25,6 +25,7 @@ class GrantFilter:
     instance_id: str = ""
     bucket: str = ""
     state: GrantState | None = None
+    requested_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,6 @@ class GrantStore(Protocol):
     def get(self, grant_id: str) -> Grant | None: ...
     def for_instance(self, instance_id: str) -> list[Grant]:
         """The instance's grants that are desired or settling (pending, active, revoking)."""
-        ...
-
-    def find_live(self, instance_id: str, scope: GrantScope, now: datetime) -> Grant | None:
-        """A pending or active grant of exactly this scope, not expired at `now`, if any."""
         ...
 
     def expired(self, now: datetime) -> list[Grant]:

@@ -1,16 +1,18 @@
 """Read-only use cases: grants, an instance's access, and the audit trail."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from broker.domain.audit import AuditEvent
 from broker.domain.errors import GrantNotFound, InstanceNotFound
 from broker.domain.grants import Grant, InstanceResources
+from broker.domain.policy import build_policy, render
 from broker.domain.validation import (
     bucket_problems,
     grant_id_problems,
     instance_id_problems,
     require,
 )
+from broker.service.authorization import require_admin, require_owner
 from broker.service.dependencies import Dependencies
 from broker.service.ports import AuditFilter, GrantFilter, Page
 
@@ -82,3 +84,43 @@ def _page_size_problems(page_size: int) -> list[str]:
     if 0 <= page_size <= MAX_PAGE_SIZE:
         return []
     return [f"must be between 0 (the default, {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}"]
+
+
+# What a caller may read. The functions above serve the broker's own use; these answer callers:
+# an admin sees everything, any other caller only the grants it requested.
+
+
+def get_grant_as(deps: Dependencies, actor: str, grant_id: str) -> Grant:
+    grant = get_grant(deps, grant_id)
+    require_owner(deps, actor, grant, "read")
+    return grant
+
+
+def list_grants_as(
+    deps: Dependencies, actor: str, where: GrantFilter, page_size: int, after: int | None
+) -> Page[Grant]:
+    if not deps.access_policy.current().is_admin(actor):
+        where = replace(where, requested_by=actor)
+    return list_grants(deps, where, page_size, after)
+
+
+def describe_instance_as(deps: Dependencies, actor: str, instance_id: str) -> InstanceAccess:
+    """The instance's role, profile and association, and the caller's own live grants. The
+    policy document names every grant's bucket and prefix, so it is shown to a caller that is
+    not an admin only when it grants exactly the caller's own grants (a grant of another's
+    still being revoked, say, keeps it hidden)."""
+    access = describe_instance(deps, instance_id)
+    if deps.access_policy.current().is_admin(actor):
+        return access
+    own = [g for g in access.grants if g.requested_by == actor]
+    own_policy = build_policy(g.scope for g in own)
+    shown = own_policy is not None and render(own_policy) == access.policy_document
+    return replace(access, grants=own, policy_document=access.policy_document if shown else "")
+
+
+def list_audit_events_as(
+    deps: Dependencies, actor: str, where: AuditFilter, page_size: int, after: int | None
+) -> Page[AuditEvent]:
+    """The audit trail names every caller's grants: admins only."""
+    require_admin(deps, actor, "audit.read_denied", "read the audit trail")
+    return list_audit_events(deps, where, page_size, after)

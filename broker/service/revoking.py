@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from broker.domain.access import GrantState
+from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.errors import GrantNotFound, WrongState
 from broker.domain.grants import Grant
 from broker.domain.validation import (
@@ -12,6 +13,7 @@ from broker.domain.validation import (
     require,
 )
 from broker.service.audit import grant_event
+from broker.service.authorization import require_owner
 from broker.service.convergence import converge_instance
 from broker.service.dependencies import Dependencies
 from broker.service.idempotency import earlier_grant_id, fingerprint, key_problems, remember
@@ -26,7 +28,7 @@ class RevokeCommand:
     grant_id: str
     reason: str = ""
     idempotency_key: str = ""
-    actor: str = "anonymous"
+    actor: str = ANONYMOUS_ACTOR
 
 
 def revoke_access(deps: Dependencies, command: RevokeCommand) -> Grant:
@@ -38,6 +40,7 @@ def revoke_access(deps: Dependencies, command: RevokeCommand) -> Grant:
         }
     )
     grant = get_grant(deps, command.grant_id)
+    require_owner(deps, command.actor, grant, "revoke")
     with deps.locks.hold(grant.instance_id):
         _record_intent(deps, command)
         if get_grant(deps, command.grant_id).state is GrantState.REVOKING:

@@ -29,7 +29,8 @@ class BrokerProcess:
         self.output: deque[str] = deque(maxlen=200)
         self._channel: grpc.Channel | None = None
 
-    def start(self) -> None:
+    def start(self, tls: grpc.ChannelCredentials | None = None) -> None:
+        """`tls`: how to reach a broker serving TLS (the CA; for mtls, a client certificate)."""
         admin = self.emulator.admin_credentials
         env = {
             **os.environ,
@@ -43,6 +44,8 @@ class BrokerProcess:
             # Brokers with separate databases share the session's emulator and role path; each
             # would take the others' live roles for orphans. Tests of orphans turn it back on.
             "BROKER_REMOVE_ORPHANS": "false",
+            # Tests of authentication set their own mode; the others call as anonymous.
+            "BROKER_AUTH_MODE": "none",
             **self.extra_env,
         }
         executable = Path(sys.executable).with_name("access-broker")
@@ -54,7 +57,11 @@ class BrokerProcess:
             text=True,
         )
         self.address = self._wait_for_address()
-        self._channel = grpc.insecure_channel(self.address)
+        self._channel = (
+            grpc.insecure_channel(self.address)
+            if tls is None
+            else grpc.secure_channel(self.address, tls)
+        )
         self._wait_until_serving()
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, utc
@@ -44,23 +44,6 @@ class SqlGrantStore:
         )
         return [_grant_of(row) for row in self._session.exec(query)]
 
-    def find_live(self, instance_id: str, scope: GrantScope, now: datetime) -> Grant | None:
-        query = (
-            select(GrantRow)
-            .where(
-                GrantRow.instance_id == instance_id,
-                GrantRow.bucket == scope.bucket,
-                GrantRow.prefix == scope.prefix,
-                GrantRow.access == scope.access.value,
-                col(GrantRow.state).in_(_DESIRED_STATES),
-                or_(col(GrantRow.expires_at).is_(None), col(GrantRow.expires_at) > utc(now)),
-            )
-            .order_by(col(GrantRow.seq))
-            .limit(1)
-        )
-        row = self._session.exec(query).first()
-        return _grant_of(row) if row is not None else None
-
     def expired(self, now: datetime) -> list[Grant]:
         query = (
             select(GrantRow)
@@ -98,6 +81,8 @@ class SqlGrantStore:
             query = query.where(GrantRow.bucket == where.bucket)
         if where.state is not None:
             query = query.where(GrantRow.state == where.state.value)
+        if where.requested_by:
+            query = query.where(GrantRow.requested_by == where.requested_by)
         rows = self._session.exec(query).all()
         return page_of(rows, limit, _seq_of, _grant_of)
 

@@ -21,19 +21,21 @@ from broker.domain.errors import (
     IdempotencyConflict,
     InstanceNotFound,
     InvalidRequest,
+    PermissionDenied,
     PolicyTooLarge,
     StoreUnavailable,
     TooManyStreams,
+    Unauthenticated,
     WrongState,
 )
 
 log = logging.getLogger(__name__)
 
-# grpc-stubs makes the interceptor generic; at run time it is a plain class.
+# The base of the server's interceptors. grpc-stubs makes it generic; at run time it is not.
 if TYPE_CHECKING:
-    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+    ServerInterceptorBase = grpc.ServerInterceptor[Any, Any]
 else:
-    _ServerInterceptor = grpc.ServerInterceptor
+    ServerInterceptorBase = grpc.ServerInterceptor
 
 _CODES: dict[type[BrokerError], int] = {
     InvalidRequest: code_pb2.INVALID_ARGUMENT,
@@ -52,6 +54,8 @@ _CODES: dict[type[BrokerError], int] = {
     # The broker's own permissions or AWS's rules refused a change: a fault of the broker's
     # set-up, not of the request. The message names only the AWS action and error code.
     AwsRejected: code_pb2.INTERNAL,
+    Unauthenticated: code_pb2.UNAUTHENTICATED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
 }
 INTERNAL_MESSAGE = "internal error; the broker's log has the details"
 
@@ -72,7 +76,7 @@ def status_for(error: BrokerError) -> grpc.Status:
     return result
 
 
-class ErrorInterceptor(_ServerInterceptor):
+class ErrorInterceptor(ServerInterceptorBase):
     """Answers broker errors with their status, and anything unexpected with a generic INTERNAL."""
 
     def intercept_service(

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import AuditEvent
+from broker.domain.authorization import Decision
 from broker.domain.drift import DriftKind
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import Grant
@@ -62,7 +63,9 @@ def state_from_proto(value: int) -> GrantState | None:
     return state
 
 
-def ttl_from_proto(request: pb.GrantAccessRequest | pb.ExtendGrantRequest) -> timedelta | None:
+def ttl_from_proto(
+    request: pb.GrantAccessRequest | pb.ExtendGrantRequest | pb.ExplainAccessRequest,
+) -> timedelta | None:
     """The ttl, if set; its bounds are the domain's to check (validation.ttl_problems)."""
     if not request.HasField("ttl"):
         return None
@@ -149,3 +152,12 @@ def finding_to_proto(finding: DriftFinding) -> pb.Drift:
         actual=drift.actual,
         repaired=finding.repaired,
     )
+
+
+def decision_to_proto(decision: Decision) -> pb.AccessDecision:
+    message = pb.AccessDecision(
+        allowed=decision.allowed, reason=decision.reason, rule=decision.rule
+    )
+    if decision.allowed and decision.ttl is not None:
+        message.ttl.FromTimedelta(decision.ttl)
+    return message

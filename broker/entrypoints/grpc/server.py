@@ -13,7 +13,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from accessbroker.v1 import broker_pb2, broker_pb2_grpc
+from broker.entrypoints.grpc.auth import AuthInterceptor
 from broker.entrypoints.grpc.errors import ErrorInterceptor
+from broker.entrypoints.grpc.security import PLAINTEXT_ANONYMOUS, ServerSecurity
 from broker.entrypoints.grpc.servicer import AccessBrokerServicer
 from broker.service.dependencies import Dependencies
 
@@ -22,6 +24,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 SERVICE_NAME = broker_pb2.DESCRIPTOR.services_by_name["AccessBroker"].full_name
+# Answered without credentials: load balancers and grpcurl need them before anything else.
+OPEN_SERVICES = frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME})
 # Requests are small; anything near this is not a real request.
 MAX_MESSAGE_BYTES = 1024 * 1024
 # How often health asks the database; NOT_SERVING shows this soon after losing it, at most.
@@ -133,12 +137,16 @@ def start_server(
     database_reachable: Callable[[], bool],
     workers: int = 24,
     health_probe_seconds: float = HEALTH_PROBE_SECONDS,
+    *,
+    security: ServerSecurity = PLAINTEXT_ANONYMOUS,
 ) -> RunningServer:
     """Starts serving on `listen` (port 0 picks a free port) and returns at once."""
     pool = DaemonThreadPool(workers, name="rpc")
     server = grpc.server(
         pool,  # type: ignore[arg-type]
-        interceptors=[ErrorInterceptor()],
+        # Authentication first: a caller without credentials learns nothing, not even whether
+        # its request would have been valid.
+        interceptors=[AuthInterceptor(security.authenticator, OPEN_SERVICES), ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
@@ -151,12 +159,20 @@ def start_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(listen)
+    port = (
+        server.add_insecure_port(listen)
+        if security.credentials is None
+        else server.add_secure_port(listen, security.credentials)
+    )
     if port == 0:
         pool.shutdown(wait=False)
         raise OSError(f"cannot listen on {listen}")
     monitor = HealthMonitor(health_servicer, database_reachable, health_probe_seconds)
     server.start()
     monitor.start()
-    log.info("accessbroker listening on port %d", port)
+    log.info(
+        "accessbroker listening on port %d (%s)",
+        port,
+        "TLS" if security.credentials else "plaintext",
+    )
     return RunningServer(server, port, monitor, stopping, pool)

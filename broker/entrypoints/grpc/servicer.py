@@ -9,8 +9,10 @@ import grpc
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.errors import TooManyStreams
+from broker.entrypoints.grpc.auth import authenticated_caller
 from broker.entrypoints.grpc.mapping import (
     access_from_proto,
+    decision_to_proto,
     decode_page_token,
     encode_page_token,
     event_to_proto,
@@ -19,14 +21,21 @@ from broker.entrypoints.grpc.mapping import (
     state_from_proto,
     ttl_from_proto,
 )
-from broker.service.audit_feed import follow_audit_events, start_of_feed
+from broker.service.audit_feed import follow_audit_events, start_of_feed_as
+from broker.service.authorization import require_admin
 from broker.service.deadlines import deadline_in
 from broker.service.dependencies import Dependencies
 from broker.service.drift import reconcile
+from broker.service.explaining import ExplainCommand, explain_access
 from broker.service.extending import ExtendCommand, extend_grant
 from broker.service.granting import GrantCommand, grant_access
 from broker.service.ports import AuditFilter, GrantFilter
-from broker.service.queries import describe_instance, get_grant, list_audit_events, list_grants
+from broker.service.queries import (
+    describe_instance_as,
+    get_grant_as,
+    list_audit_events_as,
+    list_grants_as,
+)
 from broker.service.revoking import RevokeCommand, revoke_access
 
 GRANTS_TOKEN = "grants"
@@ -54,8 +63,8 @@ def callers_deadline(context: grpc.ServicerContext) -> AbstractContextManager[No
 
 
 def caller_identity(context: grpc.ServicerContext) -> str:
-    """Who is calling. Every caller is anonymous until authentication is configured."""
-    return "anonymous"
+    """Who is calling: the identity AuthInterceptor authenticated for this call."""
+    return authenticated_caller()
 
 
 class StreamSlots:
@@ -133,7 +142,7 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         return grant_to_proto(extend_grant(self._deps, command))
 
     def GetGrant(self, request: pb.GetGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
-        return grant_to_proto(get_grant(self._deps, request.grant_id))
+        return grant_to_proto(get_grant_as(self._deps, caller_identity(context), request.grant_id))
 
     def ListGrants(
         self, request: pb.ListGrantsRequest, context: grpc.ServicerContext
@@ -144,7 +153,7 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             state=state_from_proto(request.state),
         )
         after = decode_page_token(GRANTS_TOKEN, request.page_token)
-        page = list_grants(self._deps, where, request.page_size, after)
+        page = list_grants_as(self._deps, caller_identity(context), where, request.page_size, after)
         return pb.ListGrantsResponse(
             grants=[grant_to_proto(g) for g in page.items],
             next_page_token=encode_page_token(GRANTS_TOKEN, page.next_cursor),
@@ -154,7 +163,7 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         self, request: pb.DescribeInstanceAccessRequest, context: grpc.ServicerContext
     ) -> pb.InstanceAccess:
         with callers_deadline(context):
-            access = describe_instance(self._deps, request.instance_id)
+            access = describe_instance_as(self._deps, caller_identity(context), request.instance_id)
         return pb.InstanceAccess(
             instance_id=access.instance_id,
             role_name=access.resources.role_name,
@@ -171,7 +180,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ListAuditEventsResponse:
         where = AuditFilter(instance_id=request.instance_id, grant_id=request.grant_id)
         after = decode_page_token(AUDIT_TOKEN, request.page_token)
-        page = list_audit_events(self._deps, where, request.page_size, after)
+        actor = caller_identity(context)
+        page = list_audit_events_as(self._deps, actor, where, request.page_size, after)
         return pb.ListAuditEventsResponse(
             events=[event_to_proto(e) for e in page.items],
             next_page_token=encode_page_token(AUDIT_TOKEN, page.next_cursor),
@@ -186,7 +196,9 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
 
         after = request.after_event_id if request.HasField("after_event_id") else None
         with self._streams.slot():
-            start = start_of_feed(self._deps, request.instance_id, after)
+            start = start_of_feed_as(
+                self._deps, caller_identity(context), request.instance_id, after
+            )
             context.send_initial_metadata(((FEED_START_METADATA, str(start)),))
             for event in follow_audit_events(self._deps, request.instance_id, start, idle):
                 yield event_to_proto(event)
@@ -195,8 +207,25 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         self, request: pb.ReconcileRequest, context: grpc.ServicerContext
     ) -> pb.ReconcileResponse:
         actor = caller_identity(context)
+        # It reports (and repairs) every caller's grants' resources.
+        require_admin(self._deps, actor, "reconcile.denied", "reconcile AWS with the grants")
         with callers_deadline(context):
             findings = reconcile(
                 self._deps, request.instance_id, dry_run=request.dry_run, actor=actor
             )
         return pb.ReconcileResponse(drifts=[finding_to_proto(f) for f in findings])
+
+    def ExplainAccess(
+        self, request: pb.ExplainAccessRequest, context: grpc.ServicerContext
+    ) -> pb.AccessDecision:
+        command = ExplainCommand(
+            identity=request.identity,
+            instance_id=request.instance_id,
+            bucket=request.bucket,
+            access=access_from_proto(request.access),
+            prefix=request.prefix,
+            ttl=ttl_from_proto(request),
+            actor=caller_identity(context),
+        )
+        with callers_deadline(context):
+            return decision_to_proto(explain_access(self._deps, command))

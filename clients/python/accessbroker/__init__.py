@@ -12,6 +12,7 @@ from accessbroker.client import BrokerClient
 from accessbroker.errors import BrokerError
 from accessbroker.models import (
     Access,
+    AccessDecision,
     AuditEvent,
     Drift,
     DriftKind,
@@ -23,6 +24,7 @@ from accessbroker.models import (
 
 __all__ = [
     "Access",
+    "AccessDecision",
     "AuditEvent",
     "BrokerClient",
     "BrokerError",

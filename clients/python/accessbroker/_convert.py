@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from accessbroker.models import (
     Access,
+    AccessDecision,
     AuditEvent,
     Drift,
     DriftKind,
@@ -146,4 +147,13 @@ def drift_from_proto(message: pb.Drift) -> Drift:
         expected=message.expected,
         actual=message.actual,
         repaired=message.repaired,
+    )
+
+
+def decision_from_proto(message: pb.AccessDecision) -> AccessDecision:
+    return AccessDecision(
+        allowed=message.allowed,
+        reason=message.reason,
+        rule=message.rule or None,
+        ttl=message.ttl.ToTimedelta() if message.HasField("ttl") else None,
     )

@@ -14,6 +14,7 @@ import grpc
 from accessbroker._convert import (
     ACCESS_TO_PROTO,
     STATE_TO_PROTO,
+    decision_from_proto,
     drift_from_proto,
     event_from_proto,
     grant_from_proto,
@@ -24,6 +25,7 @@ from accessbroker._convert import (
 from accessbroker.errors import DeadlineExceeded, FailedPrecondition, error_from_rpc
 from accessbroker.models import (
     Access,
+    AccessDecision,
     AuditEvent,
     Drift,
     Grant,
@@ -52,6 +54,7 @@ _RETRIED_METHODS = (
     "ListAuditEvents",
     # Finding and repairing drift is convergence, which is safe to repeat.
     "Reconcile",
+    "ExplainAccess",
 )
 _SERVICE_CONFIG = json.dumps(
     {
@@ -282,6 +285,27 @@ class BrokerClient:
             return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
+
+    def explain_access(
+        self,
+        identity: str,
+        instance_id: str,
+        bucket: str,
+        access: Access | str,
+        *,
+        prefix: str = "",
+        ttl: timedelta | float | None = None,
+    ) -> AccessDecision:
+        """Whether `identity` would be allowed this grant now, and why (admins only)."""
+        request = pb.ExplainAccessRequest(
+            identity=identity,
+            instance_id=instance_id,
+            bucket=bucket,
+            access=ACCESS_TO_PROTO[Access.parse(access)],
+            prefix=prefix,
+            ttl=ttl_to_proto(ttl),
+        )
+        return decision_from_proto(self._call(self._stub.ExplainAccess, request))
 
 
 def _feed_start(call: object) -> int | None:

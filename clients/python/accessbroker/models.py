@@ -1,7 +1,7 @@
 """What the broker returns, as typed Python values."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -136,3 +136,16 @@ class Drift:
     expected: str
     actual: str
     repaired: bool
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    """What the broker's access policy decides for a caller's grant, and why."""
+
+    allowed: bool
+    # "allowed by rule 2", "… is an admin", or what refuses it.
+    reason: str
+    # The rule that allows it, by its position in the policy file (from 1); None when none does.
+    rule: int | None
+    # The ttl the grant would get when allowed; None: it would not expire.
+    ttl: timedelta | None

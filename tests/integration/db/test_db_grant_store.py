@@ -117,63 +117,6 @@ def test_for_instance_returns_pending_active_and_revoking_grants(
     assert {grant.instance_id for grant in live} == {INSTANCE_A}
 
 
-@pytest.mark.parametrize("state", [GrantState.PENDING, GrantState.ACTIVE])
-def test_find_live_finds_a_pending_or_active_grant_of_the_scope(
-    units: UnitOfWorkFactory, make_grant: GrantMaker, state: GrantState
-) -> None:
-    undesired = [
-        make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=other)
-        for other in GrantState
-        if not other.is_desired
-    ]
-    wanted = make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=state)
-    add_all(units, [*undesired, wanted])
-
-    with units() as uow:
-        assert uow.grants.find_live(INSTANCE_A, SCOPE, CREATED) == wanted
-
-
-def test_find_live_ignores_other_scopes_instances_and_undesired_states(
-    units: UnitOfWorkFactory, make_grant: GrantMaker
-) -> None:
-    add_all(
-        units,
-        [
-            make_grant(instance_id=INSTANCE_A, scope=replace(SCOPE, prefix="daily/x/")),
-            make_grant(instance_id=INSTANCE_A, scope=replace(SCOPE, access=Access.READ)),
-            make_grant(instance_id=INSTANCE_A, scope=replace(SCOPE, bucket="archive")),
-            make_grant(instance_id=INSTANCE_B, scope=SCOPE),
-            make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=GrantState.REVOKING),
-            make_grant(instance_id=INSTANCE_A, scope=SCOPE, state=GrantState.REVOKED),
-        ],
-    )
-
-    with units() as uow:
-        assert uow.grants.find_live(INSTANCE_A, SCOPE, CREATED) is None
-
-
-def test_find_live_ignores_a_grant_at_or_past_its_expiry(
-    units: UnitOfWorkFactory, make_grant: GrantMaker
-) -> None:
-    ends = CREATED + timedelta(hours=1)
-    expiring = make_grant(scope=SCOPE, state=GrantState.ACTIVE, expires_at=ends)
-    add_all(units, [expiring])
-
-    with units() as uow:
-        assert uow.grants.find_live(INSTANCE_A, SCOPE, ends - timedelta(microseconds=1)) == expiring
-        assert uow.grants.find_live(INSTANCE_A, SCOPE, ends) is None
-
-
-def test_find_live_finds_a_grant_without_expiry_at_any_time(
-    units: UnitOfWorkFactory, make_grant: GrantMaker
-) -> None:
-    forever = make_grant(scope=SCOPE, expires_at=None)
-    add_all(units, [forever])
-
-    with units() as uow:
-        assert uow.grants.find_live(INSTANCE_A, SCOPE, datetime(9999, 1, 1, tzinfo=UTC)) == forever
-
-
 def test_expired_are_the_pending_or_active_grants_at_or_past_their_expiry(
     units: UnitOfWorkFactory, make_grant: GrantMaker
 ) -> None:

@@ -88,7 +88,7 @@ def test_two_threads_write_through_separate_units_of_work(
                 start_together.wait(timeout=30)
                 # Read, pause so the other thread's transaction overlaps, then write.
                 with units() as uow:
-                    uow.grants.find_live(grant.instance_id, grant.scope, MOMENT)
+                    uow.grants.for_instance(grant.instance_id)
                     time.sleep(0.02)
                     uow.grants.add(grant)
                     uow.audit.append(

@@ -113,6 +113,11 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ReconcileResponse:
         return self._unary("Reconcile", request, context, pb.ReconcileResponse)
 
+    def ExplainAccess(
+        self, request: pb.ExplainAccessRequest, context: grpc.ServicerContext
+    ) -> pb.AccessDecision:
+        return self._unary("ExplainAccess", request, context, pb.AccessDecision)
+
     def WatchAuditEvents(
         self, request: pb.WatchAuditEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.AuditEvent]:

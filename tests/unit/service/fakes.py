@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from broker.domain.access import Access
 from broker.domain.audit import AuditEvent, NewAuditEvent
+from broker.domain.authorization import UNRESTRICTED
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
 from broker.domain.errors import AwsRejected, BrokerError, GrantNotFound, IdempotencyConflict
 from broker.domain.grants import Grant, GrantScope
@@ -20,6 +21,7 @@ from broker.domain.policy import build_policy
 from broker.service.dependencies import Dependencies
 from broker.service.granting import GrantCommand
 from broker.service.locks import ProcessInstanceLocks
+from broker.service.policy_holder import PolicyHolder
 from broker.service.ports import (
     AuditFilter,
     AuditLog,
@@ -115,14 +117,6 @@ class FakeGrantStore(_Store):
             if g.instance_id == instance_id and (g.state.is_desired or g.state.is_settling)
         ]
 
-    def find_live(self, instance_id: str, scope: GrantScope, now: datetime) -> Grant | None:
-        found = (
-            g
-            for _, g in self._rows()
-            if g.instance_id == instance_id and g.scope == scope and g.is_live(now)
-        )
-        return next(found, None)
-
     def expired(self, now: datetime) -> list[Grant]:
         return [g for _, g in self._rows() if g.state.is_desired and g.has_expired(now)]
 
@@ -140,6 +134,7 @@ class FakeGrantStore(_Store):
             if (not where.instance_id or g.instance_id == where.instance_id)
             and (not where.bucket or g.scope.bucket == where.bucket)
             and (where.state is None or g.state is where.state)
+            and (not where.requested_by or g.requested_by == where.requested_by)
         ]
         return _page(rows, after, limit)
 
@@ -548,6 +543,8 @@ def make_deps(
         ids=SequentialIds(),
         locks=ProcessInstanceLocks(),
         role_path=DEFAULT_ROLE_PATH,
+        # As in auth mode `none` without a policy file; authorization tests set their own.
+        access_policy=PolicyHolder(UNRESTRICTED),
     )
 
 

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from accessbroker.cli import output
 from accessbroker.cli.durations import parse_duration
-from accessbroker.cli.failures import CommandFailed, UsageError
+from accessbroker.cli.failures import DENIED, CommandFailed, UsageError
 from accessbroker.client import BrokerClient
 from accessbroker.models import AuditEvent, GrantState
 
@@ -147,3 +147,16 @@ def drift(ctx: Context, args: argparse.Namespace) -> None:
         ctx.emit_json({"repair": args.repair, "drifts": found})
         return
     ctx.emit(output.drift_table(found, repairing=args.repair))
+
+
+def can(ctx: Context, args: argparse.Namespace) -> None:
+    ttl = _ttl(args.ttl) if args.ttl else None
+    decision = ctx.client.explain_access(
+        args.identity, args.instance, args.bucket, args.access, prefix=args.prefix, ttl=ttl
+    )
+    ctx.emit_json(decision) if ctx.json else ctx.emit(output.decision_details(decision))
+    if not decision.allowed:
+        where = output.location(args.bucket, args.prefix)
+        raise CommandFailed(
+            f"{args.identity} may not have {args.access} on {where}: {decision.reason}", DENIED
+        )

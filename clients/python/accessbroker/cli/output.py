@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from accessbroker.cli.durations import format_duration
-from accessbroker.models import AuditEvent, Drift, Grant
+from accessbroker.models import AccessDecision, AuditEvent, Drift, Grant
 
 
 def to_json_value(value: object) -> Any:
@@ -181,3 +181,18 @@ def drift_table(drifts: Sequence[Drift], *, repairing: bool) -> str:
 def _clipped(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= DRIFT_CELL_CHARS else flat[: DRIFT_CELL_CHARS - 1] + "…"
+
+
+def decision_details(decision: AccessDecision) -> str:
+    return fields(
+        [
+            ("allowed", "yes" if decision.allowed else "no"),
+            ("reason", decision.reason),
+            ("rule", str(decision.rule or "")),
+            ("expires after", _expiry(decision) if decision.allowed else ""),
+        ]
+    )
+
+
+def _expiry(decision: AccessDecision) -> str:
+    return format_duration(decision.ttl) if decision.ttl else "never (no ttl)"

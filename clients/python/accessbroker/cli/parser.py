@@ -150,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="let the broker repair what it may (audited)"
     )
 
+    _can_options(
+        verb(
+            "can",
+            commands.can,
+            "Explain whether an identity may have a grant, and why (admins; exit 4 if not).",
+        )
+    )
+
     for name, run, summary in (
         ("plan", declarative.plan, "Show what apply would grant and revoke; change nothing."),
         ("apply", declarative.apply, "Make the grants of the listed instances match a file."),
@@ -157,3 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(name, run, summary)
         sub.add_argument("-f", "--file", required=True, help="request file (YAML), see examples/")
     return parser
+
+
+def _can_options(can: argparse.ArgumentParser) -> None:
+    can.add_argument("--identity", required=True, help="the caller to ask for, e.g. svc-ci")
+    can.add_argument("--instance", required=True, help="EC2 instance id, i-…")
+    can.add_argument("--bucket", required=True)
+    can.add_argument("--access", required=True, type=_access, help="upload, read, read-write, list")
+    can.add_argument("--prefix", default="", help="object key prefix (default: whole bucket)")
+    can.add_argument("--ttl", help="as it would be asked: 90s, 15m, 8h, 2d (default: none)")

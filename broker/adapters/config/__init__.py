@@ -1,0 +1,1 @@
+"""The broker's own configuration files: the callers' tokens and the access policy (YAML)."""

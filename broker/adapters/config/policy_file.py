@@ -1,0 +1,117 @@
+"""BROKER_POLICY_FILE: the access policy, YAML, read into broker.domain.authorization's terms.
+
+```yaml
+admins: [platform-admin]            # may do everything, including revoking others' grants
+deny_buckets: ["audit-*", "*-logs"] # nobody gets these, admins included
+rules:
+  - identities: [svc-ci, "team-data-*"]
+    buckets: ["ci-*", "data-*"]
+    access: [upload, read]
+    prefixes: ["builds/*"]          # optional; absent means any prefix
+    instance_tags: {team: data}     # optional; the instance must carry these tags
+    max_ttl: 24h                    # optional
+```
+Anything else in the file (an unknown key, a misspelt access level) is refused: a typo must
+not quietly widen or narrow what callers may do.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from broker.adapters.config.yaml_file import (
+    ConfigurationError,
+    check_keys,
+    mapping,
+    read_yaml_mapping,
+    string_list,
+)
+from broker.domain.access import Access
+from broker.domain.authorization import GLOB_CHARACTERS, AccessPolicy, Rule, identity_problems
+from broker.domain.durations import parse_duration
+from broker.domain.validation import MAX_TTL
+
+WHAT = "policy file"
+_RULE_KEYS = ("identities", "buckets", "access", "prefixes", "instance_tags", "max_ttl")
+_ACCESS_NAMES = ", ".join(a.value for a in Access)
+
+
+def load_policy_file(path: Path) -> AccessPolicy:
+    """The file's policy; raises ConfigurationError naming the first problem and where."""
+    data = read_yaml_mapping(path, WHAT)
+    where = f"{WHAT} {path}"
+    check_keys(data, where, allowed=("admins", "deny_buckets", "rules"))
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        raise ConfigurationError(f"{where}: rules must be a list")
+    return AccessPolicy(
+        admins=frozenset(_admins(data.get("admins", []), f"{where}: admins")),
+        deny_buckets=_optional_list(data.get("deny_buckets", []), f"{where}: deny_buckets"),
+        rules=tuple(_rule(n, entry, f"{where}: rule {n}") for n, entry in enumerate(rules, 1)),
+    )
+
+
+def _optional_list(value: object, where: str) -> tuple[str, ...]:
+    return string_list(value, where) if value != [] else ()
+
+
+def _admins(value: object, where: str) -> tuple[str, ...]:
+    """Admins are named exactly: a pattern would hand everything to whoever matches it."""
+    admins = _optional_list(value, where)
+    for admin in admins:
+        if GLOB_CHARACTERS & set(admin):
+            raise ConfigurationError(f"{where}: {admin!r} is a pattern; name each admin exactly")
+        if problems := identity_problems(admin):
+            raise ConfigurationError(f"{where}: {admin!r} {'; '.join(problems)}")
+    return admins
+
+
+def _rule(number: int, entry: Any, where: str) -> Rule:
+    entry = mapping(entry, where)
+    check_keys(entry, where, allowed=_RULE_KEYS, required=("identities", "buckets", "access"))
+    prefixes = entry.get("prefixes")
+    return Rule(
+        number=number,
+        identities=string_list(entry["identities"], f"{where}: identities"),
+        buckets=string_list(entry["buckets"], f"{where}: buckets"),
+        access=_access(entry["access"], f"{where}: access"),
+        prefixes=None if prefixes is None else string_list(prefixes, f"{where}: prefixes"),
+        instance_tags=_tags(entry.get("instance_tags", {}), f"{where}: instance_tags"),
+        max_ttl=_max_ttl(entry.get("max_ttl"), f"{where}: max_ttl"),
+    )
+
+
+def _access(value: object, where: str) -> frozenset[Access]:
+    levels = set()
+    for name in string_list(value, where):
+        try:
+            levels.add(Access(name))
+        except ValueError:
+            raise ConfigurationError(
+                f"{where}: unknown access {name!r} (expected {_ACCESS_NAMES})"
+            ) from None
+    return frozenset(levels)
+
+
+def _tags(value: object, where: str) -> dict[str, str]:
+    tags = mapping(value, where)
+    for key, tag_value in tags.items():
+        if not isinstance(key, str) or not isinstance(tag_value, str):
+            raise ConfigurationError(
+                f"{where}: keys and values must be strings (quote values such as 1 or true)"
+            )
+    return tags
+
+
+def _max_ttl(value: object, where: str) -> timedelta | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{where}: must be a duration such as 90s, 15m, 8h or 2d")
+    try:
+        ttl = parse_duration(value)
+    except ValueError as error:
+        raise ConfigurationError(f"{where}: {error}") from None
+    if ttl > MAX_TTL:
+        raise ConfigurationError(f"{where}: must be at most {MAX_TTL.days} days")
+    return ttl

@@ -1,0 +1,93 @@
+"""The server's security from the settings: TLS credentials and how callers are authenticated."""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from broker.adapters.config.tls_files import load_tls_files
+from broker.adapters.config.tokens_file import load_tokens_file
+from broker.adapters.config.yaml_file import ConfigurationError
+from broker.domain.audit import ANONYMOUS_ACTOR
+from broker.entrypoints.grpc.auth import (
+    Anonymous,
+    Authenticator,
+    BearerTokens,
+    ClientCertificates,
+)
+from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerSecurity:
+    authenticator: Authenticator = field(default_factory=Anonymous)
+    # None: plaintext.
+    credentials: grpc.ServerCredentials | None = None
+    # Auth mode token: where the authenticator's tokens come from.
+    tokens_file: Path | None = None
+
+    def reload(self) -> None:
+        """Re-reads the tokens file, if any; when it is unusable, raises ConfigurationError and
+        the tokens in force stay."""
+        if self.tokens_file is None or not isinstance(self.authenticator, BearerTokens):
+            return
+        tokens = load_tokens_file(self.tokens_file)
+        self.authenticator.replace(tokens)
+        log.info("reloaded the tokens file %s: %d tokens", self.tokens_file, len(tokens))
+
+
+# Tests and the demo: plaintext, every caller anonymous.
+PLAINTEXT_ANONYMOUS = ServerSecurity()
+
+
+def server_security(settings: Settings) -> ServerSecurity:
+    """What the settings ask for, every file read and checked; raises ConfigurationError naming
+    each setting missing, or the first file that is unusable."""
+    problems = settings.security_problems()
+    if problems:
+        raise ConfigurationError("\n".join(problems))
+    security = ServerSecurity(
+        _authenticator(settings), _credentials(settings), settings.tokens_file
+    )
+    _log_mode(settings)
+    return security
+
+
+def _log_mode(settings: Settings) -> None:
+    transport = "TLS" if settings.tls_cert else "plaintext"
+    if settings.authentication != "none":
+        log.info("authentication: %s, over %s", settings.authentication, transport)
+        return
+    log.warning(
+        "authentication is off (auth mode none): every caller is %r, over %s",
+        ANONYMOUS_ACTOR,
+        transport,
+    )
+    if settings.policy_file is None:
+        log.warning("no access policy (BROKER_POLICY_FILE): every caller may do everything")
+
+
+def _authenticator(settings: Settings) -> Authenticator:
+    if settings.authentication == "token":
+        assert settings.tokens_file is not None, "checked by Settings.security_problems"
+        tokens = load_tokens_file(settings.tokens_file)
+        log.info("tokens file %s: %d tokens", settings.tokens_file, len(tokens))
+        return BearerTokens(tokens)
+    if settings.authentication == "mtls":
+        return ClientCertificates()
+    return Anonymous()
+
+
+def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    # Set in mtls mode only (Settings.security_problems).
+    files = load_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    return grpc.ssl_server_credentials(
+        [(files.private_key, files.certificate_chain)],
+        root_certificates=files.client_ca,
+        require_client_auth=files.client_ca is not None,
+    )

@@ -1,0 +1,105 @@
+"""BROKER_POLICY_FILE: the issue's format read into the domain's rules; anything else refused."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from broker.adapters.config.policy_file import load_policy_file
+from broker.adapters.config.yaml_file import ConfigurationError
+from broker.domain.access import Access
+from broker.domain.authorization import AccessPolicy, Rule
+
+EXAMPLE = """\
+admins: [platform-admin]            # may do everything, including revoking others' grants
+deny_buckets: ["audit-*", "*-logs"] # nobody gets these, admins included
+rules:
+  - identities: [svc-ci, "team-data-*"]
+    buckets: ["ci-*", "data-*"]
+    access: [upload, read]
+    prefixes: ["builds/*"]          # optional; absent means any prefix
+    instance_tags: {team: data}     # optional; the instance must carry these tags
+    max_ttl: 24h                    # optional
+  - identities: [svc-web]
+    buckets: [web-assets]
+    access: [read-write, list]
+"""
+
+
+def _file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_issues_example_is_read_into_rules(tmp_path: Path) -> None:
+    policy = load_policy_file(_file(tmp_path, EXAMPLE))
+
+    assert policy == AccessPolicy(
+        admins=frozenset({"platform-admin"}),
+        deny_buckets=("audit-*", "*-logs"),
+        rules=(
+            Rule(
+                number=1,
+                identities=("svc-ci", "team-data-*"),
+                buckets=("ci-*", "data-*"),
+                access=frozenset({Access.UPLOAD, Access.READ}),
+                prefixes=("builds/*",),
+                instance_tags={"team": "data"},
+                max_ttl=timedelta(hours=24),
+            ),
+            Rule(
+                number=2,
+                identities=("svc-web",),
+                buckets=("web-assets",),
+                access=frozenset({Access.READ_WRITE, Access.LIST}),
+            ),
+        ),
+    )
+    assert policy.reads_instance_tags
+
+
+@pytest.mark.parametrize("text", ["{}\n", "admins: []\nrules: []\ndeny_buckets: []\n"])
+def test_an_empty_policy_is_valid_and_denies_everything(tmp_path: Path, text: str) -> None:
+    assert load_policy_file(_file(tmp_path, text)) == AccessPolicy()
+
+
+RULE = "identities: [a], buckets: [b], access: [read]"
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "must be a YAML mapping"),
+        ("admin: [a]\n", "unknown key admin"),
+        ("admins: a\n", "admins: must be a non-empty list"),
+        ("admins: ['a*']\n", "'a\\*' is a pattern; name each admin exactly"),
+        ("admins: [' a']\n", "must not start or end with white space"),
+        ("deny_buckets: [1]\n", "deny_buckets: every entry must be a non-empty string"),
+        ("rules: {a: 1}\n", "rules must be a list"),
+        ("rules: [a]\n", "rule 1: must be a mapping"),
+        ("rules: [{identities: [a], buckets: [b]}]\n", "rule 1: missing access"),
+        (f"rules: [{{{RULE}, prefix: [x]}}]\n", "rule 1: unknown key prefix"),
+        ("rules: [{identities: [a], buckets: [], access: [read]}]\n", "buckets: must be a non"),
+        ("rules: [{identities: a, buckets: [b], access: [read]}]\n", "identities: must be a"),
+        ("rules: [{identities: [a], buckets: [b], access: [write]}]\n", "unknown access 'write'"),
+        (
+            "rules: [{identities: [a], buckets: [b], access: [read_write]}]\n",
+            "expected upload, read, read-write, list",
+        ),
+        (f"rules: [{{{RULE}, prefixes: []}}]\n", "rule 1: prefixes: must be a non-empty list"),
+        (f"rules: [{{{RULE}, instance_tags: [team]}}]\n", "instance_tags: must be a mapping"),
+        (f"rules: [{{{RULE}, instance_tags: {{tier: 1}}}}]\n", "quote values such as 1"),
+        (f"rules: [{{{RULE}, max_ttl: 3600}}]\n", "max_ttl: must be a duration such as 90s"),
+        (f"rules: [{{{RULE}, max_ttl: 1 day}}]\n", "max_ttl: invalid duration '1 day'"),
+        (f"rules: [{{{RULE}, max_ttl: 40000w}}]\n", "max_ttl: must be at most 36525 days"),
+        (f"rules: [{{{RULE}}}, {{{RULE}, max_ttl: 0s}}]\n", "rule 2: max_ttl: invalid duration"),
+    ],
+)
+def test_malformed_policies_are_refused_saying_where_and_why(
+    tmp_path: Path, text: str, complaint: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=complaint) as refused:
+        load_policy_file(_file(tmp_path, text))
+
+    assert str(refused.value).startswith(f"policy file {tmp_path / 'policy.yaml'}")
