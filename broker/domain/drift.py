@@ -56,12 +56,11 @@ def find_drift(
         return [Drift(names.instance_id, DriftKind.INSTANCE_GONE, "a running instance", MISSING)]
     association = observed.association
     if association is not None and not is_our_association(names, association):
-        expected = f"instance profile {names.path}{names.profile_name}"
         return [
             Drift(
                 names.instance_id,
                 DriftKind.FOREIGN_ASSOCIATION,
-                expected,
+                _our_profile(names),
                 f"instance profile {association.profile_arn}",
             )
         ]
@@ -104,8 +103,7 @@ def _profile_drift(names: ManagedNames, observed: ObservedState) -> list[Drift]:
     profile = observed.profile
     if profile is None or not profile.managed:
         actual = MISSING if profile is None else NOT_THE_BROKERS
-        expected = f"instance profile {names.path}{names.profile_name}"
-        return [Drift(names.instance_id, DriftKind.PROFILE, expected, actual)]
+        return [Drift(names.instance_id, DriftKind.PROFILE, _our_profile(names), actual)]
     if profile.role_names == (names.role_name,):
         return []
     held = ", ".join(profile.role_names) or "no role"
@@ -115,8 +113,12 @@ def _profile_drift(names: ManagedNames, observed: ObservedState) -> list[Drift]:
 def _association_drift(names: ManagedNames, observed: ObservedState) -> list[Drift]:
     if observed.association is not None:
         return []  # a foreign one was reported before anything else
-    expected = f"instance profile {names.path}{names.profile_name}"
+    expected = _our_profile(names)
     return [Drift(names.instance_id, DriftKind.ASSOCIATION, expected, "no instance profile")]
+
+
+def _our_profile(names: ManagedNames) -> str:
+    return f"instance profile {names.path}{names.profile_name}"
 
 
 def _unneeded(names: ManagedNames, observed: ObservedState) -> list[Drift]:

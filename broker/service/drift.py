@@ -99,9 +99,10 @@ def _repair(deps: Dependencies, instance_id: str, drifts: list[Drift], actor: st
     kinds = {drift.kind for drift in drifts}
     if DriftKind.FOREIGN_ASSOCIATION in kinds:
         reason = f"instance {instance_id} now holds an instance profile the broker does not manage"
-        _fail_live_grants(deps, instance_id, reason, actor)
+        _end_live_grants(deps, instance_id, actor, reason, state=GrantState.FAILED)
     elif DriftKind.INSTANCE_GONE in kinds:
-        _revoke_live_grants(deps, instance_id, f"instance {instance_id} no longer exists", actor)
+        gone = f"instance {instance_id} no longer exists"
+        _end_live_grants(deps, instance_id, actor, gone, state=GrantState.REVOKING)
     try:
         # Withdraws the broker's own resources after the two cases above; repairs the rest.
         converge_instance(deps, instance_id, actor)
@@ -115,29 +116,20 @@ def _repair(deps: Dependencies, instance_id: str, drifts: list[Drift], actor: st
     return True
 
 
-def _fail_live_grants(deps: Dependencies, instance_id: str, reason: str, actor: str) -> None:
+def _end_live_grants(
+    deps: Dependencies, instance_id: str, actor: str, reason: str, *, state: GrantState
+) -> None:
+    """Moves the instance's pending and active grants to FAILED, or to REVOKING (convergence
+    then tears down and settles them as a revocation would), saying why."""
+    action = "grant.failed" if state is GrantState.FAILED else "grant.revoke_requested"
+    failure = reason if state is GrantState.FAILED else ""
     now = deps.clock.now()
     with deps.uow() as uow:
         for grant in uow.grants.for_instance(instance_id):
             if grant.state.is_desired:
-                failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
-                uow.grants.save(failed)
-                uow.audit.append(grant_event(deps.clock, actor, "grant.failed", failed))
-        uow.commit()
-
-
-def _revoke_live_grants(deps: Dependencies, instance_id: str, reason: str, actor: str) -> None:
-    """Ends the grants as a revocation would: convergence then tears down and settles them."""
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        for grant in uow.grants.for_instance(instance_id):
-            if grant.state.is_desired:
-                revoking = grant.moved_to(GrantState.REVOKING, now)
-                uow.grants.save(revoking)
-                event = grant_event(
-                    deps.clock, actor, "grant.revoke_requested", revoking, reason=reason
-                )
-                uow.audit.append(event)
+                ended = grant.moved_to(state, now, failure_reason=failure)
+                uow.grants.save(ended)
+                uow.audit.append(grant_event(deps.clock, actor, action, ended, reason=reason))
         uow.commit()
 
 

@@ -16,6 +16,7 @@ from broker.service.granting import grant_access
 from broker.service.queries import get_grant
 from broker.service.revoking import RevokeCommand, revoke_access
 from tests.unit.service.fakes import (
+    ACCOUNT,
     INSTANCE,
     OTHER_INSTANCE,
     POLICY,
@@ -284,3 +285,17 @@ def test_a_change_made_by_a_killed_convergence_enters_the_trail_as_found(w: Worl
     assert "found done in AWS" in steps[0].detail["found"]
     assert "found" not in steps[1].detail
     assert w.db.grants()[0].state is GrantState.ACTIVE
+
+
+def test_roles_are_created_with_the_permissions_boundary(w: World) -> None:
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/accessbroker-boundary"
+    deps = replace(w.deps, permissions_boundary_arn=boundary)
+
+    grant_access(deps, grant_command("photos"))
+
+    assert w.aws.roles[ROLE].boundary == boundary
+
+
+def test_without_a_boundary_setting_roles_get_none(w: World) -> None:
+    grant_access(w.deps, grant_command("photos"))
+    assert w.aws.roles[ROLE].boundary == ""

@@ -1,7 +1,5 @@
 """reconcile and the sweep's repair_drift: drift found, audited, repaired or reported."""
 
-from dataclasses import replace
-
 import pytest
 
 from broker.domain.access import GrantState
@@ -15,11 +13,9 @@ from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
     POLICY,
-    PROFILE_ARN,
     ROLE,
     World,
     grant_command,
-    make_deps,
     world,
 )
 
@@ -187,14 +183,3 @@ def test_the_sweep_repairs_as_the_system_and_one_failure_does_not_stop_it(w: Wor
     assert [(f.drift.instance_id, f.repaired) for f in findings] == [(OTHER_INSTANCE, True)]
     drift_events = [e for e in w.db.snapshot().audit if e.action.startswith("drift.")]
     assert {e.actor for e in drift_events} == {SYSTEM_ACTOR}
-
-
-def test_roles_are_created_with_the_permissions_boundary() -> None:
-    w = world(INSTANCE)
-    boundary = f"arn:aws:iam::{ACCOUNT}:policy/accessbroker-boundary"
-    deps = replace(make_deps(w.db, w.aws, w.clock), permissions_boundary_arn=boundary)
-
-    grant_access(deps, grant_command("photos"))
-
-    assert w.aws.roles[ROLE].boundary == boundary
-    assert w.aws.associations[INSTANCE].profile_arn == PROFILE_ARN
