@@ -100,7 +100,11 @@ class ClientCertificates:
         names = uris or _peer_property(context, _COMMON_NAME)
         if not names:
             raise Unauthenticated("the client certificate has neither a URI SAN nor a subject CN")
-        identity = names[0].decode("utf-8", errors="replace")
+        try:
+            identity = names[0].decode("utf-8")
+        except UnicodeDecodeError:
+            # Replacing bad bytes could make two certificates' names one identity.
+            raise Unauthenticated("the client certificate's identity is not UTF-8") from None
         if identity_problems(identity):
             raise Unauthenticated("the client certificate's identity is not usable")
         return identity
