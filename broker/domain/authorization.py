@@ -182,7 +182,14 @@ def identity_problems(identity: str) -> list[str]:
         problems.append("must not start or end with white space")
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in identity):
         problems.append("must not contain control characters")
+    return problems
+
+
+def credential_identity_problems(identity: str) -> list[str]:
+    """Problems of the identity a token or a certificate proves: also none of the broker's own
+    names, which a caller holding one could pass for in the audit trail. (Rules and questions
+    may name them: in auth mode none every caller is anonymous.)"""
+    problems = identity_problems(identity)
     if identity in (SYSTEM_ACTOR, ANONYMOUS_ACTOR):
-        # The audit trail's own names: a caller holding one could pass for the broker.
         problems.append(f"{identity!r} is reserved for the broker itself")
     return problems

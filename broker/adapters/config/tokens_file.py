@@ -19,7 +19,7 @@ from broker.adapters.config.yaml_file import (
     mapping,
     read_yaml_mapping,
 )
-from broker.domain.authorization import identity_problems
+from broker.domain.authorization import credential_identity_problems
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 WHAT = "tokens file"
@@ -47,7 +47,11 @@ def _token(entry: Any, where: str) -> StoredToken:
     entry = mapping(entry, where)
     check_keys(entry, where, allowed=("identity", "sha256"), required=("identity", "sha256"))
     identity, digest = entry["identity"], entry["sha256"]
-    problems = identity_problems(identity) if isinstance(identity, str) else ["must be a string"]
+    problems = (
+        credential_identity_problems(identity)
+        if isinstance(identity, str)
+        else ["must be a string"]
+    )
     if problems:
         raise ConfigurationError(f"{where}: identity {'; '.join(problems)}")
     if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):

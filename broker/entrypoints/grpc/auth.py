@@ -17,7 +17,7 @@ import grpc
 
 from broker.adapters.config.tokens_file import StoredToken
 from broker.domain.audit import ANONYMOUS_ACTOR
-from broker.domain.authorization import identity_problems
+from broker.domain.authorization import credential_identity_problems
 from broker.domain.errors import Unauthenticated
 from broker.entrypoints.grpc.errors import ServerInterceptorBase, status_for
 
@@ -105,7 +105,7 @@ class ClientCertificates:
         except UnicodeDecodeError:
             # Replacing bad bytes could make two certificates' names one identity.
             raise Unauthenticated("the client certificate's identity is not UTF-8") from None
-        if identity_problems(identity):
+        if credential_identity_problems(identity):
             raise Unauthenticated("the client certificate's identity is not usable")
         return identity
 

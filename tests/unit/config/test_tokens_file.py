@@ -48,6 +48,8 @@ def test_an_empty_list_is_a_valid_file_that_lets_nobody_in(tmp_path: Path) -> No
         (f"tokens: [{{identity: 7, sha256: {DIGEST}}}]\n", "identity must be a string"),
         (f"tokens: [{{identity: ' a', sha256: {DIGEST}}}]\n", "white space"),
         ("tokens: [{identity: a, sha256: abc}]\n", "64 hexadecimal characters"),
+        (f"tokens: [{{identity: system, sha256: {DIGEST}}}]\n", "'system' is reserved"),
+        (f"tokens: [{{identity: anonymous, sha256: {DIGEST}}}]\n", "'anonymous' is reserved"),
         (
             f"tokens: [{{identity: a, sha256: {DIGEST}}}, {{identity: a, sha256: {'b' * 64}}}]\n",
             "identity a is listed twice",

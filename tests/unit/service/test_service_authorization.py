@@ -285,6 +285,12 @@ def test_an_admin_is_told_the_decision_and_nothing_is_granted(w: World) -> None:
     assert w.aws.calls == []
 
 
+def test_the_anonymous_caller_of_auth_mode_none_can_be_asked_about(w: World) -> None:
+    assert explain(w, identity="anonymous").reason == (
+        "no rule matched: no rule is for identity anonymous"
+    )
+
+
 def test_only_admins_may_ask_for_explanations(w: World) -> None:
     with pytest.raises(PermissionDenied, match="only an admin may explain access decisions"):
         explain(w, actor="alice")
