@@ -47,7 +47,21 @@ def follow_audit_events(
             return
 
 
+def follow_audit_events_as(
+    deps: Dependencies, actor: str, instance_id: str, cursor: int, idle: Callable[[], bool]
+) -> Iterator[AuditEvent]:
+    """follow_audit_events for a caller, who must still be an admin at each event: a policy
+    reloaded while the feed is open takes effect on it too."""
+    for event in follow_audit_events(deps, instance_id, cursor, idle):
+        _require_audit_reader(deps, actor)
+        yield event
+
+
+def _require_audit_reader(deps: Dependencies, actor: str) -> None:
+    require_admin(deps, actor, "audit.read_denied", "read the audit trail")
+
+
 def start_of_feed_as(deps: Dependencies, actor: str, instance_id: str, after: int | None) -> int:
     """start_of_feed for a caller: the audit trail names every caller's grants, admins only."""
-    require_admin(deps, actor, "audit.read_denied", "read the audit trail")
+    _require_audit_reader(deps, actor)
     return start_of_feed(deps, instance_id, after)

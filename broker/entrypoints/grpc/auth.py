@@ -169,6 +169,9 @@ class AuthInterceptor(ServerInterceptorBase):
                         response = caller.run(next, responses)
                     except StopIteration:
                         return
+                    # Credentials may be withdrawn (a reloaded tokens file) while a stream is
+                    # open: each message goes only to a caller who still proves who it was.
+                    self._still_the_caller(caller, context, method)
                     yield response
             finally:
                 # A cancelled call must release what the stream holds now, not when collected.
@@ -177,6 +180,14 @@ class AuthInterceptor(ServerInterceptorBase):
                     caller.run(close)
 
         return authenticated
+
+    def _still_the_caller(
+        self, caller: contextvars.Context, context: grpc.ServicerContext, method: str
+    ) -> None:
+        now = self._caller(context, method).run(authenticated_caller)
+        if now != caller.run(authenticated_caller):
+            error = Unauthenticated("the credentials now prove another identity")
+            context.abort_with_status(status_for(error))
 
     def _caller(self, context: grpc.ServicerContext, method: str) -> contextvars.Context:
         """A context holding the caller's identity; ends the call when there is none."""

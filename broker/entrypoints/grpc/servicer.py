@@ -21,7 +21,7 @@ from broker.entrypoints.grpc.mapping import (
     state_from_proto,
     ttl_from_proto,
 )
-from broker.service.audit_feed import follow_audit_events, start_of_feed_as
+from broker.service.audit_feed import follow_audit_events_as, start_of_feed_as
 from broker.service.authorization import require_admin
 from broker.service.deadlines import deadline_in
 from broker.service.dependencies import Dependencies
@@ -195,12 +195,12 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             return context.is_active() and not self._stopping.is_set()
 
         after = request.after_event_id if request.HasField("after_event_id") else None
+        actor = caller_identity(context)
         with self._streams.slot():
-            start = start_of_feed_as(
-                self._deps, caller_identity(context), request.instance_id, after
-            )
+            start = start_of_feed_as(self._deps, actor, request.instance_id, after)
             context.send_initial_metadata(((FEED_START_METADATA, str(start)),))
-            for event in follow_audit_events(self._deps, request.instance_id, start, idle):
+            events = follow_audit_events_as(self._deps, actor, request.instance_id, start, idle)
+            for event in events:
                 yield event_to_proto(event)
 
     def Reconcile(

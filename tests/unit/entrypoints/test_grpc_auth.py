@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.audit import NewAuditEvent, Outcome
 from broker.domain.authorization import AccessPolicy
 from broker.entrypoints.grpc.auth import BearerTokens, ClientCertificates
 from broker.entrypoints.grpc.security import ServerSecurity
@@ -20,7 +21,7 @@ from broker.service.dependencies import Dependencies
 from broker.service.policy_holder import PolicyHolder
 from tests.credentials import CertificateAuthority, stored_tokens
 from tests.rpc import refusal
-from tests.unit.service.fakes import INSTANCE, World, world
+from tests.unit.service.fakes import INSTANCE, START, World, world
 
 ALICE_TOKEN = "alice-token-4f9a2c"
 BOB_TOKEN = "bob-token-77d1e0"
@@ -231,3 +232,50 @@ def test_a_certificate_without_one_usable_name_is_unauthenticated(
     assert refused.code == grpc.StatusCode.UNAUTHENTICATED
     assert complaint in refused.message
     assert w.db.grants() == []
+
+
+def _append_event(w: World, action: str) -> None:
+    with w.deps.uow() as uow:
+        uow.audit.append(
+            NewAuditEvent(time=START, actor="test", action=action, outcome=Outcome.SUCCESS)
+        )
+        uow.commit()
+
+
+@contextmanager
+def _alices_audit_stream(w: World, tokens: BearerTokens) -> Iterator[Any]:
+    """Alice, an admin, following the audit trail from its start; the first event read."""
+    deps = replace(w.deps, access_policy=PolicyHolder(AccessPolicy(admins=frozenset({"alice"}))))
+    _append_event(w, "before")
+    with (
+        _serving(deps, ServerSecurity(tokens), workers=4) as port,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        stub = broker_pb2_grpc.AccessBrokerStub(channel)
+        request = pb.WatchAuditEventsRequest(after_event_id=0)
+        stream: Any = stub.WatchAuditEvents(request, metadata=_bearer(ALICE_TOKEN), timeout=10)
+        assert next(stream).action == "before"
+        yield deps, stream
+
+
+def test_an_open_stream_ends_when_its_token_is_withdrawn(w: World, tokens: BearerTokens) -> None:
+    with _alices_audit_stream(w, tokens) as (_, stream):
+        tokens.replace(stored_tokens({"bob": BOB_TOKEN}))
+        _append_event(w, "after")
+
+        ended = refusal(lambda: next(stream))
+
+    assert ended.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_open_stream_ends_when_its_caller_is_no_longer_an_admin(
+    w: World, tokens: BearerTokens
+) -> None:
+    with _alices_audit_stream(w, tokens) as (deps, stream):
+        deps.access_policy.replace(AccessPolicy())
+        _append_event(w, "after")
+
+        ended = refusal(lambda: next(stream))
+
+    assert ended.code == grpc.StatusCode.PERMISSION_DENIED
+    assert "audit.read_denied" in w.db.audit_actions()
