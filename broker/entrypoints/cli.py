@@ -24,6 +24,8 @@ from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.settings import Settings
 
 log = logging.getLogger("broker")
+# How soon a signal another thread received is handled.
+SIGNAL_POLL_SECONDS = 0.5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,11 +142,22 @@ def _serve_until_signalled(
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda received, _: signals.put(received))
-    while signals.get() == signal.SIGHUP:
+    while _next_signal(signals) == signal.SIGHUP:
         _reload(runtime, settings, security)
     log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
     running.stop(settings.shutdown_grace)
     sweeper.stop(timeout=settings.shutdown_grace)
+
+
+def _next_signal(signals: "queue.SimpleQueue[int]") -> int:
+    """The next signal received, waiting in short steps: the kernel may deliver a signal to any
+    thread, and Python runs its handler only when the main thread next runs Python code, which
+    a wait without end would never let it do."""
+    while True:
+        try:
+            return signals.get(timeout=SIGNAL_POLL_SECONDS)
+        except queue.Empty:
+            continue
 
 
 def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> None:
