@@ -1,4 +1,6 @@
-"""Configuration from BROKER_* environment variables, each also a flag of `access-broker serve`."""
+"""Configuration from BROKER_* environment variables; those most often set per run (listen,
+database, AWS endpoint, role path, propagation timeout, auth and its files) are also flags of
+`access-broker serve` (see its --help)."""
 
 import re
 from datetime import timedelta
