@@ -1,8 +1,7 @@
-"""Reloading the running broker's tokens and policy files (SIGHUP), and waiting for the effect."""
+"""Reloading the running broker's tokens and policy files (SIGHUP); tests wait for the effect
+with tests.waiting."""
 
 import signal
-import time
-from collections.abc import Callable
 
 from tests.e2e.broker_process import BrokerProcess
 
@@ -11,13 +10,3 @@ def hang_up(broker: BrokerProcess) -> None:
     """Asks the broker to re-read its files; it does so in the background."""
     assert broker.process is not None, "start() the broker first"
     broker.process.send_signal(signal.SIGHUP)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Whether `check` comes true within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()

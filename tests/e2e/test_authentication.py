@@ -15,7 +15,8 @@ from accessbroker import BrokerClient, errors
 from broker.sandbox import Emulator
 from tests.credentials import CertificateAuthority, write_tokens_file
 from tests.e2e.broker_process import BrokerProcess
-from tests.e2e.reloading import eventually, hang_up
+from tests.e2e.reloading import hang_up
+from tests.waiting import wait_until
 
 CI_TOKEN = "ci-token-9b8a7f6e5d4c"
 ADMIN_TOKEN = "admin-token-0f1e2d3c4b5a"
@@ -128,12 +129,15 @@ def test_sighup_reloads_the_tokens_file_and_keeps_it_when_the_new_one_is_bad(
 
         write_tokens_file(tokens, {"svc-ci": "rotated-token-1a2b"})
         hang_up(process)
-        assert eventually(lambda: works("rotated-token-1a2b"))
+        wait_until(lambda: works("rotated-token-1a2b"), what="the rotated token accepted")
         assert not works(CI_TOKEN)
 
         tokens.write_text("tokens: [{identity: svc-ci}]\n")
         hang_up(process)
-        assert eventually(lambda: "tokens not reloaded" in _output(process))
+        wait_until(
+            lambda: "tokens not reloaded" in _output(process),
+            what="the broker logging that the bad tokens file was not reloaded",
+        )
         assert works("rotated-token-1a2b")
     finally:
         process.stop()

@@ -14,9 +14,8 @@ from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import aws_role_exists, grant
 from tests.rpc import refusal
 from tests.tcp_proxy import TcpProxy
+from tests.waiting import wait_for
 
-# The health probe runs every 2 s; a few seconds more for a probe caught mid-way.
-HEALTH_FOLLOWS_WITHIN = 10.0
 # A refused call must come back well before the caller would give up on its own.
 REFUSED_WITHIN = 15.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -49,13 +48,15 @@ def _health(process: BrokerProcess) -> int:
     return status
 
 
-def _within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
+def wait_for_health(process: BrokerProcess, status: int, when: str) -> None:
+    """The health probe runs every 2 s, so health follows the database within seconds; the wait
+    is the suite's usual generous one, for a machine too loaded to run the probe on time."""
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    wait_for(
+        lambda: health_pb2.HealthCheckResponse.ServingStatus.Name(_health(process)),
+        lambda seen: seen == name,
+        what=f"health turning {name} {when}",
+    )
 
 
 def _timed_code(call: Callable[[], object]) -> tuple[grpc.StatusCode, float]:
@@ -76,7 +77,7 @@ def test_losing_the_database_refuses_calls_and_the_broker_recovers_on_its_own(
     other_instance = emulator.run_instance()
 
     proxy.cut()
-    not_serving = _within(HEALTH_FOLLOWS_WITHIN, lambda: _health(broker_on_proxy) == NOT_SERVING)
+    wait_for_health(broker_on_proxy, NOT_SERVING, "after the database went away")
     refused = {
         "GrantAccess": _timed_code(
             lambda: stub.GrantAccess(
@@ -95,16 +96,14 @@ def test_losing_the_database_refuses_calls_and_the_broker_recovers_on_its_own(
         ),
     }
     proxy.restore()
-    serving_again = _within(HEALTH_FOLLOWS_WITHIN, lambda: _health(broker_on_proxy) == SERVING)
+    wait_for_health(broker_on_proxy, SERVING, "again after the database came back")
     after = grant(stub, other_instance, buckets[0], prefix="after/").grant
     kept = stub.GetGrant(pb.GetGrantRequest(grant_id=before.grant_id), timeout=30)
     other_grants = stub.ListGrants(pb.ListGrantsRequest(instance_id=other_instance), timeout=30)
 
-    assert not_serving, "health did not turn NOT_SERVING after the database went away"
     for method, (code, seconds) in refused.items():
         assert code == grpc.StatusCode.UNAVAILABLE, method
         assert seconds < REFUSED_WITHIN, method
-    assert serving_again, "health did not turn SERVING again after the database came back"
     assert after.state == pb.GRANT_STATE_ACTIVE
     # The revoke refused while the database was away changed nothing.
     assert kept.state == pb.GRANT_STATE_ACTIVE

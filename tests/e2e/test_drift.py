@@ -6,7 +6,6 @@ Access is checked as the instance has it (its profile's role credentials), befor
 """
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +39,11 @@ from tests.e2e.drift import (
 )
 from tests.e2e.test_cli import brokerctl, brokerctl_json
 from tests.rpc import refusal
+from tests.waiting import wait_for
 
 PREFIX = "in/"
 # Objects the instance reads: one its grant covers, one in the other bucket it must not read.
 GRANTED_KEY, OTHER_KEY = f"{PREFIX}seed", "private/seed"
-SWEEP_WAIT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -494,10 +493,11 @@ def test_the_background_sweep_repairs_drift_on_its_own(
 def wait_for_repair(
     stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str
 ) -> list[pb.AuditEvent]:
-    """The instance's drift.repaired events, once there are any (or after the wait)."""
-    deadline = time.monotonic() + SWEEP_WAIT_SECONDS
-    while True:
-        events = [e for e in audit_events(stub, instance_id) if e.action == "drift.repaired"]
-        if events or time.monotonic() > deadline:
-            return events
-        time.sleep(0.5)
+    """The instance's drift.repaired events, once there are any: the sweep runs every second,
+    and the wait allows for a machine too loaded to keep to that."""
+    return wait_for(
+        lambda: [e for e in audit_events(stub, instance_id) if e.action == "drift.repaired"],
+        bool,
+        what=f"the background sweep repairing the drift on {instance_id} (drift.repaired)",
+        interval=0.5,
+    )

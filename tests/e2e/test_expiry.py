@@ -1,6 +1,11 @@
-"""A grant with a ttl of seconds ends on time: the sweep withdraws it, as the instance sees it."""
+"""A grant with a ttl ends on time: the sweep withdraws it, as the instance sees it.
 
-import time
+Each test has one window that must close before a grant's expiry: the grant's own request plus
+a check of its access, or plus its extension. On a loaded machine those calls can take seconds,
+so the ttl is tens of seconds. The waits after it are on events (a grant reaching EXPIRED), not
+sleeps, so a test costs about one ttl and no more, however fast or slow the machine.
+"""
+
 from collections.abc import Iterator
 
 import grpc
@@ -10,11 +15,18 @@ from google.protobuf.duration_pb2 import Duration
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.audit import SYSTEM_ACTOR
 from broker.sandbox import Emulator
+from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import aws_associations, aws_role_exists, grant
 from tests.rpc import refusal
+from tests.waiting import WAIT_SECONDS, wait_for
 
-TTL_SECONDS = 4
+# The window, a grant request plus one more call, took under a second with both cores kept busy
+# by other processes; 20 s is some thirty times that, and waiting it out once per test is
+# bearable.
+TTL_SECONDS = 20
+# The sweep runs every second here; past a grant's expiry the wait is for the sweep to get to it.
+EXPIRY_WAIT_SECONDS = TTL_SECONDS + WAIT_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +42,21 @@ def sweeping(
     process.stop()
 
 
-def wait_for_state(broker: BrokerProcess, grant_id: str, state: int, timeout: float) -> pb.Grant:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = broker.stub.GetGrant(pb.GetGrantRequest(grant_id=grant_id), timeout=10)
-        if found.state == state or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+def current(broker: BrokerProcess, grant_id: str) -> pb.Grant:
+    found: pb.Grant = broker.stub.GetGrant(pb.GetGrantRequest(grant_id=grant_id), timeout=10)
+    return found
+
+
+def wait_until_expired(broker: BrokerProcess, granted: pb.Grant) -> pb.Grant:
+    """The grant once the sweep has moved it to EXPIRED; it expires TTL_SECONDS at most from
+    now, and the sweep then gets to it within its interval."""
+    return wait_for(
+        lambda: current(broker, granted.grant_id),
+        lambda found: found.state == pb.GRANT_STATE_EXPIRED,
+        what=f"grant {granted.grant_id} (due {granted.expires_at.ToJsonString()}) reaching EXPIRED",
+        timeout=EXPIRY_WAIT_SECONDS,
+        interval=0.5,
+    )
 
 
 def test_an_expired_grant_loses_its_access_and_is_audited_by_the_system(
@@ -46,13 +66,13 @@ def test_an_expired_grant_loses_its_access_and_is_audited_by_the_system(
     granted = grant(
         sweeping.stub, instance_id, bucket, prefix="out/", ttl=Duration(seconds=TTL_SECONDS)
     ).grant
+    # The window: this check must come before the expiry, TTL_SECONDS after the request.
     assert granted.state == pb.GRANT_STATE_ACTIVE
-    assert emulator.try_as_instance(instance_id, "PutObject", bucket, "out/a") == "allowed"
+    assert emulator.try_as_instance(instance_id, "PutObject", bucket, "out/a") == ALLOWED
 
-    ended = wait_for_state(sweeping, granted.grant_id, pb.GRANT_STATE_EXPIRED, TTL_SECONDS + 20)
+    wait_until_expired(sweeping, granted)
 
-    assert ended.state == pb.GRANT_STATE_EXPIRED
-    assert emulator.try_as_instance(instance_id, "PutObject", bucket, "out/b") == "no credentials"
+    assert emulator.try_as_instance(instance_id, "PutObject", bucket, "out/b") == NO_CREDENTIALS
     assert aws_associations(emulator, instance_id) == []
     assert not aws_role_exists(emulator, instance_id)
     events = sweeping.stub.ListAuditEvents(
@@ -80,15 +100,35 @@ def test_a_ttl_over_the_servers_maximum_is_refused_naming_it(
 def test_extend_keeps_the_access_past_the_first_expiry(
     sweeping: BrokerProcess, emulator: Emulator, instance_id: str, buckets: tuple[str, str]
 ) -> None:
-    bucket = buckets[1]
-    granted = grant(sweeping.stub, instance_id, bucket, ttl=Duration(seconds=TTL_SECONDS)).grant
-
+    kept_bucket, other_bucket = buckets[1], buckets[0]
+    granted = grant(
+        sweeping.stub, instance_id, kept_bucket, ttl=Duration(seconds=TTL_SECONDS)
+    ).grant
+    # The window: the extension must come before the first expiry, TTL_SECONDS after the request.
     extended = sweeping.stub.ExtendGrant(
         pb.ExtendGrantRequest(grant_id=granted.grant_id, ttl=Duration(seconds=600)), timeout=10
     )
-    time.sleep(TTL_SECONDS + 2)  # past the first expiry, with sweeps in between
+    # A witness on the same instance, requested after the first grant with the same ttl, so that
+    # it expires after the first grant's original expiry. Whatever convergence expires it runs at
+    # or after its expiry: it would find the first grant past its original expiry too, had the
+    # extension not taken, and settle both in one transaction. So once the witness is EXPIRED,
+    # the first grant is past its first expiry as far as the broker can tell, with no race left.
+    witness = grant(
+        sweeping.stub,
+        instance_id,
+        other_bucket,
+        prefix="witness/",
+        ttl=Duration(seconds=TTL_SECONDS),
+    ).grant
+    assert witness.expires_at.ToNanoseconds() > granted.expires_at.ToNanoseconds()
+
+    wait_until_expired(sweeping, witness)
 
     assert extended.expires_at.ToSeconds() > granted.expires_at.ToSeconds()
-    current = sweeping.stub.GetGrant(pb.GetGrantRequest(grant_id=granted.grant_id), timeout=10)
-    assert current.state == pb.GRANT_STATE_ACTIVE
-    assert emulator.try_as_instance(instance_id, "PutObject", bucket, "k") == "allowed"
+    assert current(sweeping, granted.grant_id).state == pb.GRANT_STATE_ACTIVE
+    assert emulator.try_as_instance(instance_id, "PutObject", kept_bucket, "k") == ALLOWED
+    # The sweep rewrote the instance's policy without the witness, and kept the extended grant.
+    assert (
+        emulator.try_as_instance(instance_id, "PutObject", other_bucket, "witness/k")
+        == "AccessDenied"
+    )

@@ -6,7 +6,6 @@ and a broker treats every managed role on its path without a grant in its databa
 """
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import aws_associations, aws_profile_names, aws_role_names
+from tests.waiting import wait_for
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -67,6 +67,12 @@ def look_alike(emulator: Emulator, instance_id: str, path: str, tags: dict[str, 
     return name
 
 
+def trail(process: BrokerProcess, instance_id: str) -> list[tuple[str, str]]:
+    """The instance's audit trail as (action, actor), oldest first."""
+    request = pb.ListAuditEventsRequest(instance_id=instance_id)
+    return [(e.action, e.actor) for e in process.stub.ListAuditEvents(request, timeout=10).events]
+
+
 def test_the_sweep_at_start_removes_orphans_and_only_them(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -89,12 +95,13 @@ def test_the_sweep_at_start_removes_orphans_and_only_them(
     )
     process.start()
     try:
-        deadline = time.monotonic() + 30
-        while orphan_role in aws_role_names(emulator) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        events = process.stub.ListAuditEvents(
-            pb.ListAuditEventsRequest(instance_id=orphan), timeout=10
-        ).events
+        # Deleting the role is the teardown's last step, and each step is audited once AWS has
+        # done it: wait for that record, so that the whole trail is there to compare.
+        events = wait_for(
+            lambda: trail(process, orphan),
+            lambda seen: ("aws.delete_role", "system") in seen,
+            what="the sweep at start recording the orphaned role's deletion (aws.delete_role)",
+        )
     finally:
         process.stop()
 
@@ -103,8 +110,8 @@ def test_the_sweep_at_start_removes_orphans_and_only_them(
     assert aws_profile_names(emulator, orphan) == []
     assert aws_associations(emulator, orphan) == []
     assert {untagged, elsewhere} <= set(roles), "look-alikes are never touched"
-    assert {e.actor for e in events} == {"system"}
-    assert [e.action for e in events] == [
+    assert {actor for _, actor in events} == {"system"}
+    assert [action for action, _ in events] == [
         "instance.orphan_found",
         # What was left behind enters the trail as found, so replaying the trail matches AWS.
         "aws.create_role",

@@ -10,6 +10,7 @@ and signature included, or met with one fault:
   before the answer: the caller sees a failure although the change happened;
 - `propagation`: for `propagation_seconds` after a CreateInstanceProfile passed through, EC2
   refuses to associate that profile with its real "Invalid IAM Instance Profile name" error.
+  The seconds are read on `clock` (real time unless a test passes a fake one to move by hand).
 
 `hold(action)` parks requests of one action until `release()`, so a test can kill the caller
 while it waits on exactly that call.
@@ -111,11 +112,16 @@ class FaultProxy:
     """Listens on 127.0.0.1 (a free port) in this process; use as a context manager."""
 
     def __init__(
-        self, upstream_url: str, seed: int = 0, rules: Mapping[str, Faults] | None = None
+        self,
+        upstream_url: str,
+        seed: int = 0,
+        rules: Mapping[str, Faults] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         upstream = urlsplit(upstream_url)
         self.upstream_host, self.upstream_port = upstream.hostname or "", upstream.port or 80
         self.seed = seed
+        self._clock = clock
         self._state = _State(rules=dict(rules or {}))
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -221,14 +227,14 @@ class FaultProxy:
         if action != "AssociateIamInstanceProfile" or rules.propagation_seconds <= 0:
             return False
         created = self._state.profiles_created.get(aws_errors.associated_profile_name(params))
-        return created is not None and time.monotonic() - created < rules.propagation_seconds
+        return created is not None and self._clock() - created < rules.propagation_seconds
 
     def _record(self, exchange: Exchange) -> None:
         with self._changed:
             self._state.exchanges.append(exchange)
             if exchange.action == "CreateInstanceProfile" and exchange.changed_aws:
                 name = exchange.params.get("InstanceProfileName", "")
-                self._state.profiles_created[name] = time.monotonic()
+                self._state.profiles_created[name] = self._clock()
             self._changed.notify_all()
 
     def _forward(

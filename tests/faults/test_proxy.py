@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 
 from broker.sandbox import Emulator
 from tests.faults import FaultProxy, Faults
+from tests.waiting import WAIT_SECONDS
 
 IAM_AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/iam/aws4_request, x"
 ANSWER = b"<answer>\x00\xff exactly these bytes</answer>"
@@ -154,24 +155,40 @@ def test_dropped_connections(emulator: Emulator, kind: str, role_made: bool) -> 
     assert (name in {r["RoleName"] for r in roles}) is role_made
 
 
+class _SetClock:
+    """Seconds that move only when the test sets them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_new_profile_is_invisible_to_ec2_for_a_while(emulator: Emulator) -> None:
     instance_id = emulator.run_instance()
     name = f"proxy-{uuid.uuid4().hex[:8]}"
     rules = {"AssociateIamInstanceProfile": Faults(propagation_seconds=1.0)}
-    with FaultProxy(emulator.endpoint_url, seed=1, rules=rules) as proxy:
+    # The window is read on a clock this test sets, so its start and end are where the test
+    # says, however long the calls take.
+    clock = _SetClock()
+    with FaultProxy(emulator.endpoint_url, seed=1, rules=rules, clock=clock) as proxy:
         iam, ec2 = _client(emulator, proxy, "iam"), _client(emulator, proxy, "ec2")
         iam.create_instance_profile(InstanceProfileName=name)
         associate = ec2.associate_iam_instance_profile
-        refusal = _error(associate, InstanceId=instance_id, IamInstanceProfile={"Name": name})
-        assert refusal == (
+        profile = {"InstanceId": instance_id, "IamInstanceProfile": {"Name": name}}
+        invisible = (
             "InvalidParameterValue",
             400,
             f"Value ({name}) for parameter iamInstanceProfile.name is invalid. "
             "Invalid IAM Instance Profile name",
         )
-        threading.Event().wait(1.1)
-        associate(InstanceId=instance_id, IamInstanceProfile={"Name": name})
-    assert proxy.faults == {"propagation": 1}
+        assert _error(associate, **profile) == invisible
+        clock.now = 0.875  # still within the window
+        assert _error(associate, **profile) == invisible
+        clock.now = 1.0  # the window has just ended
+        associate(**profile)
+    assert proxy.faults == {"propagation": 2}
 
 
 def test_the_seed_decides_which_requests_fail(echo_url: str) -> None:
@@ -198,10 +215,10 @@ def test_a_held_action_waits_for_release(echo_url: str) -> None:
             target=lambda: answers.append(_post(proxy.url, "DeleteRole").status)
         )
         caller.start()
-        assert proxy.wait_until_held(timeout=5)
+        assert proxy.wait_until_held(timeout=WAIT_SECONDS)
         assert _post(proxy.url, "CreateRole").status == 200  # other actions pass
         assert answers == [] and len(_Echo.received) == 1
         proxy.release()
-        caller.join(timeout=5)
+        caller.join(timeout=WAIT_SECONDS)
     assert answers == [200]
     assert [e.action for e in proxy.exchanges] == ["CreateRole", "DeleteRole"]

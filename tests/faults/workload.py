@@ -18,6 +18,7 @@ import grpc
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from tests.waiting import WAIT_SECONDS, wait_for
 
 T = TypeVar("T")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -145,22 +146,37 @@ def grants_of(stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str) -> list[
             return grants
 
 
+@dataclass(frozen=True)
+class Grants:
+    """The grants of some instances, read at one moment; shown (in a failed wait's message) by
+    those still settling."""
+
+    grants: list[pb.Grant]
+
+    @property
+    def settling(self) -> list[pb.Grant]:
+        return [g for g in self.grants if g.state in SETTLING]
+
+    def __repr__(self) -> str:
+        still = ", ".join(
+            f"{g.grant_id} {pb.GrantState.Name(g.state)} ({g.failure_reason})"
+            for g in self.settling
+        )
+        return f"{len(self.settling)} of {len(self.grants)} grants still settling: {still}"
+
+
 def wait_until_settled(
-    stub: broker_pb2_grpc.AccessBrokerStub, instance_ids: Sequence[str], timeout: float
+    stub: broker_pb2_grpc.AccessBrokerStub,
+    instance_ids: Sequence[str],
+    timeout: float = WAIT_SECONDS,
 ) -> list[pb.Grant]:
-    """Every grant of the instances once none is PENDING or REVOKING; fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        grants = [g for i in instance_ids for g in grants_of(stub, i)]
-        settling = [g for g in grants if g.state in SETTLING]
-        if not settling:
-            return grants
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{len(settling)} grants still settling after {timeout:g}s: "
-                + ", ".join(
-                    f"{g.grant_id} {pb.GrantState.Name(g.state)} ({g.failure_reason})"
-                    for g in settling
-                )
-            )
-        time.sleep(0.25)
+    """Every grant of the instances once none is PENDING or REVOKING; NeverHappened naming the
+    grants still settling after `timeout` seconds."""
+    settled = wait_for(
+        lambda: Grants([g for i in instance_ids for g in grants_of(stub, i)]),
+        lambda seen: not seen.settling,
+        what=f"every grant of {', '.join(instance_ids)} settling",
+        timeout=timeout,
+        interval=0.25,
+    )
+    return settled.grants

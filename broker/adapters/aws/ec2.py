@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from broker.adapters.aws.errors import error_code, error_message, translated
-from broker.adapters.aws.retry import Propagation, RetryBudgets, RetryCounter, RetryingAdapter
+from broker.adapters.aws.retry import Propagation, RetryingAdapter
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import InstanceNotFound
 from broker.service.ports import InstanceInfo
@@ -28,17 +28,8 @@ _GONE_STATES = frozenset({"shutting-down", "terminated"})
 _CURRENT_ASSOCIATION_STATES = ["associating", "associated"]
 
 
-class BotoEc2(RetryingAdapter):
-    def __init__(
-        self,
-        client: EC2Client,
-        *,
-        propagation_timeout: float,
-        budgets: RetryBudgets | None = None,
-        retries: RetryCounter | None = None,
-    ) -> None:
-        super().__init__(propagation_timeout=propagation_timeout, budgets=budgets, retries=retries)
-        self._client = client
+class BotoEc2(RetryingAdapter["EC2Client"]):
+    _client: EC2Client
 
     def find_instance(self, instance_id: str) -> InstanceInfo | None:
         for instance in self._described(instance_id):

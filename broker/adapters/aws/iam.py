@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from botocore.exceptions import ClientError
 
 from broker.adapters.aws.errors import error_code, translated
-from broker.adapters.aws.retry import Propagation, RetryBudgets, RetryCounter, RetryingAdapter
+from broker.adapters.aws.retry import Propagation, RetryingAdapter
 from broker.domain.convergence import ProfileInfo, RoleInfo
 from broker.domain.errors import AwsUnavailable, ForeignRole
 from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
@@ -36,17 +36,8 @@ T = TypeVar("T")
 _NO_SUCH_ENTITY = "NoSuchEntity"
 
 
-class BotoIam(RetryingAdapter):
-    def __init__(
-        self,
-        client: IAMClient,
-        *,
-        propagation_timeout: float,
-        budgets: RetryBudgets | None = None,
-        retries: RetryCounter | None = None,
-    ) -> None:
-        super().__init__(propagation_timeout=propagation_timeout, budgets=budgets, retries=retries)
-        self._client = client
+class BotoIam(RetryingAdapter["IAMClient"]):
+    _client: IAMClient
 
     def get_role(self, name: str) -> RoleInfo | None:
         with translated("GetRole"):

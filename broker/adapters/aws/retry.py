@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from botocore.parsers import ResponseParserError
@@ -127,20 +127,27 @@ class Propagation:
     gave_up: str
 
 
-class RetryingAdapter:
-    """What BotoIam and BotoEc2 share: one retry policy, its budgets, and a counter of retries
-    (shared by both adapters when the composition root passes the same one)."""
+Client = TypeVar("Client")
+
+
+class RetryingAdapter(Generic[Client]):
+    """What BotoIam and BotoEc2 share: a boto3 client, one retry policy, its budgets, and a
+    counter of retries (shared by both adapters when the composition root passes the same one)."""
 
     def __init__(
         self,
+        client: Client,
         *,
         propagation_timeout: float,
         budgets: RetryBudgets | None = None,
         retries: RetryCounter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
         self.retries = retries if retries is not None else RetryCounter()
-        self._retry = AwsRetry(budgets, self.retries)
+        self._retry = AwsRetry(budgets, self.retries, sleep, clock)
+        self._client = client
 
 
 @dataclass
@@ -150,6 +157,10 @@ class AwsRetry:
     budgets: RetryBudgets = field(default_factory=RetryBudgets)
     counter: RetryCounter = field(default_factory=RetryCounter)
     sleep: Callable[[float], None] = time.sleep
+    # What the budgets are measured with. Tests pass a fake clock that their fake `sleep`
+    # advances, so a budget's arithmetic cannot depend on the machine's load. (The caller's
+    # deadline stays in real time: broker.service.deadlines.)
+    clock: Callable[[], float] = time.monotonic
 
     def call(
         self, action: str, attempt: Callable[[], T], propagation: Propagation | None = None
@@ -164,6 +175,7 @@ class _Call:
     def __init__(self, policy: AwsRetry, action: str, propagation: Propagation | None) -> None:
         self._policy, self._action, self._propagation = policy, action, propagation
         self._first_failure: dict[Fault, float] = {}
+        self._last_failure: BaseException | None = None
         self._stopped_by_deadline = False
 
     def run(self, attempt: Callable[[], T]) -> T:
@@ -183,7 +195,14 @@ class _Call:
             )
 
     def _checked(self, attempt: Callable[[], T]) -> T:
-        _raise_if_past_deadline(self._action)
+        left = deadlines.seconds_left()
+        if left is not None and left <= 0:
+            if self._last_failure is None:
+                raise _deadline_passed(self._action, "before the call")
+            # The deadline passed during the wait before this retry (a wait overruns on a busy
+            # machine): the caller's deadline cut the retries short, as when _stop sees it.
+            self._stopped_by_deadline = True
+            raise self._gave_up(self._last_failure) from self._last_failure
         return attempt()
 
     def _fault(self, error: BaseException | None) -> Fault | None:
@@ -196,11 +215,12 @@ class _Call:
     def _should_retry(self, state: RetryCallState) -> bool:
         fault = self._fault(_exception(state))
         if fault is not None:
-            self._first_failure.setdefault(fault, time.monotonic())
+            self._first_failure.setdefault(fault, self._policy.clock())
+            self._last_failure = _exception(state)
         return fault is not None
 
     def _budget_left(self, fault: Fault) -> float:
-        spent = time.monotonic() - self._first_failure[fault]
+        spent = self._policy.clock() - self._first_failure[fault]
         return self._policy.budgets.of(fault) - spent
 
     def _wait(self, state: RetryCallState) -> float:
@@ -261,12 +281,6 @@ def classify(error: BaseException) -> Fault | None:
     if isinstance(error, ConnectionError | HTTPClientError):
         return Fault.CONNECTION
     return None
-
-
-def _raise_if_past_deadline(action: str) -> None:
-    left = deadlines.seconds_left()
-    if left is not None and left <= 0:
-        raise _deadline_passed(action, "before the call")
 
 
 def _deadline_passed(action: str, where: str) -> DeadlineExceeded:

@@ -1,7 +1,9 @@
 """The adapters' retry policy: a budget per kind of fault, the caller's deadline, counters, logs.
 
 Throttling and 5xx answers are stubbed on real clients (botocore.stub.Stubber); connection
-errors come from a port nobody listens on.
+errors come from a port nobody listens on. Budgets are measured on a fake clock that only the
+policy's waits (and, where a test says so, its attempts) advance: "gave up after the budget" is
+then arithmetic, not a race with the machine's load. The caller's deadline is real time.
 """
 
 import logging
@@ -19,7 +21,7 @@ from broker.adapters.aws.retry import Fault, RetryBudgets, RetryCounter
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import AwsRejected, AwsUnavailable, DeadlineExceeded
 from broker.sandbox import Credentials, Emulator
-from broker.service.deadlines import deadline_in
+from broker.service.deadlines import deadline_in, seconds_left
 from tests.integration.aws.clients import admin_clients
 
 ROLE = "accessbroker-i-0123456789abcdef0"
@@ -45,6 +47,19 @@ ASSOCIATED = {
 }
 BUDGET = 1.0
 BUDGETS = RetryBudgets(throttling=BUDGET, server_error=BUDGET, connection=BUDGET)
+
+
+class FakeClock:
+    """Seconds that pass only when someone sleeps on this clock or says time went by."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +90,32 @@ def counter() -> RetryCounter:
 
 
 @pytest.fixture
-def iam(iam_client: IAMClient, counter: RetryCounter) -> BotoIam:
-    return BotoIam(iam_client, propagation_timeout=5.0, budgets=BUDGETS, retries=counter)
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def ec2(ec2_client: EC2Client, counter: RetryCounter) -> BotoEc2:
-    return BotoEc2(ec2_client, propagation_timeout=5.0, budgets=BUDGETS, retries=counter)
+def iam(iam_client: IAMClient, counter: RetryCounter, clock: FakeClock) -> BotoIam:
+    return BotoIam(
+        iam_client,
+        propagation_timeout=5.0,
+        budgets=BUDGETS,
+        retries=counter,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def ec2(ec2_client: EC2Client, counter: RetryCounter, clock: FakeClock) -> BotoEc2:
+    return BotoEc2(
+        ec2_client,
+        propagation_timeout=5.0,
+        budgets=BUDGETS,
+        retries=counter,
+        sleep=clock.sleep,
+        clock=clock,
+    )
 
 
 def fail(stubber: Stubber, operation: str, code: str, status: int, times: int = 1) -> None:
@@ -150,43 +184,87 @@ def test_propagation_and_throttling_are_retried_within_one_call(
     }
 
 
-@pytest.mark.parametrize(("code", "status"), [("Throttling", 400), ("ServiceUnavailable", 503)])
-def test_a_spent_budget_is_unavailable_after_about_the_budget(
-    iam: BotoIam, iam_stub: Stubber, counter: RetryCounter, code: str, status: int
+@pytest.mark.parametrize("answer", [("Throttling", 400), ("ServiceUnavailable", 503)])
+def test_a_spent_budget_is_unavailable_at_the_end_of_the_budget(
+    iam: BotoIam,
+    iam_stub: Stubber,
+    counter: RetryCounter,
+    clock: FakeClock,
+    answer: tuple[str, int],
 ) -> None:
+    code, status = answer
     fail(iam_stub, "get_role", code, status, times=200)
-    started = time.monotonic()
 
     with pytest.raises(AwsUnavailable, match=f"GetRole failed: {code} .*retried for 1s"):
         iam.get_role(ROLE)
 
-    elapsed = time.monotonic() - started
-    assert BUDGET * 0.9 <= elapsed < BUDGET + 0.5
+    # Attempts take no time on this clock: the first fails at 0, the last wait is cut short so
+    # that the last attempt falls exactly at the end of the budget, and none comes after it.
+    assert clock.now == pytest.approx(BUDGET)
     fault = Fault.THROTTLING if code == "Throttling" else Fault.SERVER_ERROR
     assert counter.gave_up() == {("GetRole", fault): 1}
+    # The first wait is at most half the budget, so at least two retries fit in it.
     assert counter.retries()[("GetRole", fault)] >= 2
 
 
-def test_each_class_has_its_own_budget(iam_client: IAMClient, iam_stub: Stubber) -> None:
+def test_the_time_attempts_take_counts_against_the_budget(
+    iam_client: IAMClient, iam: BotoIam, iam_stub: Stubber, clock: FakeClock
+) -> None:
+    attempt_seconds = 0.3
+
+    def slow_attempt(**_: object) -> None:
+        clock.sleep(attempt_seconds)
+
+    fail(iam_stub, "get_role", "Throttling", 400, times=200)
+    event = "before-parameter-build.iam.GetRole"  # once per attempt, stubbed or not
+    iam_client.meta.events.register(event, slow_attempt)
+    try:
+        with pytest.raises(AwsUnavailable, match="retried for 1s"):
+            iam.get_role(ROLE)
+    finally:
+        iam_client.meta.events.unregister(event, slow_attempt)
+
+    # The budget runs from the first failure (the end of the first attempt). It is spent once
+    # the time since then reaches it; a wait never overshoots it, only the last attempt can.
+    # (Counting only the waits would give BUDGET plus an attempt's time for every retry.)
+    spent = clock.now - attempt_seconds
+    assert BUDGET <= spent <= BUDGET + attempt_seconds + 1e-9
+
+
+def test_each_class_has_its_own_budget(
+    iam_client: IAMClient, iam_stub: Stubber, clock: FakeClock
+) -> None:
     iam = BotoIam(
         iam_client,
         propagation_timeout=5.0,
         budgets=RetryBudgets(throttling=2.0, server_error=0.3, connection=0.3),
+        sleep=clock.sleep,
+        clock=clock,
     )
     fail(iam_stub, "get_role", "InternalFailure", 500, times=200)
-    started = time.monotonic()
 
-    with pytest.raises(AwsUnavailable, match="InternalFailure"):
+    with pytest.raises(AwsUnavailable, match=r"InternalFailure .*; retried for 0\.3s"):
         iam.get_role(ROLE)
 
-    assert time.monotonic() - started < 1.0, "the server-error budget, not throttling's, applies"
+    assert clock.now == pytest.approx(0.3), "the server-error budget, not throttling's, applies"
 
 
 def test_a_deadline_shorter_than_the_budget_is_deadline_exceeded(
     iam_client: IAMClient, iam_stub: Stubber, counter: RetryCounter
 ) -> None:
+    slept: list[float] = []
+
+    def recorded_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    # Real time: the caller's deadline is measured on the real clock.
     iam = BotoIam(
-        iam_client, propagation_timeout=5.0, budgets=RetryBudgets(throttling=30.0), retries=counter
+        iam_client,
+        propagation_timeout=5.0,
+        budgets=RetryBudgets(throttling=30.0),
+        retries=counter,
+        sleep=recorded_sleep,
     )
     fail(iam_stub, "get_role", "Throttling", 400, times=200)
     started = time.monotonic()
@@ -194,7 +272,35 @@ def test_a_deadline_shorter_than_the_budget_is_deadline_exceeded(
     with deadline_in(0.6), pytest.raises(DeadlineExceeded, match="deadline passed during AWS"):
         iam.get_role(ROLE)
 
-    assert time.monotonic() - started <= 0.6 + 0.2
+    # A wait is only begun when it ends before the deadline, and real time passes at least as
+    # fast as the waits, so together they stay short of it whatever the load.
+    assert sum(slept) < 0.6
+    # The deadline, not the 30 s budget, ended it (a ceiling generous for a loaded machine).
+    assert time.monotonic() - started < 10.0
+    assert counter.gave_up() == {("GetRole", Fault.THROTTLING): 1}
+
+
+def test_a_deadline_that_passes_during_a_wait_ends_the_call_the_same_way(
+    iam_client: IAMClient, iam_stub: Stubber, counter: RetryCounter
+) -> None:
+    def overrunning_sleep(seconds: float) -> None:
+        # What a busy machine does at worst: the wait ends after the deadline it was cut for.
+        left = seconds_left()
+        assert left is not None
+        time.sleep(max(seconds, left) + 0.05)
+
+    iam = BotoIam(
+        iam_client,
+        propagation_timeout=5.0,
+        budgets=RetryBudgets(throttling=30.0),
+        retries=counter,
+        sleep=overrunning_sleep,
+    )
+    fail(iam_stub, "get_role", "Throttling", 400, times=200)
+
+    with deadline_in(0.3), pytest.raises(DeadlineExceeded, match=r"\(throttling: Throttling\)"):
+        iam.get_role(ROLE)
+
     assert counter.gave_up() == {("GetRole", Fault.THROTTLING): 1}
 
 
@@ -229,7 +335,7 @@ def closed_port() -> int:
     return port
 
 
-def test_refused_connections_are_retried_within_their_budget() -> None:
+def test_refused_connections_are_retried_within_their_budget(clock: FakeClock) -> None:
     clients = make_aws_clients(
         endpoint_url=f"http://127.0.0.1:{closed_port()}",
         region="us-east-1",
@@ -237,12 +343,19 @@ def test_refused_connections_are_retried_within_their_budget() -> None:
         connect_timeout=0.5,
     )
     counter = RetryCounter()
-    iam = BotoIam(clients.iam, propagation_timeout=5.0, budgets=BUDGETS, retries=counter)
-    started = time.monotonic()
+    iam = BotoIam(
+        clients.iam,
+        propagation_timeout=5.0,
+        budgets=BUDGETS,
+        retries=counter,
+        sleep=clock.sleep,
+        clock=clock,
+    )
 
     with pytest.raises(AwsUnavailable, match="EndpointConnectionError; retried for 1s"):
         iam.get_role(ROLE)
 
-    assert BUDGET * 0.9 <= time.monotonic() - started < BUDGET + 1.0
+    # Real refusals, fake time: the last attempt falls exactly at the end of the budget.
+    assert clock.now == pytest.approx(BUDGET)
     assert counter.by_fault()[Fault.CONNECTION] >= 2
     assert counter.gave_up() == {("GetRole", Fault.CONNECTION): 1}

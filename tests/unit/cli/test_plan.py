@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 from accessbroker.cli.plan import Plan, grant_key, live_grants, make_plan, revoke_key
@@ -7,6 +10,25 @@ from tests.unit.cli.factories import INSTANCE, OTHER_INSTANCE, T0, make_grant
 
 UPLOAD = DesiredGrant(INSTANCE, "ci-artifacts", Access.UPLOAD, "builds/", timedelta(hours=8))
 READ = DesiredGrant(INSTANCE, "datasets", Access.READ)
+
+
+def _in_another_process(expression: str) -> str:
+    """`expression` (over the names below) as a new interpreter with a hash seed of its own
+    prints it: a key that hung on anything per process (hash(), id(), a random salt) would
+    differ there, and a re-run of `apply` would not be recognized."""
+    script = (
+        "from datetime import timedelta\n"
+        "from accessbroker.cli.plan import grant_key, revoke_key\n"
+        "from accessbroker.cli.requestfile import DesiredGrant\n"
+        "from accessbroker.models import Access\n"
+        f"print({expression})\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
+    )
+    return run.stdout.strip()
 
 
 def test_nothing_live_means_everything_to_grant() -> None:
@@ -72,8 +94,9 @@ def test_live_grants_are_active_first_then_oldest_first() -> None:
 
 def test_grant_keys_follow_the_content_and_the_generation() -> None:
     key = grant_key(UPLOAD)
-    assert key == grant_key(
-        DesiredGrant(INSTANCE, "ci-artifacts", Access.UPLOAD, "builds/", timedelta(hours=8))
+    assert key == _in_another_process(
+        f"grant_key(DesiredGrant({INSTANCE!r}, 'ci-artifacts', Access.UPLOAD, 'builds/',"
+        " timedelta(hours=8)))"
     )
     assert key.startswith("brokerctl-") and len(key) <= 128
     different = [
@@ -97,4 +120,4 @@ def test_grant_keys_follow_the_content_and_the_generation() -> None:
 
 
 def test_revoke_keys_are_per_grant() -> None:
-    assert revoke_key("a") == revoke_key("a") != revoke_key("b")
+    assert revoke_key("a") == _in_another_process("revoke_key('a')") != revoke_key("b")

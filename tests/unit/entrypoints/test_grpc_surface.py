@@ -1,6 +1,5 @@
 """The gRPC surface over fake ports: status codes, error details, health, and no leaked details."""
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -15,11 +14,12 @@ from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.errors import AwsUnavailable
 from broker.entrypoints.grpc.errors import INTERNAL_MESSAGE
 from broker.entrypoints.grpc.server import RunningServer, start_server
-from broker.entrypoints.grpc.servicer import MAX_STREAMS
+from broker.entrypoints.grpc.servicer import FEED_START_METADATA, MAX_STREAMS
 from broker.service.dependencies import Dependencies
 from broker.service.ports import UnitOfWork
 from tests.rpc import refusal
 from tests.unit.service.fakes import INSTANCE, World, world
+from tests.waiting import wait_for
 
 
 @contextmanager
@@ -132,12 +132,26 @@ def test_audit_streams_beyond_the_limit_are_resource_exhausted(w: World) -> None
 
         refused = refusal(lambda: next(iter(extra)))
         streams[0].cancel()
-        time.sleep(0.3)  # the server notices the hang-up at its next poll
-        again: Any = stub.WatchAuditEvents(pb.WatchAuditEventsRequest())
-        again.initial_metadata()
+        # The server notices the hang-up at its next poll of the feed and frees the place then;
+        # until it does, a new stream is refused.
+        again = wait_for(
+            lambda: _accepted_stream(stub),
+            lambda stream: stream is not None,
+            what="a new audit stream accepted once one of the full set hung up",
+        )
         for stream in [*streams[1:], again]:
             stream.cancel()
 
     assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert f"{MAX_STREAMS} audit streams" in refused.message
     assert again.code() is None or again.code() == grpc.StatusCode.CANCELLED
+
+
+def _accepted_stream(stub: broker_pb2_grpc.AccessBrokerStub) -> Any:
+    """A new audit stream if the server accepted it, None if it refused it as one too many."""
+    stream: Any = stub.WatchAuditEvents(pb.WatchAuditEventsRequest())
+    # An accepted stream's headers say where its feed starts; a refused one ends without any.
+    if FEED_START_METADATA in dict(stream.initial_metadata() or ()):
+        return stream
+    assert stream.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, stream.details()
+    return None

@@ -11,6 +11,7 @@ from broker.domain.grants import Grant, GrantRequest, GrantScope, new_grant
 from broker.domain.validation import grant_id_problems
 from broker.service.locks import ProcessInstanceLocks
 from broker.service.ports import IdempotencyRecord
+from tests.blocking import blocked_at
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -22,6 +23,10 @@ from tests.unit.service.fakes import (
     grant_command,
     make_deps,
 )
+from tests.waiting import wait_until
+
+# The statement at which a thread waits for an instance lock that another thread holds.
+LOCKED = "with entry.lock:"
 
 
 def a_grant(grant_id: str = "00000000-0000-0000-0000-000000000001") -> Grant:
@@ -145,22 +150,29 @@ def test_instance_locks_serialize_one_instance_and_are_reentrant() -> None:
     def holder() -> None:
         with locks.hold(INSTANCE), locks.hold(INSTANCE):  # re-entrant
             inside.set()
-            release.wait(5)
+            release.wait()
 
     def contender(instance_id: str) -> None:
         with locks.hold(instance_id):
             got.append(instance_id)
 
     held = threading.Thread(target=holder)
-    held.start()
-    assert inside.wait(5)
     blocked = threading.Thread(target=contender, args=(INSTANCE,))
-    blocked.start()
-    blocked.join(0.05)
-    assert got == [], "the same instance waits"
-    contender(OTHER_INSTANCE)
-    assert got == [OTHER_INSTANCE], "another instance does not"
-    release.set()
-    held.join(5)
-    blocked.join(5)
+    held.start()
+    try:
+        wait_until(inside.is_set, what="the holder inside both of its holds")
+        blocked.start()
+        # Seen blocked on the lock (or, if the lock failed to serialize, already in).
+        wait_until(
+            lambda: bool(got) or blocked_at(blocked, ProcessInstanceLocks.hold_counting, LOCKED),
+            what="the contender for the same instance blocked on its lock",
+        )
+        assert got == [], "the same instance waits"
+        contender(OTHER_INSTANCE)
+        assert got == [OTHER_INSTANCE], "another instance does not"
+    finally:
+        release.set()
+    held.join()
+    wait_until(lambda: len(got) == 2, what="the contender for the same instance got in")
+    blocked.join()
     assert got == [OTHER_INSTANCE, INSTANCE]

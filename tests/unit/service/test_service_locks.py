@@ -3,6 +3,11 @@
 import threading
 
 from broker.service.locks import ProcessInstanceLocks
+from tests.blocking import blocked_at
+from tests.waiting import wait_until
+
+# The statement at which a thread waits for an instance lock that another thread holds.
+LOCKED = "with entry.lock:"
 
 
 def test_nested_holds_count_their_depth_and_release_the_entry() -> None:
@@ -17,21 +22,30 @@ def test_nested_holds_count_their_depth_and_release_the_entry() -> None:
 
 def test_one_instance_waits_for_its_holder_while_another_proceeds() -> None:
     locks = ProcessInstanceLocks()
-    entered = {"same": threading.Event(), "other": threading.Event()}
+    happened: list[str] = []
 
     def enter(instance_id: str, name: str) -> None:
         with locks.hold(instance_id):
-            entered[name].set()
+            happened.append(f"{name} entered")
 
+    same = threading.Thread(target=enter, args=("i-1", "same"))
+    other = threading.Thread(target=enter, args=("i-2", "other"))
     with locks.hold("i-1"):
-        same = threading.Thread(target=enter, args=("i-1", "same"))
-        other = threading.Thread(target=enter, args=("i-2", "other"))
         same.start()
         other.start()
-        assert entered["other"].wait(5)
-        assert not entered["same"].wait(0.2)
-    same.join(5)
-    other.join(5)
+        wait_until(lambda: "other entered" in happened, what="another instance's holder entered")
+        # Seen blocked on the lock (or, if the lock failed to serialize, already in).
+        wait_until(
+            lambda: (
+                "same entered" in happened
+                or blocked_at(same, ProcessInstanceLocks.hold_counting, LOCKED)
+            ),
+            what="the same instance's second holder blocked on its lock",
+        )
+        happened.append("first holder leaving")
+    wait_until(lambda: "same entered" in happened, what="the second holder entered")
+    same.join()
+    other.join()
 
-    assert entered["same"].is_set()
+    assert happened == ["other entered", "first holder leaving", "same entered"]
     assert len(locks) == 0
