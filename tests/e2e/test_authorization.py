@@ -7,11 +7,12 @@ import pytest
 
 from accessbroker import BrokerClient, GrantState, errors
 from broker.sandbox import Emulator
-from broker.sandbox.instance_view import ALLOWED
+from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.credentials import write_tokens_file
 from tests.e2e.broker_process import BrokerProcess
-from tests.e2e.reloading import eventually, hang_up
+from tests.e2e.reloading import hang_up
 from tests.e2e.test_cli import brokerctl
+from tests.waiting import wait_until
 
 TOKENS = {"svc-ci": "ci-token-3c2b1a", "svc-web": "web-token-6f5e4d", "platform-admin": "adm-9z8y"}
 POLICY = """\
@@ -80,20 +81,31 @@ def test_one_identity_may_the_other_may_not_and_the_refusal_is_audited(
 
 
 def test_only_the_requester_or_an_admin_revokes_and_admins_face_denied_buckets(
-    secured: BrokerProcess, instance_id: str, buckets: tuple[str, str]
+    secured: BrokerProcess, emulator: Emulator, instance_id: str, buckets: tuple[str, str]
 ) -> None:
     data, denied = buckets
+    key = "builds/report.txt"
+    # The object exists, so the instance's read is ALLOWED while granted, not NoSuchKey.
+    emulator.client("s3").put_object(Bucket=data, Key=key, Body=b"x")
     with client(secured, "svc-ci") as ci, client(secured, "svc-web") as web:
         granted = ci.grant(instance_id, data, "read", prefix="builds/").grant
         with pytest.raises(errors.PermissionDenied, match="requested by another caller"):
             web.revoke(granted.grant_id)
         assert [g.grant_id for g in web.list_grants(instance_id=instance_id)] == []
+        # The refusal changed nothing: the grant is as it was, and so is the instance's access.
+        after_refusal = ci.get(granted.grant_id)
+        access_after_refusal = emulator.try_as_instance(instance_id, "GetObject", data, key)
     with client(secured, "platform-admin") as admin:
         revoked = admin.revoke(granted.grant_id, reason="by an admin")
         with pytest.raises(errors.PermissionDenied, match=f"bucket {denied} is denied"):
             admin.grant(instance_id, denied, "read")
 
+    assert after_refusal == granted
+    assert after_refusal.state is GrantState.ACTIVE
+    assert access_after_refusal == ALLOWED
     assert revoked.state is GrantState.REVOKED
+    # The admin's revoke was the instance's last grant: its role is gone with it.
+    assert emulator.try_as_instance(instance_id, "GetObject", data, key) == NO_CREDENTIALS
 
 
 def test_brokerctl_can_explains_decisions_to_admins_only(
@@ -131,13 +143,16 @@ def test_sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_bad(
         assert not web_may_list()
         policy_file.write_text(original + WEB_RULE.format(data=data))
         hang_up(secured)
-        assert eventually(web_may_list)
+        wait_until(web_may_list, what="svc-web allowed to list after the reload")
 
         policy_file.write_text(original + "  - identities: [svc-web]\n    access: [write]\n")
         hang_up(secured)
-        assert eventually(lambda: "access policy not reloaded" in "".join(secured.output))
+        wait_until(
+            lambda: "access policy not reloaded" in "".join(secured.output),
+            what="the broker logging that the bad policy was not reloaded",
+        )
         assert web_may_list()
     finally:
         policy_file.write_text(original)
         hang_up(secured)
-        assert eventually(lambda: not web_may_list())
+        wait_until(lambda: not web_may_list(), what="the original policy back in force")

@@ -142,4 +142,12 @@ def test_propagation_beyond_the_budget_is_unavailable_then_finished_by_the_sweep
             {"AssociateIamInstanceProfile": Faults(propagation_seconds=1.5)}
         )
     assert finished.state == pb.GRANT_STATE_ACTIVE
-    assert emulator.try_as_instance(instance_id, "GetObject", buckets[0], "x") != "no credentials"
+    # Any role would end "no credentials"; only the read policy the sweep finished gives exactly
+    # this: the granted bucket readable, nothing written, the other bucket closed.
+    data, other = buckets
+    key = f"read-{instance_id}"
+    for bucket in buckets:  # the object exists, so an allowed read is ALLOWED, not NoSuchKey
+        emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=b"x")
+    assert emulator.try_as_instance(instance_id, "GetObject", data, key) == ALLOWED
+    assert emulator.try_as_instance(instance_id, "PutObject", data, key) == "AccessDenied"
+    assert emulator.try_as_instance(instance_id, "GetObject", other, key) == "AccessDenied"

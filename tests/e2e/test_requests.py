@@ -7,6 +7,7 @@ import grpc
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
+from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.e2e.calls import aws_associations, aws_role_exists, grant
 from tests.rpc import refusal
 
@@ -50,17 +51,69 @@ def test_idempotency_key_returns_the_first_result_and_refuses_another_request(
     assert len(stub.ListGrants(pb.ListGrantsRequest(instance_id=instance_id)).grants) == 1
 
 
-def test_revoke_with_idempotency_key_can_be_retried(
+def test_revoke_replayed_under_its_key_returns_the_first_result_and_the_key_stays_bound(
     stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str, buckets: tuple[str, str]
 ) -> None:
-    granted = grant(stub, instance_id, buckets[0]).grant
-    request = pb.RevokeAccessRequest(grant_id=granted.grant_id, idempotency_key="undo-1")
+    granted = grant(stub, instance_id, buckets[0], prefix="a/").grant
+    other = grant(stub, instance_id, buckets[0], prefix="b/").grant
+    key = f"undo-{instance_id}"
+    request = pb.RevokeAccessRequest(grant_id=granted.grant_id, idempotency_key=key)
 
     first = stub.RevokeAccess(request).grant
-    second = stub.RevokeAccess(request).grant
+    events_after_first = _audit(stub, instance_id)
+    replayed = stub.RevokeAccess(request).grant
+    # Revoking a revoked grant changes nothing anyway; what only a remembered key explains is
+    # that the same key on another grant's revoke is refused, leaving that grant alone...
+    reused = refusal(
+        lambda: stub.RevokeAccess(
+            pb.RevokeAccessRequest(grant_id=other.grant_id, idempotency_key=key)
+        )
+    )
+    other_after_reuse = stub.GetGrant(pb.GetGrantRequest(grant_id=other.grant_id))
+    events_after_reuse = _audit(stub, instance_id)
+    # ...while a key of its own revokes it.
+    other_revoked = stub.RevokeAccess(
+        pb.RevokeAccessRequest(grant_id=other.grant_id, idempotency_key=f"{key}-b")
+    ).grant
 
-    assert first.state == second.state == pb.GRANT_STATE_REVOKED
-    assert second.updated_at == first.updated_at
+    assert first.state == pb.GRANT_STATE_REVOKED
+    assert replayed == first
+    assert events_after_reuse == events_after_first
+    revokes = [e.grant_id for e in events_after_first if e.action == "grant.revoke_requested"]
+    assert revokes == [granted.grant_id]
+    assert reused.code == grpc.StatusCode.ALREADY_EXISTS
+    assert key in reused.message
+    assert other_after_reuse == other
+    assert other_revoked.state == pb.GRANT_STATE_REVOKED
+
+
+def test_grant_replayed_under_its_key_after_a_revoke_returns_the_first_grant_not_a_new_one(
+    stub: broker_pb2_grpc.AccessBrokerStub,
+    emulator: Emulator,
+    instance_id: str,
+    buckets: tuple[str, str],
+) -> None:
+    # Once the first grant is revoked, an identical request without the key would make a new
+    # grant; only the remembered key makes the replay return the first one, and grant nothing.
+    key = f"deploy-{instance_id}"
+    first = grant(stub, instance_id, buckets[0], prefix="a/", idempotency_key=key).grant
+    stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=first.grant_id))
+    events_before = _audit(stub, instance_id)
+
+    replayed = grant(stub, instance_id, buckets[0], prefix="a/", idempotency_key=key).grant
+    access_after_replay = emulator.try_as_instance(instance_id, "PutObject", buckets[0], "a/x")
+    events_after_replay = _audit(stub, instance_id)
+    fresh = grant(stub, instance_id, buckets[0], prefix="a/", idempotency_key=f"{key}-2").grant
+
+    assert replayed.grant_id == first.grant_id
+    assert replayed.state == pb.GRANT_STATE_REVOKED
+    assert access_after_replay == NO_CREDENTIALS
+    assert events_after_replay == events_before
+    assert fresh.grant_id != first.grant_id
+    assert fresh.state == pb.GRANT_STATE_ACTIVE
+    assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "a/x") == ALLOWED
+    listed = stub.ListGrants(pb.ListGrantsRequest(instance_id=instance_id)).grants
+    assert [g.grant_id for g in listed] == [first.grant_id, fresh.grant_id]
 
 
 def test_dry_run_reports_policy_and_plan_and_writes_nothing(

@@ -14,6 +14,7 @@ import pytest
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
+from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import aws_role_exists, grant
 
@@ -67,17 +68,34 @@ def test_broker_on_postgresql_grants_revokes_and_keeps_state(
     emulator: Emulator, postgres_url: str, buckets: tuple[str, str]
 ) -> None:
     instance_id = emulator.run_instance()
+    data = buckets[0]
+    inside, outside = f"pg/{instance_id}", f"elsewhere/{instance_id}"
+    for key in (inside, outside):  # objects that exist: an allowed read is ALLOWED, not NoSuchKey
+        emulator.client("s3").put_object(Bucket=data, Key=key, Body=b"x")
+
+    def reads() -> tuple[str, str]:
+        """What the instance may read, inside the granted prefix and outside it."""
+        as_instance = emulator.try_as_instance
+        granted_prefix = as_instance(instance_id, "GetObject", data, inside)
+        beyond_it = as_instance(instance_id, "GetObject", data, outside)
+        return granted_prefix, beyond_it
+
     process = BrokerProcess(emulator, postgres_url)
     process.start()
     try:
-        granted = grant(process.stub, instance_id, buckets[0], pb.ACCESS_READ, "pg/").grant
+        granted = grant(process.stub, instance_id, data, pb.ACCESS_READ, "pg/").grant
+        reads_granted = reads()
         assert process.stop() == 0
         process.start()
         kept = process.stub.GetGrant(pb.GetGrantRequest(grant_id=granted.grant_id))
+        # The restarted broker, reading its grant back from PostgreSQL, leaves the access as is.
+        reads_kept = reads()
         revoked = process.stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=granted.grant_id))
     finally:
         assert process.stop() == 0
 
     assert granted.state == kept.state == pb.GRANT_STATE_ACTIVE
+    assert reads_granted == reads_kept == (ALLOWED, "AccessDenied")
     assert revoked.grant.state == pb.GRANT_STATE_REVOKED
+    assert reads() == (NO_CREDENTIALS, NO_CREDENTIALS)
     assert not aws_role_exists(emulator, instance_id)
