@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/accessbroker/v1/*.proto)
 GEN    := clients/python/accessbroker/v1/broker_pb2.py
 
-.PHONY: install proto sdk lint test test-fast run demo clean
+.PHONY: install proto sdk lint test test-fast test-stress run demo clean
 
 install: $(STAMP) $(GEN)
 
@@ -37,12 +37,20 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Test files run side by side (most of an e2e test's time is spent waiting on a broker process
+# or the emulator); each worker has its own emulator, and PostgreSQL tests their own schemas.
+TEST_WORKERS ?= 3
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The suite without the linters, for a quick loop.
 test-fast: install
 	$(BIN)/pytest -x -q
+
+# The suite with every core kept busy by another process: it must hold on a loaded machine.
+test-stress: install
+	$(BIN)/python -m tests.stress -- $(MAKE) test
 
 run: install
 	$(BIN)/access-broker serve --sandbox

@@ -6,6 +6,11 @@ import pytest
 
 from broker.sandbox import Emulator
 
+# The suite's skip report and CI's no-skip rule, as hooks of this conftest.
+from tests.skips import pytest_sessionfinish, pytest_terminal_summary
+
+__all__ = ["emulator", "pytest_sessionfinish", "pytest_terminal_summary"]
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
