@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator
 
-from broker.domain.audit import AuditEvent
+from broker.domain.audit import AuditAction, AuditEvent
 from broker.domain.validation import instance_id_problems, require
 from broker.service.authorization import require_admin
 from broker.service.dependencies import Dependencies
@@ -58,7 +58,7 @@ def follow_audit_events_as(
 
 
 def _require_audit_reader(deps: Dependencies, actor: str) -> None:
-    require_admin(deps, actor, "audit.read_denied", "read the audit trail")
+    require_admin(deps, actor, AuditAction.AUDIT_READ_DENIED, "read the audit trail")
 
 
 def start_of_feed_as(deps: Dependencies, actor: str, instance_id: str, after: int | None) -> int:

@@ -5,10 +5,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import NoReturn
 
+from broker.domain.audit import AuditAction, refusal_event
 from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, decide
 from broker.domain.errors import InstanceNotFound, PermissionDenied
 from broker.domain.grants import Grant, GrantRequest, GrantScope
-from broker.service.audit import rejection_event
 from broker.service.dependencies import Dependencies
 
 
@@ -52,7 +52,15 @@ def authorize_extension(deps: Dependencies, actor: str, grant: Grant, ttl: timed
         deps, policy, identity=actor, instance_id=grant.instance_id, scope=grant.scope, ttl=ttl
     )
     if not decision.allowed:
-        refuse(deps, actor, "grant.extend_denied", decision.reason, grant=grant)
+        refuse(deps, actor, AuditAction.GRANT_EXTEND_DENIED, decision.reason, grant=grant)
+
+
+# What refusing each verb on another caller's grant is audited as.
+_OWNER_REFUSALS = {
+    "read": AuditAction.GRANT_READ_DENIED,
+    "extend": AuditAction.GRANT_EXTEND_DENIED,
+    "revoke": AuditAction.GRANT_REVOKE_DENIED,
+}
 
 
 def require_owner(deps: Dependencies, actor: str, grant: Grant, verb: str) -> None:
@@ -68,26 +76,38 @@ def _require_owner(
     refuse(
         deps,
         actor,
-        f"grant.{verb}_denied",
+        _OWNER_REFUSALS[verb],
         f"grant {grant.grant_id} was requested by another caller; only it or an admin may "
         f"{verb} it",
         grant=grant,
     )
 
 
-def require_admin(deps: Dependencies, actor: str, action: str, what: str) -> None:
+def require_admin(deps: Dependencies, actor: str, action: AuditAction, what: str) -> None:
     """Refuses, audited as `action`, unless the caller is an admin."""
     if not deps.access_policy.current().is_admin(actor):
         refuse(deps, actor, action, f"only an admin may {what}")
 
 
 def refuse(
-    deps: Dependencies, actor: str, action: str, reason: str, *, grant: Grant | None = None
+    deps: Dependencies,
+    actor: str,
+    action: AuditAction,
+    reason: str,
+    *,
+    grant: Grant | None = None,
 ) -> NoReturn:
     """Audits the refusal (outcome DENIED), then raises PermissionDenied with the reason."""
-    event = rejection_event(deps.clock, actor, action, grant.instance_id if grant else "", reason)
+    event = refusal_event(
+        deps.clock.now(),
+        actor,
+        action,
+        reason,
+        instance_id=grant.instance_id if grant else "",
+        grant_id=grant.grant_id if grant else "",
+    )
     with deps.uow() as uow:
-        uow.audit.append(replace(event, grant_id=grant.grant_id) if grant else event)
+        uow.audit.append(event)
         uow.commit()
     raise PermissionDenied(reason)
 

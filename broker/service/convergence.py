@@ -11,7 +11,7 @@ from datetime import datetime
 
 from broker.domain.access import GrantState
 from broker.domain.adoption import plan_adopted
-from broker.domain.audit import SYSTEM_ACTOR, NewAuditEvent, Outcome
+from broker.domain.audit import AuditAction, grant_event, settled_event, step_event
 from broker.domain.convergence import (
     ObservedState,
     RecordedState,
@@ -36,7 +36,6 @@ from broker.domain.guardrails import check_guardrails
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
 from broker.service.adoption import adoption_of, apply_adopted, withdraw_stale_adoption
-from broker.service.audit import grant_event
 from broker.service.dependencies import Dependencies
 from broker.service.ports import InstanceRecord
 from broker.service.steps import StepRunner, record_step
@@ -144,16 +143,7 @@ def _record_unrecorded(
             return
         now = deps.clock.now()
         for step in found:
-            uow.audit.append(
-                NewAuditEvent(
-                    time=now,
-                    actor=actor,
-                    action=f"aws.{step.kind.name.lower()}",
-                    outcome=Outcome.SUCCESS,
-                    instance_id=names.instance_id,
-                    detail={"change": step.describe(), "found": UNRECORDED_NOTE},
-                )
-            )
+            uow.audit.append(step_event(now, actor, names.instance_id, step, found=UNRECORDED_NOTE))
         uow.instances.save(_observed_record(names, observed, now))
         uow.commit()
 
@@ -258,19 +248,8 @@ def _settle(
             if settled != grant:
                 uow.grants.save(settled)
             if settled.state != grant.state:
-                uow.audit.append(_settled_event(deps, actor, settled))
+                uow.audit.append(settled_event(now, actor, settled))
         uow.commit()
-
-
-def _settled_event(deps: Dependencies, actor: str, grant: Grant) -> NewAuditEvent:
-    action = f"grant.{grant.state}"
-    if grant.state is not GrantState.EXPIRED:
-        return grant_event(deps.clock, actor, action, grant)
-    # Expiry is the system's decision, whichever caller's convergence happened to carry it out.
-    assert grant.expires_at is not None, "only a grant with an expiry expires"
-    return grant_event(
-        deps.clock, SYSTEM_ACTOR, action, grant, expires_at=grant.expires_at.isoformat()
-    )
 
 
 def _settled(grant: Grant, resources: InstanceResources, now: datetime, *, expired: bool) -> Grant:
@@ -300,11 +279,12 @@ def _note_failure(
             if permanent and grant.state is GrantState.PENDING:
                 failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
                 uow.grants.save(failed)
-                uow.audit.append(grant_event(deps.clock, actor, "grant.failed", failed))
+                uow.audit.append(grant_event(now, actor, AuditAction.GRANT_FAILED, failed))
             else:
                 waiting = replace(grant, failure_reason=reason, updated_at=now)
                 uow.grants.save(waiting)
-                uow.audit.append(grant_event(deps.clock, actor, "grant.retry_later", waiting))
+                event = grant_event(now, actor, AuditAction.GRANT_RETRY_LATER, waiting)
+                uow.audit.append(event)
         uow.commit()
 
 

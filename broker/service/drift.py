@@ -9,13 +9,12 @@ import logging
 from dataclasses import dataclass
 
 from broker.domain.access import GrantState
-from broker.domain.audit import SYSTEM_ACTOR, NewAuditEvent, Outcome
+from broker.domain.audit import SYSTEM_ACTOR, AuditAction, drift_event, grant_event
 from broker.domain.drift import Drift, DriftKind, find_adopted_drift, find_drift
 from broker.domain.errors import BrokerError, InstanceNotFound
 from broker.domain.naming import ManagedNames
 from broker.domain.validation import instance_id_problems, require
 from broker.service.adoption import adoption_of
-from broker.service.audit import grant_event
 from broker.service.convergence import converge_instance, desired_state, observe
 from broker.service.dependencies import Dependencies
 
@@ -74,7 +73,7 @@ def reconcile_instance(
         drifts = detect_drift(deps, instance_id)
         if not drifts:
             return []
-        _audit(deps, actor, "drift.detected", Outcome.SUCCESS, drifts)
+        _audit(deps, actor, AuditAction.DRIFT_DETECTED, drifts)
         repaired = _repair(deps, instance_id, drifts, actor)
     return [DriftFinding(drift, repaired) for drift in drifts]
 
@@ -108,11 +107,11 @@ def _repair(deps: Dependencies, instance_id: str, drifts: list[Drift], actor: st
         converge_instance(deps, instance_id, actor)
     except BrokerError as error:
         log.warning("could not repair the drift of %s yet: %s", instance_id, error)
-        _audit(deps, actor, "drift.repair_failed", Outcome.ERROR, drifts, reason=str(error))
+        _audit(deps, actor, AuditAction.DRIFT_REPAIR_FAILED, drifts, reason=str(error))
         return False
     if DriftKind.FOREIGN_ASSOCIATION in kinds:
         return False  # reported, not overwritten
-    _audit(deps, actor, "drift.repaired", Outcome.SUCCESS, drifts)
+    _audit(deps, actor, AuditAction.DRIFT_REPAIRED, drifts)
     return True
 
 
@@ -121,41 +120,23 @@ def _end_live_grants(
 ) -> None:
     """Moves the instance's pending and active grants to FAILED, or to REVOKING (convergence
     then tears down and settles them as a revocation would), saying why."""
-    action = "grant.failed" if state is GrantState.FAILED else "grant.revoke_requested"
-    failure = reason if state is GrantState.FAILED else ""
+    failed = state is GrantState.FAILED
+    action = AuditAction.GRANT_FAILED if failed else AuditAction.GRANT_REVOKE_REQUESTED
+    failure = reason if failed else ""
     now = deps.clock.now()
     with deps.uow() as uow:
         for grant in uow.grants.for_instance(instance_id):
             if grant.state.is_desired:
                 ended = grant.moved_to(state, now, failure_reason=failure)
                 uow.grants.save(ended)
-                uow.audit.append(grant_event(deps.clock, actor, action, ended, reason=reason))
+                uow.audit.append(grant_event(now, actor, action, ended, reason=reason))
         uow.commit()
 
 
 def _audit(
-    deps: Dependencies,
-    actor: str,
-    action: str,
-    outcome: Outcome,
-    drifts: list[Drift],
-    **extra: str,
+    deps: Dependencies, actor: str, action: AuditAction, drifts: list[Drift], **extra: str
 ) -> None:
     with deps.uow() as uow:
         for drift in drifts:
-            uow.audit.append(
-                NewAuditEvent(
-                    time=deps.clock.now(),
-                    actor=actor,
-                    action=action,
-                    outcome=outcome,
-                    instance_id=drift.instance_id,
-                    detail={
-                        "kind": drift.kind.value,
-                        "expected": drift.expected,
-                        "actual": drift.actual,
-                        **extra,
-                    },
-                )
-            )
+            uow.audit.append(drift_event(deps.clock.now(), actor, action, drift, **extra))
         uow.commit()

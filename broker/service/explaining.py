@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from broker.domain.access import Access
-from broker.domain.audit import ANONYMOUS_ACTOR
+from broker.domain.audit import ANONYMOUS_ACTOR, AuditAction
 from broker.domain.authorization import Decision, identity_problems
 from broker.domain.errors import FieldViolation, InstanceNotFound, InvalidRequest
 from broker.domain.validation import validate_grant_request
@@ -27,7 +27,7 @@ class ExplainCommand:
 
 def explain_access(deps: Dependencies, command: ExplainCommand) -> Decision:
     """The decision GrantAccess would make for `identity` now, with the policy in force."""
-    require_admin(deps, command.actor, "access.explain_denied", "explain access decisions")
+    require_admin(deps, command.actor, AuditAction.EXPLAIN_DENIED, "explain access decisions")
     unknown_identity = [
         FieldViolation("identity", problem) for problem in identity_problems(command.identity)
     ]

@@ -8,7 +8,7 @@ never extends beyond `ttl` from the last attempt, and never shortens anything.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from broker.domain.audit import ANONYMOUS_ACTOR
+from broker.domain.audit import ANONYMOUS_ACTOR, extension_event
 from broker.domain.errors import FieldViolation, GrantNotFound, InvalidRequest, WrongState
 from broker.domain.grants import Grant
 from broker.domain.validation import (
@@ -18,7 +18,6 @@ from broker.domain.validation import (
     require,
     ttl_problems,
 )
-from broker.service.audit import extension_event
 from broker.service.authorization import authorize_extension
 from broker.service.dependencies import Dependencies
 from broker.service.queries import get_grant
@@ -61,7 +60,7 @@ def extend_grant(deps: Dependencies, command: ExtendCommand) -> Grant:
             return grant
         uow.grants.save(extended)
         uow.audit.append(
-            extension_event(deps.clock, command.actor, grant, extended, command.reason)
+            extension_event(deps.clock.now(), command.actor, grant, extended, command.reason)
         )
         uow.commit()
     return extended

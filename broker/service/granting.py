@@ -4,7 +4,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from broker.domain.access import Access
-from broker.domain.audit import ANONYMOUS_ACTOR
+from broker.domain.audit import (
+    ANONYMOUS_ACTOR,
+    AuditAction,
+    extension_event,
+    grant_event,
+    refusal_event,
+)
 from broker.domain.convergence import Step
 from broker.domain.coverage import covering_grant
 from broker.domain.errors import (
@@ -21,7 +27,6 @@ from broker.domain.grants import Grant, GrantRequest, expiry_after, new_grant
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
 from broker.domain.validation import validate_grant_request
-from broker.service.audit import extension_event, grant_event, rejection_event
 from broker.service.authorization import AuthorizedGrant, authorize_grant
 from broker.service.convergence import converge_instance, desired_state, planned_steps
 from broker.service.dependencies import Dependencies
@@ -173,7 +178,11 @@ def _record_intent(
 ) -> Grant:
     grant = new_grant(deps.ids.new_grant_id(), authorized.request, deps.clock.now())
     requested = grant_event(
-        deps.clock, command.actor, "grant.requested", grant, authorization=authorized.reason
+        deps.clock.now(),
+        command.actor,
+        AuditAction.GRANT_REQUESTED,
+        grant,
+        authorization=authorized.reason,
     )
     with deps.uow() as uow:
         uow.grants.add(grant)
@@ -204,7 +213,7 @@ def _extend(
     with deps.uow() as uow:
         if extended.expires_at != grant.expires_at:
             uow.grants.save(extended)
-            uow.audit.append(extension_event(deps.clock, command.actor, grant, extended))
+            uow.audit.append(extension_event(deps.clock.now(), command.actor, grant, extended))
         remember(uow, _key_record(deps, command, digest, grant))
         uow.commit()
 
@@ -246,12 +255,12 @@ def _preview_existing(deps: Dependencies, grant: Grant) -> GrantResult:
 def _audit_rejection(deps: Dependencies, command: GrantCommand, error: BrokerError) -> None:
     with deps.uow() as uow:
         uow.audit.append(
-            rejection_event(
-                deps.clock,
+            refusal_event(
+                deps.clock.now(),
                 command.actor,
-                "grant.rejected",
-                command.instance_id,
+                AuditAction.GRANT_REJECTED,
                 str(error),
+                instance_id=command.instance_id,
                 bucket=command.bucket,
                 prefix=command.prefix,
                 access=command.access.value if command.access else "",

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, replace
 
-from broker.domain.audit import AuditEvent
+from broker.domain.audit import AuditAction, AuditEvent
 from broker.domain.errors import GrantNotFound, InstanceNotFound
 from broker.domain.grants import Grant, InstanceResources
 from broker.domain.policy import build_policy, render
@@ -122,5 +122,5 @@ def list_audit_events_as(
     deps: Dependencies, actor: str, where: AuditFilter, page_size: int, after: int | None
 ) -> Page[AuditEvent]:
     """The audit trail names every caller's grants: admins only."""
-    require_admin(deps, actor, "audit.read_denied", "read the audit trail")
+    require_admin(deps, actor, AuditAction.AUDIT_READ_DENIED, "read the audit trail")
     return list_audit_events(deps, where, page_size, after)

@@ -4,7 +4,7 @@ the broker created in AWS that no grant needs any more."""
 import logging
 from dataclasses import dataclass, field
 
-from broker.domain.audit import SYSTEM_ACTOR, NewAuditEvent, Outcome
+from broker.domain.audit import SYSTEM_ACTOR, orphan_event
 from broker.domain.errors import BrokerError
 from broker.service.convergence import converge_instance
 from broker.service.dependencies import Dependencies
@@ -92,16 +92,7 @@ def _remove(deps: Dependencies, instance_id: str) -> bool:
             return False
         log.info("removing the resources of %s, which no grant needs", instance_id)
         with deps.uow() as uow:
-            uow.audit.append(
-                NewAuditEvent(
-                    time=deps.clock.now(),
-                    actor=SYSTEM_ACTOR,
-                    action="instance.orphan_found",
-                    outcome=Outcome.SUCCESS,
-                    instance_id=instance_id,
-                    detail={"reason": "a managed role or instance profile that no grant needs"},
-                )
-            )
+            uow.audit.append(orphan_event(deps.clock.now(), instance_id))
             uow.commit()
         converge_instance(deps, instance_id, SYSTEM_ACTOR)
     return True

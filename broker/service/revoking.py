@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from broker.domain.access import GrantState
-from broker.domain.audit import ANONYMOUS_ACTOR
+from broker.domain.audit import ANONYMOUS_ACTOR, AuditAction, grant_event
 from broker.domain.errors import GrantNotFound, WrongState
 from broker.domain.grants import Grant
 from broker.domain.validation import (
@@ -12,7 +12,6 @@ from broker.domain.validation import (
     grant_id_problems,
     require,
 )
-from broker.service.audit import grant_event
 from broker.service.authorization import require_owner
 from broker.service.convergence import converge_instance
 from broker.service.dependencies import Dependencies
@@ -63,7 +62,11 @@ def _record_intent(deps: Dependencies, command: RevokeCommand) -> None:
             revoking = grant.moved_to(GrantState.REVOKING, deps.clock.now())
             uow.grants.save(revoking)
             event = grant_event(
-                deps.clock, command.actor, "grant.revoke_requested", revoking, reason=command.reason
+                deps.clock.now(),
+                command.actor,
+                AuditAction.GRANT_REVOKE_REQUESTED,
+                revoking,
+                reason=command.reason,
             )
             uow.audit.append(event)
         remember(

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import replace
 
-from broker.domain.audit import NewAuditEvent, Outcome
+from broker.domain.audit import step_event
 from broker.domain.convergence import Step, StepKind
 from broker.domain.grants import InstanceResources
 from broker.domain.naming import ManagedNames
@@ -99,14 +99,5 @@ def record_step(deps: Dependencies, step: Step, record: InstanceRecord, actor: s
     """Audits a finished AWS change together with the instance record it changed."""
     with deps.uow() as uow:
         uow.instances.save(record)
-        uow.audit.append(
-            NewAuditEvent(
-                time=record.updated_at,
-                actor=actor,
-                action=f"aws.{step.kind.name.lower()}",
-                outcome=Outcome.SUCCESS,
-                instance_id=record.instance_id,
-                detail={"change": step.describe()},
-            )
-        )
+        uow.audit.append(step_event(record.updated_at, actor, record.instance_id, step))
         uow.commit()

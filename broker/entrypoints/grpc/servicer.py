@@ -8,6 +8,7 @@ import grpc
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.audit import AuditAction
 from broker.domain.errors import TooManyStreams
 from broker.entrypoints.grpc.auth import authenticated_caller
 from broker.entrypoints.grpc.mapping import (
@@ -208,7 +209,9 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ReconcileResponse:
         actor = caller_identity(context)
         # It reports (and repairs) every caller's grants' resources.
-        require_admin(self._deps, actor, "reconcile.denied", "reconcile AWS with the grants")
+        require_admin(
+            self._deps, actor, AuditAction.RECONCILE_DENIED, "reconcile AWS with the grants"
+        )
         with callers_deadline(context):
             findings = reconcile(
                 self._deps, request.instance_id, dry_run=request.dry_run, actor=actor
