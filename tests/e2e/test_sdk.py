@@ -119,10 +119,37 @@ def test_foreign_profile_is_failed_precondition(
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
     ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name})
 
-    with pytest.raises(errors.FailedPrecondition, match=name):
+    with pytest.raises(errors.FailedPrecondition, match=name) as raised:
         sdk.grant(instance_id, buckets[0], "upload")
 
+    assert raised.value.reason == "FOREIGN_PROFILE"
+    assert raised.value.metadata["instanceId"] == instance_id
+    assert raised.value.metadata["profileArn"].endswith(f":instance-profile/{name}")
     assert not aws_role_exists(emulator, instance_id)
+
+
+def test_refusals_that_share_a_status_are_told_apart_by_their_reason(
+    sdk: BrokerClient, instance_id: str, buckets: tuple[str, str]
+) -> None:
+    revoked = sdk.grant(instance_id, buckets[0], "read", prefix="done/").grant
+    sdk.revoke(revoked.grant_id, reason="done")
+
+    with pytest.raises(errors.FailedPrecondition) as wrong_state:
+        sdk.extend(revoked.grant_id, timedelta(hours=1), reason="one more hour")
+
+    def fill_the_policy() -> None:
+        # Prefixes near S3's 1024-byte limit pass IAM's 10,240 characters in a handful of grants.
+        for n in range(20):
+            sdk.grant(instance_id, buckets[0], "read", prefix=f"{n}/{'p' * 1000}/")
+
+    with pytest.raises(errors.ResourceExhausted) as too_large:
+        fill_the_policy()
+
+    assert wrong_state.value.reason == "WRONG_STATE"
+    assert wrong_state.value.metadata == {"grantId": revoked.grant_id, "state": "revoked"}
+    assert too_large.value.reason == "POLICY_TOO_LARGE"
+    assert too_large.value.metadata["limit"] == "10240"
+    assert int(too_large.value.metadata["policySize"]) > 10_240
 
 
 def test_dry_run_reports_the_plan_and_leaves_nothing(

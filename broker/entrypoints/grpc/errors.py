@@ -9,6 +9,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from broker.domain.errors import (
+    ERROR_DOMAIN,
     AwsQuotaExceeded,
     AwsRejected,
     AwsUnavailable,
@@ -61,6 +62,8 @@ INTERNAL_MESSAGE = "internal error; the broker's log has the details"
 
 
 def status_for(error: BrokerError) -> grpc.Status:
+    """The error's status: its code and message, a google.rpc.ErrorInfo naming its reason, and
+    for an invalid request the google.rpc.BadRequest listing every field violation."""
     status = status_pb2.Status(code=_CODES.get(type(error), code_pb2.INTERNAL), message=str(error))
     if isinstance(error, InvalidRequest):
         bad_request = error_details_pb2.BadRequest(
@@ -72,6 +75,12 @@ def status_for(error: BrokerError) -> grpc.Status:
             ]
         )
         status.details.add().Pack(bad_request)
+    # After the BadRequest, so a reader that takes the first detail still finds what it did.
+    if error.reason:  # a bare BrokerError has none, and claims none
+        info = error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=dict(error.metadata)
+        )
+        status.details.add().Pack(info)
     result: grpc.Status = rpc_status.to_status(status)
     return result
 
@@ -159,7 +168,10 @@ def _guarded_stream(
 
 
 def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> NoReturn:
-    """Ends the call with the error's status; unexpected errors are logged, never shown."""
+    """Ends the call with the error's status; unexpected errors are logged, never shown.
+
+    An unexpected error carries no ErrorInfo: INTERNAL without a reason is how a caller tells
+    "the broker failed" from a known refusal answered INTERNAL (AWS_REJECTED, say)."""
     if isinstance(error, BrokerError):
         log.info("%s refused: %s", method, error)
         context.abort_with_status(status_for(error))

@@ -54,6 +54,24 @@ def test_field_violations_follow_on_indented_lines() -> None:
     ]
 
 
+def test_each_violation_of_a_field_gets_its_own_line_in_the_brokers_order() -> None:
+    error = errors.InvalidArgument(
+        "the request is invalid",
+        [
+            ("prefix", "must not start with '/'"),
+            ("bucket", "short"),
+            ("prefix", "must not contain '*' or '?'"),
+        ],
+    )
+    assert describe_error(error, ADDRESS) == [
+        "brokerctl: the broker refused the request as invalid (INVALID_ARGUMENT); "
+        "fix these fields and try again:",
+        "  bucket: short",
+        "  prefix: must not start with '/'",
+        "  prefix: must not contain '*' or '?'",
+    ]
+
+
 @pytest.mark.parametrize(
     ("error", "line"),
     [

@@ -10,25 +10,35 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
-from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from accessbroker.client import FEED_START_METADATA
+from accessbroker.errors import ERROR_DOMAIN
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 
 M = TypeVar("M", bound=Message)
+# Where gRPC carries a google.rpc.Status with its details.
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 @dataclass(frozen=True)
 class Abort:
-    """Fail the call with this status, and with a google.rpc.BadRequest when `violations`."""
+    """Fail the call with this status, with a google.rpc.BadRequest when `violations`, and
+    with a google.rpc.ErrorInfo in `domain` when `reason`.
+
+    `status_details`, when given, is sent as the status details trailer instead, as it is: a
+    broker or proxy that sends something the SDK cannot read."""
 
     code: grpc.StatusCode
     details: str = ""
     violations: Sequence[tuple[str, str]] = ()
+    reason: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    domain: str = ERROR_DOMAIN
+    status_details: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -154,19 +164,28 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
 
 
 def _abort(context: grpc.ServicerContext, reply: Abort) -> None:
-    if not reply.violations:
+    if reply.status_details is not None:
+        context.set_trailing_metadata(((STATUS_DETAILS_KEY, reply.status_details),))
         context.abort(reply.code, reply.details)
-    bad_request = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=name, description=text)
-            for name, text in reply.violations
-        ]
-    )
-    detail = any_pb2.Any()
-    detail.Pack(bad_request)
-    status = status_pb2.Status(
-        code=reply.code.value[0],
-        message=reply.details,
-        details=[detail],
-    )
+    details: list[Message] = []
+    if reply.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=name, description=text)
+                    for name, text in reply.violations
+                ]
+            )
+        )
+    if reply.reason:
+        details.append(
+            error_details_pb2.ErrorInfo(
+                reason=reply.reason, domain=reply.domain, metadata=dict(reply.metadata)
+            )
+        )
+    if not details:
+        context.abort(reply.code, reply.details)
+    status = status_pb2.Status(code=reply.code.value[0], message=reply.details)
+    for detail in details:
+        status.details.add().Pack(detail)
     context.abort_with_status(rpc_status.to_status(status))

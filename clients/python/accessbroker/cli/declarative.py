@@ -8,7 +8,7 @@ from typing import Any
 from accessbroker import errors
 from accessbroker.cli import output
 from accessbroker.cli.commands import Context
-from accessbroker.cli.failures import CommandFailed, UsageError
+from accessbroker.cli.failures import CommandFailed, UsageError, violation_texts
 from accessbroker.cli.plan import (
     LIVE_STATES,
     REVOKE_REASON,
@@ -163,13 +163,15 @@ def _about(desired: DesiredGrant, error: errors.BrokerError) -> Exception:
     """The same error, saying which entry of the file it is about."""
     what = _describe_desired(desired)
     if isinstance(error, errors.InvalidArgument):
-        details = [f"{f}: {why}" for f, why in sorted(error.violations.items())]
+        details = violation_texts(error)
         return UsageError(
             f"the broker refused the entry {what} as invalid (INVALID_ARGUMENT); fix it in the "
             f"file and try again{':' if details else f': {error.message}'}",
             details,
         )
-    return type(error)(f"{what}: {error.message}")
+    # The same class, reason and metadata: only the words say more, so nothing that tells
+    # refusals apart is lost on the way.
+    return type(error)(f"{what}: {error.message}", reason=error.reason, metadata=error.metadata)
 
 
 def desired_json(desired: DesiredGrant) -> dict[str, Any]:

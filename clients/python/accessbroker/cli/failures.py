@@ -93,7 +93,14 @@ def _broker_error_lines(error: errors.BrokerError, address: str) -> list[str]:
 
 
 def violation_lines(error: errors.InvalidArgument) -> list[str]:
-    return [f"  {field}: {why}" for field, why in sorted(error.violations.items())]
+    return [f"  {line}" for line in violation_texts(error)]
+
+
+def violation_texts(error: errors.InvalidArgument) -> list[str]:
+    """One "field: problem" per violation, fields in order; a field's problems stay in the
+    broker's order, each on its own line."""
+    by_field = sorted(error.field_violations, key=lambda violation: violation.field)
+    return [f"{field}: {why}" for field, why in by_field]
 
 
 _HINTS: dict[type[errors.BrokerError], str] = {
