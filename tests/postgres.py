@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from sqlalchemy import create_engine, make_url, text
 
 POSTGRES_URL_VARIABLE = "BROKER_TEST_DATABASE_URL"
+# The databases the SQL store's tests run on: SQLite always, PostgreSQL when a server is given.
+SQL_DATABASES = ["sqlite", "postgresql"]
 
 
 def postgres_schema(server_url: str) -> Iterator[str]:

@@ -4,7 +4,7 @@ that close the gap. Each step is idempotent, so a plan interrupted halfway is si
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from broker.domain.errors import ForeignProfile, ForeignRole
 from broker.domain.naming import ManagedNames
@@ -97,11 +97,23 @@ def plan(
 
 
 def _refuse_foreign_names(observed: ObservedState) -> None:
-    if observed.role is not None and not observed.role.managed:
-        raise ForeignRole("role", observed.role.name)
-    if observed.profile is not None and not observed.profile.managed:
+    if observed.role is not None:
+        require_managed("role", observed.role)
+    if observed.profile is not None:
         # Not (necessarily) on the instance: a profile squatting on the broker's name.
-        raise ForeignRole("instance profile", observed.profile.name)
+        require_managed("instance profile", observed.profile)
+
+
+Found = TypeVar("Found", RoleInfo, ProfileInfo)
+
+
+def require_managed(kind: str, found: Found) -> Found:
+    """`found` if the broker made it; a role or profile that only bears the broker's name is
+    someone else's, and the broker will not change it. Applies to what a plan observed and to
+    what a create step found already there (a retry's, another replica's, or someone else's)."""
+    if not found.managed:
+        raise ForeignRole(kind, found.name)
+    return found
 
 
 def is_our_association(names: ManagedNames, association: AssociationInfo) -> bool:

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from broker.domain.audit import step_event
-from broker.domain.convergence import Step, StepKind
+from broker.domain.convergence import Step, StepKind, require_managed
 from broker.domain.grants import InstanceResources
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, render
@@ -44,6 +44,7 @@ class StepRunner:
         role = self._iam.create_role(
             n.role_name, n.path, EC2_TRUST_POLICY, n.tags, permissions_boundary=self._boundary
         )
+        require_managed("role", role)  # it may have been there already, and someone else's
         return replace(resources, role_name=role.name, role_arn=role.arn)
 
     def _put_policy(self, step: Step, resources: InstanceResources) -> InstanceResources:
@@ -62,6 +63,7 @@ class StepRunner:
     def _create_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:
         n = self._names
         profile = self._iam.create_instance_profile(n.profile_name, n.path, n.tags)
+        require_managed("instance profile", profile)
         return replace(resources, profile_name=profile.name, profile_arn=profile.arn)
 
     def _add_role_to_profile(self, _: Step, resources: InstanceResources) -> InstanceResources:

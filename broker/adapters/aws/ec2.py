@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from broker.adapters.aws.errors import error_code, error_message, translated
-from broker.adapters.aws.retry import Propagation, RetryingAdapter
+from broker.adapters.aws.calls import AwsAdapter, MaybeDone, Paging
+from broker.adapters.aws.errors import error_code, error_message
+from broker.adapters.aws.retry import Propagation
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import InstanceNotFound
 from broker.service.ports import InstanceInfo
 
 if TYPE_CHECKING:
-    from mypy_boto3_ec2.client import EC2Client
+    from mypy_boto3_ec2.client import EC2Client  # noqa: F401 (BotoEc2's type argument)
     from mypy_boto3_ec2.type_defs import (
-        AssociateIamInstanceProfileResultTypeDef,
-        DescribeIamInstanceProfileAssociationsResultTypeDef,
         FilterTypeDef,
         IamInstanceProfileAssociationTypeDef,
         InstanceTypeDef,
     )
 
-_UNKNOWN_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 _GONE_STATES = frozenset({"shutting-down", "terminated"})
-_CURRENT_ASSOCIATION_STATES = ["associating", "associated"]
+# Associations that hold or are taking hold; EC2 also lists those being or lately disassociated.
+_CURRENT: FilterTypeDef = {"Name": "state", "Values": ["associating", "associated"]}
 
 
-class BotoEc2(RetryingAdapter["EC2Client"]):
-    _client: EC2Client
+class BotoEc2(AwsAdapter["EC2Client"]):
+    # EC2's answers for an instance id or association it does not know.
+    MISSING = frozenset(
+        {
+            "InvalidInstanceID.NotFound",
+            "InvalidInstanceID.Malformed",
+            "InvalidAssociationID.NotFound",
+        }
+    )
+    PAGING = Paging(token="NextToken")
 
     def find_instance(self, instance_id: str) -> InstanceInfo | None:
         for instance in self._described(instance_id):
@@ -44,114 +50,66 @@ class BotoEc2(RetryingAdapter["EC2Client"]):
 
     def _described(self, instance_id: str) -> list[InstanceTypeDef]:
         """The instance as EC2 describes it; [] when EC2 does not know the id."""
-        with translated("DescribeInstances"):
-            try:
-                response = self._retry.call(
-                    "DescribeInstances",
-                    lambda: self._client.describe_instances(InstanceIds=[instance_id]),
-                )
-            except ClientError as error:
-                if error_code(error) in _UNKNOWN_INSTANCE_CODES:
-                    return []
-                raise
+        response = self._aws.call(
+            "DescribeInstances", InstanceIds=[instance_id], none_if_missing=True
+        )
+        if response is None:
+            return []
         return [i for r in response["Reservations"] for i in r["Instances"]]
 
     def get_association(self, instance_id: str) -> AssociationInfo | None:
-        with translated("DescribeIamInstanceProfileAssociations"):
-            response = self._retry.call(
-                "DescribeIamInstanceProfileAssociations",
-                lambda: self._client.describe_iam_instance_profile_associations(
-                    Filters=[
-                        {"Name": "instance-id", "Values": [instance_id]},
-                        {"Name": "state", "Values": _CURRENT_ASSOCIATION_STATES},
-                    ]
-                ),
-            )
+        response = self._aws.call(
+            "DescribeIamInstanceProfileAssociations",
+            Filters=[{"Name": "instance-id", "Values": [instance_id]}, _CURRENT],
+        )
         associations = response["IamInstanceProfileAssociations"]
         return _association_info(associations[0]) if associations else None
 
     def associate(self, instance_id: str, profile_name: str) -> AssociationInfo:
-        with translated("AssociateIamInstanceProfile"):
-            try:
-                response = self._associate_once_visible(instance_id, profile_name)
-            except ClientError as error:
-                if error_code(error) in _UNKNOWN_INSTANCE_CODES:
-                    raise InstanceNotFound(instance_id) from error
-                existing = self._existing_association(error, instance_id, profile_name)
-                if existing is None:
-                    raise
-                return existing
+        try:
+            response = self._aws.call(
+                "AssociateIamInstanceProfile",
+                InstanceId=instance_id,
+                IamInstanceProfile={"Name": profile_name},
+                none_if_missing=True,
+                propagation=Propagation(
+                    _is_propagation_error,
+                    f"IAM did not propagate instance profile {profile_name} to EC2",
+                ),
+                # A concurrent or earlier, interrupted call may have associated already.
+                maybe_done={"IncorrectState"},
+            )
+        except MaybeDone as refused:
+            return self._existing_association(refused, instance_id, profile_name)
+        if response is None:  # EC2 does not know the instance
+            raise InstanceNotFound(instance_id)
         return _association_info(response["IamInstanceProfileAssociation"])
 
     def disassociate(self, association_id: str) -> None:
-        with translated("DisassociateIamInstanceProfile"):
-            try:
-                self._retry.call(
-                    "DisassociateIamInstanceProfile",
-                    lambda: self._client.disassociate_iam_instance_profile(
-                        AssociationId=association_id
-                    ),
-                )
-            except ClientError as error:
-                if error_code(error) != "InvalidAssociationID.NotFound":
-                    raise
-
-    def instances_holding(self, profile_arn: str) -> set[str]:
-        operation = "DescribeIamInstanceProfileAssociations"
-        found: set[str] = set()
-        token = ""
-        with translated(operation):
-            while True:
-                page = self._retry.call(operation, partial(self._current_associations, token))
-                found |= {
-                    a["InstanceId"]
-                    for a in page["IamInstanceProfileAssociations"]
-                    if a["IamInstanceProfile"]["Arn"] == profile_arn
-                }
-                token = page.get("NextToken", "")
-                if not token:
-                    return found
-
-    def _current_associations(
-        self, token: str
-    ) -> DescribeIamInstanceProfileAssociationsResultTypeDef:
-        """A page of the region's current associations; EC2 cannot filter them by profile."""
-        current: list[FilterTypeDef] = [{"Name": "state", "Values": _CURRENT_ASSOCIATION_STATES}]
-        if token:
-            return self._client.describe_iam_instance_profile_associations(
-                Filters=current, NextToken=token
-            )
-        return self._client.describe_iam_instance_profile_associations(Filters=current)
-
-    def _associate_once_visible(
-        self, instance_id: str, profile_name: str
-    ) -> AssociateIamInstanceProfileResultTypeDef:
-        return self._retry.call(
-            "AssociateIamInstanceProfile",
-            lambda: self._client.associate_iam_instance_profile(
-                InstanceId=instance_id, IamInstanceProfile={"Name": profile_name}
-            ),
-            Propagation(
-                _is_propagation_error,
-                f"IAM did not propagate instance profile {profile_name} to EC2",
-            ),
+        self._aws.call(
+            "DisassociateIamInstanceProfile", AssociationId=association_id, none_if_missing=True
         )
 
+    def instances_holding(self, profile_arn: str) -> set[str]:
+        # EC2 cannot filter associations by profile: the region's current ones are read.
+        associations = self._aws.paginate(
+            "DescribeIamInstanceProfileAssociations",
+            "IamInstanceProfileAssociations",
+            Filters=[_CURRENT],
+        )
+        return {
+            a["InstanceId"] for a in associations if a["IamInstanceProfile"]["Arn"] == profile_arn
+        }
+
     def _existing_association(
-        self, error: ClientError, instance_id: str, profile_name: str
-    ) -> AssociationInfo | None:
+        self, refused: MaybeDone, instance_id: str, profile_name: str
+    ) -> AssociationInfo:
         """The instance's association with this very profile, when that is why EC2 refused."""
-        if not _is_existing_association(error):
-            return None
-        current = self.get_association(instance_id)
-        if current is None or not current.profile_arn.endswith(f"/{profile_name}"):
-            return None
-        return current
-
-
-def _is_existing_association(error: ClientError) -> bool:
-    # A concurrent or earlier, interrupted call may have associated already.
-    return error_code(error) == "IncorrectState" and "existing association" in error_message(error)
+        if refused.code == "IncorrectState" and "existing association" in refused.message:
+            current = self.get_association(instance_id)
+            if current is not None and current.profile_arn.endswith(f"/{profile_name}"):
+                return current
+        raise refused.refusal() from refused.error
 
 
 def _is_propagation_error(error: BaseException) -> bool:

@@ -6,8 +6,6 @@ throttling, 5xx and connection errors within their budgets, so those mean AWS is
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -64,12 +62,3 @@ def _translate_client_error(action: str, error: ClientError) -> AwsUnavailable |
     if code == "LimitExceeded":
         return AwsQuotaExceeded(f"AWS {action} failed: {code} (an account quota is reached)")
     return AwsRejected(f"AWS {action} failed: {code}; the broker's log has AWS's message")
-
-
-@contextmanager
-def translated(action: str) -> Iterator[None]:
-    """Raises the domain error for any botocore failure inside the block."""
-    try:
-        yield
-    except (ClientError, BotoCoreError, ResponseParserError) as error:
-        raise translate(action, error) from error

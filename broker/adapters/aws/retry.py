@@ -23,9 +23,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from botocore.parsers import ResponseParserError
@@ -125,29 +125,6 @@ class Propagation:
 
     is_propagation_error: Callable[[BaseException], bool]
     gave_up: str
-
-
-Client = TypeVar("Client")
-
-
-class RetryingAdapter(Generic[Client]):
-    """What BotoIam and BotoEc2 share: a boto3 client, one retry policy, its budgets, and a
-    counter of retries (shared by both adapters when the composition root passes the same one)."""
-
-    def __init__(
-        self,
-        client: Client,
-        *,
-        propagation_timeout: float,
-        budgets: RetryBudgets | None = None,
-        retries: RetryCounter | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
-        self.retries = retries if retries is not None else RetryCounter()
-        self._retry = AwsRetry(budgets, self.retries, sleep, clock)
-        self._client = client
 
 
 @dataclass

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from broker.adapters.db.records import SqlAuditLog
+from broker.adapters.db.audit_log import SqlAuditLog
 from broker.domain.audit_chain import ChainLink
 
 PAGE_SIZE = 1000

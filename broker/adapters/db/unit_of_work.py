@@ -6,8 +6,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from broker.adapters.db.audit_log import SqlAuditLog
 from broker.adapters.db.grant_store import SqlGrantStore
-from broker.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlInstanceRecords
+from broker.adapters.db.idempotency_keys import SqlIdempotencyKeys
+from broker.adapters.db.instance_records import SqlInstanceRecords
 from broker.service.ports import (
     AuditLog,
     GrantStore,

@@ -21,7 +21,7 @@ from broker.domain.audit_chain import (
     verify_chain,
 )
 from broker.service.ports import UnitOfWorkFactory
-from tests.integration.db.test_db_records import append_all, audit_event
+from tests.records import append_all, audit_event
 
 EDITED = "its content does not match its hash: the event was edited"
 Tamper = Callable[[Engine, list[ChainLink]], None]

@@ -11,7 +11,7 @@ from broker.adapters.db.audit_trail import read_audit_chain
 from broker.adapters.db.migrate import _alembic_config, upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.audit_chain import GENESIS_HASH, verify_chain
-from tests.integration.db.test_db_records import append_all, audit_event
+from tests.records import append_all, audit_event
 
 # The table as release 0001 wrote it: no hash columns.
 RELEASED_AUDIT_EVENTS = sa.table(

@@ -7,23 +7,13 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from broker.adapters.db.audit_log import AUDIT_LOCK_KEY
 from broker.adapters.db.engine import create_engine_for
-from broker.adapters.db.records import AUDIT_LOCK_KEY
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.service.ports import AuditFilter, GrantFilter, UnitOfWorkFactory
 from tests.blocking import waits_for_advisory_lock, with_application_name
-from tests.integration.db.test_db_records import append_all, audit_event
+from tests.records import append_all, audit_event
 from tests.waiting import wait_until
-
-
-def test_last_event_id_is_zero_then_the_newest(units: UnitOfWorkFactory) -> None:
-    with units() as uow:
-        assert uow.audit.last_event_id() == 0
-    append_all(units, [audit_event(1), audit_event(2)])
-
-    with units() as uow:
-        newest = uow.audit.list(AuditFilter(), None, 10).items[-1].event_id
-        assert uow.audit.last_event_id() == newest
 
 
 def test_an_append_waits_for_the_uncommitted_one_before_it(

@@ -19,14 +19,14 @@ from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.access import GrantState
 from broker.domain.audit_chain import verify_chain
-from tests.integration.db.conftest import GrantMaker
-from tests.integration.db.test_db_records import (
+from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
+from tests.records import (
+    GrantMaker,
     append_all,
     audit_event,
     idempotency_record,
     instance_record,
 )
-from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 
 SCRIPT = Path(__file__).parents[3] / "deploy" / "postgres" / "broker-privileges.sql"
 CHANGES = [

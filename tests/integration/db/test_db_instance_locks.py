@@ -48,7 +48,7 @@ def test_advisory_keys_are_stable_across_processes_and_distinct() -> None:
 
 
 # PostgreSQL only: one SQLite database serves one broker process, so there is nothing to share.
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database_kind", ["postgresql"], indirect=True)
 def test_another_process_waits_for_the_holder(engine: Engine, database_url: str) -> None:
     # A second engine stands for a second broker process: its own pool, its own sessions,
     # named so that pg_locks can show what they wait for.

@@ -2,7 +2,7 @@
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,10 @@ from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.errors import StoreUnavailable
-from broker.domain.grants import Grant
 from broker.service.ports import GrantFilter, UnitOfWorkFactory
 from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
+from tests.records import GrantMaker
 from tests.tcp_proxy import TcpProxy
-
-GrantMaker = Callable[..., Grant]
 
 
 def _stored(units: UnitOfWorkFactory) -> list[str]:

@@ -18,6 +18,7 @@ from broker.domain.convergence import (
     Step,
     StepKind,
     plan,
+    require_managed,
 )
 from broker.domain.errors import ForeignProfile, ForeignRole
 from broker.domain.naming import POLICY_NAME, ManagedNames
@@ -320,6 +321,15 @@ def test_an_unmanaged_profile_with_our_name_is_refused(desired: dict[str, Any] |
     with pytest.raises(ForeignRole) as raised:
         plan(NAMES, desired, observed)
     assert f"instance profile {NAME}" in str(raised.value)
+
+
+def test_what_a_create_found_is_kept_only_if_the_broker_made_it() -> None:
+    assert require_managed("role", ROLE) is ROLE
+    assert require_managed("instance profile", EMPTY_PROFILE) is EMPTY_PROFILE
+    with pytest.raises(ForeignRole, match=f"role {NAME} exists but is not tagged"):
+        require_managed("role", replace(ROLE, managed=False))
+    with pytest.raises(ForeignRole, match=f"instance profile {NAME} exists but is not tagged"):
+        require_managed("instance profile", replace(EMPTY_PROFILE, managed=False))
 
 
 # --- teardown -----------------------------------------------------------------------------------

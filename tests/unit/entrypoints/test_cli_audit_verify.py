@@ -8,7 +8,7 @@ from sqlalchemy import text
 from broker.adapters.db.engine import create_engine_for
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.entrypoints.cli import main
-from tests.integration.db.test_db_records import append_all, audit_event
+from tests.records import append_all, audit_event
 
 
 @pytest.fixture

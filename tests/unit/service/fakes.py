@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -14,10 +15,20 @@ from broker.domain.access import Access
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import UNRESTRICTED
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
-from broker.domain.errors import AwsRejected, BrokerError, GrantNotFound, IdempotencyConflict
+from broker.domain.errors import (
+    AwsQuotaExceeded,
+    AwsRejected,
+    AwsUnavailable,
+    BrokerError,
+    GrantNotFound,
+    IdempotencyConflict,
+    InstanceNotFound,
+    StoreUnavailable,
+)
 from broker.domain.grants import Grant, GrantScope
 from broker.domain.naming import DEFAULT_ROLE_PATH, INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
 from broker.domain.policy import build_policy
+from broker.domain.validation import instance_id_problems
 from broker.service.dependencies import Dependencies
 from broker.service.granting import GrantCommand
 from broker.service.locks import ProcessInstanceLocks
@@ -65,13 +76,36 @@ class Tables:
 
 
 Write = Callable[[Tables], None]
+# How long a first use of an idempotency key waits for another unit of work that holds the key
+# (SQLite's busy timeout in the broker); a test that deadlocks then fails instead of hanging.
+KEY_WAIT_SECONDS = 30
 T = TypeVar("T")
 
 
 def _page(items: list[tuple[int, T]], after: int | None, limit: int) -> Page[T]:
+    if limit < 1:
+        raise ValueError(f"a page holds at least one item, not {limit}")
     rows = [(pos, item) for pos, item in items if after is None or pos > after]
     shown = rows[:limit]
     return Page([item for _, item in shown], shown[-1][0] if len(rows) > limit else None)
+
+
+def _utc(moment: datetime) -> datetime:
+    """The time as the SQL stores hand it back, in UTC; like them, refuses a naive one."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: the broker stores aware UTC times")
+    return moment.astimezone(UTC)
+
+
+def _as_stored(grant: Grant) -> Grant:
+    """The grant as the SQL store reads it back: its times in UTC."""
+    expires_at = None if grant.expires_at is None else _utc(grant.expires_at)
+    return replace(
+        grant,
+        created_at=_utc(grant.created_at),
+        updated_at=_utc(grant.updated_at),
+        expires_at=expires_at,
+    )
 
 
 class _Store:
@@ -88,6 +122,8 @@ class _Store:
 
 class FakeGrantStore(_Store):
     def add(self, grant: Grant) -> None:
+        grant = _as_stored(grant)
+
         def write(t: Tables) -> None:
             if grant.grant_id in t.grants:
                 raise ValueError(f"duplicate grant id {grant.grant_id}")
@@ -96,6 +132,8 @@ class FakeGrantStore(_Store):
         self._write(write)
 
     def save(self, grant: Grant) -> None:
+        grant = _as_stored(grant)
+
         def write(t: Tables) -> None:
             if grant.grant_id not in t.grants:
                 raise GrantNotFound(grant.grant_id)
@@ -141,8 +179,13 @@ class FakeGrantStore(_Store):
 
 class FakeAuditLog(_Store):
     def append(self, event: NewAuditEvent) -> None:
+        # As the SQL store keeps it: the time in UTC, the detail as JSON (which refuses what
+        # JSON cannot hold and reads tuples back as lists).
+        detail = json.loads(json.dumps(event.detail, sort_keys=True))
+        stored = replace(event, time=_utc(event.time), detail=detail)
+
         def write(t: Tables) -> None:
-            t.audit.append(AuditEvent(event_id=len(t.audit) + 1, **vars(event)))
+            t.audit.append(AuditEvent(event_id=len(t.audit) + 1, **vars(stored)))
 
         self._write(write)
 
@@ -164,6 +207,11 @@ class FakeIdempotencyKeys(_Store):
         return self._t.keys.get((operation, key))
 
     def add(self, record: IdempotencyRecord) -> None:
+        """Like the SQL store, takes the key at once: a concurrent first use loses here, at
+        add(), once the unit of work that holds the key commits (see FakeUnitOfWork.claim_key)."""
+        record = replace(record, created_at=_utc(record.created_at))
+        self._uow.claim_key((record.operation, record.key))
+
         def write(t: Tables) -> None:
             if (record.operation, record.key) in t.keys:
                 raise IdempotencyConflict(record.key)
@@ -177,6 +225,8 @@ class FakeInstanceRecords(_Store):
         return self._t.instances.get(instance_id)
 
     def save(self, record: InstanceRecord) -> None:
+        record = replace(record, updated_at=_utc(record.updated_at))
+
         def write(t: Tables) -> None:
             t.instances[record.instance_id] = record
 
@@ -190,6 +240,10 @@ class FakeDatabase:
         self.committed = Tables()
         self.lock = threading.Lock()
         self.commits = 0
+        # Idempotency keys added by units of work not yet ended, and a condition that tells
+        # when one ends: a second first use of a key waits for the first, as on a unique index.
+        self.claimed_keys: dict[tuple[str, str], FakeUnitOfWork] = {}
+        self.ended = threading.Condition(self.lock)
 
     def __call__(self) -> "FakeUnitOfWork":
         return FakeUnitOfWork(self)
@@ -222,6 +276,8 @@ class FakeUnitOfWork:
 
     def __exit__(self, *exc_info: object) -> None:
         self._writes = []  # rollback: the working copy is simply dropped
+        with self._db.lock:
+            self._release_keys()
 
     def write(self, write: Write) -> None:
         write(self.working)
@@ -234,7 +290,31 @@ class FakeUnitOfWork:
                 write(after)
             self._db.committed = after
             self._db.commits += 1
+            self._release_keys()
         self._writes = []
+
+    def claim_key(self, key: tuple[str, str]) -> None:
+        """Takes the idempotency key for this unit of work, or raises IdempotencyConflict when
+        it is committed or taken here already. While another unit of work holds the key it
+        waits, as a database does for an uncommitted row of the same unique key: the key is
+        taken once that one commits, and free again if it rolls back."""
+        db = self._db
+        with db.ended:
+            free = db.ended.wait_for(
+                lambda: db.claimed_keys.get(key, self) is self, timeout=KEY_WAIT_SECONDS
+            )
+            if not free:
+                raise StoreUnavailable(f"waited {KEY_WAIT_SECONDS}s for idempotency key {key[1]}")
+            if key in db.committed.keys or key in self.working.keys:
+                raise IdempotencyConflict(key[1])
+            db.claimed_keys[key] = self
+
+    def _release_keys(self) -> None:
+        """Ends this unit of work's hold on its keys; the caller holds the database's lock."""
+        for key, holder in list(self._db.claimed_keys.items()):
+            if holder is self:
+                del self._db.claimed_keys[key]
+        self._db.ended.notify_all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +351,39 @@ class FakeProfile:
     @property
     def info(self) -> ProfileInfo:
         return ProfileInfo(self.name, self.arn, tuple(self.roles), is_managed(self.tags))
+
+
+def _refused(action: str, code: str) -> AwsRejected:
+    """What the adapter raises when AWS refuses `action` with `code` (its errors.translate)."""
+    if code == "LimitExceeded":
+        return AwsQuotaExceeded(f"AWS {action} failed: {code} (an account quota is reached)")
+    return AwsRejected(f"AWS {action} failed: {code}; the broker's log has AWS's message")
+
+
+def _not_propagated(what: str) -> AwsUnavailable:
+    """What the adapter raises when what a call needs never appears: it retries NoSuchEntity
+    as IAM's propagation delay until its propagation timeout, then gives up as unavailable."""
+    return AwsUnavailable(f"IAM did not propagate {what}")
+
+
+def _policy_document(action: str, document: str) -> dict[str, Any]:
+    """The parsed document; IAM refuses one that is not a JSON object.
+
+    IAM's syntax check goes further (a Version of 2012-10-17, statements with an Effect, ...),
+    and so does the emulator, but service tests arrange roles with short stand-in policies
+    (e.g. {"Statement": []}) that it would refuse; the check stops here so they can.
+    """
+    try:
+        policy = json.loads(document)
+    except json.JSONDecodeError:
+        raise _refused(action, "MalformedPolicyDocument") from None
+    if not isinstance(policy, dict):
+        raise _refused(action, "MalformedPolicyDocument")
+    return policy
+
+
+# What IAM accepts as a permissions boundary: a managed policy's ARN.
+_POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}|aws):policy/.+")
 
 
 class FakeAws:
@@ -321,7 +434,9 @@ class FakeAws:
         with self._lock:
             self._enter("create_role")
             if name in self.roles:
-                raise AwsRejected(f"EntityAlreadyExists: role {name}")
+                return self.roles[name].info  # as the adapter: what is there, whoever made it
+            if permissions_boundary and not _POLICY_ARN.fullmatch(permissions_boundary):
+                raise _refused("CreateRole", "InvalidInput")
             trust = json.loads(trust_policy)
             self.roles[name] = FakeRole(
                 name, path, trust, dict(tags), boundary=permissions_boundary
@@ -332,7 +447,8 @@ class FakeAws:
     def update_trust_policy(self, role_name: str, document: str) -> None:
         with self._lock:
             self._enter("update_trust_policy")
-            self._role(role_name).trust = json.loads(document)
+            role = self._role("UpdateAssumeRolePolicy", role_name)
+            role.trust = _policy_document("UpdateAssumeRolePolicy", document)
             self._did("update_trust_policy", role_name)
 
     def list_inline_policies(self, role_name: str) -> list[str]:
@@ -365,7 +481,7 @@ class FakeAws:
                 return
             in_profile = any(name in p.roles for p in self.profiles.values())
             if role.policies or role.attached or in_profile:
-                raise AwsRejected(f"DeleteConflict: role {name} still has policies or profiles")
+                raise _refused("DeleteRole", "DeleteConflict")
             del self.roles[name]
             self._did("delete_role", name)
 
@@ -377,7 +493,8 @@ class FakeAws:
     def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
         with self._lock:
             self._enter("put_role_policy")
-            self._role(role_name).policies[policy_name] = json.loads(document)
+            role = self._role("PutRolePolicy", role_name)
+            role.policies[policy_name] = _policy_document("PutRolePolicy", document)
             self._did("put_role_policy", role_name, policy_name)
 
     def delete_role_policy(self, role_name: str, policy_name: str) -> None:
@@ -396,7 +513,7 @@ class FakeAws:
         with self._lock:
             self._enter("create_instance_profile")
             if name in self.profiles:
-                raise AwsRejected(f"EntityAlreadyExists: instance profile {name}")
+                return self.profiles[name].info  # as the adapter: what is there, whoever made it
             self.profiles[name] = FakeProfile(name, path, dict(tags))
             self._did("create_instance_profile", name)
             return self.profiles[name].info
@@ -404,12 +521,13 @@ class FakeAws:
     def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None:
         with self._lock:
             self._enter("add_role_to_instance_profile")
-            profile = self._profile(profile_name)
-            self._role(role_name)
+            profile = self.profiles.get(profile_name)
+            if profile is None or role_name not in self.roles:
+                raise _not_propagated(f"role {role_name} or instance profile {profile_name}")
             if profile.roles == [role_name]:
                 return  # as the adapter: adding the role it already holds is done
             if profile.roles:
-                raise AwsRejected(f"LimitExceeded: {profile_name} already holds a role")
+                raise _refused("AddRoleToInstanceProfile", "LimitExceeded")
             profile.roles.append(role_name)
             self._did("add_role_to_instance_profile", profile_name, role_name)
 
@@ -428,7 +546,7 @@ class FakeAws:
             if profile is None:
                 return
             if profile.roles:
-                raise AwsRejected(f"DeleteConflict: instance profile {name} still holds a role")
+                raise _refused("DeleteInstanceProfile", "DeleteConflict")
             del self.profiles[name]
             self._did("delete_instance_profile", name)
 
@@ -442,17 +560,13 @@ class FakeAws:
             and e.name.startswith(NAME_PREFIX)
             and is_managed(e.tags)
             and e.tags.get(INSTANCE_TAG_KEY) == e.name.removeprefix(NAME_PREFIX)
+            and not instance_id_problems(e.name.removeprefix(NAME_PREFIX))
         }
 
-    def _role(self, name: str) -> FakeRole:
+    def _role(self, action: str, name: str) -> FakeRole:
         if name not in self.roles:
-            raise AwsRejected(f"NoSuchEntity: role {name}")
+            raise _refused(action, "NoSuchEntity")
         return self.roles[name]
-
-    def _profile(self, name: str) -> FakeProfile:
-        if name not in self.profiles:
-            raise AwsRejected(f"NoSuchEntity: instance profile {name}")
-        return self.profiles[name]
 
     # --- EC2
     def terminate(self, instance_id: str) -> None:
@@ -477,10 +591,16 @@ class FakeAws:
         with self._lock:
             self._enter("associate")
             if instance_id not in self.instances:
-                raise AwsRejected(f"InvalidInstanceID.NotFound: {instance_id}")
-            if instance_id in self.associations:
-                raise AwsRejected(f"IncorrectState: {instance_id} already has a profile")
-            arn = self._profile(profile_name).arn
+                raise InstanceNotFound(instance_id)
+            profile = self.profiles.get(profile_name)
+            if profile is None:
+                raise _not_propagated(f"instance profile {profile_name} to EC2")
+            current = self.associations.get(instance_id)
+            if current is not None and current.profile_arn == profile.arn:
+                return current  # as the adapter: an earlier or concurrent call associated it
+            if current is not None:
+                raise _refused("AssociateIamInstanceProfile", "IncorrectState")
+            arn = profile.arn
             association = AssociationInfo(f"iip-assoc-{next(self._ids):017x}", instance_id, arn)
             self.associations[instance_id] = association
             self._did("associate", instance_id, profile_name)

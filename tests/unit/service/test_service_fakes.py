@@ -6,11 +6,10 @@ from datetime import timedelta
 import pytest
 
 from broker.domain.audit import NewAuditEvent, Outcome
-from broker.domain.errors import AwsRejected, AwsUnavailable, GrantNotFound, IdempotencyConflict
+from broker.domain.errors import AwsUnavailable
 from broker.domain.grants import Grant, GrantRequest, GrantScope, new_grant
 from broker.domain.validation import grant_id_problems
 from broker.service.locks import ProcessInstanceLocks
-from broker.service.ports import IdempotencyRecord
 from tests.blocking import blocked_at
 from tests.unit.service.fakes import (
     INSTANCE,
@@ -55,41 +54,6 @@ def test_leaving_without_commit_discards_the_writes() -> None:
     assert (db.grants(), db.audit_actions(), db.commits) == ([], [], 0)
 
 
-def test_saving_an_unknown_grant_fails() -> None:
-    with FakeDatabase()() as uow, pytest.raises(GrantNotFound):
-        uow.grants.save(a_grant())
-
-
-def test_an_idempotency_key_can_be_added_once() -> None:
-    record = IdempotencyRecord("k", "grant", "digest", "id", START)
-    db = FakeDatabase()
-    with db() as uow:
-        uow.idempotency.add(record)
-        uow.commit()
-    with db() as uow, pytest.raises(IdempotencyConflict, match="k"):
-        uow.idempotency.add(record)
-    with db() as uow:
-        assert uow.idempotency.get("grant", "k") == record
-        assert uow.idempotency.get("revoke", "k") is None
-
-
-def test_aws_refuses_deletes_that_iam_would_refuse() -> None:
-    aws = FakeAws((INSTANCE,))
-    aws.create_role("r", "/p/", "{}", {})
-    aws.put_role_policy("r", "pol", '{"Statement": []}')
-    aws.create_instance_profile("r", "/p/", {})
-    aws.add_role_to_instance_profile("r", "r")
-
-    with pytest.raises(AwsRejected, match="DeleteConflict"):
-        aws.delete_role("r")
-    with pytest.raises(AwsRejected, match="DeleteConflict"):
-        aws.delete_instance_profile("r")
-    aws.create_role("second", "/p/", "{}", {})
-    with pytest.raises(AwsRejected, match="LimitExceeded"):
-        aws.add_role_to_instance_profile("r", "second")
-    assert aws.profiles["r"].roles == ["r"]
-
-
 def test_aws_deletes_of_missing_things_are_quiet_no_ops() -> None:
     aws = FakeAws()
     aws.delete_role("r")
@@ -98,18 +62,6 @@ def test_aws_deletes_of_missing_things_are_quiet_no_ops() -> None:
     aws.delete_instance_profile("p")
     aws.disassociate("iip-assoc-0")
     assert aws.calls == []
-
-
-def test_aws_associates_one_profile_per_existing_instance() -> None:
-    aws = FakeAws((INSTANCE,))
-    aws.create_instance_profile("p", "/x/", {})
-    association = aws.associate(INSTANCE, "p")
-    assert association.profile_arn == "arn:aws:iam::123456789012:instance-profile/x/p"
-    assert aws.get_association(INSTANCE) == association
-    with pytest.raises(AwsRejected):
-        aws.associate(INSTANCE, "p")
-    with pytest.raises(AwsRejected):
-        aws.associate("i-00000000", "p")
 
 
 def test_aws_fails_an_operation_the_given_number_of_times() -> None:

@@ -271,6 +271,20 @@ def test_unmanaged_role_with_the_brokers_name_is_left_alone(w: World) -> None:
     assert w.db.audit_actions() == ["grant.rejected"]
 
 
+def test_a_role_found_by_create_role_but_not_the_brokers_is_left_alone(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone else's role that IAM's reads do not show yet: CreateRole finds it there.
+    w.aws.roles[ROLE] = FakeRole(ROLE, "/accessbroker/", {}, {"team": "web"})
+    monkeypatch.setattr(w.aws, "get_role", lambda name: None)
+
+    with pytest.raises(ForeignRole, match=f"role {ROLE} exists but is not tagged"):
+        grant_access(w.deps, grant_command())
+
+    assert w.aws.calls == []
+    assert w.aws.roles[ROLE].policies == {}
+
+
 def fill_policy(w: World) -> int:
     """Grants long prefixes until the next one would not fit; returns how many fit."""
     for n in range(200):

@@ -91,7 +91,7 @@ def _pages(connection: sa.Connection) -> Iterator[Sequence[sa.Row[Any]]]:
 
 
 def _event_of(row: sa.Row[Any]) -> AuditEvent:
-    """The event as the broker reads it back (broker.adapters.db.records), so hashes agree."""
+    """The event as the broker reads it back (broker.adapters.db.audit_log), so hashes agree."""
     return AuditEvent(
         event_id=row.event_id,
         time=_aware(row.time),

@@ -1,8 +1,9 @@
-"""SqlUnitOfWork: one transaction over all stores, safe to use from several threads."""
+"""The UnitOfWork port: one transaction over all stores, safe to use from several threads."""
 
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,10 +15,11 @@ from broker.service.ports import (
     GrantFilter,
     IdempotencyRecord,
     InstanceRecord,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
+from tests.records import GrantMaker, audit_event, idempotency_record, instance_record
 
-GrantMaker = Callable[..., Grant]
 INSTANCE = "i-0123456789abcdef0"
 MOMENT = datetime(2026, 7, 1, 12, 30, 15, tzinfo=UTC)
 
@@ -69,6 +71,45 @@ def test_an_error_inside_rolls_back(units: UnitOfWorkFactory, make_grant: GrantM
         raise RuntimeError("convergence failed")
 
     assert what_is_stored(units, grant.grant_id) == (False, 0, False, False)
+
+
+def test_writes_after_a_commit_need_a_commit_of_their_own(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    committed, dropped = make_grant(), make_grant()
+
+    with units() as uow:
+        uow.grants.add(committed)
+        uow.commit()
+        uow.grants.add(dropped)
+
+    with units() as uow:
+        assert uow.grants.get(committed.grant_id) == committed
+        assert uow.grants.get(dropped.grant_id) is None
+
+
+# Each store's write, given a time without a UTC offset.
+NAIVE = datetime(2026, 7, 1, 12, 30, 15)
+NAIVE_WRITES: dict[str, Callable[[UnitOfWork, Grant], None]] = {
+    "grant": lambda uow, grant: uow.grants.add(replace(grant, created_at=NAIVE)),
+    "grant-expiry": lambda uow, grant: uow.grants.add(replace(grant, expires_at=NAIVE)),
+    "audit-event": lambda uow, _: uow.audit.append(replace(audit_event(1), time=NAIVE)),
+    "idempotency-key": lambda uow, _: uow.idempotency.add(
+        replace(idempotency_record(), created_at=NAIVE)
+    ),
+    "instance-record": lambda uow, _: uow.instances.save(
+        replace(instance_record("", "iip-assoc-1"), updated_at=NAIVE)
+    ),
+}
+
+
+@pytest.mark.parametrize("write", NAIVE_WRITES.values(), ids=NAIVE_WRITES.keys())
+def test_every_store_refuses_a_time_without_an_offset(
+    units: UnitOfWorkFactory, make_grant: GrantMaker, write: Callable[[UnitOfWork, Grant], None]
+) -> None:
+    # Which zone a naive time meant is a guess; the stores hold UTC and refuse to guess.
+    with units() as uow, pytest.raises(ValueError, match="naive datetime"):
+        write(uow, make_grant())
 
 
 def test_two_threads_write_through_separate_units_of_work(

@@ -1,26 +1,17 @@
-"""The audit log, idempotency keys and instance records on the database."""
+"""The audit log on the database: hash-chained events in commit order, as AuditEvents."""
 
 import json
 from typing import Any
 
 from sqlalchemy import func, text
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from broker.adapters.db.pagination import fetch_size, page_of
-from broker.adapters.db.tables import (
-    AuditEventRow,
-    IdempotencyKeyRow,
-    InstanceRow,
-    resource_columns,
-    resources_of,
-    utc,
-)
+from broker.adapters.db.tables import AuditEventRow, utc
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
 from broker.domain.audit_chain import GENESIS_HASH, ChainLink, chain_link
-from broker.domain.errors import IdempotencyConflict
-from broker.service.ports import AuditFilter, IdempotencyRecord, InstanceRecord, Page
+from broker.service.ports import AuditFilter, Page
 
 # An arbitrary constant naming the audit log's lock among the database's advisory locks.
 AUDIT_LOCK_KEY = 0x61756469740001
@@ -96,65 +87,6 @@ class SqlAuditLog:
         return self._session.get_bind().dialect.name == "postgresql"
 
 
-class SqlIdempotencyKeys:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def get(self, operation: str, key: str) -> IdempotencyRecord | None:
-        row = self._session.get(IdempotencyKeyRow, (operation, key))
-        if row is None:
-            return None
-        return IdempotencyRecord(
-            key=row.key,
-            operation=row.operation,
-            fingerprint=row.fingerprint,
-            grant_id=row.grant_id,
-            created_at=row.created_at,
-        )
-
-    def add(self, record: IdempotencyRecord) -> None:
-        """Records the key's first use.
-
-        Raises IdempotencyConflict here, at add(), when (operation, key) is already stored:
-        the row is flushed at once so a concurrent first use loses now, not at commit. The
-        unit of work is unusable afterwards and must be left, which discards its writes.
-        """
-        self._session.add(
-            IdempotencyKeyRow(
-                operation=record.operation,
-                key=record.key,
-                fingerprint=record.fingerprint,
-                grant_id=record.grant_id,
-                created_at=utc(record.created_at),
-            )
-        )
-        try:
-            self._session.flush()
-        except IntegrityError as error:
-            raise IdempotencyConflict(record.key) from error
-
-
-class SqlInstanceRecords:
-    """Per-instance rows; convergence is serialized per instance, so upserts do not race."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def get(self, instance_id: str) -> InstanceRecord | None:
-        row = self._session.get(InstanceRow, instance_id)
-        return _instance_record_of(row) if row is not None else None
-
-    def save(self, record: InstanceRecord) -> None:
-        """Inserts the instance's record or overwrites the stored one."""
-        columns = _columns_of(record)
-        row = self._session.get(InstanceRow, record.instance_id)
-        if row is None:
-            row = InstanceRow(instance_id=record.instance_id, **columns)
-        else:
-            row.sqlmodel_update(columns)
-        self._session.add(row)
-
-
 def _events_in_order(after: int | None, limit: int) -> SelectOfScalar[AuditEventRow]:
     """A page of events after `after`, in id order, one more than `limit` (see page_of)."""
     query = select(AuditEventRow).order_by(col(AuditEventRow.event_id)).limit(fetch_size(limit))
@@ -215,23 +147,4 @@ def _event_of(row: AuditEventRow) -> AuditEvent:
         instance_id=row.instance_id,
         grant_id=row.grant_id,
         detail=json.loads(row.detail),
-    )
-
-
-def _columns_of(record: InstanceRecord) -> dict[str, Any]:
-    return {
-        **resource_columns(record.resources),
-        "policy_document": record.policy_document,
-        "role_in_profile": record.role_in_profile,
-        "updated_at": utc(record.updated_at),
-    }
-
-
-def _instance_record_of(row: InstanceRow) -> InstanceRecord:
-    return InstanceRecord(
-        instance_id=row.instance_id,
-        resources=resources_of(row),
-        policy_document=row.policy_document,
-        role_in_profile=row.role_in_profile,
-        updated_at=row.updated_at,
     )

@@ -1,6 +1,5 @@
-"""SqlGrantStore on a real database: round trips, state queries and pagination."""
+"""The GrantStore port: round trips, state queries and pagination."""
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,11 +9,8 @@ from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.service.ports import GrantFilter, UnitOfWorkFactory
-from tests.integration.db.conftest import CREATED
+from tests.records import INSTANCE_A, INSTANCE_B, MOMENT, GrantMaker, add_all
 
-GrantMaker = Callable[..., Grant]
-INSTANCE_A = "i-0123456789abcdef0"
-INSTANCE_B = "i-0fedcba9876543210"
 INSTANCE_C = "i-0aaaaaaaaaaaaaaaa"
 SCOPE = GrantScope(bucket="reports", prefix="daily/", access=Access.UPLOAD)
 RESOURCES = InstanceResources(
@@ -26,13 +22,6 @@ RESOURCES = InstanceResources(
     ),
     association_id="iip-assoc-0123456789abcdef0",
 )
-
-
-def add_all(units: UnitOfWorkFactory, grants: list[Grant]) -> None:
-    with units() as uow:
-        for grant in grants:
-            uow.grants.add(grant)
-        uow.commit()
 
 
 def stored(units: UnitOfWorkFactory, grant_id: str) -> Grant | None:
@@ -120,7 +109,7 @@ def test_for_instance_returns_pending_active_and_revoking_grants(
 def test_expired_are_the_pending_or_active_grants_at_or_past_their_expiry(
     units: UnitOfWorkFactory, make_grant: GrantMaker
 ) -> None:
-    now = CREATED + timedelta(hours=2)
+    now = MOMENT + timedelta(hours=2)
     past, at_now = now - timedelta(minutes=1), now
     expired = [
         make_grant(state=GrantState.ACTIVE, expires_at=past),
@@ -158,6 +147,27 @@ def test_settling_instances_are_those_with_pending_or_revoking_grants(
 
     with units() as uow:
         assert uow.grants.settling_instances() == [INSTANCE_A, INSTANCE_C]
+
+
+def test_live_instances_are_those_with_pending_active_or_revoking_grants(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    settled = "i-0bbbbbbbbbbbbbbbb"
+    add_all(
+        units,
+        [
+            make_grant(instance_id=INSTANCE_C, state=GrantState.ACTIVE),
+            make_grant(instance_id=INSTANCE_A, state=GrantState.REVOKING),
+            make_grant(instance_id=INSTANCE_A, state=GrantState.PENDING),
+            make_grant(instance_id=INSTANCE_B, state=GrantState.PENDING),
+            make_grant(instance_id=settled, state=GrantState.FAILED),
+            make_grant(instance_id=settled, state=GrantState.REVOKED),
+            make_grant(instance_id=settled, state=GrantState.EXPIRED),
+        ],
+    )
+
+    with units() as uow:
+        assert uow.grants.live_instances() == [INSTANCE_A, INSTANCE_C, INSTANCE_B]
 
 
 def all_pages(units: UnitOfWorkFactory, where: GrantFilter, limit: int) -> list[list[Grant]]:
@@ -239,3 +249,18 @@ def matches(grant: Grant, where: GrantFilter) -> bool:
         and where.bucket in ("", grant.scope.bucket)
         and where.state in (None, grant.state)
     )
+
+
+def test_a_requesters_grants_are_listed_across_pages_and_no_others(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    callers = ("svc-ci", "svc-web", "spiffe://example.org/ns/ci/sa/builder")
+    grants = [make_grant(requested_by=callers[number % 3]) for number in range(20)]
+    add_all(units, grants)
+
+    pages = all_pages(units, GrantFilter(requested_by="svc-web"), limit=2)
+    nobodys = all_pages(units, GrantFilter(requested_by="svc-other"), limit=2)
+
+    assert [g for page in pages for g in page] == [g for g in grants if g.requested_by == "svc-web"]
+    assert len(pages) > 1
+    assert nobodys == [[]]

@@ -1,0 +1,168 @@
+"""The one way the adapters call AWS: an action named once, e.g. "GetRole", and its parameters.
+
+Every call is made by AwsCalls: it runs the retry policy (retry.py), maps "missing" to None
+where the call site says that is fine, and translates any other botocore failure into the
+broker's domain errors exactly once (errors.py). The answer is boto3's response: a mapping of
+untyped values, which the adapters turn into typed domain objects right away.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
+
+from botocore import xform_name
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+from broker.adapters.aws.errors import error_code, error_message, translate
+from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
+from broker.domain.errors import AwsRejected, AwsUnavailable
+
+Answer = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a service's listings continue: the parameter that carries the position (the answer
+    gives the next one under the same name) and the flag, if any, that says more pages follow."""
+
+    token: str
+    more: str = ""
+
+    def after(self, page: Answer) -> dict[str, str]:
+        """The parameters that ask for the page after `page`; {} when it was the last."""
+        more = page.get(self.more) if self.more else True
+        token = page.get(self.token, "") if more else ""
+        return {self.token: token} if token else {}
+
+
+class MaybeDone(Exception):
+    """AWS refused with a code the call site named in `maybe_done`: the work may be done already
+    (e.g. EntityAlreadyExists from a create whose first answer was lost). The call site checks,
+    and raises refusal() when it is not."""
+
+    def __init__(self, action: str, error: ClientError) -> None:
+        super().__init__(f"AWS {action}: {error_code(error)}")
+        self.action, self.error = action, error
+        self.code, self.message = error_code(error), error_message(error)
+
+    def refusal(self) -> AwsUnavailable | AwsRejected:
+        return translate(self.action, self.error)
+
+
+class AwsCalls:
+    """Calls one boto3 client's actions under one retry policy."""
+
+    def __init__(
+        self, client: object, retry: AwsRetry, *, missing: Collection[str], paging: Paging
+    ) -> None:
+        # missing: the error codes that mean what a call reads or deletes does not exist.
+        self._client, self._retry, self._missing, self._paging = client, retry, missing, paging
+
+    @overload
+    def call(
+        self,
+        action: str,
+        /,
+        *,
+        none_if_missing: Literal[False] = False,
+        propagation: Propagation | None = None,
+        maybe_done: Collection[str] = (),
+        **params: Any,
+    ) -> Answer: ...
+    @overload
+    def call(
+        self,
+        action: str,
+        /,
+        *,
+        none_if_missing: Literal[True],
+        propagation: Propagation | None = None,
+        maybe_done: Collection[str] = (),
+        **params: Any,
+    ) -> Answer | None: ...
+    def call(
+        self,
+        action: str,
+        /,
+        *,
+        none_if_missing: bool = False,
+        propagation: Propagation | None = None,
+        maybe_done: Collection[str] = (),
+        **params: Any,
+    ) -> Answer | None:
+        """AWS's answer to `action` (made as client.get_role(**params) for "GetRole").
+
+        none_if_missing: None when what the call reads or deletes does not exist.
+        propagation: which errors mean IAM has not yet propagated what the call needs.
+        maybe_done: error codes the call site resolves itself, raised as MaybeDone.
+        Any other failure raises the domain error (AwsUnavailable once retries are spent)."""
+        return self._answer(action, params, none_if_missing, propagation, maybe_done)
+
+    def paginate(
+        self, action: str, key: str, /, *, empty_if_missing: bool = False, **params: Any
+    ) -> list[Any]:
+        """Every item under `key` across the listing's pages, each page a call of its own (so a
+        failed page is retried alone); [] when what it lists does not exist (empty_if_missing)."""
+        items: list[Any] = []
+        position: dict[str, str] = {}
+        while True:
+            page = self._answer(action, {**params, **position}, empty_if_missing, None, ())
+            if page is None:
+                return []
+            items += page[key]
+            position = self._paging.after(page)
+            if not position:
+                return items
+
+    def _answer(
+        self,
+        action: str,
+        params: Mapping[str, Any],
+        none_if_missing: bool,
+        propagation: Propagation | None,
+        maybe_done: Collection[str],
+    ) -> Answer | None:
+        # boto3 names each client method by this same conversion of the action's name.
+        attempt = partial(getattr(self._client, xform_name(action)), **params)
+        try:
+            answer: Answer = self._retry.call(action, attempt, propagation)
+        except ClientError as error:
+            if none_if_missing and error_code(error) in self._missing:
+                return None
+            if error_code(error) in maybe_done:
+                raise MaybeDone(action, error) from error
+            raise translate(action, error) from error
+        except (BotoCoreError, ResponseParserError) as error:
+            raise translate(action, error) from error
+        return answer
+
+
+Client = TypeVar("Client")
+
+
+class AwsAdapter(Generic[Client]):
+    """What BotoIam and BotoEc2 share: their AwsCalls, the retry budgets, and a counter of
+    retries (shared by both adapters when the composition root passes the same one)."""
+
+    MISSING: ClassVar[frozenset[str]]
+    PAGING: ClassVar[Paging]
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        propagation_timeout: float,
+        budgets: RetryBudgets | None = None,
+        retries: RetryCounter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
+        self.retries = retries if retries is not None else RetryCounter()
+        retry = AwsRetry(budgets, self.retries, sleep, clock)
+        self._aws = AwsCalls(client, retry, missing=self.MISSING, paging=self.PAGING)

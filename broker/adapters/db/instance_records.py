@@ -1,0 +1,48 @@
+"""Instance records on the database: what AWS holds for each instance, as last recorded."""
+
+from typing import Any
+
+from sqlmodel import Session
+
+from broker.adapters.db.tables import InstanceRow, resource_columns, resources_of, utc
+from broker.service.ports import InstanceRecord
+
+
+class SqlInstanceRecords:
+    """Per-instance rows; convergence is serialized per instance, so upserts do not race."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        row = self._session.get(InstanceRow, instance_id)
+        return _instance_record_of(row) if row is not None else None
+
+    def save(self, record: InstanceRecord) -> None:
+        """Inserts the instance's record or overwrites the stored one."""
+        columns = _columns_of(record)
+        row = self._session.get(InstanceRow, record.instance_id)
+        if row is None:
+            row = InstanceRow(instance_id=record.instance_id, **columns)
+        else:
+            row.sqlmodel_update(columns)
+        self._session.add(row)
+
+
+def _columns_of(record: InstanceRecord) -> dict[str, Any]:
+    return {
+        **resource_columns(record.resources),
+        "policy_document": record.policy_document,
+        "role_in_profile": record.role_in_profile,
+        "updated_at": utc(record.updated_at),
+    }
+
+
+def _instance_record_of(row: InstanceRow) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=row.instance_id,
+        resources=resources_of(row),
+        policy_document=row.policy_document,
+        role_in_profile=row.role_in_profile,
+        updated_at=row.updated_at,
+    )
