@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with sandbox(Settings(propagation_timeout=30)) as box:
-        running = start_server(box.runtime.deps, "127.0.0.1:0", box.runtime.database_reachable)
+        running = start_server(box.runtime.bus, "127.0.0.1:0", box.runtime.database_reachable)
         try:
             with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
                 stub = broker_pb2_grpc.AccessBrokerStub(channel)

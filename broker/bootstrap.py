@@ -1,6 +1,15 @@
-"""The composition root: the one place that builds the engine, the AWS clients and the use cases."""
+"""The composition root: the one place that builds engines, AWS clients and the message bus.
 
-from dataclasses import dataclass
+`build_runtime` wires real adapters from the settings; `build_bus` wires the service layer over
+any Ports (the real ones, or the unit tests' fakes). Each handler is given exactly the ports
+its signature names (cosmicpython's inject_dependencies), so no signature hides what it uses.
+"""
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -9,20 +18,145 @@ from broker.adapters.aws.ec2 import BotoEc2
 from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.config.policy_file import load_policy_file
+from broker.adapters.config.policy_holder import PolicyHolder
 from broker.adapters.db.engine import create_engine_for, database_reachable
 from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
-from broker.service.dependencies import Dependencies, GrantLimits
-from broker.service.policy_holder import PolicyHolder
+from broker.domain.grants import GrantLimits
+from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.service.authorization import Authorizer
+from broker.service.commands import (
+    Command,
+    DescribeInstanceAccess,
+    ExpireGrants,
+    ExplainAccess,
+    ExtendGrant,
+    FinishSettling,
+    GetGrant,
+    GrantAccess,
+    ListAuditEvents,
+    ListGrants,
+    Reconcile,
+    RemoveOrphans,
+    RepairDrift,
+    RevokeAccess,
+    WatchAuditEvents,
+)
+from broker.service.convergence import Convergence
+from broker.service.drift import DriftRepair, reconcile, repair_drift
+from broker.service.granting import extend_grant, grant_access
+from broker.service.messagebus import Handler, MessageBus
+from broker.service.ports import Clock, Ec2, Iam, IdGenerator, InstanceLocks, UnitOfWorkFactory
+from broker.service.queries import (
+    describe_instance,
+    explain_access,
+    get_grant,
+    list_audit_events,
+    list_grants,
+    watch_audit_events,
+)
+from broker.service.revoking import revoke_access
+from broker.service.sweeps import expire_grants, finish_settling, remove_orphans
 from broker.settings import Settings
+
+# Which handler handles which command.
+HANDLERS: dict[type[Command[Any]], Callable[..., Any]] = {
+    GrantAccess: grant_access,
+    ExtendGrant: extend_grant,
+    RevokeAccess: revoke_access,
+    GetGrant: get_grant,
+    ListGrants: list_grants,
+    DescribeInstanceAccess: describe_instance,
+    ListAuditEvents: list_audit_events,
+    WatchAuditEvents: watch_audit_events,
+    ExplainAccess: explain_access,
+    Reconcile: reconcile,
+    ExpireGrants: expire_grants,
+    FinishSettling: finish_settling,
+    RemoveOrphans: remove_orphans,
+    RepairDrift: repair_drift,
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The adapters the service layer runs on."""
+
+    uow: UnitOfWorkFactory
+    iam: Iam
+    ec2: Ec2
+    clock: Clock
+    ids: IdGenerator
+    locks: InstanceLocks
+    policy: PolicyHolder
+
+
+@dataclass(frozen=True)
+class Options:
+    """What of the settings the service layer needs."""
+
+    role_path: str = DEFAULT_ROLE_PATH
+    limits: GrantLimits = field(default_factory=GrantLimits)
+    # BROKER_FOREIGN_PROFILE=attach: a grant on an instance holding a foreign profile adds the
+    # broker's inline policy to that profile's role instead of being refused.
+    adopt_foreign_profiles: bool = False
+    # Set as the permissions boundary of every role the broker creates; "" for none.
+    permissions_boundary_arn: str = ""
+
+
+def build_bus(ports: Ports, options: Options) -> MessageBus:
+    convergence = Convergence(
+        uow=ports.uow,
+        iam=ports.iam,
+        ec2=ports.ec2,
+        clock=ports.clock,
+        locks=ports.locks,
+        role_path=options.role_path,
+        permissions_boundary=options.permissions_boundary_arn,
+        adopt_foreign_profiles=options.adopt_foreign_profiles,
+    )
+    authorizer = Authorizer(ports.policy, ports.uow, ports.ec2, options.limits)
+    drift = DriftRepair(
+        uow=ports.uow, ec2=ports.ec2, clock=ports.clock, locks=ports.locks, convergence=convergence
+    )
+    dependencies = {
+        "uow": ports.uow,
+        "iam": ports.iam,
+        "ec2": ports.ec2,
+        "clock": ports.clock,
+        "ids": ports.ids,
+        "locks": ports.locks,
+        "convergence": convergence,
+        "authorizer": authorizer,
+        "drift": drift,
+        "limits": options.limits,
+        "role_path": options.role_path,
+    }
+    return MessageBus(
+        handlers={kind: inject_dependencies(h, dependencies) for kind, h in HANDLERS.items()},
+        authorizer=authorizer,
+        convergence=convergence,
+        locks=ports.locks,
+        uow=ports.uow,
+        clock=ports.clock,
+        limits=options.limits,
+    )
+
+
+def inject_dependencies(handler: Callable[..., Any], dependencies: Mapping[str, Any]) -> Handler:
+    """The handler with the dependencies its keyword parameters name given."""
+    wanted = inspect.signature(handler).parameters
+    return partial(handler, **{name: d for name, d in dependencies.items() if name in wanted})
 
 
 @dataclass(frozen=True)
 class Runtime:
-    deps: Dependencies
+    bus: MessageBus
+    # The access policy in force; a reload (SIGHUP) replaces it.
+    policy: PolicyHolder
     engine: Engine
 
     def database_reachable(self) -> bool:
@@ -40,7 +174,7 @@ def build_runtime(
 ) -> Runtime:
     """Migrates the database to the current schema and wires the use cases to real adapters.
     Raises ConfigurationError, having built nothing, when the policy file is unusable."""
-    access_policy = PolicyHolder(load_access_policy(settings))
+    policy = PolicyHolder(load_access_policy(settings))
     engine = create_engine_for(settings.database_url)
     upgrade_to_head(engine)
     clients = make_aws_clients(
@@ -58,20 +192,22 @@ def build_runtime(
     # One count of every retry of an AWS call, by action and kind of fault, for both adapters.
     retries = RetryCounter()
     timeout = settings.propagation_timeout
-    deps = Dependencies(
+    ports = Ports(
         uow=sql_unit_of_work_factory(engine),
         iam=BotoIam(clients.iam, propagation_timeout=timeout, budgets=budgets, retries=retries),
         ec2=BotoEc2(clients.ec2, propagation_timeout=timeout, budgets=budgets, retries=retries),
         clock=SystemClock(),
         ids=RandomIds(),
         locks=DatabaseInstanceLocks(engine),
+        policy=policy,
+    )
+    options = Options(
         role_path=settings.role_path,
         limits=GrantLimits(default_ttl=settings.default_ttl, max_ttl=settings.max_ttl),
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
-        access_policy=access_policy,
     )
-    return Runtime(deps, engine)
+    return Runtime(build_bus(ports, options), policy, engine)
 
 
 def load_access_policy(settings: Settings) -> AccessPolicy:

@@ -212,6 +212,12 @@ class Unauthenticated(BrokerError):
 
 
 class PermissionDenied(BrokerError):
-    """The caller is known, but the access policy does not let it do this; says why."""
+    """The caller is known, but the access policy does not let it do this; says why. Refusing a
+    caller another's grant names that grant's instance and id, for the audit trail only: the
+    caller, who may not read the grant, is shown neither."""
 
     reason = "PERMISSION_DENIED"
+
+    def __init__(self, why: str, *, instance_id: str = "", grant_id: str = "") -> None:
+        self.instance_id, self.grant_id = instance_id, grant_id
+        super().__init__(why)

@@ -85,6 +85,22 @@ class Grant:
         return replace(self, expires_at=later_expiry(self.expires_at, expires_at), updated_at=now)
 
 
+@dataclass(frozen=True)
+class GrantLimits:
+    """The server's rules for how long grants last (BROKER_DEFAULT_TTL, BROKER_MAX_TTL)."""
+
+    # For a grant requested without a ttl; None: it does not expire (unless max_ttl is set).
+    default_ttl: timedelta | None = None
+    # The longest ttl a grant or an extension may ask for; None: the domain's MAX_TTL only.
+    max_ttl: timedelta | None = None
+
+    def ttl_for(self, requested: timedelta | None) -> timedelta | None:
+        """The ttl a grant gets: as requested, else the default, else the maximum (if any)."""
+        if requested is not None:
+            return requested
+        return self.default_ttl if self.default_ttl is not None else self.max_ttl
+
+
 def later_expiry(current: datetime | None, requested: datetime | None) -> datetime | None:
     """The later of two expiries, None meaning never (later than any time)."""
     if current is None or requested is None:

@@ -128,12 +128,12 @@ def _serve_until_signalled(
     runtime: Runtime, settings: Settings, security: ServerSecurity, box: Sandbox | None = None
 ) -> None:
     running = start_server(
-        runtime.deps, settings.listen, runtime.database_reachable, security=security
+        runtime.bus, settings.listen, runtime.database_reachable, security=security
     )
     chores = [drift_chore(settings.drift_sweep_interval_seconds)]
     if settings.remove_orphans:
         chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
-    sweeper = Sweeper(runtime.deps, settings.sweep_interval_seconds, chores)
+    sweeper = Sweeper(runtime.bus, settings.sweep_interval_seconds, chores)
     sweeper.start()
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
     print(
@@ -173,7 +173,7 @@ def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> N
     except ConfigurationError as error:
         log.error("access policy not reloaded, the one in force stays: %s", error)
         return
-    runtime.deps.access_policy.replace(policy)
+    runtime.policy.replace(policy)
     if settings.policy_file is not None:
         log.info(
             "reloaded %s: %d rules, %d admins",

@@ -2,7 +2,8 @@
 
 Every sweep ends the grants whose expiry has passed and finishes pending and revoking grants.
 Chores that read much of AWS run at start and then on intervals of their own: removing the
-roles and profiles no grant needs, and finding and repairing drift.
+roles and profiles no grant needs, and finding and repairing drift. Each is a command sent
+through the bus, as the system.
 """
 
 import logging
@@ -11,9 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from broker.service.dependencies import Dependencies
-from broker.service.drift import repair_drift
-from broker.service.reconciler import expire_grants, reconcile_settling, remove_orphans
+from broker.service.commands import ExpireGrants, FinishSettling, RemoveOrphans, RepairDrift
+from broker.service.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,13 @@ class Chore:
     """Work a sweep does at start and then every `interval_seconds`."""
 
     interval_seconds: float
-    run: Callable[[Dependencies], object]
+    run: Callable[[MessageBus], object]
     due: float = field(default_factory=time.monotonic)
 
 
 class Sweeper:
-    def __init__(self, deps: Dependencies, interval_seconds: float, chores: list[Chore]) -> None:
-        self._deps, self._interval, self._chores = deps, interval_seconds, chores
+    def __init__(self, bus: MessageBus, interval_seconds: float, chores: list[Chore]) -> None:
+        self._bus, self._interval, self._chores = bus, interval_seconds, chores
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
 
@@ -50,12 +50,12 @@ class Sweeper:
 
     def _sweep(self) -> None:
         try:
-            expire_grants(self._deps)
+            self._bus.handle(ExpireGrants())
             # Settling before the chores: a revocation it finishes leaves nothing to find.
-            reconcile_settling(self._deps)
+            self._bus.handle(FinishSettling())
             for chore in self._chores:
                 if time.monotonic() >= chore.due:
-                    chore.run(self._deps)
+                    chore.run(self._bus)
                     # Due again only after a pass that got through.
                     chore.due = time.monotonic() + chore.interval_seconds
         except Exception:
@@ -64,8 +64,8 @@ class Sweeper:
 
 
 def orphan_chore(interval_seconds: float) -> Chore:
-    def run(deps: Dependencies) -> None:
-        swept = remove_orphans(deps)
+    def run(bus: MessageBus) -> None:
+        swept = bus.handle(RemoveOrphans())
         if swept.removed:
             log.info("removed resources no grant needs, of %s", ", ".join(swept.removed))
 
@@ -73,8 +73,8 @@ def orphan_chore(interval_seconds: float) -> Chore:
 
 
 def drift_chore(interval_seconds: float) -> Chore:
-    def run(deps: Dependencies) -> None:
-        for finding in repair_drift(deps):
+    def run(bus: MessageBus) -> None:
+        for finding in bus.handle(RepairDrift()):
             drift = finding.drift
             log.warning(
                 "drift on %s: %s (expected %s, found %s)%s",

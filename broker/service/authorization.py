@@ -1,151 +1,209 @@
-"""Authorization in the use cases: the access policy in force, who may act on which grant, and
-refusals that enter the audit trail before they reach the caller."""
+"""Who may run which command: one table, and the checks behind each row.
+
+The pipeline asks `Authorizer.authorize(command)` once per command, after validation. It reads
+the access policy in force once, decides, and answers a Permit (what the handler may rely on)
+or raises PermissionDenied saying why; the pipeline audits the refusal.
+"""
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import NoReturn
+from enum import Enum
 
-from broker.domain.audit import AuditAction, refusal_event
+from broker.domain.audit import SYSTEM_ACTOR, AuditAction
 from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, decide
-from broker.domain.errors import InstanceNotFound, PermissionDenied
-from broker.domain.grants import Grant, GrantRequest, GrantScope
-from broker.service.dependencies import Dependencies
+from broker.domain.errors import (
+    BrokerError,
+    ForeignProfile,
+    ForeignRole,
+    GrantNotFound,
+    InstanceNotFound,
+    PermissionDenied,
+    PolicyTooLarge,
+)
+from broker.domain.grants import Grant, GrantLimits, GrantRequest, GrantScope
+from broker.service.commands import (
+    Command,
+    DescribeInstanceAccess,
+    ExpireGrants,
+    ExplainAccess,
+    ExtendGrant,
+    FinishSettling,
+    GetGrant,
+    GrantAccess,
+    ListAuditEvents,
+    ListGrants,
+    Reconcile,
+    RemoveOrphans,
+    RepairDrift,
+    RevokeAccess,
+    WatchAuditEvents,
+)
+from broker.service.ports import Ec2, PolicySource, UnitOfWorkFactory
+
+
+class Who(Enum):
+    ANYONE = "any caller; one that is not an admin sees only its own grants"
+    OWNER = "the caller that requested the grant, or an admin"
+    OWNER_WITHIN_POLICY = "the grant's requester or an admin, as far as the policy allows now"
+    POLICY = "a caller the access policy allows (an admin, or one a rule matches)"
+    ADMIN = "an admin"
+    SYSTEM = "the broker itself: its background sweep"
 
 
 @dataclass(frozen=True)
-class AuthorizedGrant:
-    """A grant request the policy allows, with the ttl the policy gives it."""
+class Rule:
+    who: Who
+    # What a refusal is audited as (None: the command is never refused).
+    refusal: AuditAction | None = None
+    # What the caller tried, in the refusal's words: "revoke", "read the audit trail".
+    doing: str = ""
+    # Errors that refuse the command rather than fail it: audited as `refusal` too.
+    refused_by: tuple[type[BrokerError], ...] = (PermissionDenied,)
 
-    request: GrantRequest
-    # What allowed it, for the audit trail: "allowed by rule 2", "… is an admin".
-    reason: str
-    policy: AccessPolicy
+
+# A valid grant request is also refused when it cannot be carried: nothing is written then.
+_GRANT_REFUSALS = (PermissionDenied, InstanceNotFound, ForeignProfile, ForeignRole, PolicyTooLarge)
+_AUDIT = "read the audit trail"
+
+RULES: dict[type[Command[object]], Rule] = {
+    GrantAccess: Rule(Who.POLICY, AuditAction.GRANT_REJECTED, refused_by=_GRANT_REFUSALS),
+    ExtendGrant: Rule(Who.OWNER_WITHIN_POLICY, AuditAction.GRANT_EXTEND_DENIED, "extend"),
+    RevokeAccess: Rule(Who.OWNER, AuditAction.GRANT_REVOKE_DENIED, "revoke"),
+    GetGrant: Rule(Who.OWNER, AuditAction.GRANT_READ_DENIED, "read"),
+    ListGrants: Rule(Who.ANYONE),
+    DescribeInstanceAccess: Rule(Who.ANYONE),
+    ListAuditEvents: Rule(Who.ADMIN, AuditAction.AUDIT_READ_DENIED, _AUDIT),
+    # Checked again at every event: a policy reloaded while a feed is open applies to it.
+    WatchAuditEvents: Rule(Who.ADMIN, AuditAction.AUDIT_READ_DENIED, _AUDIT),
+    # They report on (and repair) every caller's grants.
+    Reconcile: Rule(Who.ADMIN, AuditAction.RECONCILE_DENIED, "reconcile AWS with the grants"),
+    ExplainAccess: Rule(Who.ADMIN, AuditAction.EXPLAIN_DENIED, "explain access decisions"),
+    ExpireGrants: Rule(Who.SYSTEM),
+    FinishSettling: Rule(Who.SYSTEM),
+    RemoveOrphans: Rule(Who.SYSTEM),
+    RepairDrift: Rule(Who.SYSTEM),
+}
+
+
+@dataclass(frozen=True)
+class Permit:
+    """What authorization established, for the handler to rely on."""
+
     actor: str
+    # The policy in force when the command arrived; the whole command is decided with it.
+    policy: AccessPolicy
+    # OWNER rules: the grant, loaded to see whose it is.
+    grant: Grant | None = None
+    # POLICY: the request with the ttl the policy gives it, and what allowed it (for the trail).
+    request: GrantRequest | None = None
+    reason: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.policy.is_admin(self.actor)
 
     def may_act_on(self, grant: Grant) -> bool:
         return self.policy.may_act_on(self.actor, grant.requested_by)
 
+    def the_grant(self) -> Grant:
+        assert self.grant is not None, "only an OWNER rule's permit names a grant"
+        return self.grant
 
-def authorize_grant(
-    deps: Dependencies, actor: str, request: GrantRequest, asked_ttl: timedelta | None
-) -> AuthorizedGrant:
-    """Raises PermissionDenied saying why when the policy refuses (the caller audits it)."""
-    policy = deps.access_policy.current()
-    decision = _decide(
-        deps,
-        policy,
-        identity=actor,
-        instance_id=request.instance_id,
-        scope=request.scope,
-        ttl=asked_ttl,
-    )
-    if not decision.allowed:
-        raise PermissionDenied(decision.reason)
-    return AuthorizedGrant(replace(request, ttl=decision.ttl), decision.reason, policy, actor)
+    def the_request(self) -> GrantRequest:
+        assert self.request is not None, "only a POLICY rule's permit carries a request"
+        return self.request
 
 
-def authorize_extension(deps: Dependencies, actor: str, grant: Grant, ttl: timedelta) -> None:
-    """Its owner (or an admin) may extend a grant, by no more than the policy allows now."""
-    policy = deps.access_policy.current()
-    _require_owner(deps, policy, actor, grant, "extend")
-    decision = _decide(
-        deps, policy, identity=actor, instance_id=grant.instance_id, scope=grant.scope, ttl=ttl
-    )
-    if not decision.allowed:
-        refuse(deps, actor, AuditAction.GRANT_EXTEND_DENIED, decision.reason, grant=grant)
+class Authorizer:
+    def __init__(
+        self, policy: PolicySource, uow: UnitOfWorkFactory, ec2: Ec2, limits: GrantLimits
+    ) -> None:
+        self._policy, self._uow, self._ec2, self._limits = policy, uow, ec2, limits
 
+    def authorize(self, command: Command[object]) -> Permit:
+        """The permit to run `command`; PermissionDenied saying why when it is refused."""
+        rule = RULES[type(command)]
+        permit = Permit(command.actor, self._policy.current())
+        if rule.who is Who.ANYONE:
+            return permit
+        if rule.who is Who.ADMIN:
+            return self._admin(permit, rule)
+        if rule.who is Who.SYSTEM:
+            return self._system(permit)
+        if isinstance(command, GrantAccess):
+            return self._allowed(permit, command)
+        assert isinstance(command, GetGrant | RevokeAccess | ExtendGrant), rule
+        owned = self._owner(permit, rule, command.grant_id)
+        if isinstance(command, ExtendGrant):
+            self._within_policy(owned, command.extension)
+        return owned
 
-# What refusing each verb on another caller's grant is audited as.
-_OWNER_REFUSALS = {
-    "read": AuditAction.GRANT_READ_DENIED,
-    "extend": AuditAction.GRANT_EXTEND_DENIED,
-    "revoke": AuditAction.GRANT_REVOKE_DENIED,
-}
+    def decide(
+        self, policy: AccessPolicy, identity: str, request: GrantRequest, ttl: timedelta | None
+    ) -> Decision:
+        """The policy's decision on `identity` having the request's scope on its instance, for
+        `ttl` (None: the server's default)."""
+        tags = self._tags(policy, identity, request.instance_id)
+        return decide(policy, self._access_request(identity, request.scope, tags, ttl))
 
+    def _admin(self, permit: Permit, rule: Rule) -> Permit:
+        if not permit.is_admin:
+            raise PermissionDenied(f"only an admin may {rule.doing}")
+        return permit
 
-def require_owner(deps: Dependencies, actor: str, grant: Grant, verb: str) -> None:
-    """Only the caller that requested a grant, or an admin, may `verb` it."""
-    _require_owner(deps, deps.access_policy.current(), actor, grant, verb)
+    def _system(self, permit: Permit) -> Permit:
+        # Callers can never be "system" (a reserved identity): only the sweep sends these.
+        if permit.actor != SYSTEM_ACTOR:
+            raise PermissionDenied("only the broker's own sweep may run this")
+        return permit
 
+    def _allowed(self, permit: Permit, command: GrantAccess) -> Permit:
+        request = command.request(self._limits)
+        decision = self.decide(permit.policy, permit.actor, request, command.ttl)
+        if not decision.allowed:
+            raise PermissionDenied(decision.reason)
+        return replace(permit, request=replace(request, ttl=decision.ttl), reason=decision.reason)
 
-def _require_owner(
-    deps: Dependencies, policy: AccessPolicy, actor: str, grant: Grant, verb: str
-) -> None:
-    if policy.may_act_on(actor, grant.requested_by):
-        return
-    refuse(
-        deps,
-        actor,
-        _OWNER_REFUSALS[verb],
-        f"grant {grant.grant_id} was requested by another caller; only it or an admin may "
-        f"{verb} it",
-        grant=grant,
-    )
+    def _owner(self, permit: Permit, rule: Rule, grant_id: str) -> Permit:
+        with self._uow() as uow:
+            grant = uow.grants.get(grant_id)
+        if grant is None:
+            raise GrantNotFound(grant_id)
+        if not permit.may_act_on(grant):
+            raise PermissionDenied(
+                f"grant {grant.grant_id} was requested by another caller; only it or an admin "
+                f"may {rule.doing} it",
+                instance_id=grant.instance_id,
+                grant_id=grant.grant_id,
+            )
+        return replace(permit, grant=grant)
 
+    def _within_policy(self, permit: Permit, ttl: timedelta) -> None:
+        """An extension goes no further than the policy would grant the caller now."""
+        grant = permit.the_grant()
+        tags = self._tags(permit.policy, permit.actor, grant.instance_id)
+        decision = decide(permit.policy, self._access_request(permit.actor, grant.scope, tags, ttl))
+        if not decision.allowed:
+            raise PermissionDenied(
+                decision.reason, instance_id=grant.instance_id, grant_id=grant.grant_id
+            )
 
-def require_admin(deps: Dependencies, actor: str, action: AuditAction, what: str) -> None:
-    """Refuses, audited as `action`, unless the caller is an admin."""
-    if not deps.access_policy.current().is_admin(actor):
-        refuse(deps, actor, action, f"only an admin may {what}")
+    def _access_request(
+        self, identity: str, scope: GrantScope, tags: dict[str, str], ttl: timedelta | None
+    ) -> AccessRequest:
+        return AccessRequest(
+            identity=identity,
+            scope=scope,
+            tags=tags,
+            ttl=ttl,
+            default_ttl=self._limits.ttl_for(None),
+        )
 
-
-def refuse(
-    deps: Dependencies,
-    actor: str,
-    action: AuditAction,
-    reason: str,
-    *,
-    grant: Grant | None = None,
-) -> NoReturn:
-    """Audits the refusal (outcome DENIED), then raises PermissionDenied with the reason."""
-    event = refusal_event(
-        deps.clock.now(),
-        actor,
-        action,
-        reason,
-        instance_id=grant.instance_id if grant else "",
-        grant_id=grant.grant_id if grant else "",
-    )
-    with deps.uow() as uow:
-        uow.audit.append(event)
-        uow.commit()
-    raise PermissionDenied(reason)
-
-
-def decide_for(
-    deps: Dependencies, identity: str, instance_id: str, scope: GrantScope, ttl: timedelta | None
-) -> Decision:
-    """The policy's decision on `identity` having `scope` on the instance (for explaining)."""
-    policy = deps.access_policy.current()
-    return _decide(deps, policy, identity=identity, instance_id=instance_id, scope=scope, ttl=ttl)
-
-
-def _decide(
-    deps: Dependencies,
-    policy: AccessPolicy,
-    *,
-    identity: str,
-    instance_id: str,
-    scope: GrantScope,
-    ttl: timedelta | None,
-) -> Decision:
-    request = AccessRequest(
-        identity=identity,
-        scope=scope,
-        tags=_tags(deps, policy, identity, instance_id),
-        ttl=ttl,
-        default_ttl=deps.limits.ttl_for(None),
-    )
-    return decide(policy, request)
-
-
-def _tags(
-    deps: Dependencies, policy: AccessPolicy, identity: str, instance_id: str
-) -> dict[str, str]:
-    """The instance's tags, asked of EC2 only when a rule could need them."""
-    if not policy.reads_instance_tags or policy.is_admin(identity):
-        return {}
-    instance = deps.ec2.find_instance(instance_id)
-    if instance is None:
-        raise InstanceNotFound(instance_id)
-    return instance.tags
+    def _tags(self, policy: AccessPolicy, identity: str, instance_id: str) -> dict[str, str]:
+        """The instance's tags, asked of EC2 only when a rule could need them."""
+        if not policy.reads_instance_tags or policy.is_admin(identity):
+            return {}
+        instance = self._ec2.find_instance(instance_id)
+        if instance is None:
+            raise InstanceNotFound(instance_id)
+        return instance.tags

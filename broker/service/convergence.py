@@ -1,7 +1,11 @@
-"""converge_instance: make AWS hold exactly what an instance's live grants need.
+"""Convergence: make AWS hold exactly what an instance's live grants need, and settle them.
 
-Every step is idempotent and audited as soon as it is done, so an interrupted convergence is
-finished by simply converging again.
+The story of one convergence, under the instance's lock: read the desired state from the
+grants, observe AWS, let the domain plan the steps (adoption is a variant of the plan), carry
+them out one by one, each recorded as soon as it is done (steps.py), then move the grants to
+the state AWS now reflects. Every step is idempotent, so an interrupted convergence is finished
+by converging again. `settle` is the pipeline's last step: it records what a handler decided
+(its Intent), after checking that it can be carried when it adds a grant, and converges.
 """
 
 import json
@@ -10,8 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from broker.domain.access import GrantState
-from broker.domain.adoption import plan_adopted
-from broker.domain.audit import AuditAction, grant_event, settled_event, step_event
+from broker.domain.adoption import MANAGED_ELSEWHERE, AdoptedRole, plan_adopted, profile_name_of
+from broker.domain.audit import (
+    AuditAction,
+    NewAuditEvent,
+    grant_event,
+    settled_event,
+    step_event,
+)
 from broker.domain.convergence import (
     ObservedState,
     RecordedState,
@@ -29,16 +39,30 @@ from broker.domain.errors import (
     ForeignProfile,
     ForeignRole,
     GuardrailViolation,
+    InstanceNotFound,
     PolicyTooLarge,
 )
 from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.domain.guardrails import check_guardrails
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
-from broker.service.adoption import adoption_of, apply_adopted, withdraw_stale_adoption
-from broker.service.dependencies import Dependencies
-from broker.service.ports import InstanceRecord
-from broker.service.steps import StepRunner, record_step
+from broker.service.commands import GrantResult
+from broker.service.idempotency import IdempotencyKey
+from broker.service.ports import (
+    Clock,
+    Ec2,
+    Iam,
+    InstanceLocks,
+    InstanceRecord,
+    UnitOfWorkFactory,
+)
+from broker.service.steps import (
+    StepRecorder,
+    StepRunner,
+    adopted_record,
+    observed_record,
+    record_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +78,21 @@ POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
 
 
 @dataclass(frozen=True)
+class Intent:
+    """What a handler decided about one grant: the changes to record for it in one transaction
+    (none, for a grant that only needs settling), for the pipeline's settle step."""
+
+    grant: Grant
+    # A grant to add: planned first, and refused before anything is written.
+    new: bool = False
+    # Whether `grant` is to be saved as it is here.
+    changed: bool = False
+    events: tuple[NewAuditEvent, ...] = ()
+    # Set when a broader live grant already gave what was asked: `grant` is that grant.
+    covered_by: str = ""
+
+
+@dataclass(frozen=True)
 class Desired:
     grants: list[Grant]
     # The scopes of the live grants, and the policy that grants them.
@@ -63,89 +102,325 @@ class Desired:
     expired: frozenset[str] = frozenset()
 
 
-def observe(deps: Dependencies, names: ManagedNames) -> ObservedState:
-    role = deps.iam.get_role(names.role_name)
-    ours = role is not None and role.managed  # another's role is refused, its policies unread
-    return ObservedState(
-        role=role,
-        policy=deps.iam.get_role_policy(names.role_name, names.policy_name) if role else None,
-        profile=deps.iam.get_instance_profile(names.profile_name),
-        association=deps.ec2.get_association(names.instance_id),
-        other_inline_policies=tuple(
-            p for p in deps.iam.list_inline_policies(names.role_name) if p != names.policy_name
+@dataclass(frozen=True)
+class Observation:
+    """What AWS holds for the instance's managed names, and the role it adopted, if any."""
+
+    own: ObservedState
+    adopted: AdoptedRole | None
+
+
+class Convergence:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        iam: Iam,
+        ec2: Ec2,
+        clock: Clock,
+        locks: InstanceLocks,
+        role_path: str,
+        permissions_boundary: str = "",
+        adopt_foreign_profiles: bool = False,
+    ) -> None:
+        self._uow, self._iam, self._ec2, self._clock = uow, iam, ec2, clock
+        self._locks, self._role_path = locks, role_path
+        self._boundary, self._adopts = permissions_boundary, adopt_foreign_profiles
+        self._recorder = StepRecorder(uow, clock)
+
+    def names(self, instance_id: str) -> ManagedNames:
+        return ManagedNames(instance_id, self._role_path)
+
+    # -- the pipeline's settle step -------------------------------------------------------------
+
+    def preview(self, intent: Intent) -> GrantResult:
+        """A dry run: the policy the instance would hold, and the steps still owed to get there;
+        a grant that cannot be carried is refused here, as it would be for real."""
+        document, steps = self._admit(intent)
+        return GrantResult(
+            intent.grant,
+            render(document) if document else "",
+            tuple(step.describe() for step in steps),
+            covered_by=intent.covered_by,
         )
-        if ours
-        else (),
-        attached_policies=tuple(deps.iam.list_attached_policies(names.role_name)) if ours else (),
-    )
 
+    def check(self, intent: Intent) -> None:
+        """Refuses, writing nothing, a new grant that cannot be carried."""
+        if intent.new:
+            self._admit(intent)
 
-def desired_state(deps: Dependencies, instance_id: str) -> Desired:
-    """What AWS should hold now: a grant past its expiry no longer counts, swept or not yet."""
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        grants = uow.grants.for_instance(instance_id)
-    scopes = [g.scope for g in grants if g.is_live(now)]
-    expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
-    return Desired(grants, scopes, build_policy(scopes), expired)
+    def settle(self, intent: Intent, key: IdempotencyKey, actor: str) -> GrantResult:
+        """Records the intent, with its idempotency key, in one transaction; converges the
+        instance if the grant waits for it; reports the grant as it then stands."""
+        if intent.new or intent.changed or intent.events or key.key:
+            with self._uow() as uow:
+                if intent.new:
+                    uow.grants.add(intent.grant)
+                elif intent.changed:
+                    uow.grants.save(intent.grant)
+                for event in intent.events:
+                    uow.audit.append(event)
+                key.remember(uow, intent.grant.grant_id, self._clock.now())
+                uow.commit()
+        grant = self._current(intent.grant.grant_id)
+        if grant.state.is_settling:
+            self.converge(grant.instance_id, actor)
+            grant = self._current(grant.grant_id)
+        document = self.desired(grant.instance_id).document
+        return GrantResult(
+            grant, render(document) if document else "", covered_by=intent.covered_by
+        )
 
+    def _admit(self, intent: Intent) -> tuple[PolicyDocument | None, list[Step]]:
+        """The policy with the intent's grant, and the steps towards it; raises, writing
+        nothing, when the grant cannot be carried."""
+        grant, names = intent.grant, self.names(intent.grant.instance_id)
+        if intent.new and self._ec2.find_instance(grant.instance_id) is None:
+            raise InstanceNotFound(grant.instance_id)
+        desired = self.desired(grant.instance_id)
+        if not intent.new:
+            owed = grant.state.is_settling
+            return desired.document, self._plan(names, desired.document) if owed else []
+        document = build_policy([*desired.scopes, grant.scope])
+        check_size(document)
+        # Planning refuses a foreign profile or role before anything is written.
+        return document, self._plan(names, document)
 
-def converge_instance(deps: Dependencies, instance_id: str, actor: str) -> None:
-    """Converges under the instance's lock; raises what stopped it after recording it.
+    def _current(self, grant_id: str) -> Grant:
+        with self._uow() as uow:
+            grant = uow.grants.get(grant_id)
+        assert grant is not None, "a grant is never deleted"
+        return grant
 
-    After a permanent failure the failed grants no longer count, so convergence runs once more
-    to withdraw whatever of theirs already reached AWS.
-    """
-    with deps.locks.hold(instance_id):
-        try:
-            _converge_once(deps, instance_id, actor)
-        except PERMANENT_ERRORS:
+    # -- converging ---------------------------------------------------------------------------
+
+    def desired(self, instance_id: str) -> Desired:
+        """What AWS should hold now: a grant past its expiry no longer counts, swept or not yet."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            grants = uow.grants.for_instance(instance_id)
+        scopes = [g.scope for g in grants if g.is_live(now)]
+        expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
+        return Desired(grants, scopes, build_policy(scopes), expired)
+
+    def converge(self, instance_id: str, actor: str) -> None:
+        """Converges under the instance's lock; raises what stopped it after recording it.
+
+        After a permanent failure the failed grants no longer count, so convergence runs once
+        more to withdraw whatever of theirs already reached AWS.
+        """
+        with self._locks.hold(instance_id):
             try:
-                _converge_once(deps, instance_id, actor)
-            except BrokerError:
-                log.warning(
-                    "could not withdraw failed grants of %s yet", instance_id, exc_info=True
-                )
+                self._converge_once(instance_id, actor)
+            except PERMANENT_ERRORS:
+                try:
+                    self._converge_once(instance_id, actor)
+                except BrokerError:
+                    log.warning(
+                        "could not withdraw failed grants of %s yet", instance_id, exc_info=True
+                    )
+                raise
+
+    def observe(self, names: ManagedNames) -> Observation:
+        own = self._observe_own(names)
+        return Observation(own, self._adoption_of(names, own))
+
+    def _converge_once(self, instance_id: str, actor: str) -> None:
+        names = self.names(instance_id)
+        desired = self.desired(instance_id)
+        try:
+            check_size(desired.document)
+            check_guardrails(desired.document, desired.scopes)
+            seen = self.observe(names)
+            self._withdraw_stale_adoption(names, seen.adopted, actor)
+            if seen.adopted is None:
+                self._record_unrecorded(names, seen.own, actor)
+            resources = self._apply(names, desired.document, seen, actor)
+        except POSTPONING_ERRORS as error:
+            self._note_failure(desired.grants, actor, str(error), permanent=False)
             raise
+        except PERMANENT_ERRORS as error:
+            self._note_failure(desired.grants, actor, str(error), permanent=True)
+            raise
+        self._settle_grants(desired, resources, actor)
 
+    def _plan(self, names: ManagedNames, document: PolicyDocument | None) -> list[Step]:
+        """What converging towards `document` would do now."""
+        return self._steps_for(names, document, self.observe(names))
 
-def _converge_once(deps: Dependencies, instance_id: str, actor: str) -> None:
-    names = ManagedNames(instance_id, deps.role_path)
-    desired = desired_state(deps, instance_id)
-    try:
-        check_size(desired.document)
-        check_guardrails(desired.document, desired.scopes)
-        observed = observe(deps, names)
-        adopted = adoption_of(deps, names, observed)
-        withdraw_stale_adoption(deps, names, adopted.role_name if adopted else "", actor)
-        if adopted is None:
-            _record_unrecorded(deps, names, observed, actor)
-            resources = _apply(deps, names, desired.document, observed, actor)
-        else:
-            resources = apply_adopted(deps, names, desired.document, observed, adopted, actor=actor)
-    except POSTPONING_ERRORS as error:
-        _note_failure(deps, desired.grants, actor, str(error), permanent=False)
-        raise
-    except PERMANENT_ERRORS as error:
-        _note_failure(deps, desired.grants, actor, str(error), permanent=True)
-        raise
-    _settle(deps, names, desired, resources, actor)
+    @staticmethod
+    def _steps_for(
+        names: ManagedNames, document: PolicyDocument | None, seen: Observation
+    ) -> list[Step]:
+        if seen.adopted is None:
+            return plan(names, document, seen.own)
+        return plan_adopted(names, document, seen.own, seen.adopted)
 
+    def _apply(
+        self,
+        names: ManagedNames,
+        document: PolicyDocument | None,
+        seen: Observation,
+        actor: str,
+    ) -> InstanceResources:
+        """Carries out the plan, recording each step as soon as AWS has done it."""
+        adopted, now = seen.adopted, self._clock.now()
+        record = (
+            observed_record(names, seen.own, now)
+            if adopted is None
+            else adopted_record(names, adopted, adopted.policy, now)
+        )
+        runner = StepRunner(self._iam, self._ec2, names, document, self._boundary)
+        for step in self._steps_for(names, document, seen):
+            on_adopted = adopted is not None and step.target == adopted.role_name
+            if on_adopted and step.kind is StepKind.PUT_POLICY:
+                assert adopted is not None
+                # Named before the put: a crash right after it must not leave the broker's
+                # policy on a role its record does not know of, where nothing would withdraw it.
+                record = adopted_record(names, adopted, document, self._clock.now())
+                self._recorder.save(record)
+            resources = runner.run(step, record.resources)
+            if adopted is None:
+                record = record_after(
+                    names, record, step, resources, document=document, now=self._clock.now()
+                )
+            elif on_adopted and step.kind is StepKind.DELETE_POLICY:
+                record = adopted_record(names, adopted, None, self._clock.now())
+            self._recorder.done(step, record, actor)
+        return record.resources
 
-def _record_unrecorded(
-    deps: Dependencies, names: ManagedNames, observed: ObservedState, actor: str
-) -> None:
-    """Audits the changes AWS shows that the record lacks, before planning: a change whose
-    convergence was killed before recording it would otherwise never reach the trail."""
-    with deps.uow() as uow:
-        found = unrecorded_changes(names, _recorded(uow.instances.get(names.instance_id)), observed)
-        if not found:
+    def _observe_own(self, names: ManagedNames) -> ObservedState:
+        role = self._iam.get_role(names.role_name)
+        ours = role is not None and role.managed  # another's role is refused, its policies unread
+        return ObservedState(
+            role=role,
+            policy=self._iam.get_role_policy(names.role_name, names.policy_name) if role else None,
+            profile=self._iam.get_instance_profile(names.profile_name),
+            association=self._ec2.get_association(names.instance_id),
+            other_inline_policies=tuple(
+                p for p in self._iam.list_inline_policies(names.role_name) if p != names.policy_name
+            )
+            if ours
+            else (),
+            attached_policies=tuple(self._iam.list_attached_policies(names.role_name))
+            if ours
+            else (),
+        )
+
+    def _record_unrecorded(self, names: ManagedNames, observed: ObservedState, actor: str) -> None:
+        """Audits the changes AWS shows that the record lacks, before planning: a change whose
+        convergence was killed before recording it would otherwise never reach the trail."""
+        with self._uow() as uow:
+            recorded = _recorded(uow.instances.get(names.instance_id))
+            found = unrecorded_changes(names, recorded, observed)
+            if not found:
+                return
+            now = self._clock.now()
+            for step in found:
+                uow.audit.append(
+                    step_event(now, actor, names.instance_id, step, found=UNRECORDED_NOTE)
+                )
+            uow.instances.save(observed_record(names, observed, now))
+            uow.commit()
+
+    # -- adoption (BROKER_FOREIGN_PROFILE=attach) -----------------------------------------------
+
+    def _adoption_of(self, names: ManagedNames, own: ObservedState) -> AdoptedRole | None:
+        """The role to adopt, when adoption is on and the instance holds a foreign profile."""
+        association = own.association
+        if not self._adopts or association is None or is_our_association(names, association):
+            return None
+        arn, association_id = association.profile_arn, association.association_id
+        profile = self._iam.get_instance_profile(profile_name_of(arn))
+        role_name = profile.role_names[0] if profile is not None and profile.role_names else ""
+        role = self._iam.get_role(role_name) if role_name else None
+        if (profile is not None and profile.managed) or (role is not None and role.managed):
+            # Another instance's: its policy has the broker's policy name, and is never touched.
+            return AdoptedRole(arn, association_id, "", "", None, refusal=MANAGED_ELSEWHERE)
+        if role is None:
+            return AdoptedRole(arn, association_id, "", "", None)
+        return AdoptedRole(
+            profile_arn=arn,
+            association_id=association_id,
+            role_name=role.name,
+            role_arn=role.arn,
+            policy=self._iam.get_role_policy(role.name, names.policy_name),
+            refusal=self._sharing(names.instance_id, arn, role.name),
+        )
+
+    def _sharing(self, instance_id: str, profile_arn: str, role_name: str) -> str:
+        """Why the role cannot carry one instance's grants: others would get them too."""
+        if self._iam.profiles_holding(role_name) != [profile_name_of(profile_arn)]:
+            return (
+                "whose role other instance profiles hold too: their instances would get the access"
+            )
+        others = self._ec2.instances_holding(profile_arn) - {instance_id}
+        if others:
+            return f"which {len(others)} other instance(s) hold too: they would get the access"
+        return ""
+
+    def _withdraw_stale_adoption(
+        self, names: ManagedNames, adopted: AdoptedRole | None, actor: str
+    ) -> None:
+        """Removes the broker's policy from a role it adopted earlier that no longer carries the
+        instance's grants (its profile was replaced, or taken off the instance)."""
+        with self._uow() as uow:
+            record = uow.instances.get(names.instance_id)
+        if record is None or not record.policy_document:
             return
-        now = deps.clock.now()
-        for step in found:
-            uow.audit.append(step_event(now, actor, names.instance_id, step, found=UNRECORDED_NOTE))
-        uow.instances.save(_observed_record(names, observed, now))
-        uow.commit()
+        stale = record.resources.role_name
+        if stale in ("", names.role_name, adopted.role_name if adopted else ""):
+            return
+        step = Step(StepKind.DELETE_POLICY, stale, names.policy_name)
+        StepRunner(self._iam, self._ec2, names, None, self._boundary).run(step, record.resources)
+        emptied = InstanceRecord(
+            instance_id=names.instance_id,
+            resources=InstanceResources(),
+            policy_document="",
+            updated_at=self._clock.now(),
+        )
+        self._recorder.done(step, emptied, actor)
+
+    # -- settling the grants ------------------------------------------------------------------
+
+    def _settle_grants(self, desired: Desired, resources: InstanceResources, actor: str) -> None:
+        """Moves the converged grants to the state AWS now reflects, audited in the same
+        transaction."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            for seen in desired.grants:
+                grant = uow.grants.get(seen.grant_id)
+                if grant is None or grant.state != seen.state:
+                    continue  # changed by someone else since; its own convergence settles it
+                expired = grant.grant_id in desired.expired
+                settled = _settled(grant, resources, now, expired=expired)
+                if settled != grant:
+                    uow.grants.save(settled)
+                if settled.state != grant.state:
+                    uow.audit.append(settled_event(now, actor, settled))
+            uow.commit()
+
+    def _note_failure(
+        self, grants: list[Grant], actor: str, reason: str, *, permanent: bool
+    ) -> None:
+        """Pending grants fail on a permanent error; otherwise they wait for the next
+        convergence."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            for seen in grants:
+                grant = uow.grants.get(seen.grant_id)
+                if grant is None or not grant.state.is_settling:
+                    continue
+                if permanent and grant.state is GrantState.PENDING:
+                    failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
+                    uow.grants.save(failed)
+                    uow.audit.append(grant_event(now, actor, AuditAction.GRANT_FAILED, failed))
+                else:
+                    waiting = replace(grant, failure_reason=reason, updated_at=now)
+                    uow.grants.save(waiting)
+                    event = grant_event(now, actor, AuditAction.GRANT_RETRY_LATER, waiting)
+                    uow.audit.append(event)
+            uow.commit()
 
 
 def _recorded(record: InstanceRecord | None) -> RecordedState:
@@ -160,98 +435,6 @@ def _recorded(record: InstanceRecord | None) -> RecordedState:
     )
 
 
-def _apply(
-    deps: Dependencies,
-    names: ManagedNames,
-    document: PolicyDocument | None,
-    observed: ObservedState,
-    actor: str,
-) -> InstanceResources:
-    record = _observed_record(names, observed, deps.clock.now())
-    steps = StepRunner(deps, names, document)
-    for step in plan(names, document, observed):
-        resources = steps.run(step, record.resources)
-        record = _after_step(
-            names, record, step, resources, document=document, now=deps.clock.now()
-        )
-        record_step(deps, step, record, actor)
-    return record.resources
-
-
-def _observed_record(names: ManagedNames, observed: ObservedState, now: datetime) -> InstanceRecord:
-    """The record of what AWS holds, as just observed; a foreign association is not ours."""
-    association = observed.association
-    ours = association is not None and is_our_association(names, association)
-    profile = observed.profile
-    return InstanceRecord(
-        instance_id=names.instance_id,
-        resources=InstanceResources(
-            role_name=observed.role.name if observed.role else "",
-            role_arn=observed.role.arn if observed.role else "",
-            profile_name=profile.name if profile else "",
-            profile_arn=profile.arn if profile else "",
-            association_id=association.association_id if association and ours else "",
-        ),
-        policy_document=render(observed.policy) if observed.policy else "",
-        role_in_profile=profile is not None and names.role_name in profile.role_names,
-        updated_at=now,
-    )
-
-
-def _after_step(
-    names: ManagedNames,
-    record: InstanceRecord,
-    step: Step,
-    resources: InstanceResources,
-    *,
-    document: PolicyDocument | None,
-    now: datetime,
-) -> InstanceRecord:
-    """The record once `step` is done: never claiming more than AWS then holds."""
-    policy, in_profile = record.policy_document, record.role_in_profile
-    if step.kind is StepKind.PUT_POLICY and document is not None:
-        policy = render(document)
-    elif step.kind is StepKind.DELETE_POLICY and step.within == names.policy_name:
-        # Only the broker's own role reaches here: adopted roles are recorded apart.
-        policy = ""
-    elif step.kind is StepKind.ADD_ROLE_TO_PROFILE:
-        in_profile = True
-    elif step.kind is StepKind.DELETE_PROFILE or (
-        step.kind is StepKind.REMOVE_ROLE_FROM_PROFILE and step.target == names.role_name
-    ):
-        in_profile = False
-    return replace(
-        record,
-        resources=resources,
-        policy_document=policy,
-        role_in_profile=in_profile,
-        updated_at=now,
-    )
-
-
-def _settle(
-    deps: Dependencies,
-    names: ManagedNames,
-    desired: Desired,
-    resources: InstanceResources,
-    actor: str,
-) -> None:
-    """Moves the converged grants to the state AWS now reflects, audited in the same transaction."""
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        for seen in desired.grants:
-            grant = uow.grants.get(seen.grant_id)
-            if grant is None or grant.state != seen.state:
-                continue  # changed by someone else since; its own convergence settles it
-            expired = grant.grant_id in desired.expired
-            settled = _settled(grant, resources, now, expired=expired)
-            if settled != grant:
-                uow.grants.save(settled)
-            if settled.state != grant.state:
-                uow.audit.append(settled_event(now, actor, settled))
-        uow.commit()
-
-
 def _settled(grant: Grant, resources: InstanceResources, now: datetime, *, expired: bool) -> Grant:
     if expired:
         # As a revoked grant: it holds no resources any more, the audit trail keeps what did.
@@ -264,37 +447,3 @@ def _settled(grant: Grant, resources: InstanceResources, now: datetime, *, expir
     if grant.resources != resources:
         return grant.with_resources(resources, now)
     return grant
-
-
-def _note_failure(
-    deps: Dependencies, grants: list[Grant], actor: str, reason: str, *, permanent: bool
-) -> None:
-    """Pending grants fail on a permanent error; otherwise they wait for the next convergence."""
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        for seen in grants:
-            grant = uow.grants.get(seen.grant_id)
-            if grant is None or not grant.state.is_settling:
-                continue
-            if permanent and grant.state is GrantState.PENDING:
-                failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
-                uow.grants.save(failed)
-                uow.audit.append(grant_event(now, actor, AuditAction.GRANT_FAILED, failed))
-            else:
-                waiting = replace(grant, failure_reason=reason, updated_at=now)
-                uow.grants.save(waiting)
-                event = grant_event(now, actor, AuditAction.GRANT_RETRY_LATER, waiting)
-                uow.audit.append(event)
-        uow.commit()
-
-
-def planned_steps(
-    deps: Dependencies, names: ManagedNames, document: PolicyDocument | None
-) -> list[Step]:
-    """What converging towards `document` would do now: for a dry run, and to refuse a grant
-    that cannot be carried before anything is written."""
-    observed = observe(deps, names)
-    adopted = adoption_of(deps, names, observed)
-    if adopted is None:
-        return plan(names, document, observed)
-    return plan_adopted(names, document, observed, adopted)

@@ -1,4 +1,4 @@
-"""reconcile: find drift on broker-managed instances, and (unless a dry run) repair it.
+"""Drift: find where AWS differs from what the live grants need and, unless a dry run, repair it.
 
 Most drift is repaired by converging, which plans from what AWS holds. Two kinds are not:
 a foreign association is the instance owner's choice, so the broker reports it and fails the
@@ -6,137 +6,137 @@ grants it can no longer carry; a terminated instance's grants end and its resour
 """
 
 import logging
-from dataclasses import dataclass
 
 from broker.domain.access import GrantState
-from broker.domain.audit import SYSTEM_ACTOR, AuditAction, drift_event, grant_event
+from broker.domain.audit import AuditAction, drift_event, grant_event
 from broker.domain.drift import Drift, DriftKind, find_adopted_drift, find_drift
 from broker.domain.errors import BrokerError, InstanceNotFound
-from broker.domain.naming import ManagedNames
-from broker.domain.validation import instance_id_problems, require
-from broker.service.adoption import adoption_of
-from broker.service.convergence import converge_instance, desired_state, observe
-from broker.service.dependencies import Dependencies
+from broker.service.commands import DriftFinding, Reconcile, RepairDrift
+from broker.service.convergence import Convergence
+from broker.service.messagebus import Context
+from broker.service.ports import Clock, Ec2, InstanceLocks, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DriftFinding:
-    drift: Drift
-    # The broker changed AWS so that this difference is gone.
-    repaired: bool
+class DriftRepair:
+    """Finding and repairing one instance's drift, for Reconcile and for the sweep."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        ec2: Ec2,
+        clock: Clock,
+        locks: InstanceLocks,
+        convergence: Convergence,
+    ) -> None:
+        self._uow, self._ec2, self._clock = uow, ec2, clock
+        self._locks, self._convergence = locks, convergence
+
+    def instance(self, instance_id: str, *, dry_run: bool, actor: str) -> list[DriftFinding]:
+        if dry_run:
+            return [DriftFinding(drift, repaired=False) for drift in self.detect(instance_id)]
+        # Under the instance's lock: no grant changes the instance between finding and fixing.
+        with self._locks.hold(instance_id):
+            drifts = self.detect(instance_id)
+            if not drifts:
+                return []
+            self._audit(actor, AuditAction.DRIFT_DETECTED, drifts)
+            repaired = self._repair(instance_id, drifts, actor)
+        return [DriftFinding(drift, repaired) for drift in drifts]
+
+    def detect(self, instance_id: str) -> list[Drift]:
+        names = self._convergence.names(instance_id)
+        desired = self._convergence.desired(instance_id).document
+        seen = self._convergence.observe(names)
+        exists = desired is None or self._ec2.find_instance(instance_id) is not None
+        if not exists and not self._ec2.is_terminated(instance_id):
+            # Unknown rather than terminated: a wrong region or account looks the same, and must
+            # not end every grant. Revoking the grants ends them for good.
+            raise InstanceNotFound(instance_id)
+        if exists and seen.adopted is not None:
+            return find_adopted_drift(names, desired, seen.adopted)
+        return find_drift(names, desired, seen.own, instance_exists=exists)
+
+    def _repair(self, instance_id: str, drifts: list[Drift], actor: str) -> bool:
+        """Repairs what the broker may repair; True when every difference is gone."""
+        kinds = {drift.kind for drift in drifts}
+        if DriftKind.FOREIGN_ASSOCIATION in kinds:
+            why = f"instance {instance_id} now holds an instance profile the broker does not manage"
+            self._end_live_grants(instance_id, actor, why, state=GrantState.FAILED)
+        elif DriftKind.INSTANCE_GONE in kinds:
+            gone = f"instance {instance_id} no longer exists"
+            self._end_live_grants(instance_id, actor, gone, state=GrantState.REVOKING)
+        try:
+            # Withdraws the broker's own resources after the two cases above; repairs the rest.
+            self._convergence.converge(instance_id, actor)
+        except BrokerError as error:
+            log.warning("could not repair the drift of %s yet: %s", instance_id, error)
+            self._audit(actor, AuditAction.DRIFT_REPAIR_FAILED, drifts, reason=str(error))
+            return False
+        if DriftKind.FOREIGN_ASSOCIATION in kinds:
+            return False  # reported, not overwritten
+        self._audit(actor, AuditAction.DRIFT_REPAIRED, drifts)
+        return True
+
+    def _end_live_grants(
+        self, instance_id: str, actor: str, reason: str, *, state: GrantState
+    ) -> None:
+        """Moves the instance's pending and active grants to FAILED, or to REVOKING (convergence
+        then tears down and settles them as a revocation would), saying why."""
+        failed = state is GrantState.FAILED
+        action = AuditAction.GRANT_FAILED if failed else AuditAction.GRANT_REVOKE_REQUESTED
+        now = self._clock.now()
+        with self._uow() as uow:
+            for grant in uow.grants.for_instance(instance_id):
+                if grant.state.is_desired:
+                    ended = grant.moved_to(state, now, failure_reason=reason if failed else "")
+                    uow.grants.save(ended)
+                    uow.audit.append(grant_event(now, actor, action, ended, reason=reason))
+            uow.commit()
+
+    def _audit(self, actor: str, action: AuditAction, drifts: list[Drift], **extra: str) -> None:
+        with self._uow() as uow:
+            for drift in drifts:
+                uow.audit.append(drift_event(self._clock.now(), actor, action, drift, **extra))
+            uow.commit()
 
 
 def reconcile(
-    deps: Dependencies, instance_id: str, *, dry_run: bool, actor: str
+    command: Reconcile, context: Context, *, uow: UnitOfWorkFactory, drift: DriftRepair
 ) -> list[DriftFinding]:
     """The drift of one instance, or ("") of every instance with a live grant.
 
     An instance the broker has no record of is not its business: brokers sharing a role path
     (BROKER_REMOVE_ORPHANS=false) must not tear down each other's resources.
     """
-    require({"instance_id": instance_id_problems(instance_id) if instance_id else []})
-    with deps.uow() as uow:
-        if not instance_id:
-            instances = uow.grants.live_instances()
-        elif uow.instances.get(instance_id) is None and not uow.grants.for_instance(instance_id):
+    with uow() as unit:
+        if not command.instance_id:
+            instances = unit.grants.live_instances()
+        elif unit.instances.get(command.instance_id) is None and not unit.grants.for_instance(
+            command.instance_id
+        ):
             return []
         else:
-            instances = [instance_id]
+            instances = [command.instance_id]
     findings = []
-    for each in instances:
-        findings += reconcile_instance(deps, each, dry_run=dry_run, actor=actor)
+    for instance_id in instances:
+        findings += drift.instance(instance_id, dry_run=command.dry_run, actor=command.actor)
     return findings
 
 
-def repair_drift(deps: Dependencies) -> list[DriftFinding]:
-    """The sweep's pass: every instance with a live grant, the system as the actor; an
-    instance that cannot be checked now (AWS unavailable, say) is tried again next time."""
-    with deps.uow() as uow:
-        instances = uow.grants.live_instances()
+def repair_drift(
+    command: RepairDrift, context: Context, *, uow: UnitOfWorkFactory, drift: DriftRepair
+) -> list[DriftFinding]:
+    """The sweep's pass over every instance with a live grant; an instance that cannot be
+    checked now (AWS unavailable, say) is tried again next time."""
+    with uow() as unit:
+        instances = unit.grants.live_instances()
     findings = []
     for instance_id in instances:
         try:
-            findings += reconcile_instance(deps, instance_id, dry_run=False, actor=SYSTEM_ACTOR)
+            findings += drift.instance(instance_id, dry_run=False, actor=command.actor)
         except BrokerError as error:
             log.warning("could not check %s for drift yet: %s", instance_id, error)
     return findings
-
-
-def reconcile_instance(
-    deps: Dependencies, instance_id: str, *, dry_run: bool, actor: str
-) -> list[DriftFinding]:
-    if dry_run:
-        return [DriftFinding(drift, repaired=False) for drift in detect_drift(deps, instance_id)]
-    with deps.locks.hold(instance_id):  # no grant changes the instance between finding and fixing
-        drifts = detect_drift(deps, instance_id)
-        if not drifts:
-            return []
-        _audit(deps, actor, AuditAction.DRIFT_DETECTED, drifts)
-        repaired = _repair(deps, instance_id, drifts, actor)
-    return [DriftFinding(drift, repaired) for drift in drifts]
-
-
-def detect_drift(deps: Dependencies, instance_id: str) -> list[Drift]:
-    names = ManagedNames(instance_id, deps.role_path)
-    desired = desired_state(deps, instance_id).document
-    observed = observe(deps, names)
-    exists = desired is None or deps.ec2.find_instance(instance_id) is not None
-    if not exists and not deps.ec2.is_terminated(instance_id):
-        # Unknown rather than terminated: a wrong region or account looks the same, and must
-        # not end every grant. Revoking the grants ends them for good.
-        raise InstanceNotFound(instance_id)
-    adopted = adoption_of(deps, names, observed) if exists else None
-    if adopted is not None:
-        return find_adopted_drift(names, desired, adopted)
-    return find_drift(names, desired, observed, instance_exists=exists)
-
-
-def _repair(deps: Dependencies, instance_id: str, drifts: list[Drift], actor: str) -> bool:
-    """Repairs what the broker may repair; True when every difference is gone."""
-    kinds = {drift.kind for drift in drifts}
-    if DriftKind.FOREIGN_ASSOCIATION in kinds:
-        reason = f"instance {instance_id} now holds an instance profile the broker does not manage"
-        _end_live_grants(deps, instance_id, actor, reason, state=GrantState.FAILED)
-    elif DriftKind.INSTANCE_GONE in kinds:
-        gone = f"instance {instance_id} no longer exists"
-        _end_live_grants(deps, instance_id, actor, gone, state=GrantState.REVOKING)
-    try:
-        # Withdraws the broker's own resources after the two cases above; repairs the rest.
-        converge_instance(deps, instance_id, actor)
-    except BrokerError as error:
-        log.warning("could not repair the drift of %s yet: %s", instance_id, error)
-        _audit(deps, actor, AuditAction.DRIFT_REPAIR_FAILED, drifts, reason=str(error))
-        return False
-    if DriftKind.FOREIGN_ASSOCIATION in kinds:
-        return False  # reported, not overwritten
-    _audit(deps, actor, AuditAction.DRIFT_REPAIRED, drifts)
-    return True
-
-
-def _end_live_grants(
-    deps: Dependencies, instance_id: str, actor: str, reason: str, *, state: GrantState
-) -> None:
-    """Moves the instance's pending and active grants to FAILED, or to REVOKING (convergence
-    then tears down and settles them as a revocation would), saying why."""
-    failed = state is GrantState.FAILED
-    action = AuditAction.GRANT_FAILED if failed else AuditAction.GRANT_REVOKE_REQUESTED
-    failure = reason if failed else ""
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        for grant in uow.grants.for_instance(instance_id):
-            if grant.state.is_desired:
-                ended = grant.moved_to(state, now, failure_reason=failure)
-                uow.grants.save(ended)
-                uow.audit.append(grant_event(now, actor, action, ended, reason=reason))
-        uow.commit()
-
-
-def _audit(
-    deps: Dependencies, actor: str, action: AuditAction, drifts: list[Drift], **extra: str
-) -> None:
-    with deps.uow() as uow:
-        for drift in drifts:
-            uow.audit.append(drift_event(deps.clock.now(), actor, action, drift, **extra))
-        uow.commit()

@@ -1,126 +1,134 @@
-"""Read-only use cases: grants, an instance's access, and the audit trail."""
+"""Handlers that only read: grants, an instance's access, the audit trail (paged or as an endless
+feed), and the access policy's decision for someone.
 
-from dataclasses import dataclass, replace
+What a caller may read was settled by authorization: an admin sees everything, any other
+caller only the grants it requested.
+"""
 
-from broker.domain.audit import AuditAction, AuditEvent
-from broker.domain.errors import GrantNotFound, InstanceNotFound
-from broker.domain.grants import Grant, InstanceResources
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from broker.domain.audit import AuditEvent
+from broker.domain.authorization import Decision
+from broker.domain.errors import InstanceNotFound
+from broker.domain.grants import Grant, GrantLimits, InstanceResources
 from broker.domain.policy import build_policy, render
-from broker.domain.validation import (
-    bucket_problems,
-    grant_id_problems,
-    instance_id_problems,
-    require,
+from broker.service.authorization import Authorizer
+from broker.service.commands import (
+    DEFAULT_PAGE_SIZE,
+    DescribeInstanceAccess,
+    ExplainAccess,
+    Feed,
+    GetGrant,
+    InstanceAccess,
+    ListAuditEvents,
+    ListGrants,
+    WatchAuditEvents,
 )
-from broker.service.authorization import require_admin, require_owner
-from broker.service.dependencies import Dependencies
-from broker.service.ports import AuditFilter, GrantFilter, Page
+from broker.service.messagebus import Context
+from broker.service.ports import AuditFilter, Ec2, GrantFilter, Page, UnitOfWorkFactory
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class InstanceAccess:
-    instance_id: str
-    resources: InstanceResources
-    policy_document: str
-    grants: list[Grant]
+# How many events a feed reads at a time.
+FEED_BATCH = 500
 
 
-def get_grant(deps: Dependencies, grant_id: str) -> Grant:
-    require({"grant_id": grant_id_problems(grant_id)})
-    with deps.uow() as uow:
-        grant = uow.grants.get(grant_id)
-    if grant is None:
-        raise GrantNotFound(grant_id)
-    return grant
+def get_grant(command: GetGrant, context: Context) -> Grant:
+    return context.permit.the_grant()  # read by authorization, to see whose it is
 
 
-def list_grants(
-    deps: Dependencies, where: GrantFilter, page_size: int, after: int | None
-) -> Page[Grant]:
-    require(
-        {
-            "instance_id": instance_id_problems(where.instance_id) if where.instance_id else [],
-            "bucket": bucket_problems(where.bucket) if where.bucket else [],
-            "page_size": _page_size_problems(page_size),
-        }
+def list_grants(command: ListGrants, context: Context, *, uow: UnitOfWorkFactory) -> Page[Grant]:
+    where = GrantFilter(
+        instance_id=command.instance_id,
+        bucket=command.bucket,
+        state=command.state,
+        requested_by="" if context.permit.is_admin else command.actor,
     )
-    with deps.uow() as uow:
-        return uow.grants.list(where, after, page_size or DEFAULT_PAGE_SIZE)
+    with uow() as unit:
+        return unit.grants.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
 
 
-def describe_instance(deps: Dependencies, instance_id: str) -> InstanceAccess:
-    require({"instance_id": instance_id_problems(instance_id)})
-    with deps.uow() as uow:
-        record = uow.instances.get(instance_id)
-        grants = [g for g in uow.grants.for_instance(instance_id) if g.state.is_desired]
-    if record is None and not grants and deps.ec2.find_instance(instance_id) is None:
+def describe_instance(
+    command: DescribeInstanceAccess, context: Context, *, uow: UnitOfWorkFactory, ec2: Ec2
+) -> InstanceAccess:
+    """The instance's role, profile and association, and the caller's live grants. The policy
+    document names every grant's bucket and prefix, so it is shown to a caller that is not an
+    admin only when it grants exactly the caller's own grants (a grant of another's still
+    being revoked, say, keeps it hidden)."""
+    instance_id = command.instance_id
+    with uow() as unit:
+        record = unit.instances.get(instance_id)
+        grants = [g for g in unit.grants.for_instance(instance_id) if g.state.is_desired]
+    if record is None and not grants and ec2.find_instance(instance_id) is None:
         raise InstanceNotFound(instance_id)
-    return InstanceAccess(
+    access = InstanceAccess(
         instance_id=instance_id,
         resources=record.resources if record else InstanceResources(),
         policy_document=record.policy_document if record else "",
         grants=grants,
     )
-
-
-def list_audit_events(
-    deps: Dependencies, where: AuditFilter, page_size: int, after: int | None
-) -> Page[AuditEvent]:
-    require(
-        {
-            "instance_id": instance_id_problems(where.instance_id) if where.instance_id else [],
-            "grant_id": grant_id_problems(where.grant_id) if where.grant_id else [],
-            "page_size": _page_size_problems(page_size),
-        }
-    )
-    with deps.uow() as uow:
-        return uow.audit.list(where, after, page_size or DEFAULT_PAGE_SIZE)
-
-
-def _page_size_problems(page_size: int) -> list[str]:
-    if 0 <= page_size <= MAX_PAGE_SIZE:
-        return []
-    return [f"must be between 0 (the default, {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}"]
-
-
-# What a caller may read. The functions above serve the broker's own use; these answer callers:
-# an admin sees everything, any other caller only the grants it requested.
-
-
-def get_grant_as(deps: Dependencies, actor: str, grant_id: str) -> Grant:
-    grant = get_grant(deps, grant_id)
-    require_owner(deps, actor, grant, "read")
-    return grant
-
-
-def list_grants_as(
-    deps: Dependencies, actor: str, where: GrantFilter, page_size: int, after: int | None
-) -> Page[Grant]:
-    if not deps.access_policy.current().is_admin(actor):
-        where = replace(where, requested_by=actor)
-    return list_grants(deps, where, page_size, after)
-
-
-def describe_instance_as(deps: Dependencies, actor: str, instance_id: str) -> InstanceAccess:
-    """The instance's role, profile and association, and the caller's own live grants. The
-    policy document names every grant's bucket and prefix, so it is shown to a caller that is
-    not an admin only when it grants exactly the caller's own grants (a grant of another's
-    still being revoked, say, keeps it hidden)."""
-    access = describe_instance(deps, instance_id)
-    if deps.access_policy.current().is_admin(actor):
+    if context.permit.is_admin:
         return access
-    own = [g for g in access.grants if g.requested_by == actor]
+    own = [g for g in grants if g.requested_by == command.actor]
     own_policy = build_policy(g.scope for g in own)
     shown = own_policy is not None and render(own_policy) == access.policy_document
     return replace(access, grants=own, policy_document=access.policy_document if shown else "")
 
 
-def list_audit_events_as(
-    deps: Dependencies, actor: str, where: AuditFilter, page_size: int, after: int | None
+def list_audit_events(
+    command: ListAuditEvents, context: Context, *, uow: UnitOfWorkFactory
 ) -> Page[AuditEvent]:
-    """The audit trail names every caller's grants: admins only."""
-    require_admin(deps, actor, AuditAction.AUDIT_READ_DENIED, "read the audit trail")
-    return list_audit_events(deps, where, page_size, after)
+    where = AuditFilter(instance_id=command.instance_id, grant_id=command.grant_id)
+    with uow() as unit:
+        return unit.audit.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
+
+
+def watch_audit_events(
+    command: WatchAuditEvents, context: Context, *, uow: UnitOfWorkFactory
+) -> Feed:
+    """The events after `after`, or (None) after the newest one: only events yet to come.
+    Telling the caller where the feed starts lets it resume without a gap even before its
+    first event arrives. The caller must still be allowed at each event: a policy reloaded
+    while the feed is open takes effect on it too."""
+    if command.after is not None:
+        start = command.after
+    else:
+        with uow() as unit:
+            start = unit.audit.last_event_id()
+
+    def follow(idle: Callable[[], bool]) -> Iterator[AuditEvent]:
+        for event in _feed(uow, command.instance_id, start, idle):
+            context.recheck()
+            yield event
+
+    return Feed(start, follow)
+
+
+def _feed(
+    uow: UnitOfWorkFactory, instance_id: str, cursor: int, idle: Callable[[], bool]
+) -> Iterator[AuditEvent]:
+    """The events after event id `cursor`, then each new one. Ids follow commit order (see
+    AuditLog.append), so resuming after the last id seen misses nothing and repeats nothing."""
+    where = AuditFilter(instance_id=instance_id)
+    while True:
+        with uow() as unit:
+            page = unit.audit.list(where, cursor, FEED_BATCH)
+        for event in page.items:
+            yield event
+            cursor = event.event_id
+        if page.next_cursor is None and not idle():
+            return
+
+
+def explain_access(
+    command: ExplainAccess,
+    context: Context,
+    *,
+    ec2: Ec2,
+    authorizer: Authorizer,
+    limits: GrantLimits,
+) -> Decision:
+    """The decision GrantAccess would make for `identity` now, with the policy in force."""
+    request = command.request(limits)
+    if ec2.find_instance(command.instance_id) is None:
+        raise InstanceNotFound(command.instance_id)
+    return authorizer.decide(context.permit.policy, command.identity, request, command.ttl)

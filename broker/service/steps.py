@@ -1,26 +1,43 @@
-"""Carrying out planned steps in AWS, and recording each as soon as it is done."""
+"""Carrying out a plan's steps in AWS, and keeping the instance record as true as AWS is.
+
+The record is the broker's own account of what AWS holds for an instance: convergence plans
+from AWS, and the record is what tells a change the broker made from one made behind its back.
+Each step is recorded, with its audit event, as soon as AWS has done it.
+"""
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
+from broker.domain.adoption import AdoptedRole, profile_name_of
 from broker.domain.audit import step_event
-from broker.domain.convergence import Step, StepKind, require_managed
+from broker.domain.convergence import (
+    ObservedState,
+    Step,
+    StepKind,
+    is_our_association,
+    require_managed,
+)
 from broker.domain.grants import InstanceResources
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, render
 from broker.domain.trust import EC2_TRUST_POLICY
-from broker.service.dependencies import Dependencies
-from broker.service.ports import InstanceRecord
+from broker.service.ports import Clock, Ec2, Iam, InstanceRecord, UnitOfWorkFactory
 
 
 class StepRunner:
-    """Performs plan steps; each returns the instance's resources as they stand after it."""
+    """Performs plan steps for one instance; each returns its resources as they stand after."""
 
     def __init__(
-        self, deps: Dependencies, names: ManagedNames, document: PolicyDocument | None
+        self,
+        iam: Iam,
+        ec2: Ec2,
+        names: ManagedNames,
+        document: PolicyDocument | None,
+        permissions_boundary: str,
     ) -> None:
-        self._iam, self._ec2, self._names, self._document = deps.iam, deps.ec2, names, document
-        self._boundary = deps.permissions_boundary_arn
+        self._iam, self._ec2, self._names, self._document = iam, ec2, names, document
+        self._boundary = permissions_boundary
 
     def run(self, step: Step, resources: InstanceResources) -> InstanceResources:
         handlers: dict[StepKind, Callable[[Step, InstanceResources], InstanceResources]] = {
@@ -97,9 +114,91 @@ class StepRunner:
         return replace(resources, role_name="", role_arn="")
 
 
-def record_step(deps: Dependencies, step: Step, record: InstanceRecord, actor: str) -> None:
-    """Audits a finished AWS change together with the instance record it changed."""
-    with deps.uow() as uow:
-        uow.instances.save(record)
-        uow.audit.append(step_event(record.updated_at, actor, record.instance_id, step))
-        uow.commit()
+class StepRecorder:
+    """Writes the instance record, and each finished step's audit event beside it."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    def save(self, record: InstanceRecord) -> None:
+        with self._uow() as uow:
+            uow.instances.save(record)
+            uow.commit()
+
+    def done(self, step: Step, record: InstanceRecord, actor: str) -> None:
+        """Audits a finished AWS change together with the instance record it changed."""
+        with self._uow() as uow:
+            uow.instances.save(record)
+            uow.audit.append(step_event(record.updated_at, actor, record.instance_id, step))
+            uow.commit()
+
+
+def observed_record(names: ManagedNames, observed: ObservedState, now: datetime) -> InstanceRecord:
+    """The record of what AWS holds, as just observed; a foreign association is not ours."""
+    association = observed.association
+    ours = association is not None and is_our_association(names, association)
+    profile = observed.profile
+    return InstanceRecord(
+        instance_id=names.instance_id,
+        resources=InstanceResources(
+            role_name=observed.role.name if observed.role else "",
+            role_arn=observed.role.arn if observed.role else "",
+            profile_name=profile.name if profile else "",
+            profile_arn=profile.arn if profile else "",
+            association_id=association.association_id if association and ours else "",
+        ),
+        policy_document=render(observed.policy) if observed.policy else "",
+        role_in_profile=profile is not None and names.role_name in profile.role_names,
+        updated_at=now,
+    )
+
+
+def adopted_record(
+    names: ManagedNames, adopted: AdoptedRole, policy: dict[str, object] | None, now: datetime
+) -> InstanceRecord:
+    """The record of an adopted instance: the adopted role carries the broker's `policy`
+    (None: nothing of the broker's is on it)."""
+    resources = InstanceResources(
+        role_name=adopted.role_name,
+        role_arn=adopted.role_arn,
+        profile_name=profile_name_of(adopted.profile_arn),
+        profile_arn=adopted.profile_arn,
+        association_id=adopted.association_id,
+    )
+    return InstanceRecord(
+        instance_id=names.instance_id,
+        resources=resources if policy is not None else InstanceResources(),
+        policy_document=render(policy) if policy is not None else "",
+        updated_at=now,
+    )
+
+
+def record_after(
+    names: ManagedNames,
+    record: InstanceRecord,
+    step: Step,
+    resources: InstanceResources,
+    *,
+    document: PolicyDocument | None,
+    now: datetime,
+) -> InstanceRecord:
+    """The record once `step` is done on the broker's own resources: never claiming more than
+    AWS then holds."""
+    policy, in_profile = record.policy_document, record.role_in_profile
+    if step.kind is StepKind.PUT_POLICY and document is not None:
+        policy = render(document)
+    elif step.kind is StepKind.DELETE_POLICY and step.within == names.policy_name:
+        policy = ""
+    elif step.kind is StepKind.ADD_ROLE_TO_PROFILE:
+        in_profile = True
+    elif step.kind is StepKind.DELETE_PROFILE or (
+        step.kind is StepKind.REMOVE_ROLE_FROM_PROFILE and step.target == names.role_name
+    ):
+        in_profile = False
+    return replace(
+        record,
+        resources=resources,
+        policy_document=policy,
+        role_in_profile=in_profile,
+        updated_at=now,
+    )

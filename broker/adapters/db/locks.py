@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
-from broker.service.locks import ProcessInstanceLocks
+from broker.adapters.locks import ProcessInstanceLocks
 
 
 def advisory_key(instance_id: str) -> int:

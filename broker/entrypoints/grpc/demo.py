@@ -57,7 +57,7 @@ class Story:
 def run_demo(say: Callable[[str], None] = print) -> int:
     """Plays the story; 0 when every step behaved as the broker promises."""
     with sandbox(Settings(propagation_timeout=30)) as box:
-        running = start_server(box.runtime.deps, "127.0.0.1:0", box.runtime.database_reachable)
+        running = start_server(box.runtime.bus, "127.0.0.1:0", box.runtime.database_reachable)
         try:
             with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
                 story = Story(box, broker_pb2_grpc.AccessBrokerStub(channel), say)

@@ -14,7 +14,7 @@ from broker.domain.authorization import Decision
 from broker.domain.drift import DriftKind
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import Grant
-from broker.service.drift import DriftFinding
+from broker.service.commands import DriftFinding
 
 ACCESS_TO_PROTO: dict[Access, "pb.Access.ValueType"] = {
     Access.UPLOAD: pb.ACCESS_UPLOAD,

@@ -17,7 +17,7 @@ from broker.entrypoints.grpc.auth import AuthInterceptor
 from broker.entrypoints.grpc.errors import ErrorInterceptor
 from broker.entrypoints.grpc.security import PLAINTEXT_ANONYMOUS, ServerSecurity
 from broker.entrypoints.grpc.servicer import AccessBrokerServicer
-from broker.service.dependencies import Dependencies
+from broker.service.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -132,7 +132,7 @@ class HealthMonitor:
 
 
 def start_server(
-    deps: Dependencies,
+    bus: MessageBus,
     listen: str,
     database_reachable: Callable[[], bool],
     workers: int = 24,
@@ -153,7 +153,7 @@ def start_server(
         ],
     )
     stopping = threading.Event()
-    broker_pb2_grpc.add_AccessBrokerServicer_to_server(AccessBrokerServicer(deps, stopping), server)
+    broker_pb2_grpc.add_AccessBrokerServicer_to_server(AccessBrokerServicer(bus, stopping), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from broker.adapters.db.engine import create_engine_for
 from broker.adapters.db.locks import DatabaseInstanceLocks, advisory_key
-from broker.service.locks import ProcessInstanceLocks
+from broker.adapters.locks import ProcessInstanceLocks
 from tests.blocking import blocked_at, waits_for_advisory_lock, with_application_name
 from tests.waiting import wait_until
 

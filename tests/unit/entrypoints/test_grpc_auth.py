@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -17,8 +16,7 @@ from broker.domain.authorization import AccessPolicy
 from broker.entrypoints.grpc.auth import BearerTokens, ClientCertificates
 from broker.entrypoints.grpc.security import ServerSecurity
 from broker.entrypoints.grpc.server import start_server
-from broker.service.dependencies import Dependencies
-from broker.service.policy_holder import PolicyHolder
+from broker.service.messagebus import MessageBus
 from tests.credentials import CertificateAuthority, stored_tokens
 from tests.rpc import refusal
 from tests.unit.service.fakes import INSTANCE, START, World, world
@@ -40,8 +38,8 @@ def tokens() -> BearerTokens:
 
 
 @contextmanager
-def _serving(deps: Dependencies, security: ServerSecurity, workers: int = 2) -> Iterator[int]:
-    running = start_server(deps, "127.0.0.1:0", lambda: True, workers, security=security)
+def _serving(bus: MessageBus, security: ServerSecurity, workers: int = 2) -> Iterator[int]:
+    running = start_server(bus, "127.0.0.1:0", lambda: True, workers, security=security)
     try:
         yield running.port
     finally:
@@ -51,7 +49,7 @@ def _serving(deps: Dependencies, security: ServerSecurity, workers: int = 2) -> 
 @pytest.fixture
 def channel(w: World, tokens: BearerTokens) -> Iterator[grpc.Channel]:
     with (
-        _serving(w.deps, ServerSecurity(tokens)) as port,
+        _serving(w.bus, ServerSecurity(tokens)) as port,
         grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         yield channel
@@ -132,7 +130,7 @@ def test_health_and_reflection_answer_without_credentials(channel: grpc.Channel)
 def test_each_call_is_served_as_its_own_caller_on_a_shared_worker(w: World) -> None:
     tokens = BearerTokens(stored_tokens({"alice": ALICE_TOKEN, "bob": BOB_TOKEN}))
     with (
-        _serving(w.deps, ServerSecurity(tokens), workers=1) as port,
+        _serving(w.bus, ServerSecurity(tokens), workers=1) as port,
         grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
@@ -144,9 +142,9 @@ def test_each_call_is_served_as_its_own_caller_on_a_shared_worker(w: World) -> N
 
 def test_an_audit_stream_runs_as_its_caller(w: World, tokens: BearerTokens) -> None:
     # Only admins may follow the audit trail, so the stream's answer shows who it ran as.
-    deps = replace(w.deps, access_policy=PolicyHolder(AccessPolicy(admins=frozenset({"alice"}))))
+    w = w.with_policy(AccessPolicy(admins=frozenset({"alice"})))
     with (
-        _serving(deps, ServerSecurity(tokens), workers=4) as port,
+        _serving(w.bus, ServerSecurity(tokens), workers=4) as port,
         grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
@@ -186,14 +184,14 @@ def ca() -> CertificateAuthority:
 
 @contextmanager
 def _mtls_stub(
-    deps: Dependencies, ca: CertificateAuthority, client: Any
+    bus: MessageBus, ca: CertificateAuthority, client: Any
 ) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
     server = ca.issue("broker", server=True)
     credentials = grpc.ssl_server_credentials(
         [(server.key, server.certificate)], root_certificates=ca.pem, require_client_auth=True
     )
     security = ServerSecurity(ClientCertificates(), credentials)
-    with _serving(deps, security) as port:
+    with _serving(bus, security) as port:
         channel_credentials = grpc.ssl_channel_credentials(ca.pem, client.key, client.certificate)
         with grpc.secure_channel(f"127.0.0.1:{port}", channel_credentials) as channel:
             yield broker_pb2_grpc.AccessBrokerStub(channel)
@@ -209,7 +207,7 @@ def _mtls_stub(
 def test_a_client_certificate_names_the_caller_by_uri_san_else_cn(
     w: World, ca: CertificateAuthority, common_name: str, uris: tuple[str, ...], identity: str
 ) -> None:
-    with _mtls_stub(w.deps, ca, ca.issue(common_name, uris=uris)) as stub:
+    with _mtls_stub(w.bus, ca, ca.issue(common_name, uris=uris)) as stub:
         granted = stub.GrantAccess(_upload()).grant
 
     assert granted.requested_by == identity
@@ -226,7 +224,7 @@ def test_a_client_certificate_names_the_caller_by_uri_san_else_cn(
 def test_a_certificate_without_one_usable_name_is_unauthenticated(
     w: World, ca: CertificateAuthority, common_name: str, uris: tuple[str, ...], complaint: str
 ) -> None:
-    with _mtls_stub(w.deps, ca, ca.issue(common_name, uris=uris)) as stub:
+    with _mtls_stub(w.bus, ca, ca.issue(common_name, uris=uris)) as stub:
         refused = refusal(lambda: stub.GrantAccess(_upload()))
 
     assert refused.code == grpc.StatusCode.UNAUTHENTICATED
@@ -235,7 +233,7 @@ def test_a_certificate_without_one_usable_name_is_unauthenticated(
 
 
 def _append_event(w: World, action: str) -> None:
-    with w.deps.uow() as uow:
+    with w.db() as uow:
         uow.audit.append(
             NewAuditEvent(time=START, actor="test", action=action, outcome=Outcome.SUCCESS)
         )
@@ -245,17 +243,17 @@ def _append_event(w: World, action: str) -> None:
 @contextmanager
 def _alices_audit_stream(w: World, tokens: BearerTokens) -> Iterator[Any]:
     """Alice, an admin, following the audit trail from its start; the first event read."""
-    deps = replace(w.deps, access_policy=PolicyHolder(AccessPolicy(admins=frozenset({"alice"}))))
+    w = w.with_policy(AccessPolicy(admins=frozenset({"alice"})))
     _append_event(w, "before")
     with (
-        _serving(deps, ServerSecurity(tokens), workers=4) as port,
+        _serving(w.bus, ServerSecurity(tokens), workers=4) as port,
         grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         request = pb.WatchAuditEventsRequest(after_event_id=0)
         stream: Any = stub.WatchAuditEvents(request, metadata=_bearer(ALICE_TOKEN), timeout=10)
         assert next(stream).action == "before"
-        yield deps, stream
+        yield w, stream
 
 
 def test_an_open_stream_ends_when_its_token_is_withdrawn(w: World, tokens: BearerTokens) -> None:
@@ -271,8 +269,8 @@ def test_an_open_stream_ends_when_its_token_is_withdrawn(w: World, tokens: Beare
 def test_an_open_stream_ends_when_its_caller_is_no_longer_an_admin(
     w: World, tokens: BearerTokens
 ) -> None:
-    with _alices_audit_stream(w, tokens) as (deps, stream):
-        deps.access_policy.replace(AccessPolicy())
+    with _alices_audit_stream(w, tokens) as (secured, stream):
+        secured.policy.replace(AccessPolicy())
         _append_event(w, "after")
 
         ended = refusal(lambda: next(stream))

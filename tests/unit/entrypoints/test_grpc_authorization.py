@@ -1,7 +1,6 @@
 """Authorization at the gRPC surface, over fake ports: PERMISSION_DENIED and ExplainAccess."""
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 
 import grpc
@@ -14,7 +13,6 @@ from broker.domain.authorization import AccessPolicy, Rule
 from broker.entrypoints.grpc.auth import BearerTokens
 from broker.entrypoints.grpc.security import ServerSecurity
 from broker.entrypoints.grpc.server import start_server
-from broker.service.policy_holder import PolicyHolder
 from tests.credentials import stored_tokens
 from tests.rpc import refusal
 from tests.unit.service.fakes import INSTANCE, World, world
@@ -34,15 +32,13 @@ def _as(identity: str) -> tuple[tuple[str, str]]:
 
 @pytest.fixture
 def w() -> World:
-    secured = world(INSTANCE)
-    secured.deps = replace(secured.deps, access_policy=PolicyHolder(POLICY))
-    return secured
+    return world(INSTANCE).with_policy(POLICY)
 
 
 @pytest.fixture
 def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
     security = ServerSecurity(BearerTokens(stored_tokens(TOKENS)))
-    running = start_server(w.deps, "127.0.0.1:0", lambda: True, 2, security=security)
+    running = start_server(w.bus, "127.0.0.1:0", lambda: True, 2, security=security)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield broker_pb2_grpc.AccessBrokerStub(channel)

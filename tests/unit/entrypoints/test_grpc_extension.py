@@ -22,7 +22,7 @@ def w() -> World:
 
 @pytest.fixture
 def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
-    running = start_server(w.deps, "127.0.0.1:0", lambda: True, workers=2)
+    running = start_server(w.bus, "127.0.0.1:0", lambda: True, workers=2)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield broker_pb2_grpc.AccessBrokerStub(channel)

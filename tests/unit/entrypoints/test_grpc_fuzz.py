@@ -9,7 +9,6 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import grpc
@@ -80,8 +79,8 @@ def fuzzed(
     if request.param == "sqlite-store":
         engine = create_engine_for(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'broker.db'}")
         upgrade_to_head(engine)
-        w.deps = replace(w.deps, uow=sql_unit_of_work_factory(engine))
-    running: RunningServer = start_server(w.deps, "127.0.0.1:0", lambda: True, workers=4)
+        w = w.with_store(sql_unit_of_work_factory(engine))
+    running: RunningServer = start_server(w.bus, "127.0.0.1:0", lambda: True, workers=4)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     stub = broker_pb2_grpc.AccessBrokerStub(channel)
     grant_ids = [
@@ -105,7 +104,7 @@ def fuzzed(
 
 def _written(w: World) -> tuple[int, int, int]:
     """What the store holds, in brief: grants, the newest audit event, AWS changes made."""
-    with w.deps.uow() as uow:
+    with w.ports.uow() as uow:
         grants = len(uow.grants.list(GrantFilter(), after=None, limit=10_000).items)
         newest_event = uow.audit.last_event_id()
     return grants, newest_event, len(w.aws.calls)

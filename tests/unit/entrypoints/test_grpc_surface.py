@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -15,7 +14,7 @@ from broker.domain.errors import AwsUnavailable
 from broker.entrypoints.grpc.errors import INTERNAL_MESSAGE
 from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.grpc.servicer import FEED_START_METADATA, MAX_STREAMS
-from broker.service.dependencies import Dependencies
+from broker.service.messagebus import MessageBus
 from broker.service.ports import UnitOfWork
 from tests.rpc import refusal
 from tests.unit.service.fakes import INSTANCE, World, world
@@ -23,10 +22,8 @@ from tests.waiting import wait_for
 
 
 @contextmanager
-def _serve(
-    deps: Dependencies, database_up: bool = True, workers: int = 2
-) -> Iterator[grpc.Channel]:
-    running: RunningServer = start_server(deps, "127.0.0.1:0", lambda: database_up, workers=workers)
+def _serve(bus: MessageBus, database_up: bool = True, workers: int = 2) -> Iterator[grpc.Channel]:
+    running: RunningServer = start_server(bus, "127.0.0.1:0", lambda: database_up, workers=workers)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield channel
@@ -41,7 +38,7 @@ def w() -> World:
 
 @pytest.fixture
 def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
-    with _serve(w.deps) as channel:
+    with _serve(w.bus) as channel:
         yield broker_pb2_grpc.AccessBrokerStub(channel)
 
 
@@ -66,7 +63,7 @@ def test_unexpected_error_is_internal_with_a_generic_message(w: World) -> None:
     def broken_database() -> UnitOfWork:
         raise RuntimeError("connection to db.internal:5432 failed for user broker")
 
-    with _serve(replace(w.deps, uow=broken_database)) as channel:
+    with _serve(w.with_store(broken_database).bus) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         refused = refusal(lambda: stub.GrantAccess(_upload()))
 
@@ -112,7 +109,7 @@ def test_a_ttl_out_of_bounds_is_refused(
     ],
 )
 def test_health_follows_the_database(w: World, database_up: bool, expected: int) -> None:
-    with _serve(w.deps, database_up) as channel:
+    with _serve(w.bus, database_up) as channel:
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
 
     assert status.status == expected
@@ -120,7 +117,7 @@ def test_health_follows_the_database(w: World, database_up: bool, expected: int)
 
 def test_audit_streams_beyond_the_limit_are_resource_exhausted(w: World) -> None:
     # Workers enough for every stream and then some: the limit, not the pool, must refuse.
-    with _serve(w.deps, workers=MAX_STREAMS + 2) as channel:
+    with _serve(w.bus, workers=MAX_STREAMS + 2) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         # Streaming calls are untyped in grpc-stubs beyond iteration.
         streams: list[Any] = [

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from broker.adapters.config.policy_holder import PolicyHolder
+from broker.adapters.locks import ProcessInstanceLocks
+from broker.bootstrap import Options, Ports, build_bus
 from broker.domain.access import Access
 from broker.domain.audit import AuditEvent, NewAuditEvent
-from broker.domain.authorization import UNRESTRICTED
+from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
 from broker.domain.errors import (
     AwsQuotaExceeded,
@@ -26,13 +29,12 @@ from broker.domain.errors import (
     StoreUnavailable,
 )
 from broker.domain.grants import Grant, GrantScope
-from broker.domain.naming import DEFAULT_ROLE_PATH, INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
+from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
 from broker.domain.policy import build_policy
 from broker.domain.validation import instance_id_problems
-from broker.service.dependencies import Dependencies
-from broker.service.granting import GrantCommand
-from broker.service.locks import ProcessInstanceLocks
-from broker.service.policy_holder import PolicyHolder
+from broker.service.commands import Command, GrantAccess, RevokeAccess
+from broker.service.convergence import Convergence
+from broker.service.messagebus import MessageBus
 from broker.service.ports import (
     AuditFilter,
     AuditLog,
@@ -44,6 +46,7 @@ from broker.service.ports import (
     InstanceRecord,
     InstanceRecords,
     Page,
+    UnitOfWorkFactory,
 )
 
 ACCOUNT = "123456789012"
@@ -80,6 +83,7 @@ Write = Callable[[Tables], None]
 # (SQLite's busy timeout in the broker); a test that deadlocks then fails instead of hanging.
 KEY_WAIT_SECONDS = 30
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _page(items: list[tuple[int, T]], after: int | None, limit: int) -> Page[T]:
@@ -650,38 +654,87 @@ class SequentialIds:
             return str(uuid.UUID(int=next(self._counter)))
 
 
-def make_deps(
-    db: FakeDatabase | None = None, aws: FakeAws | None = None, clock: FixedClock | None = None
-) -> Dependencies:
-    """The service's dependencies over these fakes (fresh ones where none are given)."""
-    aws = aws if aws is not None else FakeAws()
-    return Dependencies(
-        uow=db if db is not None else FakeDatabase(),
-        iam=aws,
-        ec2=aws,
-        clock=clock if clock is not None else FixedClock(),
-        ids=SequentialIds(),
-        locks=ProcessInstanceLocks(),
-        role_path=DEFAULT_ROLE_PATH,
-        # As in auth mode `none` without a policy file; authorization tests set their own.
-        access_policy=PolicyHolder(UNRESTRICTED),
-    )
-
-
 @dataclass
 class World:
-    """Dependencies together with the fakes behind them, for tests to arrange and inspect."""
+    """The message bus over fakes, built the way bootstrap builds the real one, and the fakes
+    behind it, for tests to arrange and inspect."""
 
     db: FakeDatabase
     aws: FakeAws
     clock: FixedClock
-    deps: Dependencies
+    policy: PolicyHolder
+    options: Options = field(default_factory=Options)
+    locks: ProcessInstanceLocks = field(default_factory=ProcessInstanceLocks)
+    ids: "SequentialIds" = field(default_factory=lambda: SequentialIds())  # noqa: PLW0108 (defined below)
+    # A store to use instead of `db` (a real SQL one, or a broken one).
+    store: UnitOfWorkFactory | None = None
+    bus: MessageBus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bus = build_bus(self.ports, self.options)
+
+    @property
+    def ports(self) -> Ports:
+        return Ports(
+            uow=self.store if self.store is not None else self.db,
+            iam=self.aws,
+            ec2=self.aws,
+            clock=self.clock,
+            ids=self.ids,
+            locks=self.locks,
+            policy=self.policy,
+        )
+
+    def handle(self, command: Command[R]) -> R:
+        return self.bus.handle(command)
+
+    def revoke(self, grant_id: str, **options: Any) -> Grant:
+        return self.handle(RevokeAccess(grant_id=grant_id, **options)).grant
+
+    def grant_of(self, grant_id: str) -> Grant:
+        """The grant as the database holds it, read past authorization."""
+        with self.db() as uow:
+            grant = uow.grants.get(grant_id)
+        if grant is None:
+            raise GrantNotFound(grant_id)
+        return grant
+
+    def converge(self, instance_id: str, actor: str = "system") -> None:
+        """Converges the instance as the pipeline's settle step and the sweep do."""
+        Convergence(
+            uow=self.db,
+            iam=self.aws,
+            ec2=self.aws,
+            clock=self.clock,
+            locks=self.locks,
+            role_path=self.options.role_path,
+            permissions_boundary=self.options.permissions_boundary_arn,
+            adopt_foreign_profiles=self.options.adopt_foreign_profiles,
+        ).converge(instance_id, actor)
+
+    def with_options(self, **changes: Any) -> "World":
+        """The same fakes, under a bus built with other options."""
+        return self._rebuilt(options=replace(self.options, **changes))
+
+    def with_policy(self, policy: AccessPolicy) -> "World":
+        return self._rebuilt(policy=PolicyHolder(policy))
+
+    def with_store(self, store: UnitOfWorkFactory) -> "World":
+        return self._rebuilt(store=store)
+
+    def _rebuilt(self, **changes: Any) -> "World":
+        return replace(self, **changes)  # __post_init__ builds its bus anew
 
 
-def world(*instances: str) -> World:
-    """A fresh world in which these EC2 instances exist."""
-    db, aws, clock = FakeDatabase(), FakeAws(instances), FixedClock()
-    return World(db, aws, clock, make_deps(db, aws, clock))
+def world(*instances: str, aws: "FakeAws | None" = None, db: "FakeDatabase | None" = None) -> World:
+    """A fresh world in which these EC2 instances exist. As in auth mode `none` without a
+    policy file, every caller may do everything; authorization tests set their own policy."""
+    return World(
+        db if db is not None else FakeDatabase(),
+        aws if aws is not None else FakeAws(instances),
+        FixedClock(),
+        PolicyHolder(UNRESTRICTED),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,8 +754,8 @@ def grant_command(
     *,
     instance_id: str = INSTANCE,
     **options: Any,
-) -> GrantCommand:
-    return GrantCommand(instance_id=instance_id, bucket=bucket, access=access, **options)
+) -> GrantAccess:
+    return GrantAccess(instance_id=instance_id, bucket=bucket, access=access, **options)
 
 
 def policy_of(*scopes: tuple[str, str, Access]) -> dict[str, Any]:

@@ -10,11 +10,7 @@ from broker.domain.access import Access, GrantState
 from broker.domain.drift import DriftKind
 from broker.domain.errors import AwsUnavailable, ForeignProfile
 from broker.domain.trust import EC2_TRUST_POLICY
-from broker.service.convergence import converge_instance
-from broker.service.drift import reconcile
-from broker.service.granting import grant_access
-from broker.service.queries import describe_instance
-from broker.service.revoking import RevokeCommand, revoke_access
+from broker.service.commands import DescribeInstanceAccess, Reconcile, RevokeAccess
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -42,16 +38,14 @@ def team_profile(w: World, name: str, *, with_role: bool = True) -> str:
 
 @pytest.fixture
 def w() -> World:
-    w = world(INSTANCE)
-    adopting = replace(w.deps, adopt_foreign_profiles=True)
-    w = World(w.db, w.aws, w.clock, adopting)
+    w = world(INSTANCE).with_options(adopt_foreign_profiles=True)
     w.aws.associate_foreign(INSTANCE, team_profile(w, "TeamRole"))
     w.aws.calls.clear()
     return w
 
 
 def test_a_grant_adds_only_the_brokers_policy_to_the_role_in_the_profile(w: World) -> None:
-    result = grant_access(w.deps, grant_command("photos"))
+    result = w.handle(grant_command("photos"))
 
     assert result.grant.state is GrantState.ACTIVE
     assert w.aws.calls == [("put_role_policy", "TeamRole", POLICY)]
@@ -68,9 +62,9 @@ def test_a_grant_adds_only_the_brokers_policy_to_the_role_in_the_profile(w: Worl
 
 
 def test_what_the_broker_touched_is_recorded(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
 
-    access = describe_instance(w.deps, INSTANCE)
+    access = w.handle(DescribeInstanceAccess(instance_id=INSTANCE))
     assert access.resources.role_name == "TeamRole"
     assert json.loads(access.policy_document) == policy_of(("photos", "", Access.UPLOAD))
     put = [e for e in w.db.snapshot().audit if e.action == "aws.put_policy"]
@@ -78,20 +72,20 @@ def test_what_the_broker_touched_is_recorded(w: World) -> None:
 
 
 def test_revoking_removes_only_the_brokers_policy(w: World) -> None:
-    grant = grant_access(w.deps, grant_command("photos")).grant
+    grant = w.handle(grant_command("photos")).grant
     w.aws.calls.clear()
 
-    revoked = revoke_access(w.deps, RevokeCommand(grant.grant_id))
+    revoked = w.handle(RevokeAccess(grant_id=grant.grant_id)).grant
 
     assert revoked.state is GrantState.REVOKED
     assert w.aws.calls == [("delete_role_policy", "TeamRole", POLICY)]
     assert w.aws.roles["TeamRole"].policies == {"team-own": TEAM_POLICY}
     assert w.aws.associations[INSTANCE].association_id == "iip-assoc-foreign"
-    assert describe_instance(w.deps, INSTANCE).policy_document == ""
+    assert w.handle(DescribeInstanceAccess(instance_id=INSTANCE)).policy_document == ""
 
 
 def test_a_dry_run_shows_the_policy_going_onto_the_adopted_role(w: World) -> None:
-    result = grant_access(w.deps, grant_command("photos", dry_run=True))
+    result = w.handle(grant_command("photos", dry_run=True))
 
     assert result.planned_changes == (f"put inline policy {POLICY} on role TeamRole",)
     assert w.aws.calls == []
@@ -99,42 +93,44 @@ def test_a_dry_run_shows_the_policy_going_onto_the_adopted_role(w: World) -> Non
 
 def test_a_profile_without_a_role_is_refused_and_nothing_is_written() -> None:
     w = world(INSTANCE)
-    deps = replace(w.deps, adopt_foreign_profiles=True)
+    deps = w.with_options(adopt_foreign_profiles=True)
     w.aws.associate_foreign(INSTANCE, team_profile(w, "Empty", with_role=False))
     w.aws.calls.clear()
 
     with pytest.raises(ForeignProfile, match="holds no role the broker could add its policy to"):
-        grant_access(deps, grant_command("photos"))
+        deps.handle(grant_command("photos"))
 
     assert w.aws.calls == [] and w.db.grants() == []
 
 
 def test_without_adoption_a_foreign_profile_is_still_refused(w: World) -> None:
-    refusing = replace(w.deps, adopt_foreign_profiles=False)
+    refusing = w.with_options(adopt_foreign_profiles=False)
     with pytest.raises(ForeignProfile, match="which the broker does not manage"):
-        grant_access(refusing, grant_command("photos"))
+        refusing.handle(grant_command("photos"))
 
 
 def test_a_replaced_profile_takes_the_policy_with_it(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     w.aws.associate_foreign(INSTANCE, team_profile(w, "NewTeamRole"))
     w.aws.calls.clear()
 
-    converge_instance(w.deps, INSTANCE, "ops")
+    w.converge(INSTANCE, "ops")
 
     assert w.aws.calls == [
         ("delete_role_policy", "TeamRole", POLICY),
         ("put_role_policy", "NewTeamRole", POLICY),
     ]
     assert POLICY not in w.aws.roles["TeamRole"].policies
-    assert describe_instance(w.deps, INSTANCE).resources.role_name == "NewTeamRole"
+    assert (
+        w.handle(DescribeInstanceAccess(instance_id=INSTANCE)).resources.role_name == "NewTeamRole"
+    )
 
 
 def test_a_profile_taken_off_the_instance_leaves_no_policy_behind(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     del w.aws.associations[INSTANCE]
 
-    converge_instance(w.deps, INSTANCE, "ops")
+    w.converge(INSTANCE, "ops")
 
     assert POLICY not in w.aws.roles["TeamRole"].policies
     # The instance is the broker's to equip again: its own role and profile now carry the grant.
@@ -143,12 +139,12 @@ def test_a_profile_taken_off_the_instance_leaves_no_policy_behind(w: World) -> N
 
 
 def test_drift_of_an_adopted_role_is_only_the_brokers_policy(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     team = w.aws.roles["TeamRole"]
     team.policies[POLICY] = {"Statement": [{"Sid": "Widened"}]}
     team.policies["team-extra"] = {"Statement": []}  # the owner's business, not drift
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor="ops")
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor="ops"))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.POLICY, True)]
     assert team.policies[POLICY] == policy_of(("photos", "", Access.UPLOAD))
@@ -162,7 +158,7 @@ def test_a_profile_other_instances_hold_is_refused_and_nothing_is_written(w: Wor
     )
 
     with pytest.raises(ForeignProfile, match="1 other instance"):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
 
     assert w.aws.calls == [] and w.db.grants() == []
 
@@ -173,23 +169,23 @@ def test_a_role_other_profiles_hold_is_refused(w: World) -> None:
     w.aws.calls.clear()
 
     with pytest.raises(ForeignProfile, match="other instance profiles hold too"):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
 
     assert w.aws.calls == []
 
 
 def test_another_instances_broker_profile_is_never_adopted_or_touched() -> None:
     w = world(INSTANCE, OTHER_INSTANCE)
-    grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE))
+    w.handle(grant_command("photos", instance_id=OTHER_INSTANCE))
     others = w.aws.associations[OTHER_INSTANCE]
     w.aws.associate_foreign(INSTANCE, others.profile_arn)
-    adopting = replace(w.deps, adopt_foreign_profiles=True)
+    adopting = w.with_options(adopt_foreign_profiles=True)
     before = dict(w.aws.roles[f"accessbroker-{OTHER_INSTANCE}"].policies)
     w.aws.calls.clear()
 
     with pytest.raises(ForeignProfile, match="manages for another instance"):
-        grant_access(adopting, grant_command("secrets"))
-    converge_instance(adopting, INSTANCE, "ops")  # nothing desired: still nothing touched
+        adopting.handle(grant_command("secrets"))
+    adopting.converge(INSTANCE, "ops")  # nothing desired: still nothing touched
 
     assert w.aws.calls == []
     assert w.aws.roles[f"accessbroker-{OTHER_INSTANCE}"].policies == before
@@ -199,22 +195,22 @@ def test_the_adopted_role_is_recorded_before_the_policy_is_put(w: World) -> None
     w.aws.fail("put_role_policy", AwsUnavailable("AWS PutRolePolicy failed: Throttling"))
 
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
 
     # Had the put reached IAM before the failure, the record already names where it went.
-    assert describe_instance(w.deps, INSTANCE).resources.role_name == "TeamRole"
+    assert w.handle(DescribeInstanceAccess(instance_id=INSTANCE)).resources.role_name == "TeamRole"
 
 
 def test_once_shared_the_adopted_role_loses_the_brokers_policy_and_the_grants_fail(
     w: World,
 ) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     w.aws.instances.add(OTHER_INSTANCE)
     w.aws.associations[OTHER_INSTANCE] = replace(
         w.aws.associations[INSTANCE], association_id="iip-other", instance_id=OTHER_INSTANCE
     )
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor="ops")
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor="ops"))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [
         (DriftKind.FOREIGN_ASSOCIATION, False)

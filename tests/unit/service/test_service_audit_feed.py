@@ -1,4 +1,4 @@
-"""follow_audit_events over the fake database: replay, then new events, in order, once each."""
+"""WatchAuditEvents over the fake database: replay, then new events, in order, once each."""
 
 from collections.abc import Callable
 
@@ -6,8 +6,7 @@ import pytest
 
 from broker.domain.audit import AuditEvent
 from broker.domain.errors import InvalidRequest
-from broker.service.audit_feed import follow_audit_events, start_of_feed
-from broker.service.granting import grant_access
+from broker.service.commands import WatchAuditEvents
 from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, World, grant_command, world
 
 
@@ -34,12 +33,12 @@ def _ids(events: list[AuditEvent]) -> list[int]:
 
 
 def test_replays_after_the_cursor_then_follows_new_events(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     written = w.db.snapshot().audit
     cursor = written[2].event_id
 
-    idle = _idle_running([lambda: grant_access(w.deps, grant_command("logs"))])
-    seen = list(follow_audit_events(w.deps, "", cursor, idle))
+    idle = _idle_running([lambda: w.handle(grant_command("logs"))])
+    seen = list(w.handle(WatchAuditEvents(instance_id="", after=cursor)).follow(idle))
 
     everything = w.db.snapshot().audit
     assert _ids(seen) == _ids(everything)[3:]
@@ -47,14 +46,14 @@ def test_replays_after_the_cursor_then_follows_new_events(w: World) -> None:
 
 
 def test_without_a_cursor_only_new_events_arrive(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     before = len(w.db.snapshot().audit)
 
-    start = start_of_feed(w.deps, "", None)
-    idle = _idle_running([lambda: grant_access(w.deps, grant_command("logs"))])
-    seen = list(follow_audit_events(w.deps, "", start, idle))
+    feed = w.handle(WatchAuditEvents())
+    idle = _idle_running([lambda: w.handle(grant_command("logs"))])
+    seen = list(feed.follow(idle))
 
-    assert start == w.db.snapshot().audit[before - 1].event_id
+    assert feed.start == w.db.snapshot().audit[before - 1].event_id
     assert _ids(seen) == _ids(w.db.snapshot().audit)[before:]
     assert seen, "the second grant's events should have arrived"
 
@@ -62,11 +61,11 @@ def test_without_a_cursor_only_new_events_arrive(w: World) -> None:
 def test_an_instance_filter_keeps_other_instances_out(w: World) -> None:
     idle = _idle_running(
         [
-            lambda: grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE)),
-            lambda: grant_access(w.deps, grant_command("photos")),
+            lambda: w.handle(grant_command("photos", instance_id=OTHER_INSTANCE)),
+            lambda: w.handle(grant_command("photos")),
         ]
     )
-    seen = list(follow_audit_events(w.deps, INSTANCE, 0, idle))
+    seen = list(w.handle(WatchAuditEvents(instance_id=INSTANCE, after=0)).follow(idle))
 
     assert seen
     assert {e.instance_id for e in seen} == {INSTANCE}
@@ -75,10 +74,10 @@ def test_an_instance_filter_keeps_other_instances_out(w: World) -> None:
 @pytest.mark.parametrize(("instance_id", "after"), [("i-bad", 0), ("", -1)])
 def test_bad_arguments_are_refused(w: World, instance_id: str, after: int) -> None:
     with pytest.raises(InvalidRequest):
-        start_of_feed(w.deps, instance_id, after)
+        w.handle(WatchAuditEvents(instance_id=instance_id, after=after))
 
 
 def test_a_given_cursor_is_where_the_feed_starts(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
 
-    assert start_of_feed(w.deps, INSTANCE, 2) == 2
+    assert w.handle(WatchAuditEvents(instance_id=INSTANCE, after=2)).start == 2

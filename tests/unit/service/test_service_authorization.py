@@ -16,19 +16,16 @@ from broker.domain.errors import (
     PermissionDenied,
 )
 from broker.domain.grants import Grant
-from broker.service.audit_feed import start_of_feed_as
-from broker.service.explaining import ExplainCommand, explain_access
-from broker.service.extending import ExtendCommand, extend_grant
-from broker.service.granting import grant_access
-from broker.service.policy_holder import PolicyHolder
-from broker.service.ports import AuditFilter, GrantFilter
-from broker.service.queries import (
-    describe_instance_as,
-    get_grant_as,
-    list_audit_events_as,
-    list_grants_as,
+from broker.service.commands import (
+    DescribeInstanceAccess,
+    ExplainAccess,
+    ExtendGrant,
+    GetGrant,
+    ListAuditEvents,
+    ListGrants,
+    RevokeAccess,
+    WatchAuditEvents,
 )
-from broker.service.revoking import RevokeCommand, revoke_access
 from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, START, World, grant_command, world
 
 DAY = timedelta(days=1)
@@ -44,13 +41,11 @@ POLICY = AccessPolicy(
 
 @pytest.fixture
 def w() -> World:
-    secured = world(INSTANCE, OTHER_INSTANCE)
-    secured.deps = replace(secured.deps, access_policy=PolicyHolder(POLICY))
-    return secured
+    return world(INSTANCE, OTHER_INSTANCE).with_policy(POLICY)
 
 
 def grant(w: World, actor: str, bucket: str = "photos", **options: Any) -> Grant:
-    return grant_access(w.deps, grant_command(bucket, actor=actor, **options)).grant
+    return w.handle(grant_command(bucket, actor=actor, **options)).grant
 
 
 def denials(w: World) -> list[AuditEvent]:
@@ -67,7 +62,7 @@ def test_a_refused_grant_is_permission_denied_audited_and_changes_nothing(
     command = grant_command("secrets", Access.UPLOAD, actor="alice", prefix="x/", dry_run=dry_run)
 
     with pytest.raises(PermissionDenied, match="rule 1: bucket secrets is not one of") as refused:
-        grant_access(w.deps, command)
+        w.handle(command)
 
     assert w.aws.calls == []
     assert w.db.grants() == []
@@ -132,7 +127,7 @@ def test_a_reloaded_policy_decides_the_next_request(w: World) -> None:
     with pytest.raises(PermissionDenied):
         grant(w, "dave")
 
-    w.deps.access_policy.replace(replace(POLICY, admins=frozenset({"admin", "dave"})))
+    w.policy.replace(replace(POLICY, admins=frozenset({"admin", "dave"})))
 
     assert grant(w, "dave").requested_by == "dave"
 
@@ -152,8 +147,8 @@ def test_another_callers_identical_grant_is_not_extended_its_own_is(w: World) ->
 def test_another_callers_broader_grant_does_not_cover_a_request(w: World) -> None:
     alices = grant(w, "alice", prefix="")
 
-    result = grant_access(w.deps, grant_command("photos", prefix="in/", actor="bob"))
-    own = grant_access(w.deps, grant_command("photos", prefix="in/", actor="alice"))
+    result = w.handle(grant_command("photos", prefix="in/", actor="bob"))
+    own = w.handle(grant_command("photos", prefix="in/", actor="alice"))
 
     assert result.covered_by == ""
     assert result.grant.requested_by == "bob"
@@ -167,7 +162,7 @@ def test_only_its_requester_or_an_admin_may_revoke_a_grant(w: World) -> None:
     alices = grant(w, "alice")
 
     with pytest.raises(PermissionDenied, match=f"grant {alices.grant_id} was requested by ano"):
-        revoke_access(w.deps, RevokeCommand(alices.grant_id, actor="bob"))
+        w.handle(RevokeAccess(grant_id=alices.grant_id, actor="bob"))
 
     assert w.db.grants()[0].state is GrantState.ACTIVE
     [denied] = denials(w)
@@ -177,15 +172,15 @@ def test_only_its_requester_or_an_admin_may_revoke_a_grant(w: World) -> None:
         alices.grant_id,
     )
     assert denied.instance_id == INSTANCE
-    revoked = revoke_access(w.deps, RevokeCommand(alices.grant_id, actor="admin"))
+    revoked = w.handle(RevokeAccess(grant_id=alices.grant_id, actor="admin")).grant
     assert revoked.state is GrantState.REVOKED
 
 
 def test_a_requester_revokes_its_own_grant_even_once_its_rule_is_gone(w: World) -> None:
     alices = grant(w, "alice")
-    w.deps.access_policy.replace(AccessPolicy())
+    w.policy.replace(AccessPolicy())
 
-    assert revoke_access(w.deps, RevokeCommand(alices.grant_id, actor="alice")).state is (
+    assert w.handle(RevokeAccess(grant_id=alices.grant_id, actor="alice")).grant.state is (
         GrantState.REVOKED
     )
 
@@ -194,11 +189,11 @@ def test_extending_needs_ownership_and_stays_within_the_rules_max(w: World) -> N
     alices = grant(w, "alice", ttl=timedelta(hours=1))
 
     with pytest.raises(PermissionDenied, match="requested by another caller"):
-        extend_grant(w.deps, ExtendCommand(alices.grant_id, timedelta(hours=2), actor="bob"))
+        w.handle(ExtendGrant(grant_id=alices.grant_id, ttl=timedelta(hours=2), actor="bob"))
     with pytest.raises(PermissionDenied, match="ttl 2d is over the rule's max of 1d"):
-        extend_grant(w.deps, ExtendCommand(alices.grant_id, 2 * DAY, actor="alice"))
-    extended = extend_grant(w.deps, ExtendCommand(alices.grant_id, DAY, actor="alice"))
-    by_admin = extend_grant(w.deps, ExtendCommand(alices.grant_id, 3 * DAY, actor="admin"))
+        w.handle(ExtendGrant(grant_id=alices.grant_id, ttl=2 * DAY, actor="alice"))
+    extended = w.handle(ExtendGrant(grant_id=alices.grant_id, ttl=DAY, actor="alice"))
+    by_admin = w.handle(ExtendGrant(grant_id=alices.grant_id, ttl=3 * DAY, actor="admin"))
 
     assert extended.expires_at == START + DAY
     assert by_admin.expires_at == START + 3 * DAY
@@ -211,13 +206,15 @@ def test_a_caller_reads_only_its_own_grants_unless_admin(w: World) -> None:
     bobs = grant(w, "bob", "videos", instance_id=OTHER_INSTANCE)
 
     with pytest.raises(PermissionDenied):
-        get_grant_as(w.deps, "bob", alices.grant_id)
-    assert get_grant_as(w.deps, "alice", alices.grant_id) == alices
-    assert get_grant_as(w.deps, "admin", alices.grant_id) == alices
+        w.handle(GetGrant(grant_id=alices.grant_id, actor="bob"))
+    assert w.handle(GetGrant(grant_id=alices.grant_id, actor="alice")) == alices
+    assert w.handle(GetGrant(grant_id=alices.grant_id, actor="admin")) == alices
     assert [e.action for e in denials(w)] == ["grant.read_denied"]
 
     def listed(actor: str) -> list[str]:
-        return [g.grant_id for g in list_grants_as(w.deps, actor, GrantFilter(), 0, None).items]
+        return [
+            g.grant_id for g in w.handle(ListGrants(page_size=0, after=None, actor=actor)).items
+        ]
 
     assert listed("bob") == [bobs.grant_id]
     assert listed("carol") == []
@@ -226,11 +223,13 @@ def test_a_caller_reads_only_its_own_grants_unless_admin(w: World) -> None:
 
 def test_an_instances_description_shows_a_caller_only_its_own_grants(w: World) -> None:
     alices = grant(w, "alice")
-    assert describe_instance_as(w.deps, "alice", INSTANCE).policy_document != ""
+    assert (
+        w.handle(DescribeInstanceAccess(instance_id=INSTANCE, actor="alice")).policy_document != ""
+    )
 
     bobs = grant(w, "bob", "videos")
-    for_alice = describe_instance_as(w.deps, "alice", INSTANCE)
-    for_admin = describe_instance_as(w.deps, "admin", INSTANCE)
+    for_alice = w.handle(DescribeInstanceAccess(instance_id=INSTANCE, actor="alice"))
+    for_admin = w.handle(DescribeInstanceAccess(instance_id=INSTANCE, actor="admin"))
 
     assert for_alice.grants == [alices]
     assert for_alice.policy_document == ""  # it would show bob's bucket
@@ -244,24 +243,29 @@ def test_a_grant_of_anothers_still_being_revoked_keeps_the_policy_hidden(w: Worl
     bobs = grant(w, "bob", "videos")
     w.aws.fail("put_role_policy", AwsUnavailable("AWS PutRolePolicy failed: Throttling"))
     with pytest.raises(AwsUnavailable):
-        revoke_access(w.deps, RevokeCommand(bobs.grant_id, actor="bob"))
+        w.handle(RevokeAccess(grant_id=bobs.grant_id, actor="bob"))
 
     # Bob's grant is no longer live, but AWS (and the record) still hold his bucket.
-    assert "videos" in describe_instance_as(w.deps, "admin", INSTANCE).policy_document
-    assert describe_instance_as(w.deps, "alice", INSTANCE).policy_document == ""
+    assert (
+        "videos"
+        in w.handle(DescribeInstanceAccess(instance_id=INSTANCE, actor="admin")).policy_document
+    )
+    assert (
+        w.handle(DescribeInstanceAccess(instance_id=INSTANCE, actor="alice")).policy_document == ""
+    )
 
 
 def test_the_audit_trail_is_for_admins_only(w: World) -> None:
     grant(w, "alice")
 
     with pytest.raises(PermissionDenied, match="only an admin may read the audit trail"):
-        list_audit_events_as(w.deps, "alice", AuditFilter(), 0, None)
+        w.handle(ListAuditEvents(page_size=0, after=None, actor="alice"))
     with pytest.raises(PermissionDenied):
-        start_of_feed_as(w.deps, "alice", "", None)
+        w.handle(WatchAuditEvents(actor="alice"))
 
     assert [e.action for e in denials(w)] == ["audit.read_denied", "audit.read_denied"]
-    assert list_audit_events_as(w.deps, "admin", AuditFilter(), 0, None).items
-    assert start_of_feed_as(w.deps, "admin", "", 0) == 0
+    assert w.handle(ListAuditEvents(page_size=0, after=None, actor="admin")).items
+    assert w.handle(WatchAuditEvents(after=0, actor="admin")).start == 0
 
 
 # --- explaining
@@ -274,7 +278,7 @@ def explain(w: World, actor: str = "admin", **fields: Any) -> Decision:
         "bucket": "photos",
         "access": Access.UPLOAD,
     }
-    return explain_access(w.deps, ExplainCommand(**(values | fields), actor=actor))
+    return w.handle(ExplainAccess(**(values | fields), actor=actor))
 
 
 def test_an_admin_is_told_the_decision_and_nothing_is_granted(w: World) -> None:

@@ -11,10 +11,7 @@ from broker.domain.access import Access, GrantState
 from broker.domain.audit import Outcome
 from broker.domain.errors import AwsRejected, AwsUnavailable
 from broker.domain.grants import Grant, InstanceResources
-from broker.service.convergence import converge_instance
-from broker.service.granting import grant_access
-from broker.service.queries import get_grant
-from broker.service.revoking import RevokeCommand, revoke_access
+from broker.service.commands import RevokeAccess
 from tests.unit.service.fakes import (
     ACCOUNT,
     INSTANCE,
@@ -35,7 +32,7 @@ def w() -> World:
 
 
 def settling(w: World) -> list[str]:
-    with w.deps.uow() as uow:
+    with w.db() as uow:
         return uow.grants.settling_instances()
 
 
@@ -43,7 +40,7 @@ def test_unavailable_aws_leaves_the_grant_pending_until_a_later_convergence(w: W
     w.aws.fail("associate", AwsUnavailable("EC2 did not answer"))
 
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
 
     [pending] = w.db.grants()
     assert pending.state is GrantState.PENDING
@@ -54,9 +51,9 @@ def test_unavailable_aws_leaves_the_grant_pending_until_a_later_convergence(w: W
     assert settling(w) == [INSTANCE]
 
     w.aws.calls.clear()
-    converge_instance(w.deps, INSTANCE, "reconciler")
+    w.converge(INSTANCE, "reconciler")
 
-    done = get_grant(w.deps, pending.grant_id)
+    done = w.grant_of(pending.grant_id)
     assert (done.state, done.failure_reason) == (GrantState.ACTIVE, "")
     assert done.resources.association_id == w.aws.associations[INSTANCE].association_id
     assert w.aws.calls == [("associate", INSTANCE, ROLE)], "finished steps are not repeated"
@@ -68,9 +65,9 @@ def test_retrying_the_same_request_finishes_a_pending_grant(w: World) -> None:
     w.aws.fail("create_instance_profile", AwsUnavailable("IAM throttled"), times=2)
     for _ in range(2):
         with pytest.raises(AwsUnavailable):
-            grant_access(w.deps, grant_command(idempotency_key="k"))
+            w.handle(grant_command(idempotency_key="k"))
 
-    result = grant_access(w.deps, grant_command(idempotency_key="k"))
+    result = w.handle(grant_command(idempotency_key="k"))
 
     assert [g.grant_id for g in w.db.grants()] == [result.grant.grant_id]
     assert result.grant.state is GrantState.ACTIVE
@@ -81,7 +78,7 @@ def test_rejected_aws_call_fails_the_pending_grant_with_the_reason(w: World) -> 
     w.aws.fail("put_role_policy", AwsRejected("AccessDenied: not allowed"))
 
     with pytest.raises(AwsRejected):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
 
     [failed] = w.db.grants()
     assert failed.state is GrantState.FAILED
@@ -94,47 +91,47 @@ def test_rejected_aws_call_fails_the_pending_grant_with_the_reason(w: World) -> 
     assert ROLE not in w.aws.roles
 
     # The next grant converges without the failed one.
-    logs = grant_access(w.deps, grant_command("logs", Access.READ)).grant
+    logs = w.handle(grant_command("logs", Access.READ)).grant
     assert logs.state is GrantState.ACTIVE
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("logs", "", Access.READ))
 
 
 def test_unavailable_aws_during_teardown_is_finished_later(w: World) -> None:
-    grant = grant_access(w.deps, grant_command()).grant
+    grant = w.handle(grant_command()).grant
     w.aws.fail("delete_role", AwsUnavailable("IAM did not answer"))
 
     with pytest.raises(AwsUnavailable):
-        revoke_access(w.deps, RevokeCommand(grant.grant_id))
+        w.handle(RevokeAccess(grant_id=grant.grant_id))
 
-    revoking = get_grant(w.deps, grant.grant_id)
+    revoking = w.grant_of(grant.grant_id)
     assert (revoking.state, revoking.failure_reason) == (GrantState.REVOKING, "IAM did not answer")
     assert list(w.aws.roles) == [ROLE]
     assert w.aws.roles[ROLE].policies == {}
 
-    converge_instance(w.deps, INSTANCE, "reconciler")
+    w.converge(INSTANCE, "reconciler")
 
-    assert get_grant(w.deps, grant.grant_id).state is GrantState.REVOKED
+    assert w.grant_of(grant.grant_id).state is GrantState.REVOKED
     assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
 
 
 def test_converging_repairs_drift_in_aws(w: World) -> None:
-    grant = grant_access(w.deps, grant_command()).grant
+    grant = w.handle(grant_command()).grant
     w.aws.roles[ROLE].policies[POLICY] = policy_of(("everything", "", Access.READ_WRITE))
     w.aws.calls.clear()
 
-    converge_instance(w.deps, INSTANCE, "reconciler")
+    w.converge(INSTANCE, "reconciler")
 
     assert w.aws.calls == [("put_role_policy", ROLE, POLICY)]
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("photos", "", Access.UPLOAD))
-    assert get_grant(w.deps, grant.grant_id).state is GrantState.ACTIVE
+    assert w.grant_of(grant.grant_id).state is GrantState.ACTIVE
 
 
 def test_converging_a_converged_instance_changes_nothing(w: World) -> None:
-    grant_access(w.deps, grant_command())
+    w.handle(grant_command())
     calls, audit = list(w.aws.calls), w.db.audit_actions()
 
-    converge_instance(w.deps, INSTANCE, "reconciler")
-    converge_instance(w.deps, OTHER_INSTANCE, "reconciler")
+    w.converge(INSTANCE, "reconciler")
+    w.converge(OTHER_INSTANCE, "reconciler")
 
     assert w.aws.calls == calls
     assert w.db.audit_actions() == audit
@@ -144,7 +141,7 @@ def test_a_stray_role_in_the_managed_profile_is_replaced(w: World) -> None:
     tags = {"managed-by": "accessbroker"}
     w.aws.profiles[ROLE] = FakeProfile(ROLE, "/accessbroker/", tags, roles=["old-role"])
 
-    grant_access(w.deps, grant_command())
+    w.handle(grant_command())
 
     assert w.aws.profiles[ROLE].roles == [ROLE]
     assert ("remove_role_from_instance_profile", ROLE, "old-role") in w.aws.calls
@@ -157,7 +154,7 @@ def test_concurrent_grants_for_one_instance_lose_no_statement(w: World) -> None:
 
     def grant(bucket: str) -> Grant:
         start.wait()
-        return grant_access(w.deps, grant_command(bucket, Access.READ_WRITE)).grant
+        return w.handle(grant_command(bucket, Access.READ_WRITE)).grant
 
     with ThreadPoolExecutor(len(buckets)) as pool:
         grants = list(pool.map(grant, buckets))
@@ -180,7 +177,7 @@ def test_concurrent_grants_for_different_instances_each_converge(w: World) -> No
     with ThreadPoolExecutor(len(instances)) as pool:
         grants = list(
             pool.map(
-                lambda i, b: grant_access(w.deps, grant_command(b, instance_id=i)).grant,
+                lambda i, b: w.handle(grant_command(b, instance_id=i)).grant,
                 instances,
                 buckets,
             )
@@ -196,10 +193,10 @@ def test_concurrent_grants_for_different_instances_each_converge(w: World) -> No
 def test_dry_run_of_a_pending_grant_only_reports_the_remaining_steps(w: World) -> None:
     w.aws.fail("associate", AwsUnavailable("EC2 did not answer"))
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
     calls, before = list(w.aws.calls), w.db.snapshot()
 
-    result = grant_access(w.deps, grant_command(dry_run=True))
+    result = w.handle(grant_command(dry_run=True))
 
     assert w.aws.calls == calls, "a dry run never writes to AWS"
     assert w.db.snapshot() == before
@@ -212,10 +209,10 @@ def test_dry_run_of_a_pending_grant_only_reports_the_remaining_steps(w: World) -
 def test_revoking_a_pending_grant_tears_down_what_was_built(w: World) -> None:
     w.aws.fail("associate", AwsUnavailable("EC2 did not answer"))
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
     [pending] = w.db.grants()
 
-    revoked = revoke_access(w.deps, RevokeCommand(pending.grant_id))
+    revoked = w.handle(RevokeAccess(grant_id=pending.grant_id)).grant
 
     assert revoked.state is GrantState.REVOKED
     assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
@@ -223,13 +220,13 @@ def test_revoking_a_pending_grant_tears_down_what_was_built(w: World) -> None:
 
 
 def test_retrying_a_revocation_finishes_it(w: World) -> None:
-    grant = grant_access(w.deps, grant_command()).grant
+    grant = w.handle(grant_command()).grant
     w.aws.fail("disassociate", AwsUnavailable("EC2 did not answer"))
     with pytest.raises(AwsUnavailable):
-        revoke_access(w.deps, RevokeCommand(grant.grant_id, idempotency_key="r"))
-    assert get_grant(w.deps, grant.grant_id).state is GrantState.REVOKING
+        w.handle(RevokeAccess(grant_id=grant.grant_id, idempotency_key="r"))
+    assert w.grant_of(grant.grant_id).state is GrantState.REVOKING
 
-    revoked = revoke_access(w.deps, RevokeCommand(grant.grant_id, idempotency_key="r"))
+    revoked = w.handle(RevokeAccess(grant_id=grant.grant_id, idempotency_key="r")).grant
 
     assert (revoked.state, revoked.failure_reason) == (GrantState.REVOKED, "")
     assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
@@ -239,7 +236,7 @@ def test_retrying_a_revocation_finishes_it(w: World) -> None:
 def test_a_permanently_failed_grant_leaves_no_permission_in_aws(w: World) -> None:
     w.aws.fail("associate", AwsRejected("UnauthorizedOperation"))
     with pytest.raises(AwsRejected):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
     assert [g.state for g in w.db.grants()] == [GrantState.FAILED]
 
     assert ROLE not in w.aws.roles
@@ -250,17 +247,17 @@ def test_a_permanently_failed_grant_leaves_no_permission_in_aws(w: World) -> Non
 def test_the_instance_record_claims_only_the_policy_aws_holds(w: World) -> None:
     w.aws.fail("put_role_policy", AwsUnavailable("Throttling"))
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
 
-    with w.deps.uow() as uow:
+    with w.db() as uow:
         interrupted = uow.instances.get(INSTANCE)
     assert interrupted is not None
     assert interrupted.resources.role_arn, "the role was created before the failure"
     assert interrupted.policy_document == ""
 
-    converge_instance(w.deps, INSTANCE, "system")
+    w.converge(INSTANCE, "system")
 
-    with w.deps.uow() as uow:
+    with w.db() as uow:
         finished = uow.instances.get(INSTANCE)
     assert finished is not None
     assert json.loads(finished.policy_document) == policy_of(("photos", "", Access.UPLOAD))
@@ -269,16 +266,16 @@ def test_the_instance_record_claims_only_the_policy_aws_holds(w: World) -> None:
 def test_a_change_made_by_a_killed_convergence_enters_the_trail_as_found(w: World) -> None:
     w.aws.fail("put_role_policy", AwsUnavailable("connection dropped"))
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
     # As if the process had died right after CreateRole: AWS holds the role, no record does.
-    with w.deps.uow() as uow:
+    with w.db() as uow:
         record = uow.instances.get(INSTANCE)
         assert record is not None
         uow.instances.save(replace(record, resources=InstanceResources()))
         uow.commit()
     audited = len(w.db.snapshot().audit)
 
-    converge_instance(w.deps, INSTANCE, "system")
+    w.converge(INSTANCE, "system")
 
     steps = [e for e in w.db.snapshot().audit[audited:] if e.action.startswith("aws.")]
     assert [e.action for e in steps][:2] == ["aws.create_role", "aws.put_policy"]
@@ -289,13 +286,13 @@ def test_a_change_made_by_a_killed_convergence_enters_the_trail_as_found(w: Worl
 
 def test_roles_are_created_with_the_permissions_boundary(w: World) -> None:
     boundary = f"arn:aws:iam::{ACCOUNT}:policy/accessbroker-boundary"
-    deps = replace(w.deps, permissions_boundary_arn=boundary)
+    deps = w.with_options(permissions_boundary_arn=boundary)
 
-    grant_access(deps, grant_command("photos"))
+    deps.handle(grant_command("photos"))
 
     assert w.aws.roles[ROLE].boundary == boundary
 
 
 def test_without_a_boundary_setting_roles_get_none(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     assert w.aws.roles[ROLE].boundary == ""

@@ -7,10 +7,8 @@ import pytest
 
 from broker.domain.access import GrantState
 from broker.domain.errors import DeadlineExceeded
+from broker.service.commands import FinishSettling, RevokeAccess
 from broker.service.deadlines import deadline_in, seconds_left
-from broker.service.granting import grant_access
-from broker.service.reconciler import reconcile_settling
-from broker.service.revoking import RevokeCommand, revoke_access
 from tests.unit.service.fakes import INSTANCE, World, grant_command, world
 
 PASSED = "the caller's deadline passed during AWS AssociateIamInstanceProfile"
@@ -25,31 +23,31 @@ def test_a_grant_whose_deadline_passes_stays_pending_with_the_reason(w: World) -
     w.aws.fail("associate", DeadlineExceeded(PASSED))
 
     with pytest.raises(DeadlineExceeded):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
 
     [waiting] = w.db.grants()
     assert (waiting.state, waiting.failure_reason) == (GrantState.PENDING, PASSED)
     assert w.db.audit_actions()[-1] == "grant.retry_later"
     assert INSTANCE not in w.aws.associations
 
-    assert reconcile_settling(w.deps) == []
+    assert w.handle(FinishSettling()) == []
     [done] = w.db.grants()
     assert (done.state, done.failure_reason) == (GrantState.ACTIVE, "")
     assert INSTANCE in w.aws.associations
 
 
 def test_a_revocation_whose_deadline_passes_stays_revoking(w: World) -> None:
-    granted = grant_access(w.deps, grant_command()).grant
+    granted = w.handle(grant_command()).grant
     w.aws.fail("delete_role", DeadlineExceeded("the caller's deadline passed during DeleteRole"))
 
     with pytest.raises(DeadlineExceeded):
-        revoke_access(w.deps, RevokeCommand(granted.grant_id))
+        w.handle(RevokeAccess(grant_id=granted.grant_id))
 
     [waiting] = w.db.grants()
     assert waiting.state is GrantState.REVOKING
     assert "DeleteRole" in waiting.failure_reason
 
-    assert reconcile_settling(w.deps) == []
+    assert w.handle(FinishSettling()) == []
     assert w.db.grants()[0].state is GrantState.REVOKED
     assert w.aws.roles == {}
 

@@ -6,8 +6,7 @@ from broker.domain.access import GrantState
 from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.drift import DriftKind
 from broker.domain.errors import AwsUnavailable, InstanceNotFound, InvalidRequest
-from broker.service.drift import reconcile, repair_drift
-from broker.service.granting import grant_access
+from broker.service.commands import Reconcile, RepairDrift
 from tests.unit.service.fakes import (
     ACCOUNT,
     INSTANCE,
@@ -27,7 +26,7 @@ OPERATOR = "ops@example.com"
 @pytest.fixture
 def w() -> World:
     w = world(INSTANCE, OTHER_INSTANCE)
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     w.aws.calls.clear()
     return w
 
@@ -40,7 +39,7 @@ def test_a_dry_run_reports_and_changes_nothing(w: World) -> None:
     w.aws.roles[ROLE].policies["backdoor"] = {"Statement": []}
     audit_before = w.db.audit_actions()
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=True, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=True, actor=OPERATOR))
 
     assert [(f.drift.kind, f.drift.actual, f.repaired) for f in findings] == [
         (DriftKind.EXTRA_POLICY, "inline policy backdoor", False)
@@ -53,7 +52,7 @@ def test_extra_policies_are_removed_and_the_finding_audited(w: World) -> None:
     w.aws.roles[ROLE].policies["backdoor"] = {"Statement": []}
     w.aws.roles[ROLE].attached.append(ADMIN_ARN)
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.EXTRA_POLICY, True)] * 2
     assert w.aws.calls == [
@@ -72,7 +71,7 @@ def test_a_widened_trust_policy_is_restored(w: World) -> None:
     original = w.aws.roles[ROLE].trust
     w.aws.roles[ROLE].trust = {"Statement": [{"Principal": {"AWS": "*"}}]}
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.TRUST_POLICY, True)]
     assert w.aws.roles[ROLE].trust == original
@@ -83,19 +82,19 @@ def test_missing_pieces_are_rebuilt(w: World) -> None:
     w.aws.roles[ROLE].policies.clear()
     w.aws.calls.clear()
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert {f.drift.kind for f in findings} == {DriftKind.POLICY, DriftKind.ASSOCIATION}
     assert all(f.repaired for f in findings)
     assert [c[0] for c in w.aws.calls] == ["put_role_policy", "associate"]
-    assert reconcile(w.deps, INSTANCE, dry_run=True, actor=OPERATOR) == []
+    assert w.handle(Reconcile(instance_id=INSTANCE, dry_run=True, actor=OPERATOR)) == []
 
 
 def test_a_foreign_association_is_reported_and_the_grants_fail(w: World) -> None:
     w.aws.disassociate(w.aws.associations[INSTANCE].association_id)
     w.aws.associate_foreign(INSTANCE, FOREIGN_PROFILE_ARN)
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [
         (DriftKind.FOREIGN_ASSOCIATION, False)
@@ -112,7 +111,7 @@ def test_a_foreign_association_is_reported_and_the_grants_fail(w: World) -> None
 def test_a_terminated_instances_grants_end_and_its_resources_go(w: World) -> None:
     w.aws.terminate(INSTANCE)
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.INSTANCE_GONE, True)]
     (grant,) = w.db.grants()
@@ -127,7 +126,7 @@ def test_an_instance_ec2_does_not_know_at_all_is_left_alone(w: World) -> None:
     w.aws.instances.discard(INSTANCE)
 
     with pytest.raises(InstanceNotFound):
-        reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+        w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert [g.state for g in w.db.grants()] == [GrantState.ACTIVE]
     assert ROLE in w.aws.roles and w.aws.calls == []
@@ -137,7 +136,7 @@ def test_a_repair_that_fails_is_audited_and_reported_unrepaired(w: World) -> Non
     w.aws.roles[ROLE].policies.clear()
     w.aws.fail("put_role_policy", AwsUnavailable("AWS PutRolePolicy failed: Throttling"))
 
-    findings = reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
 
     assert [(f.drift.kind, f.repaired) for f in findings] == [(DriftKind.POLICY, False)]
     assert drift_actions(w) == ["drift.detected", "drift.repair_failed"]
@@ -146,11 +145,11 @@ def test_a_repair_that_fails_is_audited_and_reported_unrepaired(w: World) -> Non
 
 
 def test_all_instances_means_those_with_live_grants(w: World) -> None:
-    grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE))
+    w.handle(grant_command("photos", instance_id=OTHER_INSTANCE))
     for name in list(w.aws.roles):
         w.aws.roles[name].policies.clear()
 
-    findings = reconcile(w.deps, "", dry_run=True, actor=OPERATOR)
+    findings = w.handle(Reconcile(instance_id="", dry_run=True, actor=OPERATOR))
 
     assert sorted(f.drift.instance_id for f in findings) == sorted([INSTANCE, OTHER_INSTANCE])
 
@@ -159,26 +158,26 @@ def test_an_instance_the_broker_never_managed_is_not_its_business() -> None:
     w = world(INSTANCE)
     # Another broker's (sharing the role path, with a database of its own).
     other = world(INSTANCE)
-    grant_access(other.deps, grant_command("photos"))
+    other.handle(grant_command("photos"))
     w.aws.roles, w.aws.profiles = other.aws.roles, other.aws.profiles
 
-    assert reconcile(w.deps, INSTANCE, dry_run=False, actor=OPERATOR) == []
+    assert w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR)) == []
     assert ROLE in w.aws.roles
 
 
 def test_a_malformed_instance_id_is_refused() -> None:
     with pytest.raises(InvalidRequest):
-        reconcile(world().deps, "not-an-instance", dry_run=True, actor=OPERATOR)
+        world().handle(Reconcile(instance_id="not-an-instance", dry_run=True, actor=OPERATOR))
 
 
 def test_the_sweep_repairs_as_the_system_and_one_failure_does_not_stop_it(w: World) -> None:
-    grant_access(w.deps, grant_command("photos", instance_id=OTHER_INSTANCE))
+    w.handle(grant_command("photos", instance_id=OTHER_INSTANCE))
     for name in list(w.aws.roles):
         w.aws.roles[name].policies.clear()
     # The first instance cannot even be read now; the second is still repaired.
     w.aws.fail("get_role", AwsUnavailable("AWS GetRole failed: Throttling"))
 
-    findings = repair_drift(w.deps)
+    findings = w.handle(RepairDrift())
 
     assert [(f.drift.instance_id, f.repaired) for f in findings] == [(OTHER_INSTANCE, True)]
     drift_events = [e for e in w.db.snapshot().audit if e.action.startswith("drift.")]

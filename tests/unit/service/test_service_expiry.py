@@ -1,6 +1,5 @@
 """Expiry: the server's default and maximum ttl, and the sweep that ends expired grants."""
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -8,11 +7,8 @@ import pytest
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.errors import AwsUnavailable, InvalidRequest
-from broker.domain.grants import InstanceResources
-from broker.service.dependencies import GrantLimits
-from broker.service.granting import grant_access
-from broker.service.queries import get_grant
-from broker.service.reconciler import expire_grants
+from broker.domain.grants import GrantLimits, InstanceResources
+from broker.service.commands import ExpireGrants
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -34,16 +30,16 @@ def w() -> World:
 
 
 def limited(w: World, **limits: timedelta | None) -> World:
-    return replace(w, deps=replace(w.deps, limits=GrantLimits(**limits)))
+    return w.with_options(limits=GrantLimits(**limits))
 
 
 def test_the_sweep_expires_the_last_grant_and_tears_everything_down(w: World) -> None:
-    grant = grant_access(w.deps, grant_command(ttl=HOUR, actor="alice")).grant
+    grant = w.handle(grant_command(ttl=HOUR, actor="alice")).grant
     w.clock.advance(HOUR)
 
-    assert expire_grants(w.deps) == []
+    assert w.handle(ExpireGrants()) == []
 
-    expired = get_grant(w.deps, grant.grant_id)
+    expired = w.grant_of(grant.grant_id)
     assert expired.state is GrantState.EXPIRED
     assert expired.resources == InstanceResources()
     assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
@@ -53,66 +49,66 @@ def test_the_sweep_expires_the_last_grant_and_tears_everything_down(w: World) ->
 
 
 def test_the_sweep_withdraws_only_the_expired_grant(w: World) -> None:
-    short = grant_access(w.deps, grant_command("photos", ttl=HOUR)).grant
-    kept = grant_access(w.deps, grant_command("logs", Access.READ)).grant
+    short = w.handle(grant_command("photos", ttl=HOUR)).grant
+    kept = w.handle(grant_command("logs", Access.READ)).grant
     w.clock.advance(HOUR + timedelta(seconds=1))
 
-    expire_grants(w.deps)
+    w.handle(ExpireGrants())
 
-    assert get_grant(w.deps, short.grant_id).state is GrantState.EXPIRED
-    assert get_grant(w.deps, kept.grant_id).state is GrantState.ACTIVE
+    assert w.grant_of(short.grant_id).state is GrantState.EXPIRED
+    assert w.grant_of(kept.grant_id).state is GrantState.ACTIVE
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("logs", "", Access.READ))
 
 
 def test_nothing_expires_before_its_time(w: World) -> None:
-    grant = grant_access(w.deps, grant_command(ttl=HOUR)).grant
+    grant = w.handle(grant_command(ttl=HOUR)).grant
     calls = list(w.aws.calls)
     w.clock.advance(HOUR - timedelta(microseconds=1))
 
-    expire_grants(w.deps)
+    w.handle(ExpireGrants())
 
-    assert get_grant(w.deps, grant.grant_id).state is GrantState.ACTIVE
+    assert w.grant_of(grant.grant_id).state is GrantState.ACTIVE
     assert w.aws.calls == calls
 
 
 def test_a_pending_grant_past_its_expiry_expires_without_becoming_active(w: World) -> None:
     w.aws.fail("associate", AwsUnavailable("RequestLimitExceeded"))
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command(ttl=HOUR))
+        w.handle(grant_command(ttl=HOUR))
     [pending] = w.db.grants()
     assert pending.state is GrantState.PENDING
     w.clock.advance(HOUR)
 
-    assert expire_grants(w.deps) == []
+    assert w.handle(ExpireGrants()) == []
 
-    assert get_grant(w.deps, pending.grant_id).state is GrantState.EXPIRED
+    assert w.grant_of(pending.grant_id).state is GrantState.EXPIRED
     assert "grant.active" not in w.db.audit_actions()
     assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
 
 
 def test_an_expiry_aws_refuses_for_now_stays_active_and_is_retried(w: World) -> None:
-    grant = grant_access(w.deps, grant_command(ttl=HOUR)).grant
+    grant = w.handle(grant_command(ttl=HOUR)).grant
     w.clock.advance(HOUR)
     w.aws.fail("disassociate", AwsUnavailable("Throttling"))
 
-    assert expire_grants(w.deps) == [INSTANCE]
+    assert w.handle(ExpireGrants()) == [INSTANCE]
     # Not EXPIRED while AWS may still hold it: the next sweep finds it again.
-    assert get_grant(w.deps, grant.grant_id).state is GrantState.ACTIVE
+    assert w.grant_of(grant.grant_id).state is GrantState.ACTIVE
 
-    assert expire_grants(w.deps) == []
-    assert get_grant(w.deps, grant.grant_id).state is GrantState.EXPIRED
+    assert w.handle(ExpireGrants()) == []
+    assert w.grant_of(grant.grant_id).state is GrantState.EXPIRED
     assert w.aws.associations == {}
 
 
 def test_an_expired_grant_another_callers_convergence_meets_is_expired_by_the_system(
     w: World,
 ) -> None:
-    short = grant_access(w.deps, grant_command("photos", ttl=HOUR)).grant
+    short = w.handle(grant_command("photos", ttl=HOUR)).grant
     w.clock.advance(HOUR)
 
-    grant_access(w.deps, grant_command("logs", Access.READ, actor="bob"))
+    w.handle(grant_command("logs", Access.READ, actor="bob"))
 
-    assert get_grant(w.deps, short.grant_id).state is GrantState.EXPIRED
+    assert w.grant_of(short.grant_id).state is GrantState.EXPIRED
     [event] = [e for e in w.db.snapshot().audit if e.action == "grant.expired"]
     assert event.actor == SYSTEM_ACTOR
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("logs", "", Access.READ))
@@ -121,25 +117,25 @@ def test_an_expired_grant_another_callers_convergence_meets_is_expired_by_the_sy
 def test_the_servers_default_ttl_applies_to_a_grant_without_one(w: World) -> None:
     w = limited(w, default_ttl=2 * HOUR)
 
-    defaulted = grant_access(w.deps, grant_command("photos")).grant
-    explicit = grant_access(w.deps, grant_command("logs", ttl=HOUR)).grant
+    defaulted = w.handle(grant_command("photos")).grant
+    explicit = w.handle(grant_command("logs", ttl=HOUR)).grant
 
     assert defaulted.expires_at == START + 2 * HOUR
     assert explicit.expires_at == START + HOUR
 
 
 def test_without_a_default_the_maximum_bounds_a_grant_without_ttl(w: World) -> None:
-    assert grant_access(w.deps, grant_command("photos")).grant.expires_at is None
+    assert w.handle(grant_command("photos")).grant.expires_at is None
 
     w = limited(w, max_ttl=4 * HOUR)
-    assert grant_access(w.deps, grant_command("logs")).grant.expires_at == START + 4 * HOUR
+    assert w.handle(grant_command("logs")).grant.expires_at == START + 4 * HOUR
 
 
 def test_a_ttl_over_the_maximum_is_refused_naming_it_and_writing_nothing(w: World) -> None:
     w = limited(w, max_ttl=8 * HOUR)
 
     with pytest.raises(InvalidRequest, match="must be at most 8h, the server's maximum"):
-        grant_access(w.deps, grant_command(ttl=8 * HOUR + timedelta(seconds=1)))
+        w.handle(grant_command(ttl=8 * HOUR + timedelta(seconds=1)))
 
     assert w.db.commits == 0
-    assert grant_access(w.deps, grant_command(ttl=8 * HOUR)).grant.state is GrantState.ACTIVE
+    assert w.handle(grant_command(ttl=8 * HOUR)).grant.state is GrantState.ACTIVE

@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import pytest
 
+from broker.adapters.locks import ProcessInstanceLocks
 from broker.domain.audit import NewAuditEvent, Outcome
 from broker.domain.errors import AwsUnavailable
 from broker.domain.grants import Grant, GrantRequest, GrantScope, new_grant
 from broker.domain.validation import grant_id_problems
-from broker.service.locks import ProcessInstanceLocks
 from tests.blocking import blocked_at
 from tests.unit.service.fakes import (
     INSTANCE,
@@ -20,7 +20,7 @@ from tests.unit.service.fakes import (
     FixedClock,
     SequentialIds,
     grant_command,
-    make_deps,
+    world,
 )
 from tests.waiting import wait_until
 
@@ -85,13 +85,12 @@ def test_clock_and_ids() -> None:
     assert grant_id_problems(first) == grant_id_problems(second) == []
 
 
-def test_make_deps_wires_one_aws_and_the_process_locks() -> None:
+def test_a_world_wires_one_aws_for_both_ports_and_the_process_locks() -> None:
     aws = FakeAws()
-    deps = make_deps(aws=aws)
-    assert deps.iam is aws
-    assert deps.ec2 is aws
-    assert isinstance(deps.locks, ProcessInstanceLocks)
-    assert deps.role_path == "/accessbroker/"
+    ports = world(aws=aws).ports
+    assert ports.iam is aws
+    assert ports.ec2 is aws
+    assert isinstance(ports.locks, ProcessInstanceLocks)
 
 
 def test_instance_locks_serialize_one_instance_and_are_reentrant() -> None:

@@ -18,8 +18,6 @@ from broker.domain.errors import (
 from broker.domain.grants import InstanceResources
 from broker.domain.policy import render
 from broker.domain.trust import EC2_TRUST_POLICY
-from broker.service.granting import grant_access
-from broker.service.queries import get_grant
 from tests.unit.service.fakes import (
     INSTANCE,
     POLICY,
@@ -49,7 +47,7 @@ def w() -> World:
 
 
 def test_first_grant_builds_role_policy_profile_and_association(w: World) -> None:
-    result = grant_access(w.deps, grant_command("photos", Access.UPLOAD, prefix="in/"))
+    result = w.handle(grant_command("photos", Access.UPLOAD, prefix="in/"))
 
     assert w.aws.calls == FIRST_BUILD
     role = w.aws.roles[ROLE]
@@ -68,12 +66,12 @@ def test_first_grant_builds_role_policy_profile_and_association(w: World) -> Non
     assert grant.resources == InstanceResources(
         ROLE, ROLE_ARN, ROLE, PROFILE_ARN, association.association_id
     )
-    assert get_grant(w.deps, grant.grant_id) == grant
+    assert w.grant_of(grant.grant_id) == grant
     assert result.policy_document == render(policy_of(("photos", "in/", Access.UPLOAD)))
 
 
 def test_first_grant_audits_request_each_aws_step_and_activation(w: World) -> None:
-    grant = grant_access(w.deps, grant_command(actor="alice")).grant
+    grant = w.handle(grant_command(actor="alice")).grant
 
     events = w.db.snapshot().audit
     assert [e.action for e in events] == [
@@ -93,8 +91,8 @@ def test_first_grant_audits_request_each_aws_step_and_activation(w: World) -> No
 
 
 def test_grant_records_times_and_requester(w: World) -> None:
-    grant = grant_access(
-        w.deps, grant_command(ttl=timedelta(hours=2), reason="nightly backup", actor="bob")
+    grant = w.handle(
+        grant_command(ttl=timedelta(hours=2), reason="nightly backup", actor="bob")
     ).grant
 
     assert (grant.created_at, grant.expires_at) == (START, START + timedelta(hours=2))
@@ -102,27 +100,27 @@ def test_grant_records_times_and_requester(w: World) -> None:
 
 
 def test_second_grant_reuses_role_and_profile_and_puts_the_merged_policy(w: World) -> None:
-    first = grant_access(w.deps, grant_command("photos", Access.UPLOAD)).grant
+    first = w.handle(grant_command("photos", Access.UPLOAD)).grant
     w.aws.calls.clear()
 
-    second = grant_access(w.deps, grant_command("logs", Access.READ, prefix="app/")).grant
+    second = w.handle(grant_command("logs", Access.READ, prefix="app/")).grant
 
     assert w.aws.calls == [("put_role_policy", ROLE, POLICY)]
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(
         ("photos", "", Access.UPLOAD), ("logs", "app/", Access.READ)
     )
     assert second.state is GrantState.ACTIVE
-    assert second.resources == get_grant(w.deps, first.grant_id).resources
-    assert get_grant(w.deps, first.grant_id).state is GrantState.ACTIVE
+    assert second.resources == w.grant_of(first.grant_id).resources
+    assert w.grant_of(first.grant_id).state is GrantState.ACTIVE
 
 
 def test_identical_grant_returns_the_existing_grant_without_writing(w: World) -> None:
-    first = grant_access(w.deps, grant_command()).grant
+    first = w.handle(grant_command()).grant
     calls, audit = list(w.aws.calls), w.db.audit_actions()
 
-    again = grant_access(w.deps, grant_command(reason="asked twice", actor="carol"))
+    again = w.handle(grant_command(reason="asked twice", actor="carol"))
 
-    assert again.grant == get_grant(w.deps, first.grant_id)
+    assert again.grant == w.grant_of(first.grant_id)
     assert again.grant.grant_id == first.grant_id
     assert w.aws.calls == calls
     assert w.db.audit_actions() == audit
@@ -130,22 +128,22 @@ def test_identical_grant_returns_the_existing_grant_without_writing(w: World) ->
 
 
 def test_same_idempotency_key_and_request_returns_the_first_grant(w: World) -> None:
-    first = grant_access(w.deps, grant_command(idempotency_key="k-1")).grant
+    first = w.handle(grant_command(idempotency_key="k-1")).grant
     calls = list(w.aws.calls)
 
-    again = grant_access(w.deps, grant_command(idempotency_key="k-1")).grant
+    again = w.handle(grant_command(idempotency_key="k-1")).grant
 
-    assert again == get_grant(w.deps, first.grant_id)
+    assert again == w.grant_of(first.grant_id)
     assert w.aws.calls == calls
     assert len(w.db.grants()) == 1
 
 
 def test_same_idempotency_key_for_another_request_is_refused_writing_nothing(w: World) -> None:
-    grant_access(w.deps, grant_command("photos", idempotency_key="k-1"))
+    w.handle(grant_command("photos", idempotency_key="k-1"))
     calls, before = list(w.aws.calls), w.db.snapshot()
 
     with pytest.raises(IdempotencyConflict, match="k-1"):
-        grant_access(w.deps, grant_command("other-bucket", idempotency_key="k-1"))
+        w.handle(grant_command("other-bucket", idempotency_key="k-1"))
 
     assert w.aws.calls == calls
     assert w.db.snapshot() == before
@@ -153,18 +151,18 @@ def test_same_idempotency_key_for_another_request_is_refused_writing_nothing(w: 
 
 def test_idempotency_key_is_remembered_for_an_identical_existing_grant(w: World) -> None:
     """A keyed retry of a request that matched an existing grant stays bound to it."""
-    first = grant_access(w.deps, grant_command("photos")).grant
-    grant_access(w.deps, grant_command("photos", idempotency_key="k-2"))
+    first = w.handle(grant_command("photos")).grant
+    w.handle(grant_command("photos", idempotency_key="k-2"))
 
     with pytest.raises(IdempotencyConflict):
-        grant_access(w.deps, grant_command("elsewhere", idempotency_key="k-2"))
-    assert grant_access(w.deps, grant_command("photos", idempotency_key="k-2")).grant.grant_id == (
+        w.handle(grant_command("elsewhere", idempotency_key="k-2"))
+    assert w.handle(grant_command("photos", idempotency_key="k-2")).grant.grant_id == (
         first.grant_id
     )
 
 
 def test_dry_run_writes_nothing_and_reports_the_planned_changes(w: World) -> None:
-    result = grant_access(w.deps, grant_command("photos", dry_run=True))
+    result = w.handle(grant_command("photos", dry_run=True))
 
     assert result.planned_changes == (
         f"create role {ROLE}",
@@ -182,10 +180,10 @@ def test_dry_run_writes_nothing_and_reports_the_planned_changes(w: World) -> Non
 
 
 def test_dry_run_next_to_an_existing_grant_plans_only_the_policy(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     calls, before = list(w.aws.calls), w.db.snapshot()
 
-    result = grant_access(w.deps, grant_command("logs", Access.LIST, dry_run=True))
+    result = w.handle(grant_command("logs", Access.LIST, dry_run=True))
 
     assert result.planned_changes == (f"put inline policy {POLICY} on role {ROLE}",)
     assert json.loads(result.policy_document) == policy_of(
@@ -205,7 +203,7 @@ def test_invalid_request_names_every_bad_field_and_writes_nothing(w: World) -> N
         reason="\x00",
     )
     with pytest.raises(InvalidRequest) as raised:
-        grant_access(w.deps, command)
+        w.handle(command)
 
     fields = {v.field for v in raised.value.violations}
     assert fields == {"instance_id", "bucket", "prefix", "access", "ttl", "reason"}
@@ -215,7 +213,7 @@ def test_invalid_request_names_every_bad_field_and_writes_nothing(w: World) -> N
 
 def test_invalid_request_reports_a_bad_idempotency_key_with_the_other_fields(w: World) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        grant_access(w.deps, grant_command("Bad_Bucket", idempotency_key="k" * 129))
+        w.handle(grant_command("Bad_Bucket", idempotency_key="k" * 129))
 
     assert {v.field for v in raised.value.violations} == {"bucket", "idempotency_key"}
     assert w.db.commits == 0
@@ -225,7 +223,7 @@ def test_unknown_instance_is_refused_and_only_the_refusal_is_audited() -> None:
     w = world()  # no instance exists
 
     with pytest.raises(InstanceNotFound, match=INSTANCE):
-        grant_access(w.deps, grant_command("photos", prefix="a/", actor="dave"))
+        w.handle(grant_command("photos", prefix="a/", actor="dave"))
 
     assert w.aws.calls == []
     assert w.db.grants() == []
@@ -249,7 +247,7 @@ def test_foreign_association_is_refused_naming_the_profile(w: World, foreign_arn
     associations = dict(w.aws.associations)
 
     with pytest.raises(ForeignProfile) as raised:
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
 
     assert raised.value.profile_arn == foreign_arn
     assert foreign_arn in str(raised.value)
@@ -264,7 +262,7 @@ def test_unmanaged_role_with_the_brokers_name_is_left_alone(w: World) -> None:
     w.aws.roles[ROLE] = FakeRole(ROLE, "/accessbroker/", {}, {"team": "web"})
 
     with pytest.raises(ForeignRole):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
 
     assert w.aws.calls == []
     assert w.aws.roles[ROLE].policies == {}
@@ -279,7 +277,7 @@ def test_a_role_found_by_create_role_but_not_the_brokers_is_left_alone(
     monkeypatch.setattr(w.aws, "get_role", lambda name: None)
 
     with pytest.raises(ForeignRole, match=f"role {ROLE} exists but is not tagged"):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
 
     assert w.aws.calls == []
     assert w.aws.roles[ROLE].policies == {}
@@ -289,7 +287,7 @@ def fill_policy(w: World) -> int:
     """Grants long prefixes until the next one would not fit; returns how many fit."""
     for n in range(200):
         try:
-            grant_access(w.deps, grant_command(prefix=f"{'p' * 200}/{n:03d}/"))
+            w.handle(grant_command(prefix=f"{'p' * 200}/{n:03d}/"))
         except PolicyTooLarge:
             return n
     raise AssertionError("the policy never filled up")
@@ -301,7 +299,7 @@ def test_grant_that_would_overflow_the_policy_is_refused_writing_nothing(w: Worl
     before, calls = w.db.snapshot(), list(w.aws.calls)
 
     with pytest.raises(PolicyTooLarge) as raised:
-        grant_access(w.deps, grant_command("another-bucket", Access.READ_WRITE, prefix="x/"))
+        w.handle(grant_command("another-bucket", Access.READ_WRITE, prefix="x/"))
 
     assert raised.value.size > raised.value.limit == 10_240
     assert w.aws.calls == calls

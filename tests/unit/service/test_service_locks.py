@@ -2,7 +2,7 @@
 
 import threading
 
-from broker.service.locks import ProcessInstanceLocks
+from broker.adapters.locks import ProcessInstanceLocks
 from tests.blocking import blocked_at
 from tests.waiting import wait_until
 

@@ -9,9 +9,7 @@ from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.errors import AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
-from broker.service.granting import grant_access
-from broker.service.reconciler import remove_orphans
-from broker.service.revoking import RevokeCommand, revoke_access
+from broker.service.commands import RemoveOrphans, RevokeAccess
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -50,7 +48,7 @@ def test_resources_no_grant_needs_are_torn_down_and_audited_by_the_system(w: Wor
     leave_behind(w, OTHER_INSTANCE, associate=True)
     leave_behind(w, THIRD_INSTANCE, profile=False)
 
-    swept = remove_orphans(w.deps)
+    swept = w.handle(RemoveOrphans())
 
     assert (swept.removed, swept.unfinished) == (sorted([OTHER_INSTANCE, THIRD_INSTANCE]), [])
     assert w.aws.roles == {} and w.aws.profiles == {} and w.aws.associations == {}
@@ -74,15 +72,15 @@ def test_resources_no_grant_needs_are_torn_down_and_audited_by_the_system(w: Wor
 
 
 def test_instances_with_live_grants_are_left_alone(w: World) -> None:
-    grant_access(w.deps, grant_command(instance_id=INSTANCE))
-    revoking = grant_access(w.deps, grant_command(instance_id=OTHER_INSTANCE)).grant
+    w.handle(grant_command(instance_id=INSTANCE))
+    revoking = w.handle(grant_command(instance_id=OTHER_INSTANCE)).grant
     w.aws.fail("delete_role", AwsUnavailable("Throttling"))
     with pytest.raises(AwsUnavailable):
-        revoke_access(w.deps, RevokeCommand(revoking.grant_id))
+        w.handle(RevokeAccess(grant_id=revoking.grant_id))
     w.aws.calls.clear()
     audited = len(w.db.snapshot().audit)
 
-    swept = remove_orphans(w.deps)
+    swept = w.handle(RemoveOrphans())
 
     assert swept.removed == []
     assert w.aws.calls == []
@@ -104,7 +102,7 @@ def test_look_alikes_the_broker_did_not_create_are_never_touched(w: World) -> No
         elsewhere.profile_name, elsewhere.path, elsewhere.tags, [elsewhere.role_name]
     )
 
-    swept = remove_orphans(w.deps)
+    swept = w.handle(RemoveOrphans())
 
     assert swept.removed == []
     assert set(w.aws.roles) == {role, elsewhere.role_name}
@@ -116,8 +114,8 @@ def test_a_teardown_that_fails_is_reported_and_done_by_a_later_pass(w: World) ->
     leave_behind(w, OTHER_INSTANCE)
     w.aws.fail("delete_role", AwsUnavailable("Throttling"))
 
-    assert remove_orphans(w.deps).unfinished == [OTHER_INSTANCE]
+    assert w.handle(RemoveOrphans()).unfinished == [OTHER_INSTANCE]
     assert list(w.aws.roles) == [f"accessbroker-{OTHER_INSTANCE}"]
 
-    assert remove_orphans(w.deps).removed == [OTHER_INSTANCE]
+    assert w.handle(RemoveOrphans()).removed == [OTHER_INSTANCE]
     assert w.aws.roles == {}

@@ -5,9 +5,7 @@ import pytest
 from broker.domain.access import GrantState
 from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.errors import AwsUnavailable
-from broker.service.granting import grant_access
-from broker.service.reconciler import reconcile_settling
-from broker.service.revoking import RevokeCommand, revoke_access
+from broker.service.commands import FinishSettling, RevokeAccess
 from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, ROLE, World, grant_command, world
 
 
@@ -19,15 +17,15 @@ def w() -> World:
 def test_postponed_grants_and_revocations_are_finished_by_the_system(w: World) -> None:
     w.aws.fail("associate", AwsUnavailable("RequestLimitExceeded"))
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command("photos"))
-    revoked_later = grant_access(w.deps, grant_command("logs", instance_id=OTHER_INSTANCE)).grant
+        w.handle(grant_command("photos"))
+    revoked_later = w.handle(grant_command("logs", instance_id=OTHER_INSTANCE)).grant
     w.aws.fail("delete_role", AwsUnavailable("Throttling"))
     with pytest.raises(AwsUnavailable):
-        revoke_access(w.deps, RevokeCommand(revoked_later.grant_id))
+        w.handle(RevokeAccess(grant_id=revoked_later.grant_id))
     assert {g.state for g in w.db.grants()} == {GrantState.PENDING, GrantState.REVOKING}
     audited_before = len(w.db.snapshot().audit)
 
-    unfinished = reconcile_settling(w.deps)
+    unfinished = w.handle(FinishSettling())
 
     assert unfinished == []
     assert {g.instance_id: g.state for g in w.db.grants()} == {
@@ -46,20 +44,20 @@ def test_postponed_grants_and_revocations_are_finished_by_the_system(w: World) -
 def test_an_instance_that_still_fails_is_reported_and_kept_for_the_next_sweep(w: World) -> None:
     w.aws.fail("associate", AwsUnavailable("RequestLimitExceeded"), times=2)
     with pytest.raises(AwsUnavailable):
-        grant_access(w.deps, grant_command("photos"))
+        w.handle(grant_command("photos"))
 
-    assert reconcile_settling(w.deps) == [INSTANCE]
+    assert w.handle(FinishSettling()) == [INSTANCE]
     [waiting] = w.db.grants()
     assert waiting.state is GrantState.PENDING
     assert "RequestLimitExceeded" in waiting.failure_reason
 
-    assert reconcile_settling(w.deps) == []
+    assert w.handle(FinishSettling()) == []
     assert w.db.grants()[0].state is GrantState.ACTIVE
 
 
 def test_nothing_settling_means_no_aws_calls(w: World) -> None:
-    grant_access(w.deps, grant_command("photos"))
+    w.handle(grant_command("photos"))
     writes_before = list(w.aws.calls)
 
-    assert reconcile_settling(w.deps) == []
+    assert w.handle(FinishSettling()) == []
     assert w.aws.calls == writes_before

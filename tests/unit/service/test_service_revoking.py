@@ -13,9 +13,7 @@ from broker.domain.errors import (
     WrongState,
 )
 from broker.domain.grants import InstanceResources
-from broker.service.granting import grant_access
-from broker.service.queries import describe_instance, get_grant
-from broker.service.revoking import RevokeCommand, revoke_access
+from broker.service.commands import DescribeInstanceAccess, RevokeAccess
 from tests.unit.service.fakes import (
     INSTANCE,
     POLICY,
@@ -33,17 +31,17 @@ def w() -> World:
 
 
 def test_revoking_one_of_two_grants_puts_the_recomputed_policy(w: World) -> None:
-    photos = grant_access(w.deps, grant_command("photos", Access.UPLOAD)).grant
-    logs = grant_access(w.deps, grant_command("logs", Access.READ)).grant
+    photos = w.handle(grant_command("photos", Access.UPLOAD)).grant
+    logs = w.handle(grant_command("logs", Access.READ)).grant
     w.aws.calls.clear()
     audit_before = len(w.db.audit_actions())
 
-    revoked = revoke_access(w.deps, RevokeCommand(photos.grant_id, reason="done", actor="erin"))
+    revoked = w.handle(RevokeAccess(grant_id=photos.grant_id, reason="done", actor="erin")).grant
 
     assert revoked.state is GrantState.REVOKED
     assert w.aws.calls == [("put_role_policy", ROLE, POLICY)]
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(("logs", "", Access.READ))
-    assert get_grant(w.deps, logs.grant_id).state is GrantState.ACTIVE
+    assert w.grant_of(logs.grant_id).state is GrantState.ACTIVE
     assert w.db.audit_actions()[audit_before:] == [
         "grant.revoke_requested",
         "aws.put_policy",
@@ -54,11 +52,11 @@ def test_revoking_one_of_two_grants_puts_the_recomputed_policy(w: World) -> None
 
 
 def test_revoking_the_last_grant_tears_everything_down(w: World) -> None:
-    grant = grant_access(w.deps, grant_command()).grant
+    grant = w.handle(grant_command()).grant
     association_id = grant.resources.association_id
     w.aws.calls.clear()
 
-    revoked = revoke_access(w.deps, RevokeCommand(grant.grant_id))
+    revoked = w.handle(RevokeAccess(grant_id=grant.grant_id)).grant
 
     assert revoked.state is GrantState.REVOKED
     assert w.aws.calls == [
@@ -69,7 +67,7 @@ def test_revoking_the_last_grant_tears_everything_down(w: World) -> None:
         ("delete_role", ROLE),
     ]
     assert (w.aws.roles, w.aws.profiles, w.aws.associations) == ({}, {}, {})
-    access = describe_instance(w.deps, INSTANCE)
+    access = w.handle(DescribeInstanceAccess(instance_id=INSTANCE))
     assert (access.resources, access.policy_document, access.grants) == (
         InstanceResources(),
         "",
@@ -78,11 +76,11 @@ def test_revoking_the_last_grant_tears_everything_down(w: World) -> None:
 
 
 def test_revoking_twice_is_harmless(w: World) -> None:
-    grant = grant_access(w.deps, grant_command()).grant
-    first = revoke_access(w.deps, RevokeCommand(grant.grant_id))
+    grant = w.handle(grant_command()).grant
+    first = w.handle(RevokeAccess(grant_id=grant.grant_id)).grant
     calls, audit = list(w.aws.calls), w.db.audit_actions()
 
-    second = revoke_access(w.deps, RevokeCommand(grant.grant_id))
+    second = w.handle(RevokeAccess(grant_id=grant.grant_id)).grant
 
     assert second == first
     assert second.state is GrantState.REVOKED
@@ -91,11 +89,11 @@ def test_revoking_twice_is_harmless(w: World) -> None:
 
 
 def test_granting_again_after_a_revocation_builds_afresh(w: World) -> None:
-    grant = grant_access(w.deps, grant_command()).grant
-    revoke_access(w.deps, RevokeCommand(grant.grant_id))
+    grant = w.handle(grant_command()).grant
+    w.handle(RevokeAccess(grant_id=grant.grant_id))
     w.aws.calls.clear()
 
-    again = grant_access(w.deps, grant_command()).grant
+    again = w.handle(grant_command()).grant
 
     assert again.grant_id != grant.grant_id
     assert again.state is GrantState.ACTIVE
@@ -111,13 +109,13 @@ def test_granting_again_after_a_revocation_builds_afresh(w: World) -> None:
 def test_revoking_an_unknown_grant_is_not_found(w: World) -> None:
     unknown = str(uuid.uuid4())
     with pytest.raises(GrantNotFound, match=unknown):
-        revoke_access(w.deps, RevokeCommand(unknown))
+        w.handle(RevokeAccess(grant_id=unknown))
     assert w.db.commits == 0
 
 
 def test_revoke_validates_every_field(w: World) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        revoke_access(w.deps, RevokeCommand("not-a-grant", reason="\x07", idempotency_key="\x00"))
+        w.handle(RevokeAccess(grant_id="not-a-grant", reason="\x07", idempotency_key="\x00"))
 
     assert {v.field for v in raised.value.violations} == {"grant_id", "reason", "idempotency_key"}
 
@@ -125,36 +123,36 @@ def test_revoke_validates_every_field(w: World) -> None:
 def test_a_failed_grant_cannot_be_revoked(w: World) -> None:
     w.aws.fail("put_role_policy", AwsRejected("AccessDenied"))
     with pytest.raises(AwsRejected):
-        grant_access(w.deps, grant_command())
+        w.handle(grant_command())
     [failed] = w.db.grants()
     assert failed.state is GrantState.FAILED
 
     with pytest.raises(WrongState):
-        revoke_access(w.deps, RevokeCommand(failed.grant_id))
-    assert get_grant(w.deps, failed.grant_id).state is GrantState.FAILED
+        w.handle(RevokeAccess(grant_id=failed.grant_id))
+    assert w.grant_of(failed.grant_id).state is GrantState.FAILED
 
 
 def test_revoke_idempotency_key_binds_to_the_first_request(w: World) -> None:
-    photos = grant_access(w.deps, grant_command("photos")).grant
-    logs = grant_access(w.deps, grant_command("logs")).grant
-    revoke_access(w.deps, RevokeCommand(photos.grant_id, idempotency_key="r-1"))
+    photos = w.handle(grant_command("photos")).grant
+    logs = w.handle(grant_command("logs")).grant
+    w.handle(RevokeAccess(grant_id=photos.grant_id, idempotency_key="r-1"))
     audit = w.db.audit_actions()
 
-    assert revoke_access(w.deps, RevokeCommand(photos.grant_id, idempotency_key="r-1")).state is (
+    assert w.handle(RevokeAccess(grant_id=photos.grant_id, idempotency_key="r-1")).grant.state is (
         GrantState.REVOKED
     )
     with pytest.raises(IdempotencyConflict):
-        revoke_access(w.deps, RevokeCommand(logs.grant_id, idempotency_key="r-1"))
+        w.handle(RevokeAccess(grant_id=logs.grant_id, idempotency_key="r-1"))
 
-    assert get_grant(w.deps, logs.grant_id).state is GrantState.ACTIVE
+    assert w.grant_of(logs.grant_id).state is GrantState.ACTIVE
     assert w.db.audit_actions() == audit
 
 
 def test_a_revoked_grant_holds_no_resources(w: World) -> None:
-    granted = grant_access(w.deps, grant_command("photos")).grant
+    granted = w.handle(grant_command("photos")).grant
     assert granted.resources.association_id
 
-    revoked = revoke_access(w.deps, RevokeCommand(granted.grant_id))
+    revoked = w.handle(RevokeAccess(grant_id=granted.grant_id)).grant
 
     assert revoked.state is GrantState.REVOKED
     assert revoked.resources == InstanceResources()

@@ -1,4 +1,4 @@
-"""The access policy in force, swapped whole when its file is reloaded."""
+"""The access policy in force (the PolicySource port), swapped whole when its file is reloaded."""
 
 import threading
 

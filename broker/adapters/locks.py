@@ -1,4 +1,4 @@
-"""Per-instance serialization within one process."""
+"""Per-instance serialization within one process (the InstanceLocks port)."""
 
 import threading
 from collections.abc import Iterator

@@ -1,0 +1,345 @@
+"""The commands the broker takes: one per RPC, and one per chore of the background sweep.
+
+A command is what a caller asked, as it asked it, with who asks (`actor`) and, where a retry
+must be safe, an idempotency key. `validate()` is the pipeline's first step: it names every bad
+field at once and changes nothing. A command's type parameter is what handling it answers.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from broker.domain.access import Access, GrantState
+from broker.domain.audit import ANONYMOUS_ACTOR, SYSTEM_ACTOR, AuditEvent
+from broker.domain.authorization import Decision, identity_problems
+from broker.domain.drift import Drift
+from broker.domain.errors import FieldViolation, InvalidRequest
+from broker.domain.grants import Grant, GrantLimits, GrantRequest, InstanceResources
+from broker.domain.validation import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_REASON_CHARS,
+    bucket_problems,
+    free_text_problems,
+    grant_id_problems,
+    instance_id_problems,
+    require,
+    ttl_problems,
+    validate_grant_request,
+)
+from broker.service.ports import Page
+
+# Covariant: a GrantAccess is a Command[object] too, for code that only routes commands.
+Answer_co = TypeVar("Answer_co", covariant=True)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_TTL_REQUIRED = "must be set: how long from now the grant should last"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Generic[Answer_co]):
+    actor: str = ANONYMOUS_ACTOR
+
+    def validate(self, limits: GrantLimits) -> None:
+        """Raises InvalidRequest naming every bad field; most commands have none to check."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What commands answer.
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    grant: Grant
+    # The instance's whole policy once the grant is carried (for a dry run: would be).
+    policy_document: str
+    # A dry run's steps, in words.
+    planned_changes: tuple[str, ...] = ()
+    # Set when a broader live grant already gave what was asked: `grant` is that grant.
+    covered_by: str = ""
+
+
+@dataclass(frozen=True)
+class InstanceAccess:
+    instance_id: str
+    resources: InstanceResources
+    policy_document: str
+    grants: list[Grant]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """An audit feed: the event id it starts after, and its events from there on. `follow`
+    takes `idle`, which waits a while once the feed has caught up and says whether to go on."""
+
+    start: int
+    follow: Callable[[Callable[[], bool]], Iterator[AuditEvent]]
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    drift: Drift
+    # The broker changed AWS so that this difference is gone.
+    repaired: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that change grants.
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantAccess(Command[GrantResult]):
+    instance_id: str
+    bucket: str
+    access: Access | None
+    prefix: str = ""
+    ttl: timedelta | None = None
+    reason: str = ""
+    idempotency_key: str = ""
+    dry_run: bool = False
+
+    def validate(self, limits: GrantLimits) -> None:
+        self.request(limits)
+
+    def request(self, limits: GrantLimits) -> GrantRequest:
+        """The request with the server's default ttl applied, or one InvalidRequest naming every
+        bad field, the idempotency key's too."""
+        try:
+            request = validate_grant_request(
+                instance_id=self.instance_id,
+                bucket=self.bucket,
+                prefix=self.prefix,
+                access=self.access,
+                ttl=limits.ttl_for(self.ttl),
+                reason=self.reason,
+                requested_by=self.actor,
+                max_ttl=limits.max_ttl,
+            )
+        except InvalidRequest as invalid:
+            bad_key = [FieldViolation("idempotency_key", p) for p in key_problems(self)]
+            raise InvalidRequest([*invalid.violations, *bad_key]) from None
+        require({"idempotency_key": key_problems(self)})
+        return request
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeAccess(Command[GrantResult]):
+    grant_id: str
+    reason: str = ""
+    idempotency_key: str = ""
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "grant_id": grant_id_problems(self.grant_id),
+                "reason": free_text_problems(self.reason, MAX_REASON_CHARS),
+                "idempotency_key": key_problems(self),
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtendGrant(Command[Grant]):
+    """Make a live grant last at least `ttl` from now; never shortens it."""
+
+    grant_id: str
+    ttl: timedelta | None
+    reason: str = ""
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "grant_id": grant_id_problems(self.grant_id),
+                "ttl": [_TTL_REQUIRED]
+                if self.ttl is None
+                else ttl_problems(self.ttl, limits.max_ttl),
+                "reason": free_text_problems(self.reason, MAX_REASON_CHARS),
+            }
+        )
+
+    @property
+    def extension(self) -> timedelta:
+        if self.ttl is None:  # refused by validate(); this narrows the type, and survives -O
+            raise InvalidRequest([FieldViolation("ttl", _TTL_REQUIRED)])
+        return self.ttl
+
+
+def _extension_problems(ttl: timedelta | None, limits: GrantLimits) -> list[str]:
+    return [_TTL_REQUIRED] if ttl is None else ttl_problems(ttl, limits.max_ttl)
+
+
+def key_problems(command: GrantAccess | RevokeAccess) -> list[str]:
+    return free_text_problems(command.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that read.
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetGrant(Command[Grant]):
+    grant_id: str
+
+    def validate(self, limits: GrantLimits) -> None:
+        require({"grant_id": grant_id_problems(self.grant_id)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListGrants(Command[Page[Grant]]):
+    instance_id: str = ""
+    bucket: str = ""
+    state: GrantState | None = None
+    page_size: int = 0
+    # Where the previous page ended (its next_cursor); None for the first page.
+    after: int | None = None
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "instance_id": _optional(instance_id_problems, self.instance_id),
+                "bucket": _optional(bucket_problems, self.bucket),
+                "page_size": page_size_problems(self.page_size),
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescribeInstanceAccess(Command[InstanceAccess]):
+    instance_id: str
+
+    def validate(self, limits: GrantLimits) -> None:
+        require({"instance_id": instance_id_problems(self.instance_id)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListAuditEvents(Command[Page[AuditEvent]]):
+    instance_id: str = ""
+    grant_id: str = ""
+    page_size: int = 0
+    after: int | None = None
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "instance_id": _optional(instance_id_problems, self.instance_id),
+                "grant_id": _optional(grant_id_problems, self.grant_id),
+                "page_size": page_size_problems(self.page_size),
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchAuditEvents(Command[Feed]):
+    """The audit trail as an endless feed, for notifiers and SIEM forwarders."""
+
+    instance_id: str = ""
+    # Start after this event id; None: only events yet to come.
+    after: int | None = None
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "instance_id": _optional(instance_id_problems, self.instance_id),
+                "after_event_id": [] if self.after is None or self.after >= 0 else [_NEGATIVE],
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExplainAccess(Command[Decision]):
+    """Would `identity` be allowed this grant now, and why?"""
+
+    identity: str
+    instance_id: str
+    bucket: str
+    access: Access | None
+    prefix: str = ""
+    ttl: timedelta | None = None
+
+    def validate(self, limits: GrantLimits) -> None:
+        self.request(limits)
+
+    def request(self, limits: GrantLimits) -> GrantRequest:
+        unknown_identity = [FieldViolation("identity", p) for p in identity_problems(self.identity)]
+        try:
+            request = validate_grant_request(
+                instance_id=self.instance_id,
+                bucket=self.bucket,
+                prefix=self.prefix,
+                access=self.access,
+                ttl=self.ttl,
+                reason="",
+                requested_by=self.identity,
+                max_ttl=limits.max_ttl,
+            )
+        except InvalidRequest as invalid:
+            raise InvalidRequest([*unknown_identity, *invalid.violations]) from None
+        if unknown_identity:
+            raise InvalidRequest(unknown_identity)
+        return request
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that repair: drift on demand, and the background sweep's chores (the system's own).
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconcile(Command[list[DriftFinding]]):
+    """Find drift on one instance ("" for every instance with a live grant) and, unless a dry
+    run, repair it."""
+
+    instance_id: str = ""
+    dry_run: bool = False
+
+    def validate(self, limits: GrantLimits) -> None:
+        require({"instance_id": _optional(instance_id_problems, self.instance_id)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpireGrants(Command[list[str]]):
+    """End the grants past their expiry; answers the instances that could not be done yet."""
+
+    actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishSettling(Command[list[str]]):
+    """Finish every convergence interrupted or postponed; answers the instances left unfinished."""
+
+    actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True)
+class OrphanSweep:
+    removed: list[str]
+    # Could not be torn down yet (AWS unavailable, say); the next pass tries again.
+    unfinished: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveOrphans(Command[OrphanSweep]):
+    """Tear down the broker's roles and profiles that no grant needs."""
+
+    actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepairDrift(Command[list[DriftFinding]]):
+    """The sweep's drift pass: every instance with a live grant."""
+
+    actor: str = SYSTEM_ACTOR
+
+
+_NEGATIVE = "must not be negative"
+
+
+def page_size_problems(page_size: int) -> list[str]:
+    if 0 <= page_size <= MAX_PAGE_SIZE:
+        return []
+    return [f"must be between 0 (the default, {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}"]
+
+
+def _optional(problems: Callable[[str], list[str]], value: str) -> list[str]:
+    """An empty filter is no filter; a given one must be well formed."""
+    return problems(value) if value else []

@@ -1,0 +1,146 @@
+"""The pipeline every command goes through, in the same order, each step in one place:
+
+    validate     command.validate()                      commands.py
+    authorize    Authorizer.authorize(); refusals audited authorization.py (the RULES table)
+    lock         the instance a changing command is about InstanceLocks (ports.py)
+    idempotency  a retry gets the first result            idempotency.py
+    handler      the command's own logic                  granting.py, revoking.py, queries.py,
+                                                          drift.py, sweeps.py
+    settle       record the handler's Intent, converge    convergence.py
+
+Handlers are plain functions `handler(command, context, **ports)`; bootstrap.py gives each the
+ports it names and hands the bus the result, one handler per command type.
+"""
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from broker.domain.audit import AuditAction, refusal_event
+from broker.domain.errors import BrokerError, PermissionDenied
+from broker.domain.grants import GrantLimits
+from broker.service.authorization import RULES, Authorizer, Permit
+from broker.service.commands import Command, ExtendGrant, GrantAccess, RevokeAccess
+from broker.service.convergence import Convergence, Intent
+from broker.service.idempotency import NO_KEY, IdempotencyKey, key_for
+from broker.service.ports import Clock, InstanceLocks, UnitOfWorkFactory
+
+Result = TypeVar("Result")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the pipeline established before the handler runs."""
+
+    permit: Permit
+    key: IdempotencyKey
+    # Authorizes the command again (and audits a refusal): for a feed that outlives a reload.
+    recheck: Callable[[], Permit]
+
+
+# A handler with its ports given: it takes the command and its context.
+Handler = Callable[[Any, Context], Any]
+
+
+class MessageBus:
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[type[Command[Any]], Handler],
+        authorizer: Authorizer,
+        convergence: Convergence,
+        locks: InstanceLocks,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        limits: GrantLimits,
+    ) -> None:
+        self._handlers, self._authorizer, self._convergence = handlers, authorizer, convergence
+        self._locks, self._uow, self._clock, self._limits = locks, uow, clock, limits
+
+    def handle(self, command: Command[Result]) -> Result:
+        command.validate(self._limits)
+        permit = self._authorized(command)
+        with self._locked(command, permit):
+            key = key_for(command, permit)
+            earlier = self._earlier(command, key)
+            if earlier is not None:
+                # A retry: the first attempt recorded everything; only settling may be left.
+                return cast(Result, self._convergence.settle(earlier, NO_KEY, command.actor))
+            context = Context(permit, key, lambda: self._authorized(command))
+            handler = self._handlers[type(command)]
+            result = self._refusals_audited(command, lambda: handler(command, context))
+            if not isinstance(result, Intent):
+                return cast(Result, result)
+            if _is_dry_run(command):
+                preview = self._convergence.preview
+                return cast(Result, self._refusals_audited(command, lambda: preview(result)))
+            self._refusals_audited(command, lambda: self._convergence.check(result))
+            return cast(Result, self._convergence.settle(result, key, command.actor))
+
+    def _authorized(self, command: Command[Any]) -> Permit:
+        return self._refusals_audited(command, lambda: self._authorizer.authorize(command))
+
+    @contextmanager
+    def _locked(self, command: Command[Any], permit: Permit) -> Iterator[None]:
+        """A command that changes an instance's grants holds that instance's lock to the end,
+        so that it and convergence (and the sweep) never interleave on one instance."""
+        instance_id = _changed_instance(command, permit)
+        if instance_id is None:
+            yield
+            return
+        with self._locks.hold(instance_id):
+            yield
+
+    def _earlier(self, command: Command[Any], key: IdempotencyKey) -> Intent | None:
+        """The first attempt's grant, when this is a retry under the same key. A dry run shows
+        what would happen now; it still refuses a key used for a different request."""
+        with self._uow() as uow:
+            grant_id = key.earlier(uow)
+            grant = uow.grants.get(grant_id) if grant_id else None
+        if grant is None or _is_dry_run(command):
+            return None
+        return Intent(grant)
+
+    def _refusals_audited(self, command: Command[Any], step: Callable[[], T]) -> T:
+        """Runs a step of the pipeline; a refusal of the command enters the audit trail before
+        it reaches the caller."""
+        rule = RULES[type(command)]
+        try:
+            return step()
+        except rule.refused_by as refusal:
+            if rule.refusal is not None:
+                self._audit_refusal(command, rule.refusal, refusal)
+            raise
+
+    def _audit_refusal(
+        self, command: Command[Any], action: AuditAction, refusal: BrokerError
+    ) -> None:
+        named = _refused(command, refusal)
+        event = refusal_event(self._clock.now(), command.actor, action, str(refusal), **named)
+        with self._uow() as uow:
+            uow.audit.append(event)
+            uow.commit()
+
+
+def _refused(command: Command[Any], refusal: BrokerError) -> dict[str, str]:
+    """What the refusal's audit event names: a grant request's scope; another's grant."""
+    if isinstance(command, GrantAccess):
+        access = command.access.value if command.access else ""
+        scope = {"bucket": command.bucket, "prefix": command.prefix, "access": access}
+        return {"instance_id": command.instance_id, **scope}
+    assert isinstance(refusal, PermissionDenied), "only grant requests have other refusals"
+    return {"instance_id": refusal.instance_id, "grant_id": refusal.grant_id}
+
+
+def _is_dry_run(command: Command[Any]) -> bool:
+    return isinstance(command, GrantAccess) and command.dry_run
+
+
+def _changed_instance(command: Command[Any], permit: Permit) -> str | None:
+    if isinstance(command, GrantAccess):
+        return command.instance_id
+    if isinstance(command, RevokeAccess | ExtendGrant):
+        return permit.the_grant().instance_id
+    return None
