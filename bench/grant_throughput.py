@@ -17,7 +17,7 @@ import grpc
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.entrypoints.grpc.server import start_server
-from broker.entrypoints.sandbox import sandbox
+from broker.sandbox.box import sandbox
 from broker.settings import Settings
 
 

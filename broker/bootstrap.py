@@ -1,14 +1,17 @@
-"""The composition root: the one place that builds engines, AWS clients and the message bus.
+"""The composition root: the one place that builds engines, AWS clients and the message bus,
+and reads configuration files, for every command of `access-broker` and the sandbox alike.
 
 `build_runtime` wires real adapters from the settings; `build_bus` wires the service layer over
 any Ports (the real ones, or the unit tests' fakes). Each handler is given exactly the ports
 its signature names (cosmicpython's inject_dependencies), so no signature hides what it uses.
+Entrypoints reach adapters only through the functions here.
 """
 
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -19,12 +22,18 @@ from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.config.policy_file import load_policy_file
 from broker.adapters.config.policy_holder import PolicyHolder
+from broker.adapters.config.tls_files import load_tls_files
+from broker.adapters.config.tokens_file import load_tokens_file
+from broker.adapters.db.audit_trail import read_audit_chain
 from broker.adapters.db.engine import create_engine_for, database_reachable
 from broker.adapters.db.locks import DatabaseInstanceLocks
-from broker.adapters.db.migrate import upgrade_to_head
+from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
+from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
+from broker.domain.credentials import StoredToken, TlsFiles
+from broker.domain.errors import StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.service.authorization import Authorizer
@@ -216,3 +225,41 @@ def load_access_policy(settings: Settings) -> AccessPolicy:
     if settings.policy_file is not None:
         return load_policy_file(settings.policy_file)
     return UNRESTRICTED if settings.authentication == "none" else AccessPolicy()
+
+
+def load_tokens(path: Path) -> tuple[StoredToken, ...]:
+    """The tokens file's tokens (auth mode token); ConfigurationError when it is unusable."""
+    return load_tokens_file(path)
+
+
+def load_tls(settings: Settings) -> TlsFiles | None:
+    """The server's certificate, key and client CA, each checked; None when serving plaintext.
+    ConfigurationError when a file is unusable."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return load_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+
+
+def migrate_database(database_url: str) -> bool:
+    """Brings the database to the latest schema; whether there was anything to do."""
+    engine = create_engine_for(database_url)
+    try:
+        pending = bool(pending_migrations(engine))
+        upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+    return pending
+
+
+def verify_audit_trail(database_url: str, anchor: Anchor | None) -> ChainReport:
+    """Walks the audit trail's hash chain (reading only); StoreUnavailable when the database
+    does not answer or is not at the latest schema."""
+    engine = create_engine_for(database_url)
+    try:
+        if pending_migrations(engine):
+            raise StoreUnavailable(
+                "the database is not at the latest schema: run `access-broker migrate` first"
+            )
+        return verify_chain(read_audit_chain(engine), anchor)
+    finally:
+        engine.dispose()

@@ -14,6 +14,12 @@ from broker.domain.durations import parse_duration
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.validation import MAX_TTL
 
+
+class ConfigurationError(Exception):
+    """A configuration file is unreadable or malformed, or a setting is missing or wrong; the
+    message says which, where and why. `serve` refuses to start on one (exit status 2)."""
+
+
 # IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
 _IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
 
@@ -35,7 +41,7 @@ def _unset_when_empty(value: object) -> object:
 
 # A file's path; "" (an exported but empty variable) as unset.
 FilePath = Annotated[Path | None, BeforeValidator(_unset_when_empty)]
-# How callers prove who they are; see the README's "Security".
+# How callers prove who they are; see docs/security.md.
 AuthMode = Literal["token", "mtls", "none"]
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from broker.adapters.config.tokens_file import StoredToken
+from broker.domain.credentials import StoredToken
 
 
 def stored_tokens(tokens: dict[str, str]) -> list[StoredToken]:

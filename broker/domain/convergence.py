@@ -1,6 +1,9 @@
 """Planning convergence: from what AWS holds for an instance and what its grants need, the steps
 that close the gap. Each step is idempotent, so a plan interrupted halfway is simply planned again.
+Adoption is a variant of the plan: the broker's policy on the role of the instance's own profile.
 """
+
+from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -78,13 +81,26 @@ class Step:
 
 
 def plan(
-    names: ManagedNames, desired: dict[str, Any] | None, observed: ObservedState
+    names: ManagedNames,
+    desired: dict[str, Any] | None,
+    observed: ObservedState,
+    adopted: AdoptedRole | None = None,
 ) -> list[Step]:
     """The steps, in a safe order, that make AWS hold `desired` (None: hold nothing).
 
-    A foreign association blocks granting but not tearing down: the broker then removes only
-    its own role and profile and leaves the instance's association alone.
+    Usually on the broker's own role and profile. With adoption (BROKER_FOREIGN_PROFILE=attach)
+    and a foreign profile on the instance, on the role in that profile instead (`adopted`).
     """
+    if adopted is not None:
+        return _plan_adopted(names, desired, observed, adopted)
+    return _plan_own(names, desired, observed)
+
+
+def _plan_own(
+    names: ManagedNames, desired: dict[str, Any] | None, observed: ObservedState
+) -> list[Step]:
+    """A foreign association blocks granting but not tearing down: the broker then removes only
+    its own role and profile and leaves the instance's association alone."""
     association = observed.association
     if association is not None and not is_our_association(names, association):
         if desired is not None:
@@ -179,6 +195,60 @@ def _other_policy_removal(names: ManagedNames, observed: ObservedState) -> list[
         *(Step(StepKind.DELETE_POLICY, names.role_name, p) for p in observed.other_inline_policies),
         *(Step(StepKind.DETACH_POLICY, names.role_name, arn) for arn in observed.attached_policies),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Adoption (BROKER_FOREIGN_PROFILE=attach): an instance that already holds an instance profile
+# the broker did not make keeps it; the broker adds its own inline policy to the role inside,
+# and touches nothing else of that role (its other policies, its trust policy) or the
+# association.
+
+NO_ROLE = "which holds no role the broker could add its policy to"
+MANAGED_ELSEWHERE = "which the broker manages for another instance"
+
+
+@dataclass(frozen=True)
+class AdoptedRole:
+    """The role in the instance's foreign profile, and the broker's inline policy on it."""
+
+    profile_arn: str
+    association_id: str
+    # "" when the profile holds no role.
+    role_name: str
+    role_arn: str
+    policy: dict[str, Any] | None
+    # Why the profile cannot carry the instance's grants ("" when it can): it belongs to
+    # another instance, or others share it and would get the broker's policy too.
+    refusal: str = ""
+
+
+def profile_name_of(profile_arn: str) -> str:
+    """arn:PARTITION:iam::ACCOUNT:instance-profile/PATH/NAME -> NAME."""
+    return profile_arn.rsplit("/", 1)[-1]
+
+
+def _plan_adopted(
+    names: ManagedNames,
+    desired: dict[str, Any] | None,
+    own: ObservedState,
+    adopted: AdoptedRole,
+) -> list[Step]:
+    """The steps that make the adopted role carry `desired` (None: nothing of the broker's).
+
+    The broker's own role and profile, left from before the foreign profile arrived, carry
+    nothing while the instance holds another profile: they are withdrawn first.
+    """
+    if desired is not None and (adopted.refusal or not adopted.role_name):
+        why = adopted.refusal or NO_ROLE
+        raise ForeignProfile(names.instance_id, adopted.profile_arn, why)
+    steps = _plan_own(names, None, own)
+    if desired is None:
+        # On a shared role, the broker's policy is withdrawn: it reached other instances.
+        if adopted.policy is not None and adopted.role_name:
+            steps.append(Step(StepKind.DELETE_POLICY, adopted.role_name, names.policy_name))
+    elif adopted.policy != desired:
+        steps.append(Step(StepKind.PUT_POLICY, adopted.role_name, names.policy_name))
+    return steps
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from broker.domain.adoption import AdoptedRole
-from broker.domain.convergence import ObservedState, is_our_association
+from broker.domain.convergence import AdoptedRole, ObservedState, is_our_association
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import render
 from broker.domain.trust import EC2_TRUST_POLICY, trusts_only_ec2

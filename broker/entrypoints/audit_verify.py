@@ -3,10 +3,8 @@
 import argparse
 import sys
 
-from broker.adapters.db.audit_trail import read_audit_chain
-from broker.adapters.db.engine import create_engine_for
-from broker.adapters.db.migrate import pending_migrations
-from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
+from broker.bootstrap import verify_audit_trail
+from broker.domain.audit_chain import Anchor, ChainReport
 from broker.domain.errors import StoreUnavailable
 
 INTACT, BROKEN, UNVERIFIED = 0, 1, 2
@@ -44,19 +42,12 @@ def add_audit_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     )
 
 
-def verify_audit_trail(database_url: str, anchor: Anchor | None) -> int:
+def report_audit_trail(database_url: str, anchor: Anchor | None) -> int:
     """Prints the verdict on the audit trail at `database_url`; returns the exit status."""
-    engine = create_engine_for(database_url)
     try:
-        if pending_migrations(engine):
-            return _unverified(
-                "the database is not at the latest schema: run `access-broker migrate` first"
-            )
-        report = verify_chain(read_audit_chain(engine), anchor)
+        report = verify_audit_trail(database_url, anchor)
     except StoreUnavailable as error:
         return _unverified(str(error))
-    finally:
-        engine.dispose()
     print(_verdict(report))
     return INTACT if report.broken is None else BROKEN
 

@@ -11,17 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.adapters.config.yaml_file import ConfigurationError
-from broker.adapters.db.engine import create_engine_for
-from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
-from broker.bootstrap import Runtime, build_runtime, load_access_policy
-from broker.entrypoints.audit_verify import add_audit_commands, verify_audit_trail
-from broker.entrypoints.grpc.demo import run_demo
+from broker.bootstrap import Runtime, build_runtime, load_access_policy, migrate_database
+from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
 from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import start_server
-from broker.entrypoints.sandbox import Sandbox, sandbox, sandbox_settings
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
-from broker.settings import Settings
+from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
+from broker.sandbox.demo import run_demo
+from broker.settings import ConfigurationError, Settings
 
 log = logging.getLogger("broker")
 # How soon a signal another thread received is handled.
@@ -45,17 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo()
     if args.command == "audit":
-        return verify_audit_trail(settings.database_url, args.anchor)
+        return report_audit_trail(settings.database_url, args.anchor)
     return _migrate(settings.database_url)
 
 
 def _migrate(database_url: str) -> int:
-    engine = create_engine_for(database_url)
-    try:
-        pending = pending_migrations(engine)
-        upgrade_to_head(engine)
-    finally:
-        engine.dispose()
+    pending = migrate_database(database_url)
     print("database migrated to the latest schema" if pending else "database was up to date")
     return 0
 

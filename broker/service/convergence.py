@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from broker.domain.access import GrantState
-from broker.domain.adoption import MANAGED_ELSEWHERE, AdoptedRole, plan_adopted, profile_name_of
 from broker.domain.audit import (
     AuditAction,
     NewAuditEvent,
@@ -23,11 +22,11 @@ from broker.domain.audit import (
     step_event,
 )
 from broker.domain.convergence import (
+    AdoptedRole,
     ObservedState,
     RecordedState,
     Step,
     StepKind,
-    is_our_association,
     plan,
     unrecorded_changes,
 )
@@ -57,9 +56,11 @@ from broker.service.ports import (
     UnitOfWorkFactory,
 )
 from broker.service.steps import (
+    Observation,
     StepRecorder,
     StepRunner,
     adopted_record,
+    observe,
     observed_record,
     record_after,
 )
@@ -100,14 +101,6 @@ class Desired:
     document: PolicyDocument | None
     # Pending or active grants past their expiry: left out of the document, settled as EXPIRED.
     expired: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What AWS holds for the instance's managed names, and the role it adopted, if any."""
-
-    own: ObservedState
-    adopted: AdoptedRole | None
 
 
 class Convergence:
@@ -222,8 +215,7 @@ class Convergence:
                 raise
 
     def observe(self, names: ManagedNames) -> Observation:
-        own = self._observe_own(names)
-        return Observation(own, self._adoption_of(names, own))
+        return observe(self._iam, self._ec2, names, adopt_foreign_profiles=self._adopts)
 
     def _converge_once(self, instance_id: str, actor: str) -> None:
         names = self.names(instance_id)
@@ -246,15 +238,8 @@ class Convergence:
 
     def _plan(self, names: ManagedNames, document: PolicyDocument | None) -> list[Step]:
         """What converging towards `document` would do now."""
-        return self._steps_for(names, document, self.observe(names))
-
-    @staticmethod
-    def _steps_for(
-        names: ManagedNames, document: PolicyDocument | None, seen: Observation
-    ) -> list[Step]:
-        if seen.adopted is None:
-            return plan(names, document, seen.own)
-        return plan_adopted(names, document, seen.own, seen.adopted)
+        seen = self.observe(names)
+        return plan(names, document, seen.own, seen.adopted)
 
     def _apply(
         self,
@@ -271,7 +256,7 @@ class Convergence:
             else adopted_record(names, adopted, adopted.policy, now)
         )
         runner = StepRunner(self._iam, self._ec2, names, document, self._boundary)
-        for step in self._steps_for(names, document, seen):
+        for step in plan(names, document, seen.own, seen.adopted):
             on_adopted = adopted is not None and step.target == adopted.role_name
             if on_adopted and step.kind is StepKind.PUT_POLICY:
                 assert adopted is not None
@@ -289,24 +274,6 @@ class Convergence:
             self._recorder.done(step, record, actor)
         return record.resources
 
-    def _observe_own(self, names: ManagedNames) -> ObservedState:
-        role = self._iam.get_role(names.role_name)
-        ours = role is not None and role.managed  # another's role is refused, its policies unread
-        return ObservedState(
-            role=role,
-            policy=self._iam.get_role_policy(names.role_name, names.policy_name) if role else None,
-            profile=self._iam.get_instance_profile(names.profile_name),
-            association=self._ec2.get_association(names.instance_id),
-            other_inline_policies=tuple(
-                p for p in self._iam.list_inline_policies(names.role_name) if p != names.policy_name
-            )
-            if ours
-            else (),
-            attached_policies=tuple(self._iam.list_attached_policies(names.role_name))
-            if ours
-            else (),
-        )
-
     def _record_unrecorded(self, names: ManagedNames, observed: ObservedState, actor: str) -> None:
         """Audits the changes AWS shows that the record lacks, before planning: a change whose
         convergence was killed before recording it would otherwise never reach the trail."""
@@ -322,42 +289,6 @@ class Convergence:
                 )
             uow.instances.save(observed_record(names, observed, now))
             uow.commit()
-
-    # -- adoption (BROKER_FOREIGN_PROFILE=attach) -----------------------------------------------
-
-    def _adoption_of(self, names: ManagedNames, own: ObservedState) -> AdoptedRole | None:
-        """The role to adopt, when adoption is on and the instance holds a foreign profile."""
-        association = own.association
-        if not self._adopts or association is None or is_our_association(names, association):
-            return None
-        arn, association_id = association.profile_arn, association.association_id
-        profile = self._iam.get_instance_profile(profile_name_of(arn))
-        role_name = profile.role_names[0] if profile is not None and profile.role_names else ""
-        role = self._iam.get_role(role_name) if role_name else None
-        if (profile is not None and profile.managed) or (role is not None and role.managed):
-            # Another instance's: its policy has the broker's policy name, and is never touched.
-            return AdoptedRole(arn, association_id, "", "", None, refusal=MANAGED_ELSEWHERE)
-        if role is None:
-            return AdoptedRole(arn, association_id, "", "", None)
-        return AdoptedRole(
-            profile_arn=arn,
-            association_id=association_id,
-            role_name=role.name,
-            role_arn=role.arn,
-            policy=self._iam.get_role_policy(role.name, names.policy_name),
-            refusal=self._sharing(names.instance_id, arn, role.name),
-        )
-
-    def _sharing(self, instance_id: str, profile_arn: str, role_name: str) -> str:
-        """Why the role cannot carry one instance's grants: others would get them too."""
-        if self._iam.profiles_holding(role_name) != [profile_name_of(profile_arn)]:
-            return (
-                "whose role other instance profiles hold too: their instances would get the access"
-            )
-        others = self._ec2.instances_holding(profile_arn) - {instance_id}
-        if others:
-            return f"which {len(others)} other instance(s) hold too: they would get the access"
-        return ""
 
     def _withdraw_stale_adoption(
         self, names: ManagedNames, adopted: AdoptedRole | None, actor: str

@@ -1,4 +1,5 @@
-"""Carrying out a plan's steps in AWS, and keeping the instance record as true as AWS is.
+"""Convergence's side in AWS: observing what AWS holds for an instance, carrying out a plan's
+steps, and keeping the instance record as true as AWS is.
 
 The record is the broker's own account of what AWS holds for an instance: convergence plans
 from AWS, and the record is what tells a change the broker made from one made behind its back.
@@ -6,16 +7,18 @@ Each step is recorded, with its audit event, as soon as AWS has done it.
 """
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from broker.domain.adoption import AdoptedRole, profile_name_of
 from broker.domain.audit import step_event
 from broker.domain.convergence import (
+    MANAGED_ELSEWHERE,
+    AdoptedRole,
     ObservedState,
     Step,
     StepKind,
     is_our_association,
+    profile_name_of,
     require_managed,
 )
 from broker.domain.grants import InstanceResources
@@ -112,6 +115,77 @@ class StepRunner:
     def _delete_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
         self._iam.delete_role(self._names.role_name)
         return replace(resources, role_name="", role_arn="")
+
+
+# ---------------------------------------------------------------------------------------------
+# Observing what AWS holds before planning.
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What AWS holds for the instance's managed names, and the role it adopted, if any."""
+
+    own: ObservedState
+    adopted: AdoptedRole | None
+
+
+def observe(
+    iam: Iam, ec2: Ec2, names: ManagedNames, *, adopt_foreign_profiles: bool
+) -> Observation:
+    own = _observe_own(iam, ec2, names)
+    adopted = _adoption_of(iam, ec2, names, own) if adopt_foreign_profiles else None
+    return Observation(own, adopted)
+
+
+def _observe_own(iam: Iam, ec2: Ec2, names: ManagedNames) -> ObservedState:
+    role = iam.get_role(names.role_name)
+    ours = role is not None and role.managed  # another's role is refused, its policies unread
+    return ObservedState(
+        role=role,
+        policy=iam.get_role_policy(names.role_name, names.policy_name) if role else None,
+        profile=iam.get_instance_profile(names.profile_name),
+        association=ec2.get_association(names.instance_id),
+        other_inline_policies=tuple(
+            p for p in iam.list_inline_policies(names.role_name) if p != names.policy_name
+        )
+        if ours
+        else (),
+        attached_policies=tuple(iam.list_attached_policies(names.role_name)) if ours else (),
+    )
+
+
+def _adoption_of(iam: Iam, ec2: Ec2, names: ManagedNames, own: ObservedState) -> AdoptedRole | None:
+    """The role to adopt, when adoption is on and the instance holds a foreign profile."""
+    association = own.association
+    if association is None or is_our_association(names, association):
+        return None
+    arn, association_id = association.profile_arn, association.association_id
+    profile = iam.get_instance_profile(profile_name_of(arn))
+    role_name = profile.role_names[0] if profile is not None and profile.role_names else ""
+    role = iam.get_role(role_name) if role_name else None
+    if (profile is not None and profile.managed) or (role is not None and role.managed):
+        # Another instance's: its policy has the broker's policy name, and is never touched.
+        return AdoptedRole(arn, association_id, "", "", None, refusal=MANAGED_ELSEWHERE)
+    if role is None:
+        return AdoptedRole(arn, association_id, "", "", None)
+    return AdoptedRole(
+        profile_arn=arn,
+        association_id=association_id,
+        role_name=role.name,
+        role_arn=role.arn,
+        policy=iam.get_role_policy(role.name, names.policy_name),
+        refusal=_sharing(iam, ec2, names.instance_id, arn, role.name),
+    )
+
+
+def _sharing(iam: Iam, ec2: Ec2, instance_id: str, profile_arn: str, role_name: str) -> str:
+    """Why the role cannot carry one instance's grants: others would get them too."""
+    if iam.profiles_holding(role_name) != [profile_name_of(profile_arn)]:
+        return "whose role other instance profiles hold too: their instances would get the access"
+    others = ec2.instances_holding(profile_arn) - {instance_id}
+    if others:
+        return f"which {len(others)} other instance(s) hold too: they would get the access"
+    return ""
 
 
 class StepRecorder:

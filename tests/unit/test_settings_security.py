@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from broker.entrypoints.sandbox import sandbox_settings
+from broker.sandbox.box import sandbox_settings
 from broker.settings import Settings
 
 FILE = Path("/etc/accessbroker/some.yaml")

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from broker.adapters.config.yaml_file import (
-    ConfigurationError,
     check_keys,
     mapping,
     read_yaml_mapping,
@@ -30,6 +29,7 @@ from broker.domain.access import Access
 from broker.domain.authorization import GLOB_CHARACTERS, AccessPolicy, Rule, identity_problems
 from broker.domain.durations import parse_duration
 from broker.domain.validation import MAX_TTL
+from broker.settings import ConfigurationError
 
 WHAT = "policy file"
 _RULE_KEYS = ("identities", "buckets", "access", "prefixes", "instance_tags", "max_ttl")

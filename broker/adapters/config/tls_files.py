@@ -1,21 +1,13 @@
 """The server's certificate, key and client CA (PEM), checked when read: a broken file is a
 clear refusal to start instead of gRPC's "Failed to bind" or handshakes that all fail."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from broker.adapters.config.yaml_file import ConfigurationError
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    certificate_chain: bytes
-    private_key: bytes
-    # None: no client certificates are asked for.
-    client_ca: bytes | None = None
+from broker.domain.credentials import TlsFiles
+from broker.settings import ConfigurationError
 
 
 def load_tls_files(certificate: Path, key: Path, client_ca: Path | None = None) -> TlsFiles:

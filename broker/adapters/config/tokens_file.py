@@ -9,26 +9,20 @@ A digest is `printf %s "$TOKEN" | sha256sum`: the file never holds a token itsel
 """
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from broker.adapters.config.yaml_file import (
-    ConfigurationError,
     check_keys,
     mapping,
     read_yaml_mapping,
 )
 from broker.domain.authorization import credential_identity_problems
+from broker.domain.credentials import StoredToken
+from broker.settings import ConfigurationError
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 WHAT = "tokens file"
-
-
-@dataclass(frozen=True)
-class StoredToken:
-    identity: str
-    sha256: bytes
 
 
 def load_tokens_file(path: Path) -> tuple[StoredToken, ...]:

@@ -9,9 +9,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigurationError(Exception):
-    """A configuration file is unreadable or malformed; the message says which, where and why."""
+from broker.settings import ConfigurationError
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:

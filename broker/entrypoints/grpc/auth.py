@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import grpc
 
-from broker.adapters.config.tokens_file import StoredToken
 from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.authorization import credential_identity_problems
+from broker.domain.credentials import StoredToken
 from broker.domain.errors import Unauthenticated
 from broker.entrypoints.grpc.errors import ServerInterceptorBase, status_for
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import grpc
 
-from broker.adapters.config.tls_files import load_tls_files
-from broker.adapters.config.tokens_file import load_tokens_file
-from broker.adapters.config.yaml_file import ConfigurationError
+from broker.bootstrap import load_tls, load_tokens
 from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.entrypoints.grpc.auth import (
     Anonymous,
@@ -16,7 +14,7 @@ from broker.entrypoints.grpc.auth import (
     BearerTokens,
     ClientCertificates,
 )
-from broker.settings import Settings
+from broker.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ class ServerSecurity:
         the tokens in force stay."""
         if self.tokens_file is None or not isinstance(self.authenticator, BearerTokens):
             return
-        tokens = load_tokens_file(self.tokens_file)
+        tokens = load_tokens(self.tokens_file)
         self.authenticator.replace(tokens)
         log.info("reloaded the tokens file %s: %d tokens", self.tokens_file, len(tokens))
 
@@ -73,7 +71,7 @@ def _log_mode(settings: Settings) -> None:
 def _authenticator(settings: Settings) -> Authenticator:
     if settings.authentication == "token":
         assert settings.tokens_file is not None, "checked by Settings.security_problems"
-        tokens = load_tokens_file(settings.tokens_file)
+        tokens = load_tokens(settings.tokens_file)
         log.info("tokens file %s: %d tokens", settings.tokens_file, len(tokens))
         return BearerTokens(tokens)
     if settings.authentication == "mtls":
@@ -82,10 +80,10 @@ def _authenticator(settings: Settings) -> Authenticator:
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    if settings.tls_cert is None or settings.tls_key is None:
+    files = load_tls(settings)
+    if files is None:
         return None
-    # Set in mtls mode only (Settings.security_problems).
-    files = load_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    # client_ca is set in mtls mode only (Settings.security_problems).
     return grpc.ssl_server_credentials(
         [(files.private_key, files.certificate_chain)],
         root_certificates=files.client_ca,

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from broker.adapters.config.policy_file import load_policy_file
-from broker.adapters.config.yaml_file import ConfigurationError
 from broker.domain.access import Access
 from broker.domain.authorization import AccessPolicy, Rule
+from broker.settings import ConfigurationError
 
 EXAMPLE = """\
 admins: [platform-admin]            # may do everything, including revoking others' grants

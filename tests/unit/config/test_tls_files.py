@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from broker.adapters.config.tls_files import load_tls_files
-from broker.adapters.config.yaml_file import ConfigurationError
+from broker.settings import ConfigurationError
 from tests.credentials import CertificateAuthority
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.adapters.config.tokens_file import StoredToken, load_tokens_file
-from broker.adapters.config.yaml_file import ConfigurationError
+from broker.adapters.config.tokens_file import load_tokens_file
+from broker.domain.credentials import StoredToken
+from broker.settings import ConfigurationError
 from tests.credentials import write_tokens_file
 
 DIGEST = "a" * 64

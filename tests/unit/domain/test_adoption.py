@@ -1,12 +1,20 @@
-"""plan_adopted and find_adopted_drift: only the broker's inline policy on the adopted role."""
+"""Planning with an adopted role, and its drift: only the broker's inline policy on that role."""
 
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from broker.domain.adoption import AdoptedRole, plan_adopted, profile_name_of
-from broker.domain.convergence import AssociationInfo, ObservedState, RoleInfo, Step, StepKind
+from broker.domain.convergence import (
+    AdoptedRole,
+    AssociationInfo,
+    ObservedState,
+    RoleInfo,
+    Step,
+    StepKind,
+    plan,
+    profile_name_of,
+)
 from broker.domain.drift import MISSING, Drift, DriftKind, find_adopted_drift
 from broker.domain.errors import ForeignProfile
 from broker.domain.naming import POLICY_NAME, ManagedNames
@@ -27,15 +35,13 @@ def test_the_profile_name_is_the_last_part_of_its_arn() -> None:
 
 
 def test_the_policy_is_put_on_the_adopted_role_only() -> None:
-    assert plan_adopted(NAMES, DOC, NO_OWN, ADOPTED) == [
-        Step(StepKind.PUT_POLICY, "TeamRole", POLICY_NAME)
-    ]
+    assert plan(NAMES, DOC, NO_OWN, ADOPTED) == [Step(StepKind.PUT_POLICY, "TeamRole", POLICY_NAME)]
 
 
 def test_nothing_to_do_once_the_role_carries_it() -> None:
     carried = replace(ADOPTED, policy=DOC)
-    assert plan_adopted(NAMES, DOC, NO_OWN, carried) == []
-    assert plan_adopted(NAMES, None, NO_OWN, carried) == [
+    assert plan(NAMES, DOC, NO_OWN, carried) == []
+    assert plan(NAMES, None, NO_OWN, carried) == [
         Step(StepKind.DELETE_POLICY, "TeamRole", POLICY_NAME)
     ]
 
@@ -47,7 +53,7 @@ def test_the_brokers_own_leftovers_are_withdrawn_first() -> None:
         profile=None,
         association=FOREIGN,
     )
-    assert [s.kind for s in plan_adopted(NAMES, DOC, own, ADOPTED)] == [
+    assert [s.kind for s in plan(NAMES, DOC, own, ADOPTED)] == [
         StepKind.DELETE_POLICY,
         StepKind.DELETE_ROLE,
         StepKind.PUT_POLICY,
@@ -57,8 +63,8 @@ def test_the_brokers_own_leftovers_are_withdrawn_first() -> None:
 def test_a_profile_without_a_role_cannot_carry_grants() -> None:
     empty = AdoptedRole(PROFILE_ARN, "iip-x", "", "", None)
     with pytest.raises(ForeignProfile, match="holds no role"):
-        plan_adopted(NAMES, DOC, NO_OWN, empty)
-    assert plan_adopted(NAMES, None, NO_OWN, empty) == []
+        plan(NAMES, DOC, NO_OWN, empty)
+    assert plan(NAMES, None, NO_OWN, empty) == []
 
 
 def test_adopted_drift_is_the_brokers_policy_alone() -> None:

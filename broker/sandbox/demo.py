@@ -1,19 +1,17 @@
 """`access-broker demo`: the whole story against the sandbox, told step by step.
 
-Access is checked the way it matters: with the credentials EC2 would hand the instance (its
-profile's role), the demo makes the S3 call itself. Each expectation is exact: a denial must be
-S3's AccessDenied, and the clean-up is checked in AWS, not in the broker's own records.
+The broker serves on loopback and the demo calls it as any service would, through the Python
+SDK. Access is checked the way it matters: with the credentials EC2 would hand the instance
+(its profile's role), the demo makes the S3 call itself. Each expectation is exact: a denial
+must be S3's AccessDenied, and the clean-up is checked in AWS, not in the broker's own records.
 """
 
 import json
 from collections.abc import Callable
 
-import grpc
-
-from accessbroker.v1 import broker_pb2 as pb
-from accessbroker.v1 import broker_pb2_grpc
+from accessbroker import Access, BrokerClient, Grant, GrantState
 from broker.entrypoints.grpc.server import start_server
-from broker.entrypoints.sandbox import Sandbox, sandbox
+from broker.sandbox.box import Sandbox, sandbox
 from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS, S3Action
 from broker.settings import Settings
 
@@ -25,10 +23,8 @@ REFERENCE = "reference/"
 class Story:
     """Narrates each step and counts the expectations that did not hold."""
 
-    def __init__(
-        self, box: Sandbox, stub: broker_pb2_grpc.AccessBrokerStub, say: Callable[[str], None]
-    ) -> None:
-        self.box, self.stub, self.say = box, stub, say
+    def __init__(self, box: Sandbox, client: BrokerClient, say: Callable[[str], None]) -> None:
+        self.box, self.client, self.say = box, client, say
         self.failures = 0
 
     def expect(self, what: str, held: bool) -> None:
@@ -39,19 +35,15 @@ class Story:
         seen = self.box.emulator.try_as_instance(self.box.instance_id, action, bucket, key)
         self.expect(f"as the instance, {action} s3://{bucket}/{key}: {seen}", seen == outcome)
 
-    def grant(self, bucket: str, access: "pb.Access.ValueType", prefix: str) -> pb.Grant:
-        request = pb.GrantAccessRequest(
-            instance_id=self.box.instance_id, bucket=bucket, access=access, prefix=prefix
-        )
-        response = self.stub.GrantAccess(request)
-        grant = response.grant
-        self.say(f"   grant {grant.grant_id}: {pb.GrantState.Name(grant.state)}")
-        self.expect("the grant is active", grant.state == pb.GRANT_STATE_ACTIVE)
+    def grant(self, bucket: str, access: Access, prefix: str) -> Grant:
+        grant = self.client.grant(self.box.instance_id, bucket, access, prefix=prefix).grant
+        self.say(f"   grant {grant.grant_id}: {grant.state}")
+        self.expect("the grant is active", grant.state is GrantState.ACTIVE)
         return grant
 
-    def revoke(self, grant: pb.Grant) -> None:
-        revoked = self.stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=grant.grant_id)).grant
-        self.expect(f"grant {revoked.grant_id} is revoked", revoked.state == pb.GRANT_STATE_REVOKED)
+    def revoke(self, grant: Grant) -> None:
+        revoked = self.client.revoke(grant.grant_id)
+        self.expect(f"grant {revoked.grant_id} is revoked", revoked.state is GrantState.REVOKED)
 
 
 def run_demo(say: Callable[[str], None] = print) -> int:
@@ -59,8 +51,8 @@ def run_demo(say: Callable[[str], None] = print) -> int:
     with sandbox(Settings(propagation_timeout=30)) as box:
         running = start_server(box.runtime.bus, "127.0.0.1:0", box.runtime.database_reachable)
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                story = Story(box, broker_pb2_grpc.AccessBrokerStub(channel), say)
+            with BrokerClient(f"127.0.0.1:{running.port}") as client:
+                story = Story(box, client, say)
                 _tell(story)
         finally:
             running.stop(grace=0)
@@ -81,17 +73,15 @@ def _tell(story: Story) -> None:
     story.expect_s3("PutObject", data, key, NO_CREDENTIALS)
 
     say(f"\n2. GrantAccess: read s3://{other}/{REFERENCE} (now the instance has a role).")
-    reading = story.grant(other, pb.ACCESS_READ, REFERENCE)
+    reading = story.grant(other, Access.READ, REFERENCE)
     story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", ALLOWED)
     story.expect_s3("PutObject", data, key, DENIED)
 
     say(f"\n3. GrantAccess: upload to s3://{data}/{REPORTS}")
-    uploading = story.grant(data, pb.ACCESS_UPLOAD, REPORTS)
-    access = story.stub.DescribeInstanceAccess(
-        pb.DescribeInstanceAccessRequest(instance_id=box.instance_id)
-    )
+    uploading = story.grant(data, Access.UPLOAD, REPORTS)
+    access = story.client.describe(box.instance_id)
     say(f"   role {access.role_arn}\n   association {access.association_id}")
-    say("   policy:\n" + _indent(json.dumps(json.loads(access.policy_document), indent=2)))
+    say("   policy:\n" + _indent(json.dumps(access.policy, indent=2)))
     story.expect_s3("PutObject", data, key, ALLOWED)
     story.expect_s3("PutObject", data, "elsewhere/q3.csv", DENIED)
     story.expect_s3("PutObject", other, key, DENIED)
@@ -108,8 +98,7 @@ def _tell(story: Story) -> None:
     story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", NO_CREDENTIALS)
 
     say("\n6. The audit trail:")
-    request = pb.ListAuditEventsRequest(instance_id=box.instance_id, page_size=1000)
-    for event in story.stub.ListAuditEvents(request).events:
+    for event in story.client.audit(instance_id=box.instance_id):
         say(f"   #{event.event_id:<3} {event.action:<30} {event.outcome:<8} {event.grant_id}")
 
 

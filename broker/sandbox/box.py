@@ -1,4 +1,5 @@
-"""The sandbox: the broker wired to an embedded AWS emulator seeded with buckets and an instance."""
+"""`serve --sandbox` and the demo: the broker wired, by bootstrap, to an embedded AWS emulator
+seeded with two buckets and a running instance."""
 
 import logging
 import tempfile
