@@ -16,6 +16,7 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from broker.service.ports import Ec2, Iam
 from tests.integration.aws.clients import admin_clients
+from tests.integration.aws.names import fresh_instance_id
 from tests.unit.service.fakes import ACCOUNT, FakeAws, FakeProfile, FakeRole
 
 # The tags of what the broker creates for an instance (any instance: these tests use the names
@@ -33,10 +34,6 @@ PROPAGATION_TIMEOUT = 1.0
 def unique(what: str) -> str:
     """A fresh name: the emulator is shared by the whole session and never reset."""
     return f"accessbroker-test-{what}-{uuid.uuid4().hex[:12]}"
-
-
-def fresh_instance_id() -> str:
-    return f"i-{uuid.uuid4().hex[:17]}"
 
 
 class AwsWorld(Protocol):

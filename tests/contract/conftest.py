@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import Engine
 
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
+from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from broker.service.ports import UnitOfWorkFactory
-from tests.contract.aws_worlds import AwsWorld, EmulatedAws, FakeAwsWorld
+from tests.contract.aws_worlds import MANAGED_TAGS, AwsWorld, EmulatedAws, FakeAwsWorld, unique
 from tests.postgres import SQL_DATABASES
 from tests.unit.service.fakes import FakeDatabase
 
@@ -52,3 +54,12 @@ def emulated_aws(emulator: Emulator) -> EmulatedAws:
     # Once per session: loading a service model takes a second or two per client, and the
     # emulator's state is shared anyway (tests use fresh names and instances).
     return EmulatedAws(emulator)
+
+
+@pytest.fixture
+def role(aws: AwsWorld) -> str:
+    """A managed role of a fresh name (the tests of profiles give a profile the same name, as
+    the broker does)."""
+    name = unique("role")
+    aws.iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
+    return name

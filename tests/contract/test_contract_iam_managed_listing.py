@@ -2,17 +2,10 @@
 
 import uuid
 
-import pytest
-
 from broker.domain.naming import ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
-from tests.contract.aws_worlds import AwsWorld, fresh_instance_id
-
-
-@pytest.fixture
-def path() -> str:
-    """A path of the test's own: the emulator is shared by the whole session."""
-    return f"/managed-{uuid.uuid4().hex[:8]}/"
+from tests.contract.aws_worlds import AwsWorld
+from tests.integration.aws.names import fresh_instance_id
 
 
 def make_role(aws: AwsWorld, name: str, path: str, tags: dict[str, str]) -> None:

@@ -6,16 +6,7 @@ import json
 import pytest
 
 from broker.domain.errors import AwsRejected
-from broker.domain.naming import DEFAULT_ROLE_PATH
-from broker.domain.trust import EC2_TRUST_POLICY
-from tests.contract.aws_worlds import MANAGED_TAGS, POLICY, AwsWorld, unique
-
-
-@pytest.fixture
-def role(aws: AwsWorld) -> str:
-    name = unique("role")
-    aws.iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
-    return name
+from tests.contract.aws_worlds import POLICY, AwsWorld, unique
 
 
 def test_inline_policy_lifecycle(aws: AwsWorld, role: str) -> None:

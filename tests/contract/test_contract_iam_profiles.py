@@ -14,14 +14,6 @@ def name() -> str:
     return unique("profile")
 
 
-@pytest.fixture
-def role(aws: AwsWorld) -> str:
-    """A managed role; tests give its profile the same name, as the broker does."""
-    name = unique("role")
-    aws.iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
-    return name
-
-
 def test_get_instance_profile_of_a_missing_profile_is_none(aws: AwsWorld, name: str) -> None:
     assert aws.iam.get_instance_profile(name) is None
 

@@ -32,12 +32,6 @@ def name() -> str:
     return unique("role")
 
 
-@pytest.fixture
-def role(aws: AwsWorld, name: str) -> str:
-    aws.iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
-    return name
-
-
 def test_get_role_of_a_missing_role_is_none(aws: AwsWorld, name: str) -> None:
     assert aws.iam.get_role(name) is None
 

@@ -1,10 +1,13 @@
-"""Small helpers for calling the broker and reading what AWS then holds."""
+"""Small helpers for calling the broker, arranging what AWS holds behind its back, and reading
+what AWS then holds."""
 
 import json
+import uuid
 from typing import Any
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 
 
@@ -56,3 +59,22 @@ def aws_policy(emulator: Emulator, instance_id: str) -> dict[str, Any]:
     )
     document: Any = response["PolicyDocument"]  # boto3 decodes the URL-encoded JSON
     return dict(document) if isinstance(document, dict) else dict(json.loads(document))
+
+
+def create_foreign_profile(emulator: Emulator) -> str:
+    """A role and an instance profile holding it, of one new name, on the default path: as
+    someone other than the broker makes them. Their name."""
+    iam, name = emulator.client("iam"), f"foreign-{uuid.uuid4().hex[:12]}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return name
+
+
+def associate_foreign_profile(emulator: Emulator, instance_id: str) -> str:
+    """A new foreign profile (create_foreign_profile), associated with the instance by hand."""
+    name = create_foreign_profile(emulator)
+    emulator.client("ec2").associate_iam_instance_profile(
+        InstanceId=instance_id, IamInstanceProfile={"Name": name}
+    )
+    return name

@@ -1,6 +1,5 @@
 """End-to-end fixtures: the real server process, the generated stubs, the emulator with IAM on."""
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -9,7 +8,6 @@ import pytest
 from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
 from tests.e2e.broker_process import BrokerProcess
-from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +39,3 @@ def buckets(emulator: Emulator) -> tuple[str, str]:
     for name in names:
         emulator.create_bucket(name)
     return names
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A schema of the test's own on the PostgreSQL server, or a skip saying how to get one."""
-    server_url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not server_url:
-        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to run the broker on PostgreSQL")
-    yield from postgres_schema(server_url)

@@ -9,7 +9,6 @@ from mypy_boto3_iam.client import IAMClient
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
-from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from tests.e2e.calls import aws_associations, role_name
 
@@ -72,15 +71,6 @@ def create_managed_policy(emulator: Emulator, document: dict[str, Any]) -> str:
         PolicyName=f"by-hand-{uuid.uuid4().hex[:12]}", PolicyDocument=json.dumps(document)
     )
     return created["Policy"]["Arn"]
-
-
-def foreign_profile(emulator: Emulator) -> str:
-    """The name of a new instance profile, with a role, that the broker did not make."""
-    iam, name = emulator.client("iam"), f"team-profile-{uuid.uuid4().hex[:12]}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
-    iam.create_instance_profile(InstanceProfileName=name)
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    return name
 
 
 def disassociate(emulator: Emulator, instance_id: str) -> None:

@@ -172,11 +172,6 @@ def test_token_mode_without_its_files_refuses_to_start(tmp_path: Path) -> None:
 # --- TLS, and mTLS with certificates made here
 
 
-@pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
-
-
 def _tls_env(ca: CertificateAuthority, directory: Path) -> dict[str, object]:
     cert, key = ca.issue("accessbroker", server=True).write(directory, "server")
     return {"BROKER_TLS_CERT": cert, "BROKER_TLS_KEY": key}

@@ -21,7 +21,13 @@ from broker.sandbox import Credentials, Emulator
 from broker.sandbox.emulator import ACCOUNT_ID
 from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.e2e.broker_process import BrokerProcess
-from tests.e2e.calls import aws_associations, aws_profile_names, aws_role_exists, grant
+from tests.e2e.calls import (
+    aws_associations,
+    aws_profile_names,
+    aws_role_exists,
+    create_foreign_profile,
+    grant,
+)
 from tests.e2e.test_adoption import owners_profile
 from tests.e2e.test_orphans import leave_orphan
 from tests.waiting import NeverHappened, wait_until
@@ -153,12 +159,7 @@ def test_it_cannot_create_a_role_or_profile_outside_its_path(
 
 @pytest.fixture
 def foreign_profile(emulator: Emulator) -> str:
-    """A role and profile of the same name on the default path, as someone else made them."""
-    iam, name = emulator.client("iam"), f"foreign-{uuid.uuid4().hex[:12]}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
-    iam.create_instance_profile(InstanceProfileName=name)
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    return name
+    return create_foreign_profile(emulator)
 
 
 def test_it_cannot_pass_a_role_outside_its_path(

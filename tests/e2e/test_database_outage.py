@@ -23,22 +23,15 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @pytest.fixture
-def proxy(postgres_url: str) -> Iterator[TcpProxy]:
-    url = make_url(postgres_url)
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as running:
-        yield running
-
-
-@pytest.fixture
 def broker_on_proxy(
-    emulator: Emulator, postgres_url: str, proxy: TcpProxy
+    emulator: Emulator, postgres_url: str, postgres_proxy: TcpProxy
 ) -> Iterator[BrokerProcess]:
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    url = make_url(postgres_url).set(host="127.0.0.1", port=postgres_proxy.port)
     process = BrokerProcess(emulator, url.render_as_string(hide_password=False))
     process.start()
     yield process
-    if not proxy.is_up:
-        proxy.restore()
+    if not postgres_proxy.is_up:
+        postgres_proxy.restore()
     process.stop()
 
 
@@ -67,7 +60,7 @@ def _timed_code(call: Callable[[], object]) -> tuple[grpc.StatusCode, float]:
 
 def test_losing_the_database_refuses_calls_and_the_broker_recovers_on_its_own(
     broker_on_proxy: BrokerProcess,
-    proxy: TcpProxy,
+    postgres_proxy: TcpProxy,
     emulator: Emulator,
     buckets: tuple[str, str],
     instance_id: str,
@@ -76,7 +69,7 @@ def test_losing_the_database_refuses_calls_and_the_broker_recovers_on_its_own(
     before = grant(stub, instance_id, buckets[0], prefix="before/").grant
     other_instance = emulator.run_instance()
 
-    proxy.cut()
+    postgres_proxy.cut()
     wait_for_health(broker_on_proxy, NOT_SERVING, "after the database went away")
     refused = {
         "GrantAccess": _timed_code(
@@ -95,7 +88,7 @@ def test_losing_the_database_refuses_calls_and_the_broker_recovers_on_its_own(
             lambda: stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=before.grant_id), timeout=60)
         ),
     }
-    proxy.restore()
+    postgres_proxy.restore()
     wait_for_health(broker_on_proxy, SERVING, "again after the database came back")
     after = grant(stub, other_instance, buckets[0], prefix="after/").grant
     kept = stub.GetGrant(pb.GetGrantRequest(grant_id=before.grant_id), timeout=30)

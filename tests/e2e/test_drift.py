@@ -21,7 +21,14 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.e2e.broker_process import BrokerProcess
-from tests.e2e.calls import aws_associations, aws_policy, aws_profile_names, aws_role_exists, grant
+from tests.e2e.calls import (
+    aws_associations,
+    aws_policy,
+    aws_profile_names,
+    aws_role_exists,
+    create_foreign_profile,
+    grant,
+)
 from tests.e2e.drift import (
     GRANTS_POLICY,
     allow_reading,
@@ -33,7 +40,6 @@ from tests.e2e.drift import (
     difference,
     disassociate,
     drift_kinds_in,
-    foreign_profile,
     last_event_id,
     reconcile,
 )
@@ -330,7 +336,7 @@ def test_a_foreign_association_is_reported_and_left_alone_and_the_grants_fail(
     stub: broker_pb2_grpc.AccessBrokerStub, emulator: Emulator, managed: Managed
 ) -> None:
     instance_id = managed.instance_id
-    theirs = foreign_profile(emulator)
+    theirs = create_foreign_profile(emulator)
     disassociate(emulator, instance_id)
     emulator.client("ec2").associate_iam_instance_profile(
         InstanceId=instance_id, IamInstanceProfile={"Name": theirs}

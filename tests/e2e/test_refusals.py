@@ -5,9 +5,9 @@ import pytest
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
-from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from tests.e2e.calls import (
+    associate_foreign_profile,
     aws_associations,
     aws_policy,
     aws_role_exists,
@@ -88,12 +88,7 @@ def test_foreign_profile_is_failed_precondition_and_nothing_changes(
     instance_id: str,
     buckets: tuple[str, str],
 ) -> None:
-    iam, ec2 = emulator.client("iam"), emulator.client("ec2")
-    name = f"hand-made-{instance_id}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
-    iam.create_instance_profile(InstanceProfileName=name)
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name})
+    name = associate_foreign_profile(emulator, instance_id)
     before = aws_associations(emulator, instance_id)
 
     refused = refusal(lambda: grant(stub, instance_id, buckets[0]))

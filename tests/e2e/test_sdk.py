@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accessbroker import Access, BrokerClient, GrantState, errors
-from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from broker.sandbox.instance_view import ALLOWED
 from tests.e2e.broker_process import BrokerProcess
-from tests.e2e.calls import aws_policy, aws_role_exists, role_name
+from tests.e2e.calls import associate_foreign_profile, aws_policy, aws_role_exists, role_name
 
 
 @pytest.fixture
@@ -112,12 +111,7 @@ def test_unknown_instance_and_grant_are_not_found(
 def test_foreign_profile_is_failed_precondition(
     sdk: BrokerClient, emulator: Emulator, instance_id: str, buckets: tuple[str, str]
 ) -> None:
-    iam, ec2 = emulator.client("iam"), emulator.client("ec2")
-    name = f"hand-made-{instance_id}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
-    iam.create_instance_profile(InstanceProfileName=name)
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    ec2.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Name": name})
+    name = associate_foreign_profile(emulator, instance_id)
 
     with pytest.raises(errors.FailedPrecondition, match=name) as raised:
         sdk.grant(instance_id, buckets[0], "upload")

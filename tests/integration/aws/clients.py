@@ -1,4 +1,6 @@
-"""The adapter's own clients, signed as the emulator's admin."""
+"""The adapter's own clients, signed as the emulator's admin, and a port they cannot reach."""
+
+import socket
 
 from broker.adapters.aws.clients import AwsClients, make_aws_clients
 from broker.sandbox import Emulator
@@ -10,3 +12,11 @@ def admin_clients(emulator: Emulator) -> AwsClients:
         region=emulator.region,
         credentials=emulator.admin_credentials,
     )
+
+
+def closed_port() -> int:
+    """A port of localhost that nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

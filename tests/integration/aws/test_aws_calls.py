@@ -24,6 +24,7 @@ from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.retry import AwsRetry, Fault, RetryCounter
 from broker.domain.errors import AwsRejected
 from broker.sandbox import Credentials
+from tests.integration.aws.clock import FakeClock
 
 ROLE = "accessbroker-i-0123456789abcdef0"
 
@@ -99,22 +100,6 @@ def test_every_action_named_is_the_client_method_of_that_name(
 
     assert callable(getattr(client, method))
     assert client.meta.method_to_api_mapping[method] == action
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def counter() -> RetryCounter:
-    return RetryCounter()
 
 
 @pytest.fixture

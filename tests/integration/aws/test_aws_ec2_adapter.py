@@ -3,8 +3,6 @@
 The Ec2 port's behaviour against the emulator is its contract (tests/contract).
 """
 
-from collections.abc import Iterator
-
 import pytest
 from botocore.stub import Stubber
 from mypy_boto3_ec2.client import EC2Client
@@ -12,26 +10,12 @@ from mypy_boto3_ec2.client import EC2Client
 from broker.adapters.aws import BotoEc2
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import AwsRejected, AwsUnavailable
-from broker.sandbox import Emulator
-from tests.integration.aws.clients import admin_clients
 
 INSTANCE_ID = "i-0123456789abcdef0"
 PROFILE_NAME = "accessbroker-i-0123456789abcdef0"
 PROFILE_ARN = f"arn:aws:iam::123456789012:instance-profile/accessbroker/{PROFILE_NAME}"
 
 # EC2's propagation errors cannot be produced by moto, so these stub a real client's answers.
-
-
-@pytest.fixture(scope="module")
-def client_to_stub(emulator: Emulator) -> EC2Client:
-    # Built once: loading EC2's service model takes a second or two per client.
-    return admin_clients(emulator).ec2
-
-
-@pytest.fixture
-def stubbed(client_to_stub: EC2Client) -> Iterator[Stubber]:
-    with Stubber(client_to_stub) as stubber:
-        yield stubber
 
 
 PROPAGATION_MESSAGES = [
@@ -56,11 +40,11 @@ def stub_not_yet_visible(stubber: Stubber, message: str) -> None:
 
 @pytest.mark.parametrize("message", PROPAGATION_MESSAGES)
 def test_associate_waits_until_ec2_sees_the_profile(
-    stubbed: Stubber, client_to_stub: EC2Client, message: str
+    ec2_stub: Stubber, ec2_client: EC2Client, message: str
 ) -> None:
-    stub_not_yet_visible(stubbed, message)
-    stub_not_yet_visible(stubbed, message)
-    stubbed.add_response(
+    stub_not_yet_visible(ec2_stub, message)
+    stub_not_yet_visible(ec2_stub, message)
+    ec2_stub.add_response(
         "associate_iam_instance_profile",
         {
             "IamInstanceProfileAssociation": {
@@ -72,37 +56,37 @@ def test_associate_waits_until_ec2_sees_the_profile(
         },
         ASSOCIATE_PARAMS,
     )
-    ec2 = BotoEc2(client_to_stub, propagation_timeout=10.0)
+    ec2 = BotoEc2(ec2_client, propagation_timeout=10.0)
 
     assert ec2.associate(INSTANCE_ID, PROFILE_NAME) == AssociationInfo(
         "iip-assoc-0123456789abcdef0", INSTANCE_ID, PROFILE_ARN
     )
-    stubbed.assert_no_pending_responses()
+    ec2_stub.assert_no_pending_responses()
 
 
 def test_associate_gives_up_when_the_budget_is_spent(
-    stubbed: Stubber, client_to_stub: EC2Client
+    ec2_stub: Stubber, ec2_client: EC2Client
 ) -> None:
     for _ in range(50):
-        stub_not_yet_visible(stubbed, PROPAGATION_MESSAGES[0])
-    attempts = count_calls(stubbed, "AssociateIamInstanceProfile")
-    ec2 = BotoEc2(client_to_stub, propagation_timeout=0.5)
+        stub_not_yet_visible(ec2_stub, PROPAGATION_MESSAGES[0])
+    attempts = count_calls(ec2_stub, "AssociateIamInstanceProfile")
+    ec2 = BotoEc2(ec2_client, propagation_timeout=0.5)
 
     with pytest.raises(AwsUnavailable, match=f"instance profile {PROFILE_NAME} to EC2 within"):
         ec2.associate(INSTANCE_ID, PROFILE_NAME)
     assert 2 <= len(attempts) < 50
 
 
-def test_associate_does_not_retry_other_errors(stubbed: Stubber, client_to_stub: EC2Client) -> None:
-    stubbed.add_client_error(
+def test_associate_does_not_retry_other_errors(ec2_stub: Stubber, ec2_client: EC2Client) -> None:
+    ec2_stub.add_client_error(
         "associate_iam_instance_profile",
         service_error_code="UnauthorizedOperation",
         service_message="You are not authorized to perform this operation.",
         http_status_code=403,
     )
-    stub_not_yet_visible(stubbed, PROPAGATION_MESSAGES[0])
-    attempts = count_calls(stubbed, "AssociateIamInstanceProfile")
-    ec2 = BotoEc2(client_to_stub, propagation_timeout=10.0)
+    stub_not_yet_visible(ec2_stub, PROPAGATION_MESSAGES[0])
+    attempts = count_calls(ec2_stub, "AssociateIamInstanceProfile")
+    ec2 = BotoEc2(ec2_client, propagation_timeout=10.0)
 
     with pytest.raises(AwsRejected, match="AssociateIamInstanceProfile failed: Unauthorized") as e:
         ec2.associate(INSTANCE_ID, PROFILE_NAME)

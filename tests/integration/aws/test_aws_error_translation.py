@@ -1,6 +1,5 @@
 """How botocore failures become AwsUnavailable or AwsRejected, over HTTP and as raised."""
 
-import socket
 import time
 import uuid
 
@@ -20,7 +19,7 @@ from broker.domain.errors import AwsQuotaExceeded, AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
-from tests.integration.aws.clients import admin_clients
+from tests.integration.aws.clients import admin_clients, closed_port
 
 SECRET = "do-not-leak-this-secret-key"
 # Transient failures are retried for this long in these tests: briefly, but retried.
@@ -124,13 +123,6 @@ def test_unreadable_server_error_is_unavailable(emulator: Emulator) -> None:
         AwsUnavailable, match="RemoveRoleFromInstanceProfile failed: ResponseParserError"
     ):
         iam.remove_role_from_instance_profile(name, name)
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_unreachable_endpoint_is_unavailable_quickly() -> None:

@@ -3,32 +3,22 @@ to the adapter, waiting out IAM's propagation and IAM's own validation."""
 
 import json
 import threading
-import uuid
 
 import pytest
+from mypy_boto3_iam.client import IAMClient
 
 from broker.adapters.aws import BotoIam
 from broker.domain.errors import AwsRejected
 from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
-from broker.sandbox import Emulator
-from tests.integration.aws.clients import admin_clients
+from tests.integration.aws.names import unique
 
 MANAGED_TAGS = ManagedNames("i-0123456789abcdef0", DEFAULT_ROLE_PATH).tags
 
 
-def make_iam(emulator: Emulator, propagation_timeout: float) -> BotoIam:
-    return BotoIam(admin_clients(emulator).iam, propagation_timeout=propagation_timeout)
-
-
-@pytest.fixture(scope="module")
-def iam(emulator: Emulator) -> BotoIam:
-    return make_iam(emulator, propagation_timeout=5.0)
-
-
 @pytest.fixture
 def name() -> str:
-    return f"accessbroker-test-{uuid.uuid4().hex[:12]}"
+    return unique("accessbroker-test")
 
 
 @pytest.fixture
@@ -44,8 +34,8 @@ def test_put_invalid_policy_is_rejected(iam: BotoIam, role: str) -> None:
         iam.put_role_policy(role, "accessbroker-grants", json.dumps({"Statement": "nonsense"}))
 
 
-def test_adding_a_role_waits_for_it_to_appear(emulator: Emulator, name: str) -> None:
-    iam = make_iam(emulator, propagation_timeout=10.0)
+def test_adding_a_role_waits_for_it_to_appear(iam_client: IAMClient, name: str) -> None:
+    iam = BotoIam(iam_client, propagation_timeout=10.0)
     iam.create_instance_profile(name, DEFAULT_ROLE_PATH, MANAGED_TAGS)
     # The role shows up only after the first attempts, as after CreateRole on real IAM.
     late_role = threading.Timer(

@@ -3,8 +3,6 @@
 What counts as the broker's is the Iam port's contract (tests/contract).
 """
 
-import uuid
-
 import pytest
 from mypy_boto3_iam.client import IAMClient
 
@@ -12,27 +10,12 @@ from broker.adapters.aws import BotoIam
 from broker.domain.naming import ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
-from tests.integration.aws.clients import admin_clients
-
-
-def fresh_instance_id() -> str:
-    return f"i-{uuid.uuid4().hex[:17]}"
-
-
-@pytest.fixture
-def path() -> str:
-    """A path of the test's own: the emulator is shared by the whole session."""
-    return f"/managed-{uuid.uuid4().hex[:8]}/"
+from tests.integration.aws.names import fresh_instance_id
 
 
 @pytest.fixture(scope="module")
 def raw(emulator: Emulator) -> IAMClient:
     return emulator.client("iam")
-
-
-@pytest.fixture(scope="module")
-def iam(emulator: Emulator) -> BotoIam:
-    return BotoIam(admin_clients(emulator).iam, propagation_timeout=5.0)
 
 
 def make_role(raw: IAMClient, name: str, path: str, tags: dict[str, str]) -> None:

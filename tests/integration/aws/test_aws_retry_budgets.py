@@ -7,9 +7,7 @@ then arithmetic, not a race with the machine's load. The caller's deadline is re
 """
 
 import logging
-import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from botocore.stub import Stubber
@@ -20,9 +18,10 @@ from broker.adapters.aws import BotoEc2, BotoIam, make_aws_clients
 from broker.adapters.aws.retry import Fault, RetryBudgets, RetryCounter
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import AwsRejected, AwsUnavailable, DeadlineExceeded
-from broker.sandbox import Credentials, Emulator
+from broker.sandbox import Credentials
 from broker.service.deadlines import deadline_in, seconds_left
-from tests.integration.aws.clients import admin_clients
+from tests.integration.aws.clients import closed_port
+from tests.integration.aws.clock import FakeClock
 
 ROLE = "accessbroker-i-0123456789abcdef0"
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -47,51 +46,6 @@ ASSOCIATED = {
 }
 BUDGET = 1.0
 BUDGETS = RetryBudgets(throttling=BUDGET, server_error=BUDGET, connection=BUDGET)
-
-
-class FakeClock:
-    """Seconds that pass only when someone sleeps on this clock or says time went by."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def iam_client(emulator: Emulator) -> IAMClient:
-    return admin_clients(emulator).iam
-
-
-@pytest.fixture(scope="module")
-def ec2_client(emulator: Emulator) -> EC2Client:
-    return admin_clients(emulator).ec2
-
-
-@pytest.fixture
-def iam_stub(iam_client: IAMClient) -> Iterator[Stubber]:
-    with Stubber(iam_client) as stubber:
-        yield stubber
-
-
-@pytest.fixture
-def ec2_stub(ec2_client: EC2Client) -> Iterator[Stubber]:
-    with Stubber(ec2_client) as stubber:
-        yield stubber
-
-
-@pytest.fixture
-def counter() -> RetryCounter:
-    return RetryCounter()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -326,13 +280,6 @@ def test_access_denied_is_not_retried(
     assert counter.total == 0
     with pytest.raises(AssertionError):
         iam_stub.assert_no_pending_responses()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_refused_connections_are_retried_within_their_budget(clock: FakeClock) -> None:

@@ -1,7 +1,6 @@
 """The emulator authorizes roles, profiles and associations on their real ARNs, with PassRole."""
 
 import json
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -12,13 +11,10 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
 from broker.sandbox.emulator import ACCOUNT_ID, REGION
 from broker.sandbox.permissions import PASSED_TO_EC2, Call, Permission, required_permissions
+from tests.integration.aws.names import unique
 
 IAM_ARN = f"arn:aws:iam::{ACCOUNT_ID}"
 INSTANCE_ARN = f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def call(service: str, action: str, **params: str) -> Call:

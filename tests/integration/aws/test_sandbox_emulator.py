@@ -1,7 +1,6 @@
 """The emulator answers as AWS would an instance: through its profile's role, authorization on."""
 
 import json
-import uuid
 
 import boto3
 import pytest
@@ -9,10 +8,7 @@ from botocore.exceptions import ClientError
 
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+from tests.integration.aws.names import unique
 
 
 def give_instance_a_role(emulator: Emulator, instance_id: str, policy: dict[str, object]) -> str:

@@ -1,7 +1,6 @@
 """deploy/postgres/broker-privileges.sql on a real server: the broker's role can append to the
 audit trail but not change it, and every store the broker uses still works as that role."""
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -19,7 +18,6 @@ from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.access import GrantState
 from broker.domain.audit_chain import verify_chain
-from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 from tests.records import (
     GrantMaker,
     append_all,
@@ -37,18 +35,14 @@ CHANGES = [
 
 
 @pytest.fixture
-def owner_url() -> Iterator[str]:
+def owner_url(postgres_url: str) -> str:
     """A migrated schema of its own, owned by the server's administrator role."""
-    server_url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not server_url:
-        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to run the PostgreSQL privilege tests")
     if shutil.which("psql") is None:
         pytest.skip("the privileges script runs with psql, which is not installed")
-    for url in postgres_schema(server_url):
-        engine = create_engine_for(url)
-        upgrade_to_head(engine)
-        engine.dispose()
-        yield url
+    engine = create_engine_for(postgres_url)
+    upgrade_to_head(engine)
+    engine.dispose()
+    return postgres_url
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Losing the database: the store reports StoreUnavailable, writes nothing, and recovers."""
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,6 @@ from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.errors import StoreUnavailable
 from broker.service.ports import GrantFilter, UnitOfWorkFactory
-from tests.postgres import POSTGRES_URL_VARIABLE, postgres_schema
 from tests.records import GrantMaker
 from tests.tcp_proxy import TcpProxy
 
@@ -102,23 +100,8 @@ def test_a_broken_statement_stays_an_internal_error(
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    server_url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not server_url:
-        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to cut the connection to PostgreSQL")
-    yield from postgres_schema(server_url)
-
-
-@pytest.fixture
-def proxy(postgres_url: str) -> Iterator[TcpProxy]:
-    url = make_url(postgres_url)
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as running:
-        yield running
-
-
-@pytest.fixture
-def proxied_engine(postgres_url: str, proxy: TcpProxy) -> Iterator[Engine]:
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+def proxied_engine(postgres_url: str, postgres_proxy: TcpProxy) -> Iterator[Engine]:
+    url = make_url(postgres_url).set(host="127.0.0.1", port=postgres_proxy.port)
     engine = create_engine_for(url.render_as_string(hide_password=False))
     upgrade_to_head(engine)
     yield engine
@@ -126,7 +109,7 @@ def proxied_engine(postgres_url: str, proxy: TcpProxy) -> Iterator[Engine]:
 
 
 def test_postgres_cut_mid_transaction_is_unavailable_writes_nothing_and_recovers(
-    proxy: TcpProxy, proxied_engine: Engine, make_grant: GrantMaker
+    postgres_proxy: TcpProxy, proxied_engine: Engine, make_grant: GrantMaker
 ) -> None:
     units = sql_unit_of_work_factory(proxied_engine)
     lost, kept = make_grant(), make_grant()
@@ -134,12 +117,12 @@ def test_postgres_cut_mid_transaction_is_unavailable_writes_nothing_and_recovers
     with pytest.raises(StoreUnavailable), units() as uow:
         uow.grants.add(lost)
         uow.grants.get(lost.grant_id)
-        proxy.cut()
+        postgres_proxy.cut()
         uow.commit()
     with pytest.raises(StoreUnavailable), units() as uow:
         uow.grants.get(lost.grant_id)  # connecting is refused now
     reachable_while_cut = database_reachable(proxied_engine)
-    proxy.restore()
+    postgres_proxy.restore()
     with units() as uow:  # the pool threw the dead connections away and connects anew
         uow.grants.add(kept)
         uow.commit()
@@ -150,13 +133,13 @@ def test_postgres_cut_mid_transaction_is_unavailable_writes_nothing_and_recovers
 
 
 def test_postgres_instance_lock_is_unavailable_while_cut(
-    proxy: TcpProxy, proxied_engine: Engine
+    postgres_proxy: TcpProxy, proxied_engine: Engine
 ) -> None:
     locks = DatabaseInstanceLocks(proxied_engine)
-    proxy.cut()
+    postgres_proxy.cut()
 
     with pytest.raises(StoreUnavailable), locks.hold("i-0123456789abcdef0"):
         pass
-    proxy.restore()
+    postgres_proxy.restore()
     with locks.hold("i-0123456789abcdef0"):
         pass

@@ -9,11 +9,6 @@ from broker.settings import ConfigurationError
 from tests.credentials import CertificateAuthority
 
 
-@pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
-
-
 def test_certificate_key_and_client_ca_are_read(ca: CertificateAuthority, tmp_path: Path) -> None:
     pair = ca.issue("broker", server=True)
     cert, key = pair.write(tmp_path, "server")

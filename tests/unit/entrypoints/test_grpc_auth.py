@@ -15,11 +15,11 @@ from broker.domain.audit import NewAuditEvent, Outcome
 from broker.domain.authorization import AccessPolicy
 from broker.entrypoints.grpc.auth import BearerTokens, ClientCertificates
 from broker.entrypoints.grpc.security import ServerSecurity
-from broker.entrypoints.grpc.server import start_server
 from broker.service.messagebus import MessageBus
 from tests.credentials import CertificateAuthority, stored_tokens
 from tests.rpc import refusal
-from tests.unit.service.fakes import INSTANCE, START, World, world
+from tests.unit.entrypoints.serving import channel_to
+from tests.unit.service.fakes import INSTANCE, START, World
 
 ALICE_TOKEN = "alice-token-4f9a2c"
 BOB_TOKEN = "bob-token-77d1e0"
@@ -28,30 +28,13 @@ ONE_BEARER = "the authorization metadata must be one `Bearer <token>`"
 
 
 @pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
-
-
-@pytest.fixture
 def tokens() -> BearerTokens:
     return BearerTokens(stored_tokens({"alice": ALICE_TOKEN, "bob": BOB_TOKEN}))
 
 
-@contextmanager
-def _serving(bus: MessageBus, security: ServerSecurity, workers: int = 2) -> Iterator[int]:
-    running = start_server(bus, "127.0.0.1:0", lambda: True, workers, security=security)
-    try:
-        yield running.port
-    finally:
-        running.stop(grace=0)
-
-
 @pytest.fixture
 def channel(w: World, tokens: BearerTokens) -> Iterator[grpc.Channel]:
-    with (
-        _serving(w.bus, ServerSecurity(tokens)) as port,
-        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
-    ):
+    with channel_to(w.bus, security=ServerSecurity(tokens)) as channel:
         yield channel
 
 
@@ -127,12 +110,10 @@ def test_health_and_reflection_answer_without_credentials(channel: grpc.Channel)
     assert "accessbroker.v1.AccessBroker" in services
 
 
-def test_each_call_is_served_as_its_own_caller_on_a_shared_worker(w: World) -> None:
-    tokens = BearerTokens(stored_tokens({"alice": ALICE_TOKEN, "bob": BOB_TOKEN}))
-    with (
-        _serving(w.bus, ServerSecurity(tokens), workers=1) as port,
-        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
-    ):
+def test_each_call_is_served_as_its_own_caller_on_a_shared_worker(
+    w: World, tokens: BearerTokens
+) -> None:
+    with channel_to(w.bus, security=ServerSecurity(tokens), workers=1) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         first = stub.GrantAccess(_upload("photos"), metadata=_bearer(ALICE_TOKEN)).grant
         second = stub.GrantAccess(_upload("videos"), metadata=_bearer(BOB_TOKEN)).grant
@@ -143,10 +124,7 @@ def test_each_call_is_served_as_its_own_caller_on_a_shared_worker(w: World) -> N
 def test_an_audit_stream_runs_as_its_caller(w: World, tokens: BearerTokens) -> None:
     # Only admins may follow the audit trail, so the stream's answer shows who it ran as.
     w = w.with_policy(AccessPolicy(admins=frozenset({"alice"})))
-    with (
-        _serving(w.bus, ServerSecurity(tokens), workers=4) as port,
-        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
-    ):
+    with channel_to(w.bus, security=ServerSecurity(tokens), workers=4) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         request = pb.WatchAuditEventsRequest(after_event_id=0)
         # Streaming calls are untyped in grpc-stubs beyond iteration.
@@ -177,11 +155,6 @@ def test_replaced_tokens_take_effect_at_once(channel: grpc.Channel, tokens: Bear
 # --- client certificates, over an in-process TLS server
 
 
-@pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
-
-
 @contextmanager
 def _mtls_stub(
     bus: MessageBus, ca: CertificateAuthority, client: Any
@@ -191,10 +164,9 @@ def _mtls_stub(
         [(server.key, server.certificate)], root_certificates=ca.pem, require_client_auth=True
     )
     security = ServerSecurity(ClientCertificates(), credentials)
-    with _serving(bus, security) as port:
-        channel_credentials = grpc.ssl_channel_credentials(ca.pem, client.key, client.certificate)
-        with grpc.secure_channel(f"127.0.0.1:{port}", channel_credentials) as channel:
-            yield broker_pb2_grpc.AccessBrokerStub(channel)
+    channel_credentials = grpc.ssl_channel_credentials(ca.pem, client.key, client.certificate)
+    with channel_to(bus, security=security, credentials=channel_credentials) as channel:
+        yield broker_pb2_grpc.AccessBrokerStub(channel)
 
 
 @pytest.mark.parametrize(
@@ -245,10 +217,7 @@ def _alices_audit_stream(w: World, tokens: BearerTokens) -> Iterator[Any]:
     """Alice, an admin, following the audit trail from its start; the first event read."""
     w = w.with_policy(AccessPolicy(admins=frozenset({"alice"})))
     _append_event(w, "before")
-    with (
-        _serving(w.bus, ServerSecurity(tokens), workers=4) as port,
-        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
-    ):
+    with channel_to(w.bus, security=ServerSecurity(tokens), workers=4) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         request = pb.WatchAuditEventsRequest(after_event_id=0)
         stream: Any = stub.WatchAuditEvents(request, metadata=_bearer(ALICE_TOKEN), timeout=10)

@@ -12,9 +12,9 @@ from broker.domain.access import Access
 from broker.domain.authorization import AccessPolicy, Rule
 from broker.entrypoints.grpc.auth import BearerTokens
 from broker.entrypoints.grpc.security import ServerSecurity
-from broker.entrypoints.grpc.server import start_server
 from tests.credentials import stored_tokens
 from tests.rpc import refusal
+from tests.unit.entrypoints.serving import channel_to
 from tests.unit.service.fakes import INSTANCE, World, world
 
 POLICY = AccessPolicy(
@@ -38,12 +38,8 @@ def w() -> World:
 @pytest.fixture
 def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
     security = ServerSecurity(BearerTokens(stored_tokens(TOKENS)))
-    running = start_server(w.bus, "127.0.0.1:0", lambda: True, 2, security=security)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield broker_pb2_grpc.AccessBrokerStub(channel)
-    finally:
-        running.stop(grace=0)
+    with channel_to(w.bus, security=security) as channel:
+        yield broker_pb2_grpc.AccessBrokerStub(channel)
 
 
 def _request(bucket: str = "photos") -> pb.GrantAccessRequest:

@@ -1,33 +1,15 @@
 """ExtendGrant and covered grants over gRPC: mapping and status codes."""
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
-from broker.entrypoints.grpc.server import start_server
 from tests.rpc import refusal
-from tests.unit.service.fakes import INSTANCE, START, World, world
+from tests.unit.service.fakes import INSTANCE, START
 
 MISSING = "00000000-0000-0000-0000-00000000beef"
-
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
-
-
-@pytest.fixture
-def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
-    running = start_server(w.bus, "127.0.0.1:0", lambda: True, workers=2)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield broker_pb2_grpc.AccessBrokerStub(channel)
-    finally:
-        running.stop(grace=0)
 
 
 def hours(count: int) -> Duration:

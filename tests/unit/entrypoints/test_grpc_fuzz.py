@@ -24,10 +24,11 @@ from broker.adapters.db.engine import create_engine_for
 from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.entrypoints.grpc.mapping import encode_page_token
-from broker.entrypoints.grpc.server import MAX_MESSAGE_BYTES, RunningServer, start_server
+from broker.entrypoints.grpc.server import MAX_MESSAGE_BYTES
 from broker.entrypoints.grpc.servicer import FEED_START_METADATA
 from broker.service.ports import GrantFilter
 from tests.rpc import Refusal, refusal
+from tests.unit.entrypoints.serving import channel_to
 from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, World, world
 
 T = TypeVar("T")
@@ -80,24 +81,23 @@ def fuzzed(
         engine = create_engine_for(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'broker.db'}")
         upgrade_to_head(engine)
         w = w.with_store(sql_unit_of_work_factory(engine))
-    running: RunningServer = start_server(w.bus, "127.0.0.1:0", lambda: True, workers=4)
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-    stub = broker_pb2_grpc.AccessBrokerStub(channel)
-    grant_ids = [
-        stub.GrantAccess(
-            pb.GrantAccessRequest(instance_id=INSTANCE, bucket="photos", access=access)
-        ).grant.grant_id
-        for access in (pb.ACCESS_UPLOAD, pb.ACCESS_READ)
-    ]
-    # Events of another instance, which a watch of one instance must not send.
-    stub.GrantAccess(
-        pb.GrantAccessRequest(instance_id=OTHER_INSTANCE, bucket="photos", access=pb.ACCESS_LIST)
-    )
     try:
-        yield w, channel, grant_ids
+        with channel_to(w.bus, workers=4) as channel:
+            stub = broker_pb2_grpc.AccessBrokerStub(channel)
+            grant_ids = [
+                stub.GrantAccess(
+                    pb.GrantAccessRequest(instance_id=INSTANCE, bucket="photos", access=access)
+                ).grant.grant_id
+                for access in (pb.ACCESS_UPLOAD, pb.ACCESS_READ)
+            ]
+            # Events of another instance, which a watch of one instance must not send.
+            stub.GrantAccess(
+                pb.GrantAccessRequest(
+                    instance_id=OTHER_INSTANCE, bucket="photos", access=pb.ACCESS_LIST
+                )
+            )
+            yield w, channel, grant_ids
     finally:
-        channel.close()
-        running.stop(grace=0)
         if engine is not None:
             engine.dispose()
 

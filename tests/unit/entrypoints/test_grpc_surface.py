@@ -1,7 +1,5 @@
 """The gRPC surface over fake ports: status codes, error details, health, and no leaked details."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -12,34 +10,12 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.errors import AwsUnavailable
 from broker.entrypoints.grpc.errors import INTERNAL_MESSAGE
-from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.grpc.servicer import FEED_START_METADATA, MAX_STREAMS
-from broker.service.messagebus import MessageBus
 from broker.service.ports import UnitOfWork
 from tests.rpc import refusal
-from tests.unit.service.fakes import INSTANCE, World, world
+from tests.unit.entrypoints.serving import channel_to
+from tests.unit.service.fakes import INSTANCE, World
 from tests.waiting import wait_for
-
-
-@contextmanager
-def _serve(bus: MessageBus, database_up: bool = True, workers: int = 2) -> Iterator[grpc.Channel]:
-    running: RunningServer = start_server(bus, "127.0.0.1:0", lambda: database_up, workers=workers)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield channel
-    finally:
-        running.stop(grace=0)
-
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
-
-
-@pytest.fixture
-def stub(w: World) -> Iterator[broker_pb2_grpc.AccessBrokerStub]:
-    with _serve(w.bus) as channel:
-        yield broker_pb2_grpc.AccessBrokerStub(channel)
 
 
 def _upload() -> pb.GrantAccessRequest:
@@ -63,7 +39,7 @@ def test_unexpected_error_is_internal_with_a_generic_message(w: World) -> None:
     def broken_database() -> UnitOfWork:
         raise RuntimeError("connection to db.internal:5432 failed for user broker")
 
-    with _serve(w.with_store(broken_database).bus) as channel:
+    with channel_to(w.with_store(broken_database).bus) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         refused = refusal(lambda: stub.GrantAccess(_upload()))
 
@@ -109,7 +85,7 @@ def test_a_ttl_out_of_bounds_is_refused(
     ],
 )
 def test_health_follows_the_database(w: World, database_up: bool, expected: int) -> None:
-    with _serve(w.bus, database_up) as channel:
+    with channel_to(w.bus, database_up=database_up) as channel:
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
 
     assert status.status == expected
@@ -117,7 +93,7 @@ def test_health_follows_the_database(w: World, database_up: bool, expected: int)
 
 def test_audit_streams_beyond_the_limit_are_resource_exhausted(w: World) -> None:
     # Workers enough for every stream and then some: the limit, not the pool, must refuse.
-    with _serve(w.bus, workers=MAX_STREAMS + 2) as channel:
+    with channel_to(w.bus, workers=MAX_STREAMS + 2) as channel:
         stub = broker_pb2_grpc.AccessBrokerStub(channel)
         # Streaming calls are untyped in grpc-stubs beyond iteration.
         streams: list[Any] = [

@@ -7,12 +7,10 @@ import pytest
 from broker.domain.audit import AuditEvent
 from broker.domain.errors import InvalidRequest
 from broker.service.commands import WatchAuditEvents
-from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, World, grant_command, world
+from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, World, grant_command
 
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE, OTHER_INSTANCE)
+# The instances that exist in the world `w` (tests/unit/conftest.py).
+INSTANCES = (INSTANCE, OTHER_INSTANCE)
 
 
 def _idle_running(actions: list[Callable[[], object]]) -> Callable[[], bool]:

@@ -9,14 +9,9 @@ from broker.domain.access import GrantState
 from broker.domain.errors import DeadlineExceeded
 from broker.service.commands import FinishSettling, RevokeAccess
 from broker.service.deadlines import deadline_in, seconds_left
-from tests.unit.service.fakes import INSTANCE, World, grant_command, world
+from tests.unit.service.fakes import INSTANCE, World, grant_command
 
 PASSED = "the caller's deadline passed during AWS AssociateIamInstanceProfile"
-
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
 
 
 def test_a_grant_whose_deadline_passes_stays_pending_with_the_reason(w: World) -> None:

@@ -18,15 +18,13 @@ from tests.unit.service.fakes import (
     World,
     grant_command,
     policy_of,
-    world,
 )
 
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE, OTHER_INSTANCE)
+# The instances that exist in the world `w` (tests/unit/conftest.py).
+INSTANCES = (INSTANCE, OTHER_INSTANCE)
 
 
 def limited(w: World, **limits: timedelta | None) -> World:

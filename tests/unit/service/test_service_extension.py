@@ -8,15 +8,10 @@ from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound, InvalidRequest, WrongState
 from broker.domain.grants import GrantLimits
 from broker.service.commands import ExtendGrant, RevokeAccess
-from tests.unit.service.fakes import INSTANCE, START, World, grant_command, world
+from tests.unit.service.fakes import START, World, grant_command
 
 HOUR = timedelta(hours=1)
 MISSING = "00000000-0000-0000-0000-00000000beef"
-
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
 
 
 def extended_events(w: World) -> list[dict[str, object]]:

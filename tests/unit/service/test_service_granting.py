@@ -41,11 +41,6 @@ FIRST_BUILD = [
 ]
 
 
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
-
-
 def test_first_grant_builds_role_policy_profile_and_association(w: World) -> None:
     result = w.handle(grant_command("photos", Access.UPLOAD, prefix="in/"))
 

@@ -18,15 +18,11 @@ from tests.unit.service.fakes import (
     FakeRole,
     World,
     grant_command,
-    world,
 )
 
 THIRD_INSTANCE = "i-0aaaaaaaaaaaaaaa1"
-
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE, OTHER_INSTANCE, THIRD_INSTANCE)
+# The instances that exist in the world `w` (tests/unit/conftest.py).
+INSTANCES = (INSTANCE, OTHER_INSTANCE, THIRD_INSTANCE)
 
 
 def leave_behind(

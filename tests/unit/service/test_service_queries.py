@@ -22,13 +22,10 @@ from tests.unit.service.fakes import (
     World,
     grant_command,
     policy_of,
-    world,
 )
 
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE, OTHER_INSTANCE)
+# The instances that exist in the world `w` (tests/unit/conftest.py).
+INSTANCES = (INSTANCE, OTHER_INSTANCE)
 
 
 def grant(w: World, bucket: str, instance_id: str = INSTANCE) -> Grant:

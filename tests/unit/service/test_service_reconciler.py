@@ -6,12 +6,10 @@ from broker.domain.access import GrantState
 from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.errors import AwsUnavailable
 from broker.service.commands import FinishSettling, RevokeAccess
-from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, ROLE, World, grant_command, world
+from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, ROLE, World, grant_command
 
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE, OTHER_INSTANCE)
+# The instances that exist in the world `w` (tests/unit/conftest.py).
+INSTANCES = (INSTANCE, OTHER_INSTANCE)
 
 
 def test_postponed_grants_and_revocations_are_finished_by_the_system(w: World) -> None:

@@ -21,13 +21,7 @@ from tests.unit.service.fakes import (
     World,
     grant_command,
     policy_of,
-    world,
 )
-
-
-@pytest.fixture
-def w() -> World:
-    return world(INSTANCE)
 
 
 def test_revoking_one_of_two_grants_puts_the_recomputed_policy(w: World) -> None:
