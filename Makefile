@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/accessbroker/v1/*.proto)
 GEN    := clients/python/accessbroker/v1/broker_pb2.py
 
-.PHONY: install proto sdk lint test test-fast test-stress run demo clean
+.PHONY: install proto sdk lint test test-fast test-stress bench run demo clean
 
 install: $(STAMP) $(GEN)
 
@@ -51,6 +51,13 @@ test-fast: install
 # The suite with every core kept busy by another process: it must hold on a loaded machine.
 test-stress: install
 	$(BIN)/python -m tests.stress -- $(MAKE) test
+
+# The broker beside a bare grpcio echo server, and its AWS calls per operation, each number beside
+# its goal (docs/performance.md). A few minutes; e.g. BENCH_ARGS="--slice-seconds 2".
+BENCH_ARGS ?=
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 run: install
 	$(BIN)/access-broker serve --sandbox
