@@ -165,7 +165,7 @@ class Authorizer:
         return replace(permit, request=replace(request, ttl=decision.ttl), reason=decision.reason)
 
     def _owner(self, permit: Permit, rule: Rule, grant_id: str) -> Permit:
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             grant = uow.grants.get(grant_id)
         if grant is None:
             raise GrantNotFound(grant_id)

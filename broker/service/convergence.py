@@ -92,6 +92,10 @@ class Intent:
     # Set when a broader live grant already gave what was asked: `grant` is that grant.
     covered_by: str = ""
 
+    @property
+    def changes_nothing(self) -> bool:
+        return not (self.new or self.changed or self.events)
+
 
 @dataclass(frozen=True)
 class Desired:
@@ -159,10 +163,13 @@ class Convergence:
         if grant.state.is_settling:
             self.converge(grant.instance_id, actor)
             grant = self._current(grant.grant_id)
-        document = self.desired(grant.instance_id).document
-        return GrantResult(
-            grant, render(document) if document else "", covered_by=intent.covered_by
-        )
+        return self.report(replace(intent, grant=grant))
+
+    def report(self, intent: Intent) -> GrantResult:
+        """The intent's grant as it stands, with the instance's whole policy."""
+        document = self.desired(intent.grant.instance_id).document
+        policy = render(document) if document else ""
+        return GrantResult(intent.grant, policy, covered_by=intent.covered_by)
 
     def _admit(self, intent: Intent) -> tuple[PolicyDocument | None, list[Step]]:
         """The policy with the intent's grant, and the steps towards it; raises, writing
@@ -180,7 +187,7 @@ class Convergence:
         return document, self._plan(names, document)
 
     def _current(self, grant_id: str) -> Grant:
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             grant = uow.grants.get(grant_id)
         assert grant is not None, "a grant is never deleted"
         return grant
@@ -190,7 +197,7 @@ class Convergence:
     def desired(self, instance_id: str) -> Desired:
         """What AWS should hold now: a grant past its expiry no longer counts, swept or not yet."""
         now = self._clock.now()
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             grants = uow.grants.for_instance(instance_id)
         scopes = [g.scope for g in grants if g.is_live(now)]
         expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
@@ -295,7 +302,7 @@ class Convergence:
     ) -> None:
         """Removes the broker's policy from a role it adopted earlier that no longer carries the
         instance's grants (its profile was replaced, or taken off the instance)."""
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             record = uow.instances.get(names.instance_id)
         if record is None or not record.policy_document:
             return

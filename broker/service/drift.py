@@ -111,7 +111,7 @@ def reconcile(
     An instance the broker has no record of is not its business: brokers sharing a role path
     (BROKER_REMOVE_ORPHANS=false) must not tear down each other's resources.
     """
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         if not command.instance_id:
             instances = unit.grants.live_instances()
         elif unit.instances.get(command.instance_id) is None and not unit.grants.for_instance(
@@ -131,7 +131,7 @@ def repair_drift(
 ) -> list[DriftFinding]:
     """The sweep's pass over every instance with a live grant; an instance that cannot be
     checked now (AWS unavailable, say) is tried again next time."""
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         instances = unit.grants.live_instances()
     findings = []
     for instance_id in instances:

@@ -30,7 +30,7 @@ def grant_access(
     permit = context.permit
     request, now = permit.the_request(), clock.now()
     expires_at = expiry_after(now, request.ttl)
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         live = [g for g in unit.grants.for_instance(request.instance_id) if permit.may_act_on(g)]
     existing = next((g for g in live if g.scope == request.scope and g.is_live(now)), None)
     if existing is not None:

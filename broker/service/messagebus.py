@@ -2,11 +2,16 @@
 
     validate     command.validate()                      commands.py
     authorize    Authorizer.authorize(); refusals audited authorization.py (the RULES table)
-    lock         the instance a changing command is about InstanceLocks (ports.py)
     idempotency  a retry gets the first result            idempotency.py
     handler      the command's own logic                  granting.py, revoking.py, queries.py,
                                                           drift.py, sweeps.py
+    lock         the instance a changing command is about InstanceLocks (ports.py)
     settle       record the handler's Intent, converge    convergence.py
+
+A grant or a revocation is decided first without the instance's lock: when that decision
+changes nothing (a retry of finished work, a repeat of a live grant, a dry run), it is the
+answer, and nothing waits or writes. Otherwise the command is decided again under the lock and
+settled. Other commands that change grants hold the lock throughout; reads never take it.
 
 Handlers are plain functions `handler(command, context, **ports)`; bootstrap.py gives each the
 ports it names and hands the bus the result, one handler per command type.
@@ -21,7 +26,7 @@ from broker.domain.audit import AuditAction, refusal_event
 from broker.domain.errors import BrokerError, PermissionDenied
 from broker.domain.grants import GrantLimits
 from broker.service.authorization import RULES, Authorizer, Permit
-from broker.service.commands import Command, ExtendGrant, GrantAccess, RevokeAccess
+from broker.service.commands import Command, ExtendGrant, GrantAccess, GrantResult, RevokeAccess
 from broker.service.convergence import Convergence, Intent
 from broker.service.idempotency import NO_KEY, IdempotencyKey, key_for
 from broker.service.ports import Clock, InstanceLocks, UnitOfWorkFactory
@@ -62,22 +67,45 @@ class MessageBus:
     def handle(self, command: Command[Result]) -> Result:
         command.validate(self._limits)
         permit = self._authorized(command)
+        key = key_for(command, permit)
+        context = Context(permit, key, lambda: self._authorized(command))
+        if not isinstance(command, GrantAccess | RevokeAccess):
+            with self._locked(command, permit):
+                return cast(Result, self._handled(command, context))
+        # Decided first without the instance's lock: a request that changes nothing (a retry of
+        # one that is done, a repeat of a live grant, a dry run) is answered at once, and writes
+        # nothing. Reads never wait for a convergence.
+        unchanged = self._unchanged(command, context)
+        if unchanged is not None:
+            return cast(Result, unchanged)
         with self._locked(command, permit):
-            key = key_for(command, permit)
-            earlier = self._earlier(command, key)
-            if earlier is not None:
-                # A retry: the first attempt recorded everything; only settling may be left.
-                return cast(Result, self._convergence.settle(earlier, NO_KEY, command.actor))
-            context = Context(permit, key, lambda: self._authorized(command))
-            handler = self._handlers[type(command)]
-            result = self._refusals_audited(command, lambda: handler(command, context))
-            if not isinstance(result, Intent):
-                return cast(Result, result)
-            if _is_dry_run(command):
-                preview = self._convergence.preview
-                return cast(Result, self._refusals_audited(command, lambda: preview(result)))
-            self._refusals_audited(command, lambda: self._convergence.check(result))
-            return cast(Result, self._convergence.settle(result, key, command.actor))
+            # Decided again under the lock: what was read without it may have changed since.
+            return cast(Result, self._changed(command, context))
+
+    def _handled(self, command: Command[Any], context: Context) -> Any:
+        handler = self._handlers[type(command)]
+        return self._refusals_audited(command, lambda: handler(command, context))
+
+    def _unchanged(self, command: Command[Any], context: Context) -> GrantResult | None:
+        """The answer to a request that changes nothing, or None when it may change something."""
+        earlier = self._earlier(command, context.key)
+        if earlier is not None:
+            return None if earlier.grant.state.is_settling else self._convergence.report(earlier)
+        intent: Intent = self._handled(command, context)
+        if _is_dry_run(command):
+            return self._refusals_audited(command, lambda: self._convergence.preview(intent))
+        if intent.changes_nothing and not context.key.key and not intent.grant.state.is_settling:
+            return self._convergence.report(intent)
+        return None
+
+    def _changed(self, command: Command[Any], context: Context) -> GrantResult:
+        earlier = self._earlier(command, context.key)
+        if earlier is not None:
+            # A retry: the first attempt recorded everything; only settling may be left.
+            return self._convergence.settle(earlier, NO_KEY, command.actor)
+        intent: Intent = self._handled(command, context)
+        self._refusals_audited(command, lambda: self._convergence.check(intent))
+        return self._convergence.settle(intent, context.key, command.actor)
 
     def _authorized(self, command: Command[Any]) -> Permit:
         return self._refusals_audited(command, lambda: self._authorizer.authorize(command))
@@ -96,7 +124,9 @@ class MessageBus:
     def _earlier(self, command: Command[Any], key: IdempotencyKey) -> Intent | None:
         """The first attempt's grant, when this is a retry under the same key. A dry run shows
         what would happen now; it still refuses a key used for a different request."""
-        with self._uow() as uow:
+        if not key.key:
+            return None
+        with self._uow(read_only=True) as uow:
             grant_id = key.earlier(uow)
             grant = uow.grants.get(grant_id) if grant_id else None
         if grant is None or _is_dry_run(command):

@@ -118,7 +118,11 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work. A read-only one never waits for a writer, nor makes one wait
+        (on SQLite a writing unit of work holds the database's write lock from its start), and
+        refuses to commit: for reads that decide nothing they then write."""
+        ...
 
 
 class Iam(Protocol):

@@ -43,7 +43,7 @@ def list_grants(command: ListGrants, context: Context, *, uow: UnitOfWorkFactory
         state=command.state,
         requested_by="" if context.permit.is_admin else command.actor,
     )
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         return unit.grants.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
 
 
@@ -55,7 +55,7 @@ def describe_instance(
     admin only when it grants exactly the caller's own grants (a grant of another's still
     being revoked, say, keeps it hidden)."""
     instance_id = command.instance_id
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         record = unit.instances.get(instance_id)
         grants = [g for g in unit.grants.for_instance(instance_id) if g.state.is_desired]
     if record is None and not grants and ec2.find_instance(instance_id) is None:
@@ -78,7 +78,7 @@ def list_audit_events(
     command: ListAuditEvents, context: Context, *, uow: UnitOfWorkFactory
 ) -> Page[AuditEvent]:
     where = AuditFilter(instance_id=command.instance_id, grant_id=command.grant_id)
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         return unit.audit.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
 
 
@@ -92,7 +92,7 @@ def watch_audit_events(
     if command.after is not None:
         start = command.after
     else:
-        with uow() as unit:
+        with uow(read_only=True) as unit:
             start = unit.audit.last_event_id()
 
     def follow(idle: Callable[[], bool]) -> Iterator[AuditEvent]:
@@ -110,7 +110,7 @@ def _feed(
     AuditLog.append), so resuming after the last id seen misses nothing and repeats nothing."""
     where = AuditFilter(instance_id=instance_id)
     while True:
-        with uow() as unit:
+        with uow(read_only=True) as unit:
             page = unit.audit.list(where, cursor, FEED_BATCH)
         for event in page.items:
             yield event

@@ -17,7 +17,7 @@ def revoke_access(
     command: RevokeAccess, context: Context, *, uow: UnitOfWorkFactory, clock: Clock
 ) -> Intent:
     # Read again under the instance's lock, which authorization did not hold.
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         grant = unit.grants.get(command.grant_id)
     if grant is None:
         raise GrantNotFound(command.grant_id)

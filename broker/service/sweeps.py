@@ -31,7 +31,7 @@ def expire_grants(
     fails leaves them found here again by the next sweep, never EXPIRED with access still in
     AWS. Answers the instances that could not be converged yet.
     """
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         instances = sorted({g.instance_id for g in unit.grants.expired(clock.now())})
     return _converge_each(convergence, instances, command.actor, "end the expired grants of")
 
@@ -45,7 +45,7 @@ def finish_settling(
 ) -> list[str]:
     """Converges each instance that still has a pending or revoking grant; answers those that
     could not be finished yet (their grants keep the reason)."""
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         instances = unit.grants.settling_instances()
     return _converge_each(convergence, instances, command.actor, "finish")
 
@@ -104,5 +104,5 @@ def remove_orphans(
 
 def _needed(uow: UnitOfWorkFactory, instance_id: str) -> bool:
     """Whether a grant of the instance is pending, active or revoking."""
-    with uow() as unit:
+    with uow(read_only=True) as unit:
         return bool(unit.grants.for_instance(instance_id))

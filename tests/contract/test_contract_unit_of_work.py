@@ -19,6 +19,7 @@ from broker.service.ports import (
     UnitOfWorkFactory,
 )
 from tests.records import GrantMaker, audit_event, idempotency_record, instance_record
+from tests.waiting import wait_until
 
 INSTANCE = "i-0123456789abcdef0"
 MOMENT = datetime(2026, 7, 1, 12, 30, 15, tzinfo=UTC)
@@ -150,3 +151,60 @@ def test_two_threads_write_through_separate_units_of_work(
     with units() as uow:
         assert len(uow.grants.list(GrantFilter(), after=None, limit=100).items) == 2 * rounds
         assert len(uow.audit.list(AuditFilter(), after=None, limit=100).items) == 2 * rounds
+
+
+def test_a_read_only_unit_of_work_sees_what_is_committed_and_refuses_to_commit(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    grant = make_grant()
+    write_to_every_store(units, grant, commit=True)
+
+    with units(read_only=True) as uow:
+        assert uow.grants.get(grant.grant_id) == grant
+        with pytest.raises(RuntimeError, match="read-only unit of work"):
+            uow.commit()
+
+
+def _in_another_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # reported by the caller's assertion
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def test_a_reader_and_a_writer_never_wait_for_each_other(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    # A reader open while a writer writes, and a writer open while a reader reads: each ends
+    # while the other is still open. On SQLite, a unit of work holding the write lock would
+    # make the other wait out the busy timeout (30 s) and then fail.
+    first, second = make_grant(), make_grant()
+    write_to_every_store(units, first, commit=True)
+
+    def write_second() -> None:
+        with units() as uow:
+            uow.grants.add(second)
+            uow.commit()
+
+    def read_first() -> None:
+        with units(read_only=True) as uow:
+            assert uow.grants.get(first.grant_id) == first
+
+    with units(read_only=True) as reading:
+        assert reading.grants.get(first.grant_id) == first
+        writer, writer_errors = _in_another_thread(write_second)
+        wait_until(lambda: not writer.is_alive(), what="the writer done while a reader is open")
+    with units() as writing:
+        writing.grants.add(make_grant())
+        reader, reader_errors = _in_another_thread(read_first)
+        wait_until(lambda: not reader.is_alive(), what="the reader done while a writer is open")
+
+    assert writer_errors == reader_errors == []
+    assert what_is_stored(units, second.grant_id)[0]

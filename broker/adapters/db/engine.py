@@ -15,7 +15,11 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from broker.domain.errors import StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# Connections per engine, and as many again on demand: each call in flight may hold an
+# instance lock's connection and a unit of work's at once, and the server runs 24 workers.
 POOL_SIZE = 32
+# An execution option: the connection's transactions only read (see _begin).
+READ_ONLY = "broker_read_only"
 # Bounds on a PostgreSQL server that stops answering, so a call fails instead of hanging:
 # connecting, and an open connection whose server went silent (keepalives, unacknowledged
 # writes).
@@ -90,9 +94,7 @@ class _OutageReportingPool(QueuePool):
 
 def _postgres_engine(url: str) -> Engine:
     # pre_ping drops connections a server restart or failover left dead in the pool, so the
-    # broker recovers by itself once the database is back. Each call in flight may hold an
-    # instance lock's connection and a unit of work's at once, so the pool is sized for twice
-    # the server's workers.
+    # broker recovers by itself once the database is back.
     return create_engine(
         url,
         poolclass=_OutageReportingPool,
@@ -115,14 +117,19 @@ def _sqlite_engine(url: str) -> Engine:
         url,
         # Sessions move between threads of the gRPC server's pool.
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        # A file database: enough connections that no worker waits for one to read.
+        poolclass=_OutageReportingPool,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
     )
     event.listen(engine, "connect", _configure_sqlite_connection)
-    event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "begin", _begin)
     return engine
 
 
 def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    # Hand transaction control to SQLAlchemy (see _begin_immediate); pysqlite's own
+    # Hand transaction control to SQLAlchemy (see _begin); pysqlite's own
     # implicit BEGIN comes only before DML, so reads would run outside the transaction.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -132,8 +139,10 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
     cursor.close()
 
 
-def _begin_immediate(connection: Connection) -> None:
+def _begin(connection: Connection) -> None:
     # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY, no
     # waiting) when another connection wrote in between; taking the write lock up front
-    # makes concurrent units of work queue on the busy timeout instead.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # makes concurrent units of work queue on the busy timeout instead. A transaction that
+    # only reads needs no lock at all: under WAL it reads a snapshot while writers go on.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -7,6 +7,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from broker.adapters.db.audit_log import SqlAuditLog
+from broker.adapters.db.engine import READ_ONLY
 from broker.adapters.db.grant_store import SqlGrantStore
 from broker.adapters.db.idempotency_keys import SqlIdempotencyKeys
 from broker.adapters.db.instance_records import SqlInstanceRecords
@@ -32,8 +33,8 @@ class SqlUnitOfWork:
     idempotency: IdempotencyKeys
     instances: InstanceRecords
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
-        self._session_factory = session_factory
+    def __init__(self, session_factory: Callable[[], Session], *, read_only: bool) -> None:
+        self._session_factory, self._read_only = session_factory, read_only
 
     def __enter__(self) -> "SqlUnitOfWork":
         self._session = self._session_factory()
@@ -52,14 +53,17 @@ class SqlUnitOfWork:
             self._session.close()
 
     def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         self._session.commit()
 
 
 def sql_unit_of_work_factory(engine: Engine) -> UnitOfWorkFactory:
     # Objects stay readable after commit: services return what they just wrote.
-    sessions = sessionmaker(engine, class_=Session, expire_on_commit=False)
+    writing = sessionmaker(engine, class_=Session, expire_on_commit=False)
+    reading = sessionmaker(engine.execution_options(**{READ_ONLY: True}), class_=Session)
 
-    def new_unit_of_work() -> UnitOfWork:
-        return SqlUnitOfWork(sessions)
+    def new_unit_of_work(*, read_only: bool = False) -> UnitOfWork:
+        return SqlUnitOfWork(reading if read_only else writing, read_only=read_only)
 
     return new_unit_of_work

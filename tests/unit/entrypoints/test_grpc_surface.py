@@ -36,7 +36,7 @@ def test_aws_unavailable_is_unavailable_and_records_nothing(
 
 
 def test_unexpected_error_is_internal_with_a_generic_message(w: World) -> None:
-    def broken_database() -> UnitOfWork:
+    def broken_database(*, read_only: bool = False) -> UnitOfWork:
         raise RuntimeError("connection to db.internal:5432 failed for user broker")
 
     with channel_to(w.with_store(broken_database).bus) as channel:

@@ -249,8 +249,8 @@ class FakeDatabase:
         self.claimed_keys: dict[tuple[str, str], FakeUnitOfWork] = {}
         self.ended = threading.Condition(self.lock)
 
-    def __call__(self) -> "FakeUnitOfWork":
-        return FakeUnitOfWork(self)
+    def __call__(self, *, read_only: bool = False) -> "FakeUnitOfWork":
+        return FakeUnitOfWork(self, read_only=read_only)
 
     def snapshot(self) -> Tables:
         with self.lock:
@@ -264,8 +264,8 @@ class FakeDatabase:
 
 
 class FakeUnitOfWork:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
+    def __init__(self, db: FakeDatabase, *, read_only: bool = False) -> None:
+        self._db, self._read_only = db, read_only
         self.working = Tables()
         self._writes: list[Write] = []
         self.grants: GrantStore = FakeGrantStore(self)
@@ -288,6 +288,8 @@ class FakeUnitOfWork:
         self._writes.append(write)
 
     def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         with self._db.lock:
             after = self._db.committed.copy()
             for write in self._writes:

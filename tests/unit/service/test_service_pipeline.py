@@ -1,0 +1,131 @@
+"""The pipeline over fakes: what waits for an instance's lock, and what writes.
+
+A request that changes nothing is answered without the instance's lock and writes nothing, so
+reads and repeats never wait behind a convergence. Each test holds the instance's lock in
+another thread (as a convergence in progress would) and runs the request beside it.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import TypeVar
+
+from broker.domain.access import Access, GrantState
+from broker.service.commands import (
+    DescribeInstanceAccess,
+    GetGrant,
+    GrantResult,
+    ListGrants,
+    RevokeAccess,
+)
+from tests.blocking import blocked_at
+from tests.unit.service.fakes import INSTANCE, POLICY, ROLE, World, grant_command
+from tests.waiting import wait_for, wait_until
+
+T = TypeVar("T")
+HOUR = timedelta(hours=1)
+
+
+@contextmanager
+def lock_held_elsewhere(w: World) -> Iterator[None]:
+    """The instance's lock, held by another thread until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with w.locks.hold(INSTANCE):
+            holding.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        wait_until(holding.is_set, what="the other thread holding the instance's lock")
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def beside_the_lock(w: World, request: Callable[[], T]) -> T:
+    """The request's answer, reached while another thread holds the instance's lock; fails
+    naming the wait if the request waits for that lock."""
+    answers: list[T] = []
+    with lock_held_elsewhere(w):
+        worker = threading.Thread(target=lambda: answers.append(request()))
+        worker.start()
+        wait_for(lambda: answers, bool, what="the answer, without waiting for the lock")
+    worker.join()
+    return answers[0]
+
+
+def test_a_repeated_identical_grant_is_answered_without_the_lock_or_a_write(w: World) -> None:
+    first = w.handle(grant_command("photos", ttl=HOUR)).grant
+    commits, calls = w.db.commits, len(w.aws.calls)
+
+    again = beside_the_lock(w, lambda: w.handle(grant_command("photos", ttl=HOUR)))
+
+    assert again.grant == first
+    assert again.grant.state is GrantState.ACTIVE
+    assert again.policy_document != ""
+    assert (w.db.commits, len(w.aws.calls)) == (commits, calls)
+
+
+def test_a_retry_under_its_key_of_a_finished_grant_waits_for_nothing(w: World) -> None:
+    first = w.handle(grant_command("photos", idempotency_key="deploy-1")).grant
+    commits = w.db.commits
+
+    again = beside_the_lock(
+        w, lambda: w.handle(grant_command("photos", idempotency_key="deploy-1"))
+    )
+
+    assert again.grant == first
+    assert w.db.commits == commits
+
+
+def test_a_dry_run_and_the_reads_wait_for_nothing(w: World) -> None:
+    granted = w.handle(grant_command("photos")).grant
+    commits = w.db.commits
+
+    preview = beside_the_lock(w, lambda: w.handle(grant_command("logs", dry_run=True)))
+    read = beside_the_lock(w, lambda: w.handle(GetGrant(grant_id=granted.grant_id)))
+    listed = beside_the_lock(w, lambda: w.handle(ListGrants(instance_id=INSTANCE)))
+    described = beside_the_lock(w, lambda: w.handle(DescribeInstanceAccess(instance_id=INSTANCE)))
+
+    assert preview.planned_changes == (f"put inline policy {POLICY} on role {ROLE}",)
+    assert read == granted
+    assert [g.grant_id for g in listed.items] == [granted.grant_id]
+    assert [g.grant_id for g in described.grants] == [granted.grant_id]
+    assert w.db.commits == commits
+
+
+def test_a_repeat_of_a_revoked_grant_without_a_key_changes_nothing(w: World) -> None:
+    granted = w.handle(grant_command("photos")).grant
+    w.revoke(granted.grant_id)
+    commits = w.db.commits
+
+    again = beside_the_lock(w, lambda: w.handle(RevokeAccess(grant_id=granted.grant_id)))
+
+    assert again.grant.state is GrantState.REVOKED
+    assert w.db.commits == commits
+
+
+def test_a_request_that_changes_something_waits_for_the_lock_and_then_decides_again(
+    w: World,
+) -> None:
+    w.handle(grant_command("photos", ttl=HOUR))
+    answers: list[GrantResult] = []
+    with lock_held_elsewhere(w):
+        worker = threading.Thread(
+            target=lambda: answers.append(w.handle(grant_command("logs", Access.READ)))
+        )
+        worker.start()
+        wait_until(
+            lambda: blocked_at(worker, type(w.locks).hold_counting, "with entry.lock:"),
+            what="the new grant waiting for the instance's lock",
+        )
+        assert answers == []
+    worker.join()
+
+    assert answers[0].grant.state is GrantState.ACTIVE
+    assert [g.scope.bucket for g in w.db.grants()] == ["photos", "logs"]
