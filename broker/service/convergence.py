@@ -23,6 +23,7 @@ from broker.domain.audit import (
 )
 from broker.domain.convergence import (
     AdoptedRole,
+    AssociationInfo,
     ObservedState,
     RecordedState,
     Step,
@@ -51,6 +52,7 @@ from broker.service.ports import (
     Clock,
     Ec2,
     Iam,
+    InstanceInfo,
     InstanceLocks,
     InstanceRecord,
     UnitOfWorkFactory,
@@ -62,6 +64,7 @@ from broker.service.steps import (
     adopted_record,
     observe,
     observed_record,
+    presumed,
     record_after,
 )
 
@@ -133,7 +136,7 @@ class Convergence:
     def preview(self, intent: Intent) -> GrantResult:
         """A dry run: the policy the instance would hold, and the steps still owed to get there;
         a grant that cannot be carried is refused here, as it would be for real."""
-        document, steps = self._admit(intent)
+        document, steps, _ = self._admit(intent)
         return GrantResult(
             intent.grant,
             render(document) if document else "",
@@ -141,14 +144,21 @@ class Convergence:
             covered_by=intent.covered_by,
         )
 
-    def check(self, intent: Intent) -> None:
-        """Refuses, writing nothing, a new grant that cannot be carried."""
-        if intent.new:
-            self._admit(intent)
+    def check(self, intent: Intent) -> Observation | None:
+        """Refuses, writing nothing, a new grant that cannot be carried; answers what it saw of
+        AWS to check, for the convergence that follows under the same lock."""
+        return self._admit(intent)[2] if intent.new else None
 
-    def settle(self, intent: Intent, key: IdempotencyKey, actor: str) -> GrantResult:
+    def settle(
+        self,
+        intent: Intent,
+        key: IdempotencyKey,
+        actor: str,
+        seen: Observation | None = None,
+    ) -> GrantResult:
         """Records the intent, with its idempotency key, in one transaction; converges the
-        instance if the grant waits for it; reports the grant as it then stands."""
+        instance if the grant waits for it, starting from `seen` (what check() saw) or else
+        from the broker's record; reports the grant as it then stands."""
         if intent.new or intent.changed or intent.events or key.key:
             with self._uow() as uow:
                 if intent.new:
@@ -161,7 +171,9 @@ class Convergence:
                 uow.commit()
         grant = self._current(intent.grant.grant_id)
         if grant.state.is_settling:
-            self.converge(grant.instance_id, actor)
+            with self._locks.hold(grant.instance_id):
+                start = seen or self._from_record(self.names(grant.instance_id))
+                self.converge(grant.instance_id, actor, start=start)
             grant = self._current(grant.grant_id)
         return self.report(replace(intent, grant=grant))
 
@@ -171,20 +183,53 @@ class Convergence:
         policy = render(document) if document else ""
         return GrantResult(intent.grant, policy, covered_by=intent.covered_by)
 
-    def _admit(self, intent: Intent) -> tuple[PolicyDocument | None, list[Step]]:
-        """The policy with the intent's grant, and the steps towards it; raises, writing
-        nothing, when the grant cannot be carried."""
+    def _admit(
+        self, intent: Intent
+    ) -> tuple[PolicyDocument | None, list[Step], Observation | None]:
+        """The policy with the intent's grant, the steps towards it, and what was seen of AWS to
+        plan them; raises, writing nothing, when the grant cannot be carried."""
         grant, names = intent.grant, self.names(intent.grant.instance_id)
-        if intent.new and self._ec2.find_instance(grant.instance_id) is None:
-            raise InstanceNotFound(grant.instance_id)
         desired = self.desired(grant.instance_id)
         if not intent.new:
-            owed = grant.state.is_settling
-            return desired.document, self._plan(names, desired.document) if owed else []
+            if not grant.state.is_settling:
+                return desired.document, [], None
+            seen = self.observe(names)
+            return desired.document, plan(names, desired.document, seen.own, seen.adopted), seen
+        instance = self._ec2.find_instance(grant.instance_id)
+        if instance is None:
+            raise InstanceNotFound(grant.instance_id)
         document = build_policy([*desired.scopes, grant.scope])
         check_size(document)
+        seen = self._admission_view(names, instance)
         # Planning refuses a foreign profile or role before anything is written.
-        return document, self._plan(names, document)
+        return document, plan(names, document, seen.own, seen.adopted), seen
+
+    def _admission_view(self, names: ManagedNames, instance: InstanceInfo) -> Observation:
+        """What AWS holds, for a new grant: from the record when the profile EC2 shows on the
+        instance is the one the record names; otherwise read from AWS (the associations only
+        when EC2 shows a profile)."""
+        record = self._record(names)
+        held = record.resources if record is not None else None
+        if held is not None and held.profile_arn and instance.profile_arn == held.profile_arn:
+            association = AssociationInfo(
+                held.association_id, names.instance_id, instance.profile_arn
+            )
+            seen = presumed(names, record, association)
+            if seen is not None:
+                return seen
+        return self.observe(names, unassociated=not instance.profile_arn)
+
+    def _from_record(self, names: ManagedNames) -> Observation | None:
+        """What AWS holds according to the record, with the association read from EC2; None
+        when the record cannot answer."""
+        record = self._record(names)
+        if record is None or self._adopts:
+            return None
+        return presumed(names, record, self._ec2.get_association(names.instance_id))
+
+    def _record(self, names: ManagedNames) -> InstanceRecord | None:
+        with self._uow(read_only=True) as uow:
+            return uow.instances.get(names.instance_id)
 
     def _current(self, grant_id: str) -> Grant:
         with self._uow(read_only=True) as uow:
@@ -203,38 +248,41 @@ class Convergence:
         expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
         return Desired(grants, scopes, build_policy(scopes), expired)
 
-    def converge(self, instance_id: str, actor: str) -> None:
+    def converge(self, instance_id: str, actor: str, start: Observation | None = None) -> None:
         """Converges under the instance's lock; raises what stopped it after recording it.
 
-        After a permanent failure the failed grants no longer count, so convergence runs once
-        more to withdraw whatever of theirs already reached AWS.
+        `start` is what AWS holds as already seen (or presumed from the record); without it,
+        AWS is observed in full. After a permanent failure the failed grants no longer count,
+        so convergence runs once more to withdraw whatever of theirs already reached AWS.
         """
         with self._locks.hold(instance_id):
             try:
-                self._converge_once(instance_id, actor)
+                self._converge_once(instance_id, actor, start)
             except PERMANENT_ERRORS:
                 try:
-                    self._converge_once(instance_id, actor)
+                    self._converge_once(instance_id, actor, start=None)
                 except BrokerError:
                     log.warning(
                         "could not withdraw failed grants of %s yet", instance_id, exc_info=True
                     )
                 raise
 
-    def observe(self, names: ManagedNames) -> Observation:
-        return observe(self._iam, self._ec2, names, adopt_foreign_profiles=self._adopts)
+    def observe(self, names: ManagedNames, *, unassociated: bool = False) -> Observation:
+        return observe(
+            self._iam,
+            self._ec2,
+            names,
+            adopt_foreign_profiles=self._adopts,
+            unassociated=unassociated,
+        )
 
-    def _converge_once(self, instance_id: str, actor: str) -> None:
+    def _converge_once(self, instance_id: str, actor: str, start: Observation | None) -> None:
         names = self.names(instance_id)
         desired = self.desired(instance_id)
         try:
             check_size(desired.document)
             check_guardrails(desired.document, desired.scopes)
-            seen = self.observe(names)
-            self._withdraw_stale_adoption(names, seen.adopted, actor)
-            if seen.adopted is None:
-                self._record_unrecorded(names, seen.own, actor)
-            resources = self._apply(names, desired.document, seen, actor)
+            resources = self._carry_out(names, desired.document, start, actor)
         except POSTPONING_ERRORS as error:
             self._note_failure(desired.grants, actor, str(error), permanent=False)
             raise
@@ -243,10 +291,31 @@ class Convergence:
             raise
         self._settle_grants(desired, resources, actor)
 
-    def _plan(self, names: ManagedNames, document: PolicyDocument | None) -> list[Step]:
-        """What converging towards `document` would do now."""
-        seen = self.observe(names)
-        return plan(names, document, seen.own, seen.adopted)
+    def _carry_out(
+        self,
+        names: ManagedNames,
+        document: PolicyDocument | None,
+        start: Observation | None,
+        actor: str,
+    ) -> InstanceResources:
+        """Plans from `start` and carries it out. When it was presumed from the record and AWS
+        disagrees (a write refused: the role gone, a policy in the way), AWS is observed in
+        full and the plan made again; idempotent steps make the second pass safe."""
+        if start is not None and start.presumed:
+            try:
+                return self._apply(names, document, start, actor)
+            except POSTPONING_ERRORS:
+                raise
+            except BrokerError as disagreement:
+                log.info(
+                    "AWS disagrees with the record of %s (%s)", names.instance_id, disagreement
+                )
+            start = None
+        seen = start or self.observe(names)
+        self._withdraw_stale_adoption(names, seen.adopted, actor)
+        if seen.adopted is None:
+            self._record_unrecorded(names, seen.own, actor)
+        return self._apply(names, document, seen, actor)
 
     def _apply(
         self,

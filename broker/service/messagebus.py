@@ -104,8 +104,8 @@ class MessageBus:
             # A retry: the first attempt recorded everything; only settling may be left.
             return self._convergence.settle(earlier, NO_KEY, command.actor)
         intent: Intent = self._handled(command, context)
-        self._refusals_audited(command, lambda: self._convergence.check(intent))
-        return self._convergence.settle(intent, context.key, command.actor)
+        seen = self._refusals_audited(command, lambda: self._convergence.check(intent))
+        return self._convergence.settle(intent, context.key, command.actor, seen)
 
     def _authorized(self, command: Command[Any]) -> Permit:
         return self._refusals_audited(command, lambda: self._authorizer.authorize(command))

@@ -182,6 +182,8 @@ class InstanceInfo:
 
     instance_id: str
     tags: dict[str, str]
+    # The ARN of the instance profile associated with it, "" for none.
+    profile_arn: str = ""
 
 
 class Ec2(Protocol):

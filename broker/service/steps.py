@@ -6,6 +6,7 @@ from AWS, and the record is what tells a change the broker made from one made be
 Each step is recorded, with its audit event, as soon as AWS has done it.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -14,7 +15,10 @@ from broker.domain.audit import step_event
 from broker.domain.convergence import (
     MANAGED_ELSEWHERE,
     AdoptedRole,
+    AssociationInfo,
     ObservedState,
+    ProfileInfo,
+    RoleInfo,
     Step,
     StepKind,
     is_our_association,
@@ -127,24 +131,60 @@ class Observation:
 
     own: ObservedState
     adopted: AdoptedRole | None
+    # Taken from the broker's record instead of read from AWS (see presumed()).
+    presumed: bool = False
 
 
 def observe(
-    iam: Iam, ec2: Ec2, names: ManagedNames, *, adopt_foreign_profiles: bool
+    iam: Iam,
+    ec2: Ec2,
+    names: ManagedNames,
+    *,
+    adopt_foreign_profiles: bool,
+    unassociated: bool = False,
 ) -> Observation:
-    own = _observe_own(iam, ec2, names)
+    """What AWS holds, read from it; `unassociated`: EC2 just said the instance holds no
+    profile, so its associations are not read again."""
+    own = _observe_own(iam, ec2, names, unassociated=unassociated)
     adopted = _adoption_of(iam, ec2, names, own) if adopt_foreign_profiles else None
     return Observation(own, adopted)
 
 
-def _observe_own(iam: Iam, ec2: Ec2, names: ManagedNames) -> ObservedState:
+def presumed(
+    names: ManagedNames, record: InstanceRecord | None, association: AssociationInfo | None
+) -> Observation | None:
+    """What AWS holds according to the broker's record, given the instance's association as
+    EC2 shows it now: the record answers for the role, its policy and the profile, which only
+    the broker changes (drift is the sweep's to find). None where the record cannot answer: no
+    complete record of the broker's own role and profile, or an association that is not the one
+    it recorded."""
+    if record is None:
+        return None
+    held = record.resources
+    complete = bool(held.role_arn and held.profile_arn and record.role_in_profile)
+    if not complete or held.role_name != names.role_name:
+        return None
+    if association is None or association.association_id != held.association_id:
+        return None
+    if not is_our_association(names, association):
+        return None
+    own = ObservedState(
+        role=RoleInfo(held.role_name, held.role_arn, managed=True),
+        policy=json.loads(record.policy_document) if record.policy_document else None,
+        profile=ProfileInfo(held.profile_name, held.profile_arn, (held.role_name,), managed=True),
+        association=association,
+    )
+    return Observation(own, adopted=None, presumed=True)
+
+
+def _observe_own(iam: Iam, ec2: Ec2, names: ManagedNames, *, unassociated: bool) -> ObservedState:
     role = iam.get_role(names.role_name)
     ours = role is not None and role.managed  # another's role is refused, its policies unread
     return ObservedState(
         role=role,
         policy=iam.get_role_policy(names.role_name, names.policy_name) if role else None,
         profile=iam.get_instance_profile(names.profile_name),
-        association=ec2.get_association(names.instance_id),
+        association=None if unassociated else ec2.get_association(names.instance_id),
         other_inline_policies=tuple(
             p for p in iam.list_inline_policies(names.role_name) if p != names.policy_name
         )

@@ -62,9 +62,12 @@ def test_association_lifecycle(aws: AwsWorld) -> None:
     assert associated.instance_id == instance_id
     assert associated.profile_arn == profile.arn
     assert aws.ec2.get_association(instance_id) == associated
+    # DescribeInstances names the associated profile too.
+    assert aws.ec2.find_instance(instance_id) == InstanceInfo(instance_id, {}, profile.arn)
 
     aws.ec2.disassociate(associated.association_id)
     assert aws.ec2.get_association(instance_id) is None
+    assert aws.ec2.find_instance(instance_id) == InstanceInfo(instance_id, {}, "")
     aws.ec2.disassociate(associated.association_id)
 
 

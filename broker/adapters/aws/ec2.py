@@ -41,7 +41,8 @@ class BotoEc2(AwsAdapter["EC2Client"]):
         for instance in self._described(instance_id):
             if instance["State"]["Name"] not in _GONE_STATES:
                 tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                return InstanceInfo(instance_id, tags)
+                profile_arn = instance.get("IamInstanceProfile", {}).get("Arn", "")
+                return InstanceInfo(instance_id, tags, profile_arn)
         return None
 
     def is_terminated(self, instance_id: str) -> bool:

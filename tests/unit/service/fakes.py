@@ -587,7 +587,9 @@ class FakeAws:
         self._enter("find_instance")
         if instance_id not in self.instances:
             return None
-        return InstanceInfo(instance_id, dict(self.instance_tags.get(instance_id, {})))
+        association = self.associations.get(instance_id)
+        tags = dict(self.instance_tags.get(instance_id, {}))
+        return InstanceInfo(instance_id, tags, association.profile_arn if association else "")
 
     def get_association(self, instance_id: str) -> AssociationInfo | None:
         self._enter("get_association")
