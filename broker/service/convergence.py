@@ -10,7 +10,9 @@ by converging again. `settle` is the pipeline's last step: it records what a han
 
 import json
 import logging
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from broker.domain.access import GrantState
@@ -46,6 +48,7 @@ from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.domain.guardrails import check_guardrails
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
+from broker.service import deadlines
 from broker.service.commands import GrantResult
 from broker.service.idempotency import IdempotencyKey
 from broker.service.ports import (
@@ -110,6 +113,87 @@ class Desired:
     expired: frozenset[str] = frozenset()
 
 
+_OUTCOMES_KEPT = 100
+
+
+@dataclass
+class _Rounds:
+    """The convergence rounds of one instance: begun, ended, running, and how recent ones
+    ended (None: converged; else what stopped them)."""
+
+    started: int = 0
+    finished: int = 0
+    running: bool = False
+    outcomes: dict[int, BaseException | None] = field(default_factory=dict)
+    # Requests waiting on or leading a round; the entry goes when none is left.
+    members: int = 0
+
+
+class ConvergenceRounds:
+    """Group commit for convergence: a request whose intent is recorded while a convergence of
+    its instance runs does not start one of its own after it; the first of the waiting requests
+    leads the next round, which carries out every intent recorded by then, and each waiting
+    request gets that round's outcome."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._rounds: dict[str, _Rounds] = {}
+
+    def join(self, instance_id: str, run: Callable[[], None]) -> None:
+        """Returns once a round that began after this call has ended, raising what stopped it.
+        `run()` is the convergence, called by whichever request leads the round."""
+        with self._changed:
+            rounds = self._rounds.setdefault(instance_id, _Rounds())
+            rounds.members += 1
+            wanted = rounds.started + 1
+            try:
+                while rounds.finished < wanted:
+                    if rounds.running:
+                        self._wait()
+                    else:
+                        self._lead(rounds, run)
+                outcome = rounds.outcomes[wanted]
+            finally:
+                rounds.members -= 1
+                if rounds.members == 0:
+                    del self._rounds[instance_id]
+        if outcome is not None:
+            raise outcome
+
+    def waiting(self, instance_id: str) -> int:
+        """Requests waiting on or leading a round of the instance."""
+        with self._changed:
+            rounds = self._rounds.get(instance_id)
+            return rounds.members if rounds else 0
+
+    def _wait(self) -> None:
+        left = deadlines.seconds_left()
+        if left is not None and left <= 0:
+            raise DeadlineExceeded(
+                "the caller's deadline passed waiting for the instance's convergence; "
+                "recorded work is finished by the broker's background sweep"
+            )
+        self._changed.wait(left)
+
+    def _lead(self, rounds: _Rounds, run: Callable[[], None]) -> None:
+        """Runs a round with the condition's lock released; the caller holds it."""
+        rounds.started += 1
+        number, rounds.running = rounds.started, True
+        outcome: BaseException | None = None
+        self._changed.release()
+        try:
+            run()
+        except BaseException as error:  # every member of the round hears of it
+            outcome = error
+        finally:
+            self._changed.acquire()
+            rounds.running, rounds.finished = False, number
+            rounds.outcomes[number] = outcome
+            # A member reads its round's outcome as soon as it wakes; keep a few in hand.
+            rounds.outcomes.pop(number - _OUTCOMES_KEPT, None)
+            self._changed.notify_all()
+
+
 class Convergence:
     def __init__(
         self,
@@ -127,6 +211,7 @@ class Convergence:
         self._locks, self._role_path = locks, role_path
         self._boundary, self._adopts = permissions_boundary, adopt_foreign_profiles
         self._recorder = StepRecorder(uow, clock)
+        self._rounds = ConvergenceRounds()
 
     def names(self, instance_id: str) -> ManagedNames:
         return ManagedNames(instance_id, self._role_path)
@@ -146,36 +231,53 @@ class Convergence:
 
     def check(self, intent: Intent) -> Observation | None:
         """Refuses, writing nothing, a new grant that cannot be carried; answers what it saw of
-        AWS to check, for the convergence that follows under the same lock."""
+        AWS to check, for the convergence that follows."""
         return self._admit(intent)[2] if intent.new else None
 
-    def settle(
-        self,
-        intent: Intent,
-        key: IdempotencyKey,
-        actor: str,
-        seen: Observation | None = None,
-    ) -> GrantResult:
-        """Records the intent, with its idempotency key, in one transaction; converges the
-        instance if the grant waits for it, starting from `seen` (what check() saw) or else
-        from the broker's record; reports the grant as it then stands."""
-        if intent.new or intent.changed or intent.events or key.key:
-            with self._uow() as uow:
-                if intent.new:
-                    uow.grants.add(intent.grant)
-                elif intent.changed:
-                    uow.grants.save(intent.grant)
-                for event in intent.events:
-                    uow.audit.append(event)
-                key.remember(uow, intent.grant.grant_id, self._clock.now())
-                uow.commit()
+    def record(self, intent: Intent, key: IdempotencyKey) -> None:
+        """Records the intent, with its idempotency key, in one transaction (under the
+        instance's lock, held by the pipeline)."""
+        if intent.changes_nothing and not key.key:
+            return
+        with self._uow() as uow:
+            if intent.new:
+                uow.grants.add(intent.grant)
+            elif intent.changed:
+                uow.grants.save(intent.grant)
+            for event in intent.events:
+                uow.audit.append(event)
+            key.remember(uow, intent.grant.grant_id, self._clock.now())
+            uow.commit()
+
+    def settle(self, intent: Intent, actor: str, seen: Observation | None = None) -> GrantResult:
+        """Converges the instance if the recorded grant waits for it, and reports the grant as
+        it then stands. Requests recorded while a convergence of their instance runs are carried
+        out together by the next one (see ConvergenceRounds): N grants at once cost about two
+        rounds, not N. A round starts from what check() saw (`seen`) while no convergence has
+        changed the instance since, else from the broker's record."""
         grant = self._current(intent.grant.grant_id)
         if grant.state.is_settling:
-            with self._locks.hold(grant.instance_id):
-                start = seen or self._from_record(self.names(grant.instance_id))
-                self.converge(grant.instance_id, actor, start=start)
+            instance_id = grant.instance_id
+
+            def converge_round() -> None:
+                with self._locks.hold(instance_id):
+                    self.converge(instance_id, actor, start=self._round_start(instance_id, seen))
+
+            self._rounds.join(instance_id, converge_round)
             grant = self._current(grant.grant_id)
         return self.report(replace(intent, grant=grant))
+
+    def _round_start(self, instance_id: str, seen: Observation | None) -> Observation | None:
+        """Under the instance's lock: `seen` while no convergence step has been taken since it
+        was (each step rewrites the record), else what the record says now, presumed (a write
+        AWS refuses then makes the round observe AWS in full)."""
+        names = self.names(instance_id)
+        record = self._record(names)
+        if seen is not None and seen.record == record:
+            return seen
+        if record is None or self._adopts:
+            return None
+        return presumed(names, record, self._ec2.get_association(instance_id))
 
     def report(self, intent: Intent) -> GrantResult:
         """The intent's grant as it stands, with the instance's whole policy."""
@@ -200,15 +302,29 @@ class Convergence:
             raise InstanceNotFound(grant.instance_id)
         document = build_policy([*desired.scopes, grant.scope])
         check_size(document)
-        seen = self._admission_view(names, instance)
+        seen = self._admission_view(names, instance, desired)
         # Planning refuses a foreign profile or role before anything is written.
         return document, plan(names, document, seen.own, seen.adopted), seen
 
-    def _admission_view(self, names: ManagedNames, instance: InstanceInfo) -> Observation:
+    def _admission_view(
+        self, names: ManagedNames, instance: InstanceInfo, desired: Desired
+    ) -> Observation:
         """What AWS holds, for a new grant: from the record when the profile EC2 shows on the
-        instance is the one the record names; otherwise read from AWS (the associations only
-        when EC2 shows a profile)."""
+        instance is the one the record names; as nothing yet when grants admitted before this
+        one wait for the instance's first convergence (their admission read AWS, and the record
+        has every step done since); otherwise read from AWS (the associations only when EC2
+        shows a profile)."""
         record = self._record(names)
+        seen = self._admission_observation(names, instance, desired, record)
+        return replace(seen, record=record)
+
+    def _admission_observation(
+        self,
+        names: ManagedNames,
+        instance: InstanceInfo,
+        desired: Desired,
+        record: InstanceRecord | None,
+    ) -> Observation:
         held = record.resources if record is not None else None
         if held is not None and held.profile_arn and instance.profile_arn == held.profile_arn:
             association = AssociationInfo(
@@ -217,15 +333,11 @@ class Convergence:
             seen = presumed(names, record, association)
             if seen is not None:
                 return seen
+        admitted = any(g.state is GrantState.PENDING for g in desired.grants)
+        if record is None and admitted and not instance.profile_arn and not self._adopts:
+            nothing = ObservedState(role=None, policy=None, profile=None, association=None)
+            return Observation(nothing, adopted=None, presumed=True)
         return self.observe(names, unassociated=not instance.profile_arn)
-
-    def _from_record(self, names: ManagedNames) -> Observation | None:
-        """What AWS holds according to the record, with the association read from EC2; None
-        when the record cannot answer."""
-        record = self._record(names)
-        if record is None or self._adopts:
-            return None
-        return presumed(names, record, self._ec2.get_association(names.instance_id))
 
     def _record(self, names: ManagedNames) -> InstanceRecord | None:
         with self._uow(read_only=True) as uow:
@@ -289,7 +401,9 @@ class Convergence:
         except PERMANENT_ERRORS as error:
             self._note_failure(desired.grants, actor, str(error), permanent=True)
             raise
-        self._settle_grants(desired, resources, actor)
+        if self._settle_grants(desired, resources, actor):
+            # A grant left out as expired was extended meanwhile: AWS must carry it again.
+            self._converge_once(instance_id, actor, start=None)
 
     def _carry_out(
         self,
@@ -390,22 +504,28 @@ class Convergence:
 
     # -- settling the grants ------------------------------------------------------------------
 
-    def _settle_grants(self, desired: Desired, resources: InstanceResources, actor: str) -> None:
+    def _settle_grants(self, desired: Desired, resources: InstanceResources, actor: str) -> bool:
         """Moves the converged grants to the state AWS now reflects, audited in the same
-        transaction."""
-        now = self._clock.now()
+        transaction. Answers whether a grant left out as expired has been extended since (a
+        repeated GrantAccess extends without the instance's lock), which calls for another
+        convergence."""
+        now, extended = self._clock.now(), False
         with self._uow() as uow:
             for seen in desired.grants:
                 grant = uow.grants.get(seen.grant_id)
                 if grant is None or grant.state != seen.state:
                     continue  # changed by someone else since; its own convergence settles it
                 expired = grant.grant_id in desired.expired
+                if expired and not grant.has_expired(now):
+                    extended = True
+                    continue
                 settled = _settled(grant, resources, now, expired=expired)
                 if settled != grant:
                     uow.grants.save(settled)
                 if settled.state != grant.state:
                     uow.audit.append(settled_event(now, actor, settled))
             uow.commit()
+        return extended
 
     def _note_failure(
         self, grants: list[Grant], actor: str, reason: str, *, permanent: bool

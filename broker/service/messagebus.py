@@ -8,10 +8,12 @@
     lock         the instance a changing command is about InstanceLocks (ports.py)
     settle       record the handler's Intent, converge    convergence.py
 
-A grant or a revocation is decided first without the instance's lock: when that decision
-changes nothing (a retry of finished work, a repeat of a live grant, a dry run), it is the
-answer, and nothing waits or writes. Otherwise the command is decided again under the lock and
-settled. Other commands that change grants hold the lock throughout; reads never take it.
+A grant or a revocation is decided first without any lock: when that decision changes nothing
+(a retry of finished work, a repeat of a live grant, a dry run), it is the answer, and nothing
+waits or writes. Otherwise it is decided again, and recorded, under the instance's admission
+lock, and then settled: it joins the instance's next convergence round, which runs under the
+instance's own lock and carries every grant recorded before it began (convergence.py). An
+extension holds both locks throughout; reads take none.
 
 Handlers are plain functions `handler(command, context, **ports)`; bootstrap.py gives each the
 ports it names and hands the bus the result, one handler per command type.
@@ -28,8 +30,9 @@ from broker.domain.grants import GrantLimits
 from broker.service.authorization import RULES, Authorizer, Permit
 from broker.service.commands import Command, ExtendGrant, GrantAccess, GrantResult, RevokeAccess
 from broker.service.convergence import Convergence, Intent
-from broker.service.idempotency import NO_KEY, IdempotencyKey, key_for
+from broker.service.idempotency import IdempotencyKey, key_for
 from broker.service.ports import Clock, InstanceLocks, UnitOfWorkFactory
+from broker.service.steps import Observation
 
 Result = TypeVar("Result")
 T = TypeVar("T")
@@ -80,7 +83,8 @@ class MessageBus:
             return cast(Result, unchanged)
         with self._locked(command, permit):
             # Decided again under the lock: what was read without it may have changed since.
-            return cast(Result, self._changed(command, context))
+            intent, seen = self._recorded(command, context)
+        return cast(Result, self._convergence.settle(intent, command.actor, seen))
 
     def _handled(self, command: Command[Any], context: Context) -> Any:
         handler = self._handlers[type(command)]
@@ -98,28 +102,39 @@ class MessageBus:
             return self._convergence.report(intent)
         return None
 
-    def _changed(self, command: Command[Any], context: Context) -> GrantResult:
+    def _recorded(
+        self, command: Command[Any], context: Context
+    ) -> tuple[Intent, Observation | None]:
+        """The intent, recorded with its key, and what was seen of AWS to admit it; a retry's
+        first attempt recorded everything already, and only settling may be left."""
         earlier = self._earlier(command, context.key)
         if earlier is not None:
-            # A retry: the first attempt recorded everything; only settling may be left.
-            return self._convergence.settle(earlier, NO_KEY, command.actor)
+            return earlier, None
         intent: Intent = self._handled(command, context)
         seen = self._refusals_audited(command, lambda: self._convergence.check(intent))
-        return self._convergence.settle(intent, context.key, command.actor, seen)
+        self._convergence.record(intent, context.key)
+        return intent, seen
 
     def _authorized(self, command: Command[Any]) -> Permit:
         return self._refusals_audited(command, lambda: self._authorizer.authorize(command))
 
     @contextmanager
     def _locked(self, command: Command[Any], permit: Permit) -> Iterator[None]:
-        """A command that changes an instance's grants holds that instance's lock to the end,
-        so that it and convergence (and the sweep) never interleave on one instance."""
+        """A command that changes an instance's grants is admitted under the instance's
+        admission lock: admissions never interleave, so each sees every grant admitted before
+        it. A grant or a revocation does not wait for a convergence running meanwhile (the
+        next round carries it); an extension holds the instance's lock too, so that no
+        convergence can expire the grant it extends."""
         instance_id = _changed_instance(command, permit)
         if instance_id is None:
             yield
             return
-        with self._locks.hold(instance_id):
-            yield
+        with self._locks.hold(_admission(instance_id)):
+            if isinstance(command, ExtendGrant):
+                with self._locks.hold(instance_id):
+                    yield
+            else:
+                yield
 
     def _earlier(self, command: Command[Any], key: IdempotencyKey) -> Intent | None:
         """The first attempt's grant, when this is a retry under the same key. A dry run shows
@@ -166,6 +181,11 @@ def _refused(command: Command[Any], refusal: BrokerError) -> dict[str, str]:
 
 def _is_dry_run(command: Command[Any]) -> bool:
     return isinstance(command, GrantAccess) and command.dry_run
+
+
+def _admission(instance_id: str) -> str:
+    """The name of the instance's admission lock, beside its own (held while converging)."""
+    return f"admission:{instance_id}"
 
 
 def _changed_instance(command: Command[Any], permit: Permit) -> str | None:

@@ -133,6 +133,9 @@ class Observation:
     adopted: AdoptedRole | None
     # Taken from the broker's record instead of read from AWS (see presumed()).
     presumed: bool = False
+    # The broker's record of the instance when this was taken: unchanged, nothing of the
+    # broker's has changed the instance since.
+    record: InstanceRecord | None = None
 
 
 def observe(

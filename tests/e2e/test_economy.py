@@ -8,6 +8,7 @@ cannot answer; when AWS disagrees with the record, it observes AWS in full and c
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -18,6 +19,7 @@ from broker.sandbox.instance_view import ALLOWED
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import grant, role_name
 from tests.faults.proxy import FaultProxy
+from tests.waiting import WAIT_SECONDS, wait_for
 
 IDLE = str(24 * 3600)  # the sweeps' intervals: only the requests' own calls are counted
 
@@ -139,3 +141,37 @@ def test_when_aws_disagrees_with_the_record_the_broker_observes_and_rebuilds(
     assert calls["AddRoleToInstanceProfile"] == 1
     assert _uploads(emulator, instance_id, buckets[0]) == ALLOWED
     assert _uploads(emulator, instance_id, buckets[1]) == ALLOWED
+
+
+def test_twenty_grants_arriving_during_a_convergence_are_carried_by_the_next_one(
+    counted: Counted, emulator: Emulator, instance_id: str
+) -> None:
+    buckets = [f"burst-{n:02d}-{uuid.uuid4().hex[:8]}" for n in range(20)]
+    for bucket in buckets:
+        emulator.create_bucket(bucket)
+    stub = counted.broker.stub
+
+    def burst(pool: ThreadPoolExecutor) -> list[pb.GrantAccessResponse]:
+        # The first grant's convergence is held at its first write while the other 19 arrive.
+        counted.proxy.hold("CreateRole")
+        first = pool.submit(grant, stub, instance_id, buckets[0])
+        assert counted.proxy.wait_until_held(timeout=WAIT_SECONDS)
+        rest = [pool.submit(grant, stub, instance_id, bucket) for bucket in buckets[1:]]
+        wait_for(
+            lambda: stub.ListGrants(pb.ListGrantsRequest(instance_id=instance_id)).grants,
+            lambda grants: len(grants) == len(buckets),
+            what="all twenty grants recorded, waiting on the first one's convergence",
+        )
+        counted.proxy.release()
+        return [future.result() for future in [first, *rest]]
+
+    answers: list[pb.GrantAccessResponse] = []
+    with ThreadPoolExecutor(max_workers=len(buckets)) as pool:
+        calls = counted.calls_of(lambda: answers.extend(burst(pool)))
+
+    # One round for the first grant, one for the nineteen recorded while it ran.
+    assert calls["PutRolePolicy"] == 2
+    assert sum(calls.values()) <= 60
+    assert {a.grant.state for a in answers} == {pb.GRANT_STATE_ACTIVE}
+    assert len({a.grant.grant_id for a in answers}) == len(buckets)
+    assert {_uploads(emulator, instance_id, bucket) for bucket in buckets} == {ALLOWED}

@@ -137,3 +137,31 @@ def test_a_ttl_over_the_maximum_is_refused_naming_it_and_writing_nothing(w: Worl
 
     assert w.db.commits == 0
     assert w.handle(grant_command(ttl=8 * HOUR)).grant.state is GrantState.ACTIVE
+
+
+def test_a_grant_extended_while_the_sweep_withdraws_it_is_put_back(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short = w.handle(grant_command("photos", ttl=HOUR)).grant
+    w.handle(grant_command("logs", Access.READ))
+    w.clock.advance(HOUR)
+    put_role_policy, puts = w.aws.put_role_policy, len(w.aws.writes("put_role_policy"))
+
+    def extended_meanwhile(role_name: str, policy_name: str, document: str) -> None:
+        put_role_policy(role_name, policy_name, document)
+        if len(w.aws.writes("put_role_policy")) == puts + 1:
+            # A repeated GrantAccess, decided just before the expiry, records its extension
+            # without the instance's lock: here, as the sweep withdraws the grant.
+            with w.db() as uow:
+                uow.grants.save(short.extended_to(START + 2 * HOUR, w.clock.now()))
+                uow.commit()
+
+    monkeypatch.setattr(w.aws, "put_role_policy", extended_meanwhile)
+
+    w.handle(ExpireGrants())
+
+    kept = w.grant_of(short.grant_id)
+    assert (kept.state, kept.expires_at) == (GrantState.ACTIVE, START + 2 * HOUR)
+    assert w.aws.roles[ROLE].policies[POLICY] == policy_of(
+        ("photos", "", Access.UPLOAD), ("logs", "", Access.READ)
+    )

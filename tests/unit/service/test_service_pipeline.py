@@ -1,8 +1,10 @@
 """The pipeline over fakes: what waits for an instance's lock, and what writes.
 
 A request that changes nothing is answered without the instance's lock and writes nothing, so
-reads and repeats never wait behind a convergence. Each test holds the instance's lock in
-another thread (as a convergence in progress would) and runs the request beside it.
+reads and repeats never wait behind a convergence. A grant that changes something is recorded
+without it too, and waits only to converge, in one round with every grant recorded meanwhile.
+Each test holds the instance's lock in another thread (as a convergence in progress would) and
+runs the requests beside it.
 """
 
 import threading
@@ -12,15 +14,17 @@ from datetime import timedelta
 from typing import TypeVar
 
 from broker.domain.access import Access, GrantState
+from broker.domain.grants import Grant
 from broker.service.commands import (
     DescribeInstanceAccess,
+    ExtendGrant,
     GetGrant,
     GrantResult,
     ListGrants,
     RevokeAccess,
 )
 from tests.blocking import blocked_at
-from tests.unit.service.fakes import INSTANCE, POLICY, ROLE, World, grant_command
+from tests.unit.service.fakes import INSTANCE, POLICY, ROLE, World, grant_command, policy_of
 from tests.waiting import wait_for, wait_until
 
 T = TypeVar("T")
@@ -110,7 +114,7 @@ def test_a_repeat_of_a_revoked_grant_without_a_key_changes_nothing(w: World) -> 
     assert w.db.commits == commits
 
 
-def test_a_request_that_changes_something_waits_for_the_lock_and_then_decides_again(
+def test_a_new_grant_is_recorded_beside_a_convergence_and_waits_only_to_converge(
     w: World,
 ) -> None:
     w.handle(grant_command("photos", ttl=HOUR))
@@ -122,10 +126,56 @@ def test_a_request_that_changes_something_waits_for_the_lock_and_then_decides_ag
         worker.start()
         wait_until(
             lambda: blocked_at(worker, type(w.locks).hold_counting, "with entry.lock:"),
-            what="the new grant waiting for the instance's lock",
+            what="the new grant waiting for the instance's lock, to converge",
         )
+        assert [(g.scope.bucket, g.state) for g in w.db.grants()] == [
+            ("photos", GrantState.ACTIVE),
+            ("logs", GrantState.PENDING),
+        ]
         assert answers == []
     worker.join()
 
     assert answers[0].grant.state is GrantState.ACTIVE
-    assert [g.scope.bucket for g in w.db.grants()] == ["photos", "logs"]
+
+
+def test_grants_recorded_while_a_convergence_runs_are_carried_by_one_more(w: World) -> None:
+    buckets = ["photos", "logs", "scans", "music", "notes"]
+    answers: list[GrantResult] = []
+    with lock_held_elsewhere(w):
+        workers = [
+            threading.Thread(target=lambda b=bucket: answers.append(w.handle(grant_command(b))))
+            for bucket in buckets
+        ]
+        for worker in workers:
+            worker.start()
+        wait_until(
+            lambda: len(w.db.grants()) == len(buckets),
+            what="every grant recorded while the lock is held",
+        )
+    for worker in workers:
+        worker.join()
+
+    assert len(w.aws.writes("put_role_policy")) == 1
+    assert {a.grant.state for a in answers} == {GrantState.ACTIVE}
+    [policy] = w.aws.roles[ROLE].policies.values()
+    assert policy == policy_of(*((bucket, "", Access.UPLOAD) for bucket in buckets))
+
+
+def test_an_extension_waits_for_a_running_convergence(w: World) -> None:
+    granted = w.handle(grant_command("photos", ttl=HOUR)).grant
+    answers: list[Grant] = []
+    with lock_held_elsewhere(w):
+        worker = threading.Thread(
+            target=lambda: answers.append(
+                w.handle(ExtendGrant(grant_id=granted.grant_id, ttl=2 * HOUR))
+            )
+        )
+        worker.start()
+        wait_until(
+            lambda: blocked_at(worker, type(w.locks).hold_counting, "with entry.lock:"),
+            what="the extension waiting for the instance's lock",
+        )
+        assert w.grant_of(granted.grant_id).expires_at == granted.expires_at
+    worker.join()
+
+    assert answers[0].expires_at == w.clock.now() + 2 * HOUR
