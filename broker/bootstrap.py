@@ -129,7 +129,12 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
     )
     authorizer = Authorizer(ports.policy, ports.uow, ports.ec2, options.limits)
     drift = DriftRepair(
-        uow=ports.uow, ec2=ports.ec2, clock=ports.clock, locks=ports.locks, convergence=convergence
+        uow=ports.uow,
+        iam=ports.iam,
+        ec2=ports.ec2,
+        clock=ports.clock,
+        locks=ports.locks,
+        convergence=convergence,
     )
     dependencies = {
         "uow": ports.uow,

@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     orphan_sweep_interval_seconds: float = Field(default=600.0, gt=0)
     # How often the sweep also compares what AWS holds for every instance with a live grant
     # with what the grants need, and repairs the difference (seconds); it always does at start.
-    # Each pass reads the role, its policies, the profile and the association of each instance.
+    # Each pass reads AWS in pages (the account's roles, the instances in batches) and examines
+    # one by one only the instances that differ.
     drift_sweep_interval_seconds: float = Field(default=300.0, gt=0)
     # Off only where several brokers with separate databases share one role path (tests that
     # share an emulator): each would take the others' roles for orphans.

@@ -4,11 +4,19 @@ Convergence repairs most drift by simply running (planning is idempotent); findi
 what lets the broker say what differed: someone changed the broker's resources behind its back.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from broker.domain.convergence import AdoptedRole, ObservedState, is_our_association
+from broker.domain.convergence import (
+    AdoptedRole,
+    AssociationInfo,
+    ObservedState,
+    ProfileInfo,
+    RoleInfo,
+    is_our_association,
+)
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import render
 from broker.domain.trust import EC2_TRUST_POLICY, trusts_only_ec2
@@ -161,3 +169,37 @@ def find_adopted_drift(
         return []
     actual = MISSING if adopted.policy is None else render(adopted.policy)
     return [drift(DriftKind.POLICY, render(desired), actual)]
+
+
+# -- the screen of a drift pass ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListedRole:
+    """A role as IAM lists it in bulk (GetAccountAuthorizationDetails): with its inline
+    policies, its attached managed policies and the instance profiles that hold it."""
+
+    role: RoleInfo
+    inline_policies: Mapping[str, dict[str, Any]]
+    attached_policies: tuple[str, ...]
+    profiles: tuple[ProfileInfo, ...]
+
+
+def listed_state(
+    names: ManagedNames, listed: ListedRole | None, association: AssociationInfo | None
+) -> ObservedState:
+    """What AWS holds for the instance's names as the bulk listings show it, for a drift pass
+    to screen instances with. The listings show a profile only where it holds the role, so an
+    empty profile looks missing: the screen then errs towards suspicion, the only way it may."""
+    if listed is None:
+        return ObservedState(role=None, policy=None, profile=None, association=association)
+    ours = listed.role.managed  # another's role is refused, its other policies none of ours
+    others = sorted(name for name in listed.inline_policies if name != names.policy_name)
+    return ObservedState(
+        role=listed.role,
+        policy=listed.inline_policies.get(names.policy_name),
+        profile=next((p for p in listed.profiles if p.name == names.profile_name), None),
+        association=association,
+        other_inline_policies=tuple(others) if ours else (),
+        attached_policies=listed.attached_policies if ours else (),
+    )

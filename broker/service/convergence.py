@@ -216,6 +216,10 @@ class Convergence:
     def names(self, instance_id: str) -> ManagedNames:
         return ManagedNames(instance_id, self._role_path)
 
+    @property
+    def adopts_foreign_profiles(self) -> bool:
+        return self._adopts
+
     # -- the pipeline's settle step -------------------------------------------------------------
 
     def preview(self, intent: Intent) -> GrantResult:

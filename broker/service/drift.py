@@ -1,20 +1,34 @@
 """Drift: find where AWS differs from what the live grants need and, unless a dry run, repair it.
 
+A pass over every instance (the sweep's, or Reconcile's without an instance) first screens them
+all from AWS read in pages, and examines one by one, under its lock, only the instances the
+screen suspects: its cost grows with the pages of the account's listings, not with the number
+of instances.
+
 Most drift is repaired by converging, which plans from what AWS holds. Two kinds are not:
 a foreign association is the instance owner's choice, so the broker reports it and fails the
 grants it can no longer carry; a terminated instance's grants end and its resources go.
 """
 
 import logging
+from collections.abc import Mapping
 
 from broker.domain.access import GrantState
 from broker.domain.audit import AuditAction, drift_event, grant_event
-from broker.domain.drift import Drift, DriftKind, find_adopted_drift, find_drift
+from broker.domain.convergence import is_our_association
+from broker.domain.drift import (
+    Drift,
+    DriftKind,
+    ListedRole,
+    find_adopted_drift,
+    find_drift,
+    listed_state,
+)
 from broker.domain.errors import BrokerError, InstanceNotFound
 from broker.service.commands import DriftFinding, Reconcile, RepairDrift
 from broker.service.convergence import Convergence
 from broker.service.messagebus import Context
-from broker.service.ports import Clock, Ec2, InstanceLocks, UnitOfWorkFactory
+from broker.service.ports import Clock, Ec2, Iam, InstanceLocks, InstancesSeen, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +40,40 @@ class DriftRepair:
         self,
         *,
         uow: UnitOfWorkFactory,
+        iam: Iam,
         ec2: Ec2,
         clock: Clock,
         locks: InstanceLocks,
         convergence: Convergence,
     ) -> None:
-        self._uow, self._ec2, self._clock = uow, ec2, clock
+        self._uow, self._iam, self._ec2, self._clock = uow, iam, ec2, clock
         self._locks, self._convergence = locks, convergence
+
+    def suspects(self, instance_ids: list[str]) -> list[str]:
+        """The instances that may have drifted, screened from AWS read in pages (IAM's listing
+        of the account's roles, EC2's descriptions in batches of ids) rather than instance by
+        instance: a pass examines only these one by one. The screen errs only towards
+        suspicion: an instance it cannot judge from the listings (an adopted one, one EC2 does
+        not know, one whose grants ended meanwhile) is a suspect."""
+        if not instance_ids:
+            return []
+        roles, seen = self._iam.list_broker_roles(), self._ec2.describe_many(instance_ids)
+        return [i for i in instance_ids if self._suspect(i, roles, seen)]
+
+    def _suspect(
+        self, instance_id: str, roles: Mapping[str, ListedRole], seen: InstancesSeen
+    ) -> bool:
+        names = self._convergence.names(instance_id)
+        desired = self._convergence.desired(instance_id).document
+        association = seen.associations.get(instance_id)
+        exists = instance_id in seen.existing
+        if desired is None or not (exists or instance_id in seen.gone):
+            return True
+        foreign = association is not None and not is_our_association(names, association)
+        if foreign and self._convergence.adopts_foreign_profiles:
+            return True
+        observed = listed_state(names, roles.get(names.role_name), association)
+        return bool(find_drift(names, desired, observed, instance_exists=exists))
 
     def instance(self, instance_id: str, *, dry_run: bool, actor: str) -> list[DriftFinding]:
         if dry_run:
@@ -120,6 +161,8 @@ def reconcile(
             return []
         else:
             instances = [command.instance_id]
+    if not command.instance_id:
+        instances = drift.suspects(instances)
     findings = []
     for instance_id in instances:
         findings += drift.instance(instance_id, dry_run=command.dry_run, actor=command.actor)
@@ -133,8 +176,13 @@ def repair_drift(
     checked now (AWS unavailable, say) is tried again next time."""
     with uow(read_only=True) as unit:
         instances = unit.grants.live_instances()
+    try:
+        suspects = drift.suspects(instances)
+    except BrokerError as error:
+        log.warning("could not screen the instances for drift yet: %s", error)
+        return []
     findings = []
-    for instance_id in instances:
+    for instance_id in suspects:
         try:
             findings += drift.instance(instance_id, dry_run=False, actor=command.actor)
         except BrokerError as error:

@@ -1,5 +1,6 @@
 """The ports the service layer needs; adapters implement them, unit tests fake them."""
 
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,7 @@ from broker.domain.access import GrantState
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import AccessPolicy
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
+from broker.domain.drift import ListedRole
 from broker.domain.grants import Grant, InstanceResources
 
 T = TypeVar("T")
@@ -175,6 +177,11 @@ class Iam(Protocol):
         named for the instance and tagged managed-by=accessbroker (and with its instance id)."""
         ...
 
+    def list_broker_roles(self) -> dict[str, ListedRole]:
+        """Every role of the account named as the broker names roles, on any path, by name:
+        read in pages of the account's listing, not role by role."""
+        ...
+
 
 @dataclass(frozen=True)
 class InstanceInfo:
@@ -184,6 +191,18 @@ class InstanceInfo:
     tags: dict[str, str]
     # The ARN of the instance profile associated with it, "" for none.
     profile_arn: str = ""
+
+
+@dataclass(frozen=True)
+class InstancesSeen:
+    """What EC2 shows of many instances at once, read in batches."""
+
+    # Neither shutting down nor terminated.
+    existing: frozenset[str]
+    # Shutting down or terminated. An id in neither set is one EC2 does not know.
+    gone: frozenset[str]
+    # The current (associating or associated) association of each instance that has one.
+    associations: Mapping[str, AssociationInfo]
 
 
 class Ec2(Protocol):
@@ -207,6 +226,10 @@ class Ec2(Protocol):
     def disassociate(self, association_id: str) -> None: ...
     def instances_holding(self, profile_arn: str) -> set[str]:
         """The instances the profile is associated with (associating or associated)."""
+        ...
+
+    def describe_many(self, instance_ids: Collection[str]) -> InstancesSeen:
+        """The instances and their associations, in batches of ids rather than one by one."""
         ...
 
 

@@ -188,21 +188,35 @@ def test_it_cannot_pass_a_role_outside_its_path(
         iam.delete_instance_profile(InstanceProfileName=own)
 
 
+def refused_without(
+    sid: str, emulator: Emulator, database: Path, request: Callable[[BrokerProcess], object]
+) -> tuple[str, str]:
+    """A negative control: what `request`, made to a broker holding the policy without the
+    statement `sid`, fails with (its details), and what the broker logged meanwhile."""
+    credentials = identity_holding(emulator, broker_policy(without_sid=sid))
+    process = broker_as(emulator, credentials, database)
+    process.start()
+    try:
+        with pytest.raises(grpc.RpcError) as failed:
+            request(process)
+    finally:
+        process.stop()
+    return str(failed.value.details()), "".join(process.output)
+
+
 def test_without_pass_role_the_grant_fails(
     emulator: Emulator, instance_id: str, buckets: tuple[str, str], tmp_path: Path
 ) -> None:
     """The negative control: the emulator's enforcement is real, and the statement needed."""
-    credentials = identity_holding(emulator, broker_policy(without_sid="PassOwnRolesToEc2Only"))
-    process = broker_as(emulator, credentials, tmp_path / "b.db")
-    process.start()
-    try:
-        with pytest.raises(grpc.RpcError) as failed:
-            grant(process.stub, instance_id, buckets[0], pb.ACCESS_UPLOAD, "up/")
-    finally:
-        process.stop()
+    details, logged = refused_without(
+        "PassOwnRolesToEc2Only",
+        emulator,
+        tmp_path / "b.db",
+        lambda process: grant(process.stub, instance_id, buckets[0], pb.ACCESS_UPLOAD, "up/"),
+    )
 
-    assert "AddRoleToInstanceProfile failed: AccessDenied" in str(failed.value.details())
-    assert "is not authorized to perform: iam:PassRole" in "".join(process.output)
+    assert "AddRoleToInstanceProfile failed: AccessDenied" in details
+    assert "is not authorized to perform: iam:PassRole" in logged
     assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == NO_CREDENTIALS
     assert aws_associations(emulator, instance_id) == []
 
@@ -273,3 +287,49 @@ def test_with_the_adoption_policy_too_it_adopts_a_foreign_profile(
         process.stop()
 
     assert emulator.try_as_instance(instance_id, "PutObject", data, "up/b") == "AccessDenied"
+
+
+def _drift_pass_repairs_a_deleted_policy(
+    process: BrokerProcess, emulator: Emulator, instance_id: str, bucket: str
+) -> list[pb.Drift]:
+    """Grants upload on `bucket`, deletes the grant's policy behind the broker's back, and
+    answers what a pass over every instance (Reconcile without an instance) found."""
+    grant(process.stub, instance_id, bucket, pb.ACCESS_UPLOAD, "up/")
+    emulator.client("iam").delete_role_policy(
+        RoleName=f"accessbroker-{instance_id}", PolicyName="accessbroker-grants"
+    )
+    request = pb.ReconcileRequest(instance_id="", dry_run=False)
+    return list(process.stub.Reconcile(request, timeout=60).drifts)
+
+
+def test_the_policy_is_enough_for_a_drift_pass_over_every_instance(
+    least_privileged_broker: BrokerProcess,
+    emulator: Emulator,
+    instance_id: str,
+    buckets: tuple[str, str],
+) -> None:
+    drifts = _drift_pass_repairs_a_deleted_policy(
+        least_privileged_broker, emulator, instance_id, buckets[0]
+    )
+
+    assert [(d.instance_id, d.kind, d.repaired) for d in drifts] == [
+        (instance_id, pb.DRIFT_KIND_POLICY, True)
+    ]
+    assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == ALLOWED
+
+
+def test_without_the_account_listing_a_drift_pass_fails(
+    emulator: Emulator, instance_id: str, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    """The negative control: the listing is needed, and asked for as AWS would."""
+    details, _ = refused_without(
+        "ListRolesForDriftPass",
+        emulator,
+        tmp_path / "b.db",
+        lambda process: _drift_pass_repairs_a_deleted_policy(
+            process, emulator, instance_id, buckets[0]
+        ),
+    )
+
+    assert "GetAccountAuthorizationDetails failed: AccessDenied" in details
+    assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == "AccessDenied"

@@ -117,11 +117,15 @@ def managed(
 def report(
     stub: broker_pb2_grpc.AccessBrokerStub, emulator: Emulator, instance_id: str
 ) -> list[pb.Drift]:
-    """Reconcile(dry_run=True) of the instance, checked to change nothing in AWS or the audit."""
+    """Reconcile(dry_run=True) of the instance, checked to change nothing in AWS or the audit,
+    and to find what a dry-run pass over every instance finds for it."""
     held, last = aws_state(emulator, instance_id), last_event_id(stub, instance_id)
 
     reported = reconcile(stub, instance_id, dry_run=True)
+    # A pass over every instance screens them from AWS's bulk listings: it finds the same.
+    everywhere = [d for d in reconcile(stub, "", dry_run=True) if d.instance_id == instance_id]
 
+    assert [difference(d) for d in everywhere] == [difference(d) for d in reported]
     assert not any(d.repaired for d in reported)
     assert aws_state(emulator, instance_id) == held, "a dry run changed AWS"
     assert audit_events(stub, instance_id, after=last) == [], "a dry run wrote audit events"

@@ -175,3 +175,52 @@ def test_twenty_grants_arriving_during_a_convergence_are_carried_by_the_next_one
     assert {a.grant.state for a in answers} == {pb.GRANT_STATE_ACTIVE}
     assert len({a.grant.grant_id for a in answers}) == len(buckets)
     assert {_uploads(emulator, instance_id, bucket) for bucket in buckets} == {ALLOWED}
+
+
+def _reconcile_all(counted: Counted, *, dry_run: bool) -> list[pb.Drift]:
+    request = pb.ReconcileRequest(instance_id="", dry_run=dry_run)
+    return list(counted.broker.stub.Reconcile(request, timeout=120).drifts)
+
+
+def test_a_drift_pass_over_thirty_instances_reads_aws_in_pages(
+    counted: Counted, emulator: Emulator, buckets: tuple[str, str]
+) -> None:
+    instances = [emulator.run_instance() for _ in range(30)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: grant(counted.broker.stub, i, buckets[0]), instances))
+
+    drifts: list[pb.Drift] = []
+    calls = counted.calls_of(lambda: drifts.extend(_reconcile_all(counted, dry_run=False)))
+
+    # Every managed instance of the module screened at once; none examined on its own.
+    assert drifts == []
+    assert calls == Counter(
+        {
+            "GetAccountAuthorizationDetails": 1,
+            "DescribeInstances": 1,
+            "DescribeIamInstanceProfileAssociations": 1,
+        }
+    )
+
+
+def test_a_drift_pass_examines_and_repairs_only_the_instances_that_differ(
+    counted: Counted, emulator: Emulator, buckets: tuple[str, str]
+) -> None:
+    instances = [emulator.run_instance() for _ in range(3)]
+    for instance_id in instances:
+        grant(counted.broker.stub, instance_id, buckets[0])
+    iam, broken = emulator.client("iam"), instances[1]
+    iam.delete_role_policy(RoleName=role_name(broken), PolicyName="accessbroker-grants")
+    assert _uploads(emulator, broken, buckets[0]) == "AccessDenied"
+
+    drifts: list[pb.Drift] = []
+    calls = counted.calls_of(lambda: drifts.extend(_reconcile_all(counted, dry_run=False)))
+
+    assert [(d.instance_id, d.kind, d.repaired) for d in drifts] == [
+        (broken, pb.DRIFT_KIND_POLICY, True)
+    ]
+    # The screen's three reads, the suspect's own observation, and the repair.
+    assert calls["GetAccountAuthorizationDetails"] == 1
+    assert calls["GetRole"] == 2  # examined, then observed again to converge
+    assert calls["PutRolePolicy"] == 1
+    assert {_uploads(emulator, i, buckets[0]) for i in instances} == {ALLOWED}

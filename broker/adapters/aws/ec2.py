@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -11,7 +12,7 @@ from broker.adapters.aws.errors import error_code, error_message
 from broker.adapters.aws.retry import Propagation
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import InstanceNotFound
-from broker.service.ports import InstanceInfo
+from broker.service.ports import InstanceInfo, InstancesSeen
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client  # noqa: F401 (BotoEc2's type argument)
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     )
 
 _GONE_STATES = frozenset({"shutting-down", "terminated"})
+# EC2 takes up to 200 values in one filter, and up to 1,000 results in one page.
+_FILTER_VALUES, _PAGE = 200, 1000
 # Associations that hold or are taking hold; EC2 also lists those being or lately disassociated.
 _CURRENT: FilterTypeDef = {"Name": "state", "Values": ["associating", "associated"]}
 
@@ -102,6 +105,32 @@ class BotoEc2(AwsAdapter["EC2Client"]):
             a["InstanceId"] for a in associations if a["IamInstanceProfile"]["Arn"] == profile_arn
         }
 
+    def describe_many(self, instance_ids: Collection[str]) -> InstancesSeen:
+        existing: set[str] = set()
+        gone: set[str] = set()
+        associations: dict[str, AssociationInfo] = {}
+        for batch in _batches(sorted(set(instance_ids))):
+            # A filter, not InstanceIds: an id EC2 does not know is left out, not an error.
+            by_id: FilterTypeDef = {"Name": "instance-id", "Values": batch}
+            for instance in self._instances_matching(by_id):
+                gone_now = instance["State"]["Name"] in _GONE_STATES
+                (gone if gone_now else existing).add(instance["InstanceId"])
+            listed = self._aws.paginate(
+                "DescribeIamInstanceProfileAssociations",
+                "IamInstanceProfileAssociations",
+                Filters=[by_id, _CURRENT],
+                MaxResults=_PAGE,
+            )
+            associations.update((a["InstanceId"], _association_info(a)) for a in listed)
+        # An id may show both ways (a terminated instance and a new one): it exists.
+        return InstancesSeen(frozenset(existing), frozenset(gone - existing), associations)
+
+    def _instances_matching(self, where: FilterTypeDef) -> list[InstanceTypeDef]:
+        reservations = self._aws.paginate(
+            "DescribeInstances", "Reservations", Filters=[where], MaxResults=_PAGE
+        )
+        return [instance for r in reservations for instance in r["Instances"]]
+
     def _existing_association(
         self, refused: MaybeDone, instance_id: str, profile_name: str
     ) -> AssociationInfo:
@@ -111,6 +140,11 @@ class BotoEc2(AwsAdapter["EC2Client"]):
             if current is not None and current.profile_arn.endswith(f"/{profile_name}"):
                 return current
         raise refused.refusal() from refused.error
+
+
+def _batches(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _FILTER_VALUES):
+        yield ids[start : start + _FILTER_VALUES]
 
 
 def _is_propagation_error(error: BaseException) -> bool:

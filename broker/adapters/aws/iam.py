@@ -11,6 +11,7 @@ from broker.adapters.aws.calls import AwsAdapter, MaybeDone, Paging
 from broker.adapters.aws.errors import error_code
 from broker.adapters.aws.retry import Propagation
 from broker.domain.convergence import ProfileInfo, RoleInfo
+from broker.domain.drift import ListedRole
 from broker.domain.errors import AwsUnavailable
 from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
 from broker.domain.validation import instance_id_problems
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam.type_defs import (
         InstanceProfileTypeDef,
         PolicyDocumentTypeDef,
+        RoleDetailTypeDef,
         RoleTypeDef,
         TagTypeDef,
     )
@@ -171,6 +173,18 @@ class BotoIam(AwsAdapter["IAMClient"]):
                 found.add(name.removeprefix(NAME_PREFIX))
         return found
 
+    def list_broker_roles(self) -> dict[str, ListedRole]:
+        # IAM cannot filter this listing by path or name: the account's roles are read in pages
+        # of up to 1,000, with the policies, profiles and tags a drift pass compares.
+        roles = self._aws.paginate(
+            "GetAccountAuthorizationDetails", "RoleDetailList", Filter=["Role"], MaxItems=1000
+        )
+        return {
+            role["RoleName"]: _listed_role(role)
+            for role in roles
+            if _instance_id_of(role["RoleName"]) is not None
+        }
+
     def _role_names(self, path: str) -> list[str]:
         """Names of the form accessbroker-<instance id> among the roles on exactly `path`."""
         roles = self._aws.paginate("ListRoles", "Roles", PathPrefix=path)
@@ -244,13 +258,27 @@ def _tag_dict(tags: list[TagTypeDef]) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in tags}
 
 
-def _role_info(role: RoleTypeDef) -> RoleInfo:
+def _role_info(role: RoleTypeDef | RoleDetailTypeDef) -> RoleInfo:
     trust = role.get("AssumeRolePolicyDocument")
     return RoleInfo(
         name=role["RoleName"],
         arn=role["Arn"],
         managed=is_managed(_tag_dict(role.get("Tags", []))),
         trust_policy=None if trust is None else _policy_dict(trust),
+    )
+
+
+def _listed_role(role: RoleDetailTypeDef) -> ListedRole:
+    return ListedRole(
+        role=_role_info(role),
+        inline_policies={
+            policy["PolicyName"]: _policy_dict(policy["PolicyDocument"])
+            for policy in role.get("RolePolicyList", [])
+        },
+        attached_policies=tuple(
+            policy["PolicyArn"] for policy in role.get("AttachedManagedPolicies", [])
+        ),
+        profiles=tuple(_profile_info(profile) for profile in role.get("InstanceProfileList", [])),
     )
 
 

@@ -67,6 +67,7 @@ def test_the_adapters_call_these_actions() -> None:
         "DeleteRole",
         "DeleteRolePolicy",
         "DetachRolePolicy",
+        "GetAccountAuthorizationDetails",
         "GetInstanceProfile",
         "GetRole",
         "GetRolePolicy",

@@ -6,7 +6,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from broker.domain.access import Access
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
+from broker.domain.drift import ListedRole
 from broker.domain.errors import (
     AwsQuotaExceeded,
     AwsRejected,
@@ -45,6 +47,7 @@ from broker.service.ports import (
     InstanceInfo,
     InstanceRecord,
     InstanceRecords,
+    InstancesSeen,
     Page,
     UnitOfWorkFactory,
 )
@@ -393,7 +396,8 @@ _POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}|aws):policy/.+")
 
 
 class FakeAws:
-    """Implements both Iam and Ec2. `calls` lists each successful mutating call, in order."""
+    """Implements both Iam and Ec2. `calls` lists each successful mutating call, in order;
+    `entered` counts every call made, by method name."""
 
     def __init__(self, instances: tuple[str, ...] = ()) -> None:
         self.instances = set(instances)
@@ -403,6 +407,8 @@ class FakeAws:
         self.profiles: dict[str, FakeProfile] = {}
         self.associations: dict[str, AssociationInfo] = {}
         self.calls: list[tuple[str, ...]] = []
+        # Every operation called, reads included, by method name.
+        self.entered: Counter[str] = Counter()
         self._failures: dict[str, list[BrokerError]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -413,6 +419,7 @@ class FakeAws:
 
     def _enter(self, operation: str) -> None:
         time.sleep(0)  # lets other threads run here, as a network call would: races show up
+        self.entered[operation] += 1
         pending = self._failures.get(operation)
         if pending:
             raise pending.pop(0)
@@ -569,6 +576,20 @@ class FakeAws:
             and not instance_id_problems(e.name.removeprefix(NAME_PREFIX))
         }
 
+    def list_broker_roles(self) -> dict[str, ListedRole]:
+        self._enter("list_broker_roles")
+        return {
+            role.name: ListedRole(
+                role.info,
+                dict(role.policies),
+                tuple(role.attached),
+                tuple(p.info for p in self.profiles.values() if role.name in p.roles),
+            )
+            for role in self.roles.values()
+            if role.name.startswith(NAME_PREFIX)
+            and not instance_id_problems(role.name.removeprefix(NAME_PREFIX))
+        }
+
     def _role(self, action: str, name: str) -> FakeRole:
         if name not in self.roles:
             raise _refused(action, "NoSuchEntity")
@@ -625,6 +646,15 @@ class FakeAws:
     def instances_holding(self, profile_arn: str) -> set[str]:
         self._enter("instances_holding")
         return {i for i, a in self.associations.items() if a.profile_arn == profile_arn}
+
+    def describe_many(self, instance_ids: Collection[str]) -> InstancesSeen:
+        self._enter("describe_many")
+        wanted = set(instance_ids)
+        return InstancesSeen(
+            existing=frozenset(wanted & self.instances),
+            gone=frozenset(wanted & self.terminated),
+            associations={i: a for i, a in self.associations.items() if i in wanted},
+        )
 
     def associate_foreign(self, instance_id: str, profile_arn: str) -> None:
         """Sets up an association the broker did not make (not recorded as a call)."""
