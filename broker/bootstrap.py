@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from broker.adapters.aws.clients import StaticCredentials, make_aws_clients
 from broker.adapters.aws.ec2 import BotoEc2
 from broker.adapters.aws.iam import BotoIam
+from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.config.policy_file import load_policy_file
 from broker.adapters.config.policy_holder import PolicyHolder
@@ -206,9 +207,17 @@ def build_runtime(
     # One count of every retry of an AWS call, by action and kind of fault, for both adapters.
     retries = RetryCounter()
     timeout = settings.propagation_timeout
+    # One budget for the account's IAM writes, whoever makes them.
+    writes = WriteRate(settings.aws_write_rate) if settings.aws_write_rate else None
     ports = Ports(
         uow=sql_unit_of_work_factory(engine),
-        iam=BotoIam(clients.iam, propagation_timeout=timeout, budgets=budgets, retries=retries),
+        iam=BotoIam(
+            clients.iam,
+            propagation_timeout=timeout,
+            budgets=budgets,
+            retries=retries,
+            writes=writes,
+        ),
         ec2=BotoEc2(clients.ec2, propagation_timeout=timeout, budgets=budgets, retries=retries),
         clock=SystemClock(),
         ids=RandomIds(),

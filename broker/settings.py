@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     aws_throttling_budget: float = Field(default=30.0, ge=0)
     aws_server_error_budget: float = Field(default=15.0, ge=0)
     aws_connection_budget: float = Field(default=15.0, ge=0)
+    # IAM writes a second at most, shared by requests and the sweep's chores; a burst of work
+    # waits for its turn rather than being throttled by IAM. 0: no budget.
+    aws_write_rate: float = Field(default=10.0, ge=0)
     # botocore's own attempts per call (standard mode); 1 leaves all retrying to the budgets.
     aws_max_attempts: int = Field(default=1, ge=1, le=10)
     # How often the background sweep finishes interrupted or postponed work (seconds).

@@ -29,6 +29,7 @@ from broker.service.commands import DriftFinding, Reconcile, RepairDrift
 from broker.service.convergence import Convergence
 from broker.service.messagebus import Context
 from broker.service.ports import Clock, Ec2, Iam, InstanceLocks, InstancesSeen, UnitOfWorkFactory
+from broker.service.sweeps import each_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,9 @@ def repair_drift(
     except BrokerError as error:
         log.warning("could not screen the instances for drift yet: %s", error)
         return []
-    findings = []
-    for instance_id in suspects:
-        try:
-            findings += drift.instance(instance_id, dry_run=False, actor=command.actor)
-        except BrokerError as error:
-            log.warning("could not check %s for drift yet: %s", instance_id, error)
-    return findings
+    found, _ = each_concurrently(
+        suspects,
+        lambda instance_id: drift.instance(instance_id, dry_run=False, actor=command.actor),
+        "check for drift",
+    )
+    return [finding for findings in found for finding in findings]

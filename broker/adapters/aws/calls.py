@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from broker.adapters.aws.errors import error_code, error_message, translate
+from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
 from broker.domain.errors import AwsRejected, AwsUnavailable
 
@@ -58,10 +59,18 @@ class AwsCalls:
     """Calls one boto3 client's actions under one retry policy."""
 
     def __init__(
-        self, client: object, retry: AwsRetry, *, missing: Collection[str], paging: Paging
+        self,
+        client: object,
+        retry: AwsRetry,
+        *,
+        missing: Collection[str],
+        paging: Paging,
+        writes: WriteRate | None = None,
     ) -> None:
         # missing: the error codes that mean what a call reads or deletes does not exist.
         self._client, self._retry, self._missing, self._paging = client, retry, missing, paging
+        # Every attempt of a write, retries included, takes a token first (None: no budget).
+        self._writes = writes
 
     @overload
     def call(
@@ -129,6 +138,8 @@ class AwsCalls:
     ) -> Answer | None:
         # boto3 names each client method by this same conversion of the action's name.
         attempt = partial(getattr(self._client, xform_name(action)), **params)
+        if self._writes is not None and _is_write(action):
+            attempt = partial(_budgeted, self._writes, action, attempt)
         try:
             answer: Answer = self._retry.call(action, attempt, propagation)
         except ClientError as error:
@@ -140,6 +151,15 @@ class AwsCalls:
         except (BotoCoreError, ResponseParserError) as error:
             raise translate(action, error) from error
         return answer
+
+
+def _is_write(action: str) -> bool:
+    return not action.startswith(("Get", "List", "Describe"))
+
+
+def _budgeted(writes: WriteRate, action: str, attempt: Callable[[], Answer]) -> Answer:
+    writes.take(action)
+    return attempt()
 
 
 Client = TypeVar("Client")
@@ -159,10 +179,11 @@ class AwsAdapter(Generic[Client]):
         propagation_timeout: float,
         budgets: RetryBudgets | None = None,
         retries: RetryCounter | None = None,
+        writes: WriteRate | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
         self.retries = retries if retries is not None else RetryCounter()
         retry = AwsRetry(budgets, self.retries, sleep, clock)
-        self._aws = AwsCalls(client, retry, missing=self.MISSING, paging=self.PAGING)
+        self._aws = AwsCalls(client, retry, missing=self.MISSING, paging=self.PAGING, writes=writes)

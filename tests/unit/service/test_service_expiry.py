@@ -1,5 +1,6 @@
 """Expiry: the server's default and maximum ttl, and the sweep that ends expired grants."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from tests.unit.service.fakes import (
     grant_command,
     policy_of,
 )
+from tests.waiting import WAIT_SECONDS
 
 HOUR = timedelta(hours=1)
 
@@ -165,3 +167,26 @@ def test_a_grant_extended_while_the_sweep_withdraws_it_is_put_back(
     assert w.aws.roles[ROLE].policies[POLICY] == policy_of(
         ("photos", "", Access.UPLOAD), ("logs", "", Access.READ)
     )
+
+
+def test_the_sweep_ends_the_grants_of_several_instances_at_once(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for instance_id in INSTANCES:
+        w.handle(grant_command("photos", ttl=HOUR, instance_id=instance_id))
+    w.clock.advance(HOUR)
+    # Each teardown waits for the other's: one instance after the other would never meet.
+    together, delete_role = (
+        threading.Barrier(len(INSTANCES), timeout=WAIT_SECONDS),
+        w.aws.delete_role,
+    )
+
+    def meeting(name: str) -> None:
+        together.wait()
+        delete_role(name)
+
+    monkeypatch.setattr(w.aws, "delete_role", meeting)
+
+    assert w.handle(ExpireGrants()) == []
+    assert {g.state for g in w.db.grants()} == {GrantState.EXPIRED}
+    assert w.aws.roles == {}

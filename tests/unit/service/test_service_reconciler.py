@@ -32,7 +32,8 @@ def test_postponed_grants_and_revocations_are_finished_by_the_system(w: World) -
     }
     assert INSTANCE in w.aws.associations and ROLE in w.aws.roles
     settling = w.db.snapshot().audit[audited_before:]
-    assert [e.action for e in settling if e.action.startswith("grant.")] == [
+    # The sweep works on both instances at once: in either order.
+    assert sorted(e.action for e in settling if e.action.startswith("grant.")) == [
         "grant.active",
         "grant.revoked",
     ]
