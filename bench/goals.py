@@ -67,3 +67,7 @@ def drift_goals(instances: int, calls: float, seconds: float) -> list[Judged]:
     if instances >= 300:
         judged.append((DRIFT_SECONDS_AT_300, seconds))
     return judged
+
+
+# The scale run: the broker's peak RSS, which must not grow with the number of grants.
+SCALE_PEAK_RSS = Goal("peak RSS <= 300 MiB", 300.0)

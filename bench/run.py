@@ -26,13 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
@@ -41,22 +40,25 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from bench import goals
 from bench.load import raw_method, side_by_side
-from bench.measure import AwsTally
+from bench.phases import (
+    RECONCILE_TIMEOUT,
+    RPC_TIMEOUT,
+    Boundary,
+    World,
+    calls_of,
+    grant_request,
+    measured,
+    progress,
+    state_note,
+)
 from bench.processes import ROOT, Aws, Broker, aws_side, broker_server, echo_server, log_tail
 from bench.report import AwsRow, RpcRow, aws_table, breakdown, rpc_table
-from broker.sandbox.emulator import SANDBOX_AMI_ID
+from bench.scale import SCALE_ENV, ScaleOptions, scale
 
 if TYPE_CHECKING:
-    from mypy_boto3_ec2.client import EC2Client
-    from mypy_boto3_s3.client import S3Client
-
     from accessbroker.v1.broker_pb2_grpc import AccessBrokerAsyncStub
 
 SERVICE = pb.DESCRIPTOR.services_by_name["AccessBroker"].full_name
-RPC_TIMEOUT = 120.0
-RECONCILE_TIMEOUT = 1800.0
-# How often the boundary is asked whether AWS calls are still arriving.
-POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,109 +72,10 @@ class Options:
     drift_instances: int = 30
     setup_concurrency: int = 8
     quiet_seconds: float = 0.5
+    scale_instances: int = 1000
+    scale_ttl: int = 300
     only: str = ""
     broker_env: dict[str, str] = field(default_factory=dict)
-
-
-def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-class Boundary:
-    """The AWS calls the counting proxy saw between a mark and the moment AWS went quiet."""
-
-    def __init__(self, aws: Aws, quiet_seconds: float) -> None:
-        self._aws, self._quiet = aws, quiet_seconds
-
-    async def _total(self) -> int:
-        total, _ = await asyncio.to_thread(self._aws.calls, sys.maxsize)
-        return total
-
-    async def settle(self) -> int:
-        """The number of calls so far, once none has arrived for the quiet time."""
-        last, since = await self._total(), time.monotonic()
-        while time.monotonic() - since < self._quiet:
-            await asyncio.sleep(POLL_SECONDS)
-            now = await self._total()
-            if now != last:
-                last, since = now, time.monotonic()
-        return last
-
-    async def since(self, mark: int) -> AwsTally:
-        await self.settle()
-        _, calls = await asyncio.to_thread(self._aws.calls, mark)
-        return AwsTally.of(action for _, action, _ in calls)
-
-
-@dataclass(frozen=True)
-class World:
-    """Instances and buckets made in the emulator directly: the proxy does not count them."""
-
-    ec2: EC2Client
-    s3: S3Client
-    tag: str
-
-    @classmethod
-    def of(cls, aws: Aws) -> World:
-        session = boto3.Session(
-            aws_access_key_id=aws.access_key_id,
-            aws_secret_access_key=aws.secret_access_key,
-            region_name=aws.region,
-        )
-        tag = os.urandom(4).hex()
-        ec2 = session.client("ec2", endpoint_url=aws.emulator_url)
-        return cls(ec2, session.client("s3", endpoint_url=aws.emulator_url), tag)
-
-    def instances(self, count: int) -> list[str]:
-        made = self.ec2.run_instances(
-            ImageId=SANDBOX_AMI_ID, InstanceType="t3.micro", MinCount=count, MaxCount=count
-        )
-        return [instance["InstanceId"] for instance in made["Instances"]]
-
-    def buckets(self, name: str, count: int) -> list[str]:
-        names = [f"bench-{self.tag}-{name}-{n}" for n in range(count)]
-        for bucket in names:
-            self.s3.create_bucket(Bucket=bucket)
-        return names
-
-
-def grant_request(instance_id: str, bucket: str, prefix: str = "") -> pb.GrantAccessRequest:
-    return pb.GrantAccessRequest(
-        instance_id=instance_id, bucket=bucket, access=pb.ACCESS_READ, prefix=prefix
-    )
-
-
-def state_note(grants: Sequence[pb.Grant], wanted: int) -> str:
-    """ "" when every grant is in the state wanted, else what they are (and why)."""
-    off = [g for g in grants if g.state != wanted]
-    if not off:
-        return ""
-    first = off[0]
-    reason = f": {first.failure_reason}" if first.failure_reason else ""
-    return f"{len(off)} of {len(grants)} {pb.GrantState.Name(first.state)}{reason}"
-
-
-async def measured(
-    boundary: Boundary, name: str, operation: Callable[[], Awaitable[str]]
-) -> AwsRow:
-    """The operation's AWS calls and wall time; its note (or its failure) beside them."""
-    progress(name)
-    mark = await boundary.settle()
-    started = time.perf_counter()
-    try:
-        note = await operation()
-    except grpc.aio.AioRpcError as error:
-        return AwsRow(name, None, note=f"failed: {error.code().name}: {error.details()}")
-    except (LookupError, ValueError) as error:  # what an earlier failure left missing
-        return AwsRow(name, None, note=f"not run: {error!r}")
-    seconds = time.perf_counter() - started
-    return AwsRow(name, await boundary.since(mark), seconds=seconds, note=note)
-
-
-def calls_of(row: AwsRow, action: str = "") -> float:
-    if row.tally is None:
-        return math.nan
-    return float(row.tally.count(action) if action else row.tally.calls)
 
 
 @dataclass(frozen=True)
@@ -491,7 +394,23 @@ def parse(argv: Sequence[str] | None) -> Options:
         default=default.quiet_seconds,
         help="an operation's AWS calls are counted until none arrived for this long",
     )
-    add("--only", choices=("rpc", "aws"), help="run one half of the benchmark only")
+    add(
+        "--scale-instances",
+        type=int,
+        default=default.scale_instances,
+        help="instances of the scale run (--only scale)",
+    )
+    add(
+        "--scale-ttl",
+        type=int,
+        default=default.scale_ttl,
+        help="the scale run's grants' ttl in seconds: long enough to grant all and pass once",
+    )
+    add(
+        "--only",
+        choices=("rpc", "aws", "scale"),
+        help="run one half of the benchmark only, or the scale run (not run otherwise)",
+    )
     add(
         "--broker-env",
         action="append",
@@ -511,6 +430,8 @@ def parse(argv: Sequence[str] | None) -> Options:
         drift_instances=args.drift_instances,
         setup_concurrency=args.setup_concurrency,
         quiet_seconds=args.quiet_seconds,
+        scale_instances=args.scale_instances,
+        scale_ttl=args.scale_ttl,
         only=args.only or "",
         broker_env=broker_env,
     )
@@ -519,6 +440,10 @@ def parse(argv: Sequence[str] | None) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     started = time.monotonic()
+    if options.only == "scale":
+        print(scale_run(options))
+        progress(f"done in {time.monotonic() - started:.0f} s")
+        return 0
     with tempfile.TemporaryDirectory(prefix="accessbroker-bench-") as scratch:
         progress("starting AWS (emulator and counting proxy), the echo server and the broker")
         with (
@@ -534,3 +459,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(options, report))
     progress(f"done in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def scale_run(options: Options) -> str:
+    scaled = ScaleOptions(
+        instances=options.scale_instances,
+        ttl_seconds=options.scale_ttl,
+        concurrency=options.setup_concurrency,
+        quiet_seconds=options.quiet_seconds,
+        broker_env=options.broker_env,
+    )
+    with tempfile.TemporaryDirectory(prefix="accessbroker-scale-") as scratch:
+        progress("starting AWS (emulator and counting proxy)")
+        with aws_side(Path(scratch)) as aws:
+            report = asyncio.run(scale(scaled, aws, Path(scratch)))
+    lines = [
+        *header(options)[:2],
+        f"scale run: {scaled.instances} instances, grants made "
+        f"{scaled.concurrency} at a time; broker: SQLite, {SCALE_ENV}",
+    ]
+    lines += ["", *aws_table(report.rows), "", "calls by action:", *breakdown(report.rows)]
+    growth = ", ".join(f"{n} grants: {mb:.0f} MiB" for n, mb in report.rss)
+    lines += ["", f"broker peak RSS (VmHWM) while granting: {growth}"]
+    lines += [f"peak RSS of the broker that expired them: {report.expiry_rss_mb:.0f} MiB"]
+    return "\n".join(lines)
