@@ -97,6 +97,9 @@ class Intent:
     events: tuple[NewAuditEvent, ...] = ()
     # Set when a broader live grant already gave what was asked: `grant` is that grant.
     covered_by: str = ""
+    # The instance's live grants as the handler read them, if it did: an intent that changes
+    # nothing is reported from them, without reading them again.
+    read_grants: tuple[Grant, ...] | None = None
 
     @property
     def changes_nothing(self) -> bool:
@@ -285,7 +288,10 @@ class Convergence:
 
     def report(self, intent: Intent) -> GrantResult:
         """The intent's grant as it stands, with the instance's whole policy."""
-        document = self.desired(intent.grant.instance_id).document
+        if intent.changes_nothing and intent.read_grants is not None:
+            document = self._desired_of(list(intent.read_grants)).document
+        else:
+            document = self.desired(intent.grant.instance_id).document
         policy = render(document) if document else ""
         return GrantResult(intent.grant, policy, covered_by=intent.covered_by)
 
@@ -357,9 +363,12 @@ class Convergence:
 
     def desired(self, instance_id: str) -> Desired:
         """What AWS should hold now: a grant past its expiry no longer counts, swept or not yet."""
-        now = self._clock.now()
         with self._uow(read_only=True) as uow:
             grants = uow.grants.for_instance(instance_id)
+        return self._desired_of(grants)
+
+    def _desired_of(self, grants: list[Grant]) -> Desired:
+        now = self._clock.now()
         scopes = [g.scope for g in grants if g.is_live(now)]
         expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
         return Desired(grants, scopes, build_policy(scopes), expired)

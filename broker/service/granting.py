@@ -7,6 +7,7 @@ requested. Only grants the caller may act on count: another caller's grant could
 under it (and it could not even see it).
 """
 
+from dataclasses import replace
 from datetime import datetime
 
 from broker.domain.audit import AuditAction, extension_event, grant_event
@@ -31,13 +32,16 @@ def grant_access(
     request, now = permit.the_request(), clock.now()
     expires_at = expiry_after(now, request.ttl)
     with uow(read_only=True) as unit:
-        live = [g for g in unit.grants.for_instance(request.instance_id) if permit.may_act_on(g)]
+        instance_grants = tuple(unit.grants.for_instance(request.instance_id))
+    live = [g for g in instance_grants if permit.may_act_on(g)]
     existing = next((g for g in live if g.scope == request.scope and g.is_live(now)), None)
     if existing is not None:
-        return _extended(existing, expires_at, now, command.actor)
+        return replace(
+            _extended(existing, expires_at, now, command.actor), read_grants=instance_grants
+        )
     coverer = covering_grant(live, request.scope, expires_at, now)
     if coverer is not None:
-        return Intent(coverer, covered_by=coverer.grant_id)
+        return Intent(coverer, covered_by=coverer.grant_id, read_grants=instance_grants)
     # A dry run's grant is only shown: it gets no id, and uses none up.
     grant = new_grant("" if command.dry_run else ids.new_grant_id(), request, now)
     requested = grant_event(

@@ -247,12 +247,16 @@ class FakeDatabase:
         self.committed = Tables()
         self.lock = threading.Lock()
         self.commits = 0
+        # Units of work begun, reading or writing.
+        self.units = 0
         # Idempotency keys added by units of work not yet ended, and a condition that tells
         # when one ends: a second first use of a key waits for the first, as on a unique index.
         self.claimed_keys: dict[tuple[str, str], FakeUnitOfWork] = {}
         self.ended = threading.Condition(self.lock)
 
     def __call__(self, *, read_only: bool = False) -> "FakeUnitOfWork":
+        with self.lock:
+            self.units += 1
         return FakeUnitOfWork(self, read_only=read_only)
 
     def snapshot(self) -> Tables:

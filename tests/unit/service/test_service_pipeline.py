@@ -75,6 +75,17 @@ def test_a_repeated_identical_grant_is_answered_without_the_lock_or_a_write(w: W
     assert (w.db.commits, len(w.aws.calls)) == (commits, calls)
 
 
+def test_a_repeated_identical_grant_reads_the_database_once(w: World) -> None:
+    first = w.handle(grant_command("photos", ttl=HOUR))
+    units = w.db.units
+
+    again = w.handle(grant_command("photos", ttl=HOUR))
+
+    # The handler's read of the instance's grants answers the policy too.
+    assert w.db.units == units + 1
+    assert (again.grant, again.policy_document) == (first.grant, first.policy_document)
+
+
 def test_a_retry_under_its_key_of_a_finished_grant_waits_for_nothing(w: World) -> None:
     first = w.handle(grant_command("photos", idempotency_key="deploy-1")).grant
     commits = w.db.commits
