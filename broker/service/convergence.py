@@ -65,6 +65,7 @@ from broker.service.steps import (
     StepRecorder,
     StepRunner,
     adopted_record,
+    as_recorded,
     observe,
     observed_record,
     presumed,
@@ -236,10 +237,18 @@ class Convergence:
             covered_by=intent.covered_by,
         )
 
-    def check(self, intent: Intent) -> Observation | None:
+    def look_up(self, instance_id: str) -> InstanceInfo:
+        """The instance as EC2 shows it; InstanceNotFound when it does not exist."""
+        instance = self._ec2.find_instance(instance_id)
+        if instance is None:
+            raise InstanceNotFound(instance_id)
+        return instance
+
+    def check(self, intent: Intent, instance: InstanceInfo | None = None) -> Observation | None:
         """Refuses, writing nothing, a new grant that cannot be carried; answers what it saw of
-        AWS to check, for the convergence that follows."""
-        return self._admit(intent)[2] if intent.new else None
+        AWS to check, for the convergence that follows. `instance`: the grant's instance as EC2
+        showed it a moment ago (else it is looked up)."""
+        return self._admit(intent, instance)[2] if intent.new else None
 
     def record(self, intent: Intent, key: IdempotencyKey) -> None:
         """Records the intent, with its idempotency key, in one transaction (under the
@@ -296,7 +305,7 @@ class Convergence:
         return GrantResult(intent.grant, policy, covered_by=intent.covered_by)
 
     def _admit(
-        self, intent: Intent
+        self, intent: Intent, instance: InstanceInfo | None = None
     ) -> tuple[PolicyDocument | None, list[Step], Observation | None]:
         """The policy with the intent's grant, the steps towards it, and what was seen of AWS to
         plan them; raises, writing nothing, when the grant cannot be carried."""
@@ -307,9 +316,7 @@ class Convergence:
                 return desired.document, [], None
             seen = self.observe(names)
             return desired.document, plan(names, desired.document, seen.own, seen.adopted), seen
-        instance = self._ec2.find_instance(grant.instance_id)
-        if instance is None:
-            raise InstanceNotFound(grant.instance_id)
+        instance = instance or self.look_up(grant.instance_id)
         document = build_policy([*desired.scopes, grant.scope])
         check_size(document)
         seen = self._admission_view(names, instance, desired)
@@ -320,10 +327,10 @@ class Convergence:
         self, names: ManagedNames, instance: InstanceInfo, desired: Desired
     ) -> Observation:
         """What AWS holds, for a new grant: from the record when the profile EC2 shows on the
-        instance is the one the record names; as nothing yet when grants admitted before this
-        one wait for the instance's first convergence (their admission read AWS, and the record
-        has every step done since); otherwise read from AWS (the associations only when EC2
-        shows a profile)."""
+        instance is the one the record names, or none at all, and either the record is complete
+        or grants admitted before this one wait for the instance's convergence (their admission
+        read AWS, and the record has every step done since); otherwise read from AWS (the
+        associations only when EC2 shows a profile)."""
         record = self._record(names)
         seen = self._admission_observation(names, instance, desired, record)
         return replace(seen, record=record)
@@ -335,18 +342,19 @@ class Convergence:
         desired: Desired,
         record: InstanceRecord | None,
     ) -> Observation:
-        held = record.resources if record is not None else None
-        if held is not None and held.profile_arn and instance.profile_arn == held.profile_arn:
-            association = AssociationInfo(
-                held.association_id, names.instance_id, instance.profile_arn
-            )
-            seen = presumed(names, record, association)
-            if seen is not None:
-                return seen
+        held = record.resources if record is not None else InstanceResources()
+        ours = bool(held.profile_arn) and instance.profile_arn == held.profile_arn
+        association = (
+            AssociationInfo(held.association_id, names.instance_id, instance.profile_arn)
+            if ours
+            else None
+        )
+        seen = presumed(names, record, association) if ours else None
+        if seen is not None:
+            return seen
         admitted = any(g.state is GrantState.PENDING for g in desired.grants)
-        if record is None and admitted and not instance.profile_arn and not self._adopts:
-            nothing = ObservedState(role=None, policy=None, profile=None, association=None)
-            return Observation(nothing, adopted=None, presumed=True)
+        if admitted and not self._adopts and (ours or not instance.profile_arn):
+            return as_recorded(names, record, association)
         return self.observe(names, unassociated=not instance.profile_arn)
 
     def _record(self, names: ManagedNames) -> InstanceRecord | None:

@@ -31,7 +31,7 @@ from broker.service.authorization import RULES, Authorizer, Permit
 from broker.service.commands import Command, ExtendGrant, GrantAccess, GrantResult, RevokeAccess
 from broker.service.convergence import Convergence, Intent
 from broker.service.idempotency import IdempotencyKey, key_for
-from broker.service.ports import Clock, InstanceLocks, UnitOfWorkFactory
+from broker.service.ports import Clock, InstanceInfo, InstanceLocks, UnitOfWorkFactory
 from broker.service.steps import Observation
 
 Result = TypeVar("Result")
@@ -78,20 +78,27 @@ class MessageBus:
         # Decided first without the instance's lock: a request that changes nothing (a retry of
         # one that is done, a repeat of a live grant, a dry run) is answered at once, and writes
         # nothing. Reads never wait for a convergence.
-        unchanged = self._unchanged(command, context)
-        if unchanged is not None:
-            return cast(Result, unchanged)
+        decided = self._decided_unlocked(command, context)
+        if isinstance(decided, GrantResult):
+            return cast(Result, decided)
+        # EC2 is asked about a new grant's instance before the admission lock: admissions then
+        # queue only for their database work, and a burst of grants is recorded in time to be
+        # carried by the round after the one running.
+        instance = self._instance_of(command, decided)
         with self._locked(command, permit):
             # Decided again under the lock: what was read without it may have changed since.
-            intent, seen = self._recorded(command, context)
+            intent, seen = self._recorded(command, context, instance)
         return cast(Result, self._convergence.settle(intent, command.actor, seen))
 
     def _handled(self, command: Command[Any], context: Context) -> Any:
         handler = self._handlers[type(command)]
         return self._refusals_audited(command, lambda: handler(command, context))
 
-    def _unchanged(self, command: Command[Any], context: Context) -> GrantResult | None:
-        """The answer to a request that changes nothing, or None when it may change something."""
+    def _decided_unlocked(
+        self, command: Command[Any], context: Context
+    ) -> GrantResult | Intent | None:
+        """The answer to a request that changes nothing; else what the handler decided without
+        the lock (None for a retry that only settling is left of)."""
         earlier = self._earlier(command, context.key)
         if earlier is not None:
             return None if earlier.grant.state.is_settling else self._convergence.report(earlier)
@@ -100,10 +107,17 @@ class MessageBus:
             return self._refusals_audited(command, lambda: self._convergence.preview(intent))
         if intent.changes_nothing and not context.key.key and not intent.grant.state.is_settling:
             return self._convergence.report(intent)
-        return None
+        return intent
+
+    def _instance_of(self, command: Command[Any], decided: Intent | None) -> InstanceInfo | None:
+        """The instance of a new grant, as EC2 shows it; InstanceNotFound, audited, if none."""
+        if decided is None or not decided.new:
+            return None
+        instance_id = decided.grant.instance_id
+        return self._refusals_audited(command, lambda: self._convergence.look_up(instance_id))
 
     def _recorded(
-        self, command: Command[Any], context: Context
+        self, command: Command[Any], context: Context, instance: InstanceInfo | None
     ) -> tuple[Intent, Observation | None]:
         """The intent, recorded with its key, and what was seen of AWS to admit it; a retry's
         first attempt recorded everything already, and only settling may be left."""
@@ -111,7 +125,7 @@ class MessageBus:
         if earlier is not None:
             return earlier, None
         intent: Intent = self._handled(command, context)
-        seen = self._refusals_audited(command, lambda: self._convergence.check(intent))
+        seen = self._refusals_audited(command, lambda: self._convergence.check(intent, instance))
         self._convergence.record(intent, context.key)
         return intent, seen
 

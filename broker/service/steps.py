@@ -180,6 +180,30 @@ def presumed(
     return Observation(own, adopted=None, presumed=True)
 
 
+def as_recorded(
+    names: ManagedNames, record: InstanceRecord | None, association: AssociationInfo | None
+) -> Observation:
+    """What AWS holds as the broker's record says, complete or not, given the instance's
+    association: for a grant admitted while grants admitted before it wait for the instance's
+    convergence, which records each step as soon as AWS has done it (their admission read AWS)."""
+    held = record.resources if record is not None else InstanceResources()
+    role = RoleInfo(held.role_name, held.role_arn, managed=True) if held.role_arn else None
+    in_profile = (held.role_name,) if record is not None and record.role_in_profile else ()
+    profile = (
+        ProfileInfo(held.profile_name, held.profile_arn, in_profile, managed=True)
+        if held.profile_arn
+        else None
+    )
+    document = record.policy_document if record is not None else ""
+    own = ObservedState(
+        role=role,
+        policy=json.loads(document) if document else None,
+        profile=profile,
+        association=association,
+    )
+    return Observation(own, adopted=None, presumed=True)
+
+
 def _observe_own(iam: Iam, ec2: Ec2, names: ManagedNames, *, unassociated: bool) -> ObservedState:
     role = iam.get_role(names.role_name)
     ours = role is not None and role.managed  # another's role is refused, its policies unread

@@ -8,10 +8,13 @@ runs the requests beside it.
 """
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import pytest
 
 from broker.domain.access import Access, GrantState
 from broker.domain.grants import Grant
@@ -190,3 +193,34 @@ def test_an_extension_waits_for_a_running_convergence(w: World) -> None:
     worker.join()
 
     assert answers[0].expires_at == w.clock.now() + 2 * HOUR
+
+
+def test_a_grant_admitted_while_the_first_one_builds_up_reads_nothing_of_iam(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    building, finish = threading.Event(), threading.Event()
+    create_instance_profile = w.aws.create_instance_profile
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        building.set()  # the role exists, and the record says so; the profile not yet
+        finish.wait()
+        return create_instance_profile(*args, **kwargs)
+
+    monkeypatch.setattr(w.aws, "create_instance_profile", held)
+    answers: list[GrantResult] = []
+    first = threading.Thread(target=lambda: answers.append(w.handle(grant_command("photos"))))
+    first.start()
+    wait_until(building.is_set, what="the first grant's convergence half-way")
+    reads = w.aws.entered.copy()
+    second = threading.Thread(target=lambda: answers.append(w.handle(grant_command("logs"))))
+    second.start()
+    wait_until(lambda: len(w.db.grants()) == 2, what="the second grant recorded")
+
+    # Admitted from the record the first convergence keeps step by step: EC2 only was asked.
+    assert w.aws.entered - reads == Counter({"find_instance": 1})
+    finish.set()
+    first.join()
+    second.join()
+    assert {a.grant.state for a in answers} == {GrantState.ACTIVE}
+    [policy] = w.aws.roles[ROLE].policies.values()
+    assert policy == policy_of(("photos", "", Access.UPLOAD), ("logs", "", Access.UPLOAD))
