@@ -94,6 +94,7 @@ def broker_server(aws: Aws, scratch: Path, extra_env: Mapping[str, str]) -> Iter
         "BROKER_AWS_ENDPOINT_URL": aws.proxy_url,
         "BROKER_DATABASE_URL": f"sqlite:///{scratch / 'broker.db'}",
         "BROKER_LISTEN": "127.0.0.1:0",
+        "BROKER_METRICS_LISTEN": "127.0.0.1:0",
         "BROKER_AUTH_MODE": "none",
         "BROKER_PROPAGATION_TIMEOUT": "30",
         "BROKER_ROLE_PATH": f"/accessbroker/bench-{uuid.uuid4().hex[:8]}/",

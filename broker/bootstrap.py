@@ -31,6 +31,7 @@ from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
+from broker.domain.access import GrantState
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.credentials import StoredToken, TlsFiles
@@ -173,9 +174,15 @@ class Runtime:
     # The access policy in force; a reload (SIGHUP) replaces it.
     policy: PolicyHolder
     engine: Engine
+    uow: UnitOfWorkFactory
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
+
+    def grant_counts(self) -> dict[GrantState, int]:
+        """How many grants are in each state, for /metrics."""
+        with self.uow(read_only=True) as unit:
+            return unit.grants.count_by_state()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -230,7 +237,7 @@ def build_runtime(
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
     )
-    return Runtime(build_bus(ports, options), policy, engine)
+    return Runtime(build_bus(ports, options), policy, engine, ports.uow)
 
 
 def load_access_policy(settings: Settings) -> AccessPolicy:

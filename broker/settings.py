@@ -21,6 +21,7 @@ class ConfigurationError(Exception):
 
 
 # IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}")
 _IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
 
 
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BROKER_", extra="ignore")
 
     listen: str = "127.0.0.1:50051"
+    # Where /metrics is served (Prometheus text format), host:port; "off" serves none.
+    metrics_listen: str = "127.0.0.1:9464"
     database_url: str = "sqlite:///broker.db"
     # Unset: real AWS. Set: an AWS-compatible endpoint such as an emulator.
     aws_endpoint_url: str | None = None
@@ -122,6 +125,13 @@ class Settings(BaseSettings):
         if default is not None and maximum is not None and default > maximum:
             raise ValueError("BROKER_DEFAULT_TTL must not be longer than BROKER_MAX_TTL")
         return self
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value != "off" and not _HOST_PORT.fullmatch(value):
+            raise ValueError("must be host:port (port 0 picks a free one), or off")
+        return value
 
     @field_validator("role_path")
     @classmethod

@@ -15,6 +15,7 @@ from broker.bootstrap import Runtime, build_runtime, load_access_policy, migrate
 from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
 from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import start_server
+from broker.entrypoints.metrics import start_metrics
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
 from broker.sandbox.demo import run_demo
@@ -119,8 +120,13 @@ def _serve(settings: Settings, *, sandboxed: bool) -> int:
 def _serve_until_signalled(
     runtime: Runtime, settings: Settings, security: ServerSecurity, box: Sandbox | None = None
 ) -> None:
+    metrics = start_metrics(settings.metrics_listen, runtime.grant_counts)
     running = start_server(
-        runtime.bus, settings.listen, runtime.database_reachable, security=security
+        runtime.bus,
+        settings.listen,
+        runtime.database_reachable,
+        security=security,
+        metrics=metrics.grpc if metrics else None,
     )
     chores = [drift_chore(settings.drift_sweep_interval_seconds)]
     if settings.remove_orphans:
@@ -128,9 +134,11 @@ def _serve_until_signalled(
     sweeper = Sweeper(runtime.bus, settings.sweep_interval_seconds, chores)
     sweeper.start()
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
-    print(
-        _sandbox_banner(address, box) if box else f"accessbroker serving on {address}", flush=True
-    )
+    metrics_url = metrics.endpoint.url if metrics else "off"
+    if box:
+        print(_sandbox_banner(address, metrics_url, box), flush=True)
+    else:
+        print(f"accessbroker serving on {address}\nmetrics: {metrics_url}", flush=True)
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda received, _: signals.put(received))
@@ -139,6 +147,8 @@ def _serve_until_signalled(
     log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
     running.stop(settings.shutdown_grace)
     sweeper.stop(timeout=settings.shutdown_grace)
+    if metrics:
+        metrics.endpoint.stop()
 
 
 def _next_signal(signals: "queue.SimpleQueue[int]") -> int:
@@ -181,7 +191,7 @@ def _sandbox_auth(settings: Settings) -> str:
     return f"{settings.authentication} (BROKER_AUTH_MODE)"
 
 
-def _sandbox_banner(address: str, box: Sandbox) -> str:
+def _sandbox_banner(address: str, metrics_url: str, box: Sandbox) -> str:
     grant = (
         f'{{"instance_id": "{box.instance_id}", "bucket": "{box.bucket}", '
         '"access": "ACCESS_UPLOAD", "prefix": "reports/"}'
@@ -191,6 +201,7 @@ def _sandbox_banner(address: str, box: Sandbox) -> str:
   seeded: running instance {box.instance_id}; buckets {box.bucket}, {box.other_bucket}
   database: {box.settings.database_url} (thrown away on exit)
   authentication: {_sandbox_auth(box.settings)}
+  metrics: {metrics_url}
 
 Try it with brokerctl (in another terminal):
   export BROKER_ADDRESS={address}

@@ -80,6 +80,9 @@ class GrantStore(Protocol):
         ...
 
     def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]: ...
+    def count_by_state(self) -> dict[GrantState, int]:
+        """How many grants are in each state; a state no grant is in is left out."""
+        ...
 
 
 class AuditLog(Protocol):

@@ -264,3 +264,15 @@ def test_a_requesters_grants_are_listed_across_pages_and_no_others(
     assert [g for page in pages for g in page] == [g for g in grants if g.requested_by == "svc-web"]
     assert len(pages) > 1
     assert nobodys == [[]]
+
+
+def test_grants_are_counted_by_state(units: UnitOfWorkFactory, make_grant: GrantMaker) -> None:
+    with units() as uow:
+        assert uow.grants.count_by_state() == {}
+    active = [make_grant(state=GrantState.ACTIVE) for _ in range(2)]
+    add_all(units, [make_grant(), *active, make_grant(state=GrantState.REVOKED)])
+
+    with units() as uow:
+        counts = uow.grants.count_by_state()
+
+    assert counts == {GrantState.PENDING: 1, GrantState.ACTIVE: 2, GrantState.REVOKED: 1}

@@ -16,6 +16,7 @@ from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
 
 _SERVING_LINE = re.compile(r"accessbroker serving on (\S+)")
+_METRICS_LINE = re.compile(r"^metrics: (http://\S+)")
 START_TIMEOUT = 60.0
 
 
@@ -40,6 +41,8 @@ class BrokerProcess:
             "BROKER_AWS_ENDPOINT_URL": self.emulator.endpoint_url,
             "BROKER_DATABASE_URL": self.database_url,
             "BROKER_LISTEN": "127.0.0.1:0",
+            # Many brokers run at once: each serves /metrics on a port of its own.
+            "BROKER_METRICS_LISTEN": "127.0.0.1:0",
             "BROKER_PROPAGATION_TIMEOUT": "10",
             # Brokers with separate databases share the session's emulator and role path; each
             # would take the others' live roles for orphans. Tests of orphans turn it back on.
@@ -80,6 +83,13 @@ class BrokerProcess:
     def channel(self) -> grpc.Channel:
         assert self._channel is not None, "start() the broker first"
         return self._channel
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the broker serves /metrics, as it said when it started."""
+        found = [m.group(1) for m in map(_METRICS_LINE.search, list(self.output)) if m]
+        assert found, "the broker named no metrics URL:\n" + "".join(self.output)
+        return found[0]
 
     @property
     def stub(self) -> broker_pb2_grpc.AccessBrokerStub:

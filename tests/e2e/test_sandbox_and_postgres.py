@@ -35,7 +35,7 @@ def sandbox_process() -> Iterator[subprocess.Popen[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BROKER_", "AWS_"))}
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("access-broker")), "serve", "--sandbox"],
-        env={**env, "BROKER_LISTEN": "127.0.0.1:0"},
+        env={**env, "BROKER_LISTEN": "127.0.0.1:0", "BROKER_METRICS_LISTEN": "127.0.0.1:0"},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, utc
@@ -85,6 +85,10 @@ class SqlGrantStore:
             query = query.where(GrantRow.requested_by == where.requested_by)
         rows = self._session.exec(query).all()
         return page_of(rows, limit, _seq_of, _grant_of)
+
+    def count_by_state(self) -> dict[GrantState, int]:
+        query = select(GrantRow.state, func.count()).group_by(GrantRow.state)
+        return {GrantState(state): count for state, count in self._session.exec(query)}
 
     def _row(self, grant_id: str) -> GrantRow | None:
         return self._session.exec(select(GrantRow).where(GrantRow.grant_id == grant_id)).first()

@@ -19,7 +19,8 @@ from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.authorization import credential_identity_problems
 from broker.domain.credentials import StoredToken
 from broker.domain.errors import Unauthenticated
-from broker.entrypoints.grpc.errors import ServerInterceptorBase, status_for
+from broker.entrypoints.grpc.errors import status_for
+from broker.entrypoints.grpc.interceptors import ServerInterceptorBase, rewrapped
 
 log = logging.getLogger(__name__)
 
@@ -133,20 +134,15 @@ class AuthInterceptor(ServerInterceptorBase):
         method = handler_call_details.method
         if handler is None or method.split("/")[1] in self._open_services:
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        # Fails closed: gRPC answers a handler that raises here with an error, never the call.
-        raise NotImplementedError(f"{method}: only unary requests are authenticated")
+        authenticated = rewrapped(
+            handler,
+            unary=lambda behavior: self._unary(behavior, method),
+            stream=lambda behavior: self._stream(behavior, method),
+        )
+        if authenticated is None:
+            # Fails closed: gRPC answers a handler that raises here with an error, never the call.
+            raise NotImplementedError(f"{method}: only unary requests are authenticated")
+        return authenticated
 
     def _unary(
         self, behavior: Callable[[Any, grpc.ServicerContext], Any], method: str

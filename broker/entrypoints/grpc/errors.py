@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -29,14 +29,9 @@ from broker.domain.errors import (
     Unauthenticated,
     WrongState,
 )
+from broker.entrypoints.grpc.interceptors import ServerInterceptorBase, rewrapped
 
 log = logging.getLogger(__name__)
-
-# The base of the server's interceptors. grpc-stubs makes it generic; at run time it is not.
-if TYPE_CHECKING:
-    ServerInterceptorBase = grpc.ServerInterceptor[Any, Any]
-else:
-    ServerInterceptorBase = grpc.ServerInterceptor
 
 _CODES: dict[type[BrokerError], int] = {
     InvalidRequest: code_pb2.INVALID_ARGUMENT,
@@ -95,19 +90,15 @@ class ErrorInterceptor(ServerInterceptorBase):
     ) -> "grpc.RpcMethodHandler[Any, Any] | None":
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is not None and handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _guarded(handler.unary_unary, method),
-                request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler is not None and handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _guarded_stream(handler.unary_stream, method),
-                request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        if handler is None:
+            return None
+        guarded = rewrapped(
+            handler,
+            unary=lambda behavior: _guarded(behavior, method),
+            stream=lambda behavior: _guarded_stream(behavior, method),
+            deserializer=_tolerant,
+        )
+        return guarded or handler
 
 
 class _Undecodable:

@@ -15,6 +15,8 @@ from grpc_reflection.v1alpha import reflection
 from accessbroker.v1 import broker_pb2, broker_pb2_grpc
 from broker.entrypoints.grpc.auth import AuthInterceptor
 from broker.entrypoints.grpc.errors import ErrorInterceptor
+from broker.entrypoints.grpc.interceptors import ServerInterceptorBase
+from broker.entrypoints.grpc.metrics import MetricsInterceptor, ServerMetrics
 from broker.entrypoints.grpc.security import PLAINTEXT_ANONYMOUS, ServerSecurity
 from broker.entrypoints.grpc.servicer import AccessBrokerServicer
 from broker.service.messagebus import MessageBus
@@ -139,14 +141,22 @@ def start_server(
     health_probe_seconds: float = HEALTH_PROBE_SECONDS,
     *,
     security: ServerSecurity = PLAINTEXT_ANONYMOUS,
+    metrics: ServerMetrics | None = None,
 ) -> RunningServer:
-    """Starts serving on `listen` (port 0 picks a free port) and returns at once."""
+    """Starts serving on `listen` (port 0 picks a free port) and returns at once; counts its
+    calls in `metrics`, if given."""
     pool = DaemonThreadPool(workers, name="rpc")
+    # Authentication first: a caller without credentials learns nothing, not even whether its
+    # request would have been valid. Counting before it: refusals are calls too.
+    interceptors: list[ServerInterceptorBase] = [
+        AuthInterceptor(security.authenticator, OPEN_SERVICES),
+        ErrorInterceptor(),
+    ]
+    if metrics is not None:
+        interceptors.insert(0, MetricsInterceptor(metrics))
     server = grpc.server(
         pool,  # type: ignore[arg-type]
-        # Authentication first: a caller without credentials learns nothing, not even whether
-        # its request would have been valid.
-        interceptors=[AuthInterceptor(security.authenticator, OPEN_SERVICES), ErrorInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import grpc
 
+from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.entrypoints.grpc.security import PLAINTEXT_ANONYMOUS, ServerSecurity
 from broker.entrypoints.grpc.server import start_server
 from broker.service.messagebus import MessageBus
@@ -19,10 +20,13 @@ def channel_to(
     workers: int = 2,
     security: ServerSecurity = PLAINTEXT_ANONYMOUS,
     credentials: grpc.ChannelCredentials | None = None,
+    metrics: ServerMetrics | None = None,
 ) -> Iterator[grpc.Channel]:
     """A channel to a server of the bus: plaintext, or TLS with these `credentials`. The
     server stops when the block ends."""
-    running = start_server(bus, "127.0.0.1:0", lambda: database_up, workers, security=security)
+    running = start_server(
+        bus, "127.0.0.1:0", lambda: database_up, workers, security=security, metrics=metrics
+    )
     address = f"127.0.0.1:{running.port}"
     try:
         with (

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from broker.adapters.config.policy_holder import PolicyHolder
 from broker.adapters.locks import ProcessInstanceLocks
 from broker.bootstrap import Options, Ports, build_bus
-from broker.domain.access import Access
+from broker.domain.access import Access, GrantState
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
@@ -182,6 +182,9 @@ class FakeGrantStore(_Store):
             and (not where.requested_by or g.requested_by == where.requested_by)
         ]
         return _page(rows, after, limit)
+
+    def count_by_state(self) -> dict[GrantState, int]:
+        return dict(Counter(grant.state for _, grant in self._t.grants.values()))
 
 
 class FakeAuditLog(_Store):
