@@ -21,6 +21,7 @@ from broker.adapters.aws.ec2 import BotoEc2
 from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
+from broker.adapters.aws.tally import CallTally
 from broker.adapters.config.policy_file import load_policy_file
 from broker.adapters.config.policy_holder import PolicyHolder
 from broker.adapters.config.tls_files import load_tls_files
@@ -175,14 +176,24 @@ class Runtime:
     policy: PolicyHolder
     engine: Engine
     uow: UnitOfWorkFactory
+    # What the AWS adapters counted: every call by outcome, every retry by fault.
+    aws_calls: CallTally
+    aws_retries: RetryCounter
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
 
+    # What /metrics reads (broker.entrypoints.metrics.Readings).
+
     def grant_counts(self) -> dict[GrantState, int]:
-        """How many grants are in each state, for /metrics."""
         with self.uow(read_only=True) as unit:
             return unit.grants.count_by_state()
+
+    def aws_call_counts(self) -> dict[tuple[str, str, str], int]:
+        return self.aws_calls.counts()
+
+    def aws_retry_counts(self) -> dict[str, int]:
+        return {fault.value: count for fault, count in self.aws_retries.by_fault().items()}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -211,21 +222,21 @@ def build_runtime(
         connection=settings.aws_connection_budget,
         propagation=settings.propagation_timeout,
     )
-    # One count of every retry of an AWS call, by action and kind of fault, for both adapters.
-    retries = RetryCounter()
-    timeout = settings.propagation_timeout
+    # One count of every retry of an AWS call, by action and kind of fault, and one of every
+    # call, by outcome, for both adapters (and the metrics).
+    retries, calls = RetryCounter(), CallTally()
+    shared: dict[str, Any] = {
+        "propagation_timeout": settings.propagation_timeout,
+        "budgets": budgets,
+        "retries": retries,
+        "tally": calls,
+    }
     # One budget for the account's IAM writes, whoever makes them.
     writes = WriteRate(settings.aws_write_rate) if settings.aws_write_rate else None
     ports = Ports(
         uow=sql_unit_of_work_factory(engine),
-        iam=BotoIam(
-            clients.iam,
-            propagation_timeout=timeout,
-            budgets=budgets,
-            retries=retries,
-            writes=writes,
-        ),
-        ec2=BotoEc2(clients.ec2, propagation_timeout=timeout, budgets=budgets, retries=retries),
+        iam=BotoIam(clients.iam, writes=writes, **shared),
+        ec2=BotoEc2(clients.ec2, **shared),
         clock=SystemClock(),
         ids=RandomIds(),
         locks=DatabaseInstanceLocks(engine),
@@ -237,7 +248,7 @@ def build_runtime(
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
     )
-    return Runtime(build_bus(ports, options), policy, engine, ports.uow)
+    return Runtime(build_bus(ports, options), policy, engine, ports.uow, calls, retries)
 
 
 def load_access_policy(settings: Settings) -> AccessPolicy:

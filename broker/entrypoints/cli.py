@@ -120,7 +120,7 @@ def _serve(settings: Settings, *, sandboxed: bool) -> int:
 def _serve_until_signalled(
     runtime: Runtime, settings: Settings, security: ServerSecurity, box: Sandbox | None = None
 ) -> None:
-    metrics = start_metrics(settings.metrics_listen, runtime.grant_counts)
+    metrics = start_metrics(settings.metrics_listen, runtime)
     running = start_server(
         runtime.bus,
         settings.listen,

@@ -1,17 +1,23 @@
 """`/metrics` in the Prometheus text format (BROKER_METRICS_LISTEN), and the broker's own
-metrics that are read when scraped rather than kept: the grants by state, from the database
-(one grouped count), and the build.
+metrics, read when scraped rather than kept: the grants by state, from the database (one
+grouped count), the AWS calls and retries the adapters counted, and the build.
 """
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from broker.domain.access import GrantState
@@ -24,25 +30,52 @@ log = logging.getLogger(__name__)
 OFF = "off"
 
 
-class BrokerCollector(Collector):
-    """accessbroker_grants{state} and accessbroker_build_info, computed at each scrape."""
+class Readings(Protocol):
+    """What the broker's own metrics are read from, at each scrape."""
 
-    def __init__(self, grant_counts: Callable[[], Mapping[GrantState, int]]) -> None:
-        self._grant_counts = grant_counts
+    def grant_counts(self) -> Mapping[GrantState, int]: ...
+    def aws_call_counts(self) -> Mapping[tuple[str, str, str], int]: ...
+    def aws_retry_counts(self) -> Mapping[str, int]: ...
+
+
+class BrokerCollector(Collector):
+    """The broker's own metrics, computed at each scrape: accessbroker_grants{state},
+    accessbroker_aws_calls_total{service,action,outcome},
+    accessbroker_aws_retries_total{fault} and accessbroker_build_info."""
+
+    def __init__(self, readings: Readings) -> None:
+        self._readings = readings
 
     def collect(self) -> Iterator[Metric]:
         yield _build_info()
+        yield from self._aws()
         grants = GaugeMetricFamily(
             "accessbroker_grants", "Grants the broker holds, by state.", labels=["state"]
         )
         try:
-            counts = self._grant_counts()
+            counts = self._readings.grant_counts()
         except BrokerError as error:  # the database is away: the scrape still answers
             log.warning("grants not counted for /metrics: %s", error)
             return
         for state in GrantState:  # every state, so a series drops to 0 rather than vanishing
             grants.add_metric([state.value], counts.get(state, 0))
         yield grants
+
+    def _aws(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "accessbroker_aws_calls",
+            "AWS calls (each attempt), by service, action and outcome.",
+            labels=["service", "action", "outcome"],
+        )
+        for labels, count in sorted(self._readings.aws_call_counts().items()):
+            calls.add_metric(list(labels), count)
+        yield calls
+        retries = CounterMetricFamily(
+            "accessbroker_aws_retries", "AWS calls retried, by fault.", labels=["fault"]
+        )
+        for fault, count in sorted(self._readings.aws_retry_counts().items()):
+            retries.add_metric([fault], count)
+        yield retries
 
 
 @dataclass(frozen=True)
@@ -66,15 +99,13 @@ class Metrics:
     endpoint: MetricsServer
 
 
-def start_metrics(
-    listen: str, grant_counts: Callable[[], Mapping[GrantState, int]]
-) -> Metrics | None:
+def start_metrics(listen: str, readings: Readings) -> Metrics | None:
     """The metrics, served on `listen` (host:port; port 0 picks a free one); None when
     `listen` is "off". ConfigurationError when the address cannot be served."""
     if listen == OFF:
         return None
     registry = CollectorRegistry()
-    registry.register(BrokerCollector(grant_counts))
+    registry.register(BrokerCollector(readings))
     grpc_metrics = ServerMetrics(registry)
     host, _, port = listen.rpartition(":")
     try:

@@ -77,7 +77,7 @@ def query(prometheus: str, promql: str) -> list[float]:
     return [float(series["value"][1]) for series in answer["data"]["result"]]
 
 
-def test_prometheus_scrapes_the_grpc_calls_and_the_grants(
+def test_prometheus_scrapes_the_grpc_calls_the_aws_calls_and_the_grants(
     broker: BrokerProcess, prometheus: str, instance_id: str, buckets: tuple[str, str]
 ) -> None:
     granted = grant(broker.stub, instance_id, buckets[0]).grant
@@ -87,6 +87,8 @@ def test_prometheus_scrapes_the_grpc_calls_and_the_grants(
     assert wait_for(lambda: query(prometheus, handled), bool, what=f"{handled} in Prometheus") == [
         1.0
     ]
+    puts = 'accessbroker_aws_calls_total{service="iam",action="PutRolePolicy",outcome="success"}'
+    assert wait_for(lambda: query(prometheus, puts), bool, what=f"{puts} in Prometheus") == [1.0]
     active = 'accessbroker_grants{state="active"}'
     assert wait_for(lambda: query(prometheus, active), bool, what=f"{active} in Prometheus") == [
         1.0

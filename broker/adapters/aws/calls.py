@@ -21,6 +21,7 @@ from botocore.parsers import ResponseParserError
 from broker.adapters.aws.errors import error_code, error_message, translate
 from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
+from broker.adapters.aws.tally import CallTally
 from broker.domain.errors import AwsRejected, AwsUnavailable
 
 Answer = Mapping[str, Any]
@@ -66,11 +67,15 @@ class AwsCalls:
         missing: Collection[str],
         paging: Paging,
         writes: WriteRate | None = None,
+        tally: CallTally | None = None,
+        service: str = "",
     ) -> None:
         # missing: the error codes that mean what a call reads or deletes does not exist.
         self._client, self._retry, self._missing, self._paging = client, retry, missing, paging
         # Every attempt of a write, retries included, takes a token first (None: no budget).
         self._writes = writes
+        # Every attempt is counted there, by this service's name, with its outcome.
+        self._tally, self._service = tally, service
 
     @overload
     def call(
@@ -138,6 +143,8 @@ class AwsCalls:
     ) -> Answer | None:
         # boto3 names each client method by this same conversion of the action's name.
         attempt = partial(getattr(self._client, xform_name(action)), **params)
+        if self._tally is not None:
+            attempt = partial(_tallied, self._tally, self._service, action, attempt)
         if self._writes is not None and _is_write(action):
             attempt = partial(_budgeted, self._writes, action, attempt)
         try:
@@ -157,6 +164,16 @@ def _is_write(action: str) -> bool:
     return not action.startswith(("Get", "List", "Describe"))
 
 
+def _tallied(tally: CallTally, service: str, action: str, attempt: Callable[[], Answer]) -> Answer:
+    try:
+        answer = attempt()
+    except Exception as error:
+        tally.record(service, action, error)
+        raise
+    tally.record(service, action, None)
+    return answer
+
+
 def _budgeted(writes: WriteRate, action: str, attempt: Callable[[], Answer]) -> Answer:
     writes.take(action)
     return attempt()
@@ -171,6 +188,8 @@ class AwsAdapter(Generic[Client]):
 
     MISSING: ClassVar[frozenset[str]]
     PAGING: ClassVar[Paging]
+    # The service's name in the call tally.
+    SERVICE: ClassVar[str]
 
     def __init__(
         self,
@@ -180,10 +199,19 @@ class AwsAdapter(Generic[Client]):
         budgets: RetryBudgets | None = None,
         retries: RetryCounter | None = None,
         writes: WriteRate | None = None,
+        tally: CallTally | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         budgets = replace(budgets or RetryBudgets(), propagation=propagation_timeout)
         self.retries = retries if retries is not None else RetryCounter()
         retry = AwsRetry(budgets, self.retries, sleep, clock)
-        self._aws = AwsCalls(client, retry, missing=self.MISSING, paging=self.PAGING, writes=writes)
+        self._aws = AwsCalls(
+            client,
+            retry,
+            missing=self.MISSING,
+            paging=self.PAGING,
+            writes=writes,
+            tally=tally,
+            service=self.SERVICE,
+        )

@@ -38,6 +38,7 @@ class BotoEc2(AwsAdapter["EC2Client"]):
             "InvalidAssociationID.NotFound",
         }
     )
+    SERVICE = "ec2"
     PAGING = Paging(token="NextToken")
 
     def find_instance(self, instance_id: str) -> InstanceInfo | None:

@@ -32,6 +32,7 @@ _NO_SUCH_ENTITY = "NoSuchEntity"
 
 class BotoIam(AwsAdapter["IAMClient"]):
     MISSING = frozenset({_NO_SUCH_ENTITY})
+    SERVICE = "iam"
     PAGING = Paging(token="Marker", more="IsTruncated")
 
     def get_role(self, name: str) -> RoleInfo | None:

@@ -16,6 +16,7 @@ from mypy_boto3_iam.client import IAMClient
 
 from broker.adapters.aws import BotoEc2, BotoIam, make_aws_clients
 from broker.adapters.aws.retry import Fault, RetryBudgets, RetryCounter
+from broker.adapters.aws.tally import CallTally
 from broker.domain.convergence import AssociationInfo
 from broker.domain.errors import AwsRejected, AwsUnavailable, DeadlineExceeded
 from broker.sandbox import Credentials
@@ -49,12 +50,20 @@ BUDGETS = RetryBudgets(throttling=BUDGET, server_error=BUDGET, connection=BUDGET
 
 
 @pytest.fixture
-def iam(iam_client: IAMClient, counter: RetryCounter, clock: FakeClock) -> BotoIam:
+def tally() -> CallTally:
+    return CallTally()
+
+
+@pytest.fixture
+def iam(
+    iam_client: IAMClient, counter: RetryCounter, tally: CallTally, clock: FakeClock
+) -> BotoIam:
     return BotoIam(
         iam_client,
         propagation_timeout=5.0,
         budgets=BUDGETS,
         retries=counter,
+        tally=tally,
         sleep=clock.sleep,
         clock=clock,
     )
@@ -306,3 +315,22 @@ def test_refused_connections_are_retried_within_their_budget(clock: FakeClock) -
     assert clock.now == pytest.approx(BUDGET)
     assert counter.by_fault()[Fault.CONNECTION] >= 2
     assert counter.gave_up() == {("GetRole", Fault.CONNECTION): 1}
+
+
+def test_every_attempt_is_tallied_with_its_outcome(
+    iam: BotoIam, iam_stub: Stubber, tally: CallTally
+) -> None:
+    fail(iam_stub, "get_role", "Throttling", 400)
+    fail(iam_stub, "get_role", "ServiceFailure", 500)
+    iam_stub.add_response("get_role", GET_ROLE)
+    fail(iam_stub, "get_role", "NoSuchEntity", 404)
+
+    assert iam.get_role(ROLE) is not None
+    assert iam.get_role("accessbroker-i-0fedcba987654321f") is None
+
+    assert tally.counts() == {
+        ("iam", "GetRole", "throttled"): 1,
+        ("iam", "GetRole", "server_error"): 1,
+        ("iam", "GetRole", "success"): 1,
+        ("iam", "GetRole", "client_error"): 1,
+    }

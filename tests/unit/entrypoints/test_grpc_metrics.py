@@ -3,6 +3,7 @@ serving them with the broker's own (grants by state, build), scraped over HTTP."
 
 import threading
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -77,9 +78,29 @@ def test_a_stream_counts_each_message_it_sends(w: World) -> None:
     assert registry.get_sample_value("grpc_server_msg_sent_total", labels) == events
 
 
-def test_metrics_are_served_with_the_brokers_own(w: World) -> None:
-    counts = {GrantState.ACTIVE: 2, GrantState.PENDING: 1}
-    metrics = start_metrics("127.0.0.1:0", lambda: counts)
+@dataclass
+class Readings:
+    grants: dict[GrantState, int] = field(default_factory=dict)
+    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def grant_counts(self) -> dict[GrantState, int]:
+        return self.grants
+
+    def aws_call_counts(self) -> dict[tuple[str, str, str], int]:
+        return self.calls
+
+    def aws_retry_counts(self) -> dict[str, int]:
+        return self.retries
+
+
+def test_metrics_are_served_with_the_brokers_own() -> None:
+    readings = Readings(
+        grants={GrantState.ACTIVE: 2, GrantState.PENDING: 1},
+        calls={("iam", "PutRolePolicy", "success"): 3, ("iam", "GetRole", "throttled"): 1},
+        retries={"throttling": 1, "connection": 0},
+    )
+    metrics = start_metrics("127.0.0.1:0", readings)
     assert metrics is not None
     try:
         metrics.grpc.started.labels("unary", SERVICE, "GetGrant").inc()
@@ -90,22 +111,34 @@ def test_metrics_are_served_with_the_brokers_own(w: World) -> None:
 
     families = {f.name: f for f in text_string_to_metric_families(text)}
     grants = {s.labels["state"]: s.value for s in families["accessbroker_grants"].samples}
-    assert grants == {state.value: counts.get(state, 0) for state in GrantState}
+    assert grants == {state.value: readings.grants.get(state, 0) for state in GrantState}
+    calls = {
+        (s.labels["service"], s.labels["action"], s.labels["outcome"]): s.value
+        for s in families["accessbroker_aws_calls"].samples
+        if s.name.endswith("_total")
+    }
+    assert calls == readings.calls
+    retries = {
+        s.labels["fault"]: s.value
+        for s in families["accessbroker_aws_retries"].samples
+        if s.name.endswith("_total")
+    }
+    assert retries == readings.retries
     [build] = families["accessbroker_build_info"].samples
-    assert build.name == "accessbroker_build_info" and build.labels["version"]
+    assert build.labels["version"]
     [started] = families["grpc_server_started"].samples
     assert (started.labels["grpc_method"], started.value) == ("GetGrant", 1)
 
 
 def test_off_serves_nothing_and_a_taken_address_is_refused_saying_so() -> None:
-    assert start_metrics("off", dict) is None
-    first = start_metrics("127.0.0.1:0", dict)
+    assert start_metrics("off", Readings()) is None
+    first = start_metrics("127.0.0.1:0", Readings())
     assert first is not None
     taken = first.endpoint.url.split("/")[2]
     try:
         with pytest.raises(
             ConfigurationError, match=f"BROKER_METRICS_LISTEN: cannot serve on {taken}"
         ):
-            start_metrics(taken, dict)
+            start_metrics(taken, Readings())
     finally:
         first.endpoint.stop()
