@@ -128,10 +128,11 @@ def _serve_until_signalled(
         security=security,
         metrics=metrics.grpc if metrics else None,
     )
-    chores = [drift_chore(settings.drift_sweep_interval_seconds)]
+    sweeps = metrics.sweeps if metrics else None
+    chores = [drift_chore(settings.drift_sweep_interval_seconds, sweeps)]
     if settings.remove_orphans:
         chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
-    sweeper = Sweeper(runtime.bus, settings.sweep_interval_seconds, chores)
+    sweeper = Sweeper(runtime.bus, settings.sweep_interval_seconds, chores, sweeps)
     sweeper.start()
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
     metrics_url = metrics.endpoint.url if metrics else "off"

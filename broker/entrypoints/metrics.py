@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -90,12 +90,53 @@ class MetricsServer:
         self._thread.join()
 
 
+class SweepMetrics:
+    """What the background sweep does, kept as it happens: its runs by chore and outcome, the
+    time of each chore's last success with its interval (an alert compares the two), and the
+    drift it finds by kind and whether it was repaired."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            "accessbroker_sweep_runs",
+            "Runs of each chore of the background sweep, by outcome.",
+            ["chore", "outcome"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "accessbroker_sweep_last_success_timestamp_seconds",
+            "When each chore of the background sweep last got through (Unix time).",
+            ["chore"],
+            registry=registry,
+        )
+        self.interval = Gauge(
+            "accessbroker_sweep_interval_seconds",
+            "How often each chore of the background sweep runs.",
+            ["chore"],
+            registry=registry,
+        )
+        self.drift = Counter(
+            "accessbroker_drift_findings",
+            "Drift the sweep found, by kind and whether it was repaired.",
+            ["kind", "repaired"],
+            registry=registry,
+        )
+
+    def ran(self, chore: str, *, succeeded: bool) -> None:
+        self.runs.labels(chore, "success" if succeeded else "failure").inc()
+        if succeeded:
+            self.last_success.labels(chore).set_to_current_time()
+
+    def found(self, kind: str, *, repaired: bool) -> None:
+        self.drift.labels(kind, str(repaired).lower()).inc()
+
+
 @dataclass(frozen=True)
 class Metrics:
     """What the server counts its calls in, and the endpoint that serves them with the
     broker's own."""
 
     grpc: ServerMetrics
+    sweeps: SweepMetrics
     endpoint: MetricsServer
 
 
@@ -106,7 +147,7 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
         return None
     registry = CollectorRegistry()
     registry.register(BrokerCollector(readings))
-    grpc_metrics = ServerMetrics(registry)
+    grpc_metrics, sweeps = ServerMetrics(registry), SweepMetrics(registry)
     host, _, port = listen.rpartition(":")
     try:
         server, thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
@@ -114,7 +155,7 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
         message = f"BROKER_METRICS_LISTEN: cannot serve on {listen}: {error}"
         raise ConfigurationError(message) from error
     url = f"http://{host}:{server.server_address[1]}/metrics"
-    return Metrics(grpc_metrics, MetricsServer(url, server, thread))
+    return Metrics(grpc_metrics, sweeps, MetricsServer(url, server, thread))
 
 
 def _build_info() -> Metric:

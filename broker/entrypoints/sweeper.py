@@ -11,25 +11,44 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
+from broker.entrypoints.metrics import SweepMetrics
 from broker.service.commands import ExpireGrants, FinishSettling, RemoveOrphans, RepairDrift
 from broker.service.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
+
+# The chores, as the metrics name them; the first two run at every sweep.
+EXPIRY, SETTLING, ORPHANS, DRIFT = "expiry", "settling", "orphans", "drift"
+EVERY_SWEEP = (EXPIRY, SETTLING)
 
 
 @dataclass
 class Chore:
     """Work a sweep does at start and then every `interval_seconds`."""
 
+    name: str
     interval_seconds: float
     run: Callable[[MessageBus], object]
     due: float = field(default_factory=time.monotonic)
 
 
 class Sweeper:
-    def __init__(self, bus: MessageBus, interval_seconds: float, chores: list[Chore]) -> None:
+    def __init__(
+        self,
+        bus: MessageBus,
+        interval_seconds: float,
+        chores: list[Chore],
+        metrics: SweepMetrics | None = None,
+    ) -> None:
         self._bus, self._interval, self._chores = bus, interval_seconds, chores
+        self._metrics = metrics
+        if metrics is not None:
+            for name in EVERY_SWEEP:
+                metrics.interval.labels(name).set(interval_seconds)
+            for chore in chores:
+                metrics.interval.labels(chore.name).set(chore.interval_seconds)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
 
@@ -50,17 +69,28 @@ class Sweeper:
 
     def _sweep(self) -> None:
         try:
-            self._bus.handle(ExpireGrants())
+            self._counted(EXPIRY, lambda: self._bus.handle(ExpireGrants()))
             # Settling before the chores: a revocation it finishes leaves nothing to find.
-            self._bus.handle(FinishSettling())
+            self._counted(SETTLING, lambda: self._bus.handle(FinishSettling()))
             for chore in self._chores:
                 if time.monotonic() >= chore.due:
-                    chore.run(self._bus)
+                    self._counted(chore.name, partial(chore.run, self._bus))
                     # Due again only after a pass that got through.
                     chore.due = time.monotonic() + chore.interval_seconds
         except Exception:
             # The sweep must outlive a bad moment (the database away, say): log, try next time.
             log.exception("the sweep failed; it runs again in %.0f s", self._interval)
+
+    def _counted(self, name: str, work: Callable[[], object]) -> None:
+        """Runs one chore, counting how it went (when metrics are on)."""
+        try:
+            work()
+        except Exception:
+            if self._metrics is not None:
+                self._metrics.ran(name, succeeded=False)
+            raise
+        if self._metrics is not None:
+            self._metrics.ran(name, succeeded=True)
 
 
 def orphan_chore(interval_seconds: float) -> Chore:
@@ -69,13 +99,15 @@ def orphan_chore(interval_seconds: float) -> Chore:
         if swept.removed:
             log.info("removed resources no grant needs, of %s", ", ".join(swept.removed))
 
-    return Chore(interval_seconds, run)
+    return Chore(ORPHANS, interval_seconds, run)
 
 
-def drift_chore(interval_seconds: float) -> Chore:
+def drift_chore(interval_seconds: float, metrics: SweepMetrics | None = None) -> Chore:
     def run(bus: MessageBus) -> None:
         for finding in bus.handle(RepairDrift()):
             drift = finding.drift
+            if metrics is not None:
+                metrics.found(drift.kind.value, repaired=finding.repaired)
             log.warning(
                 "drift on %s: %s (expected %s, found %s)%s",
                 drift.instance_id,
@@ -85,4 +117,4 @@ def drift_chore(interval_seconds: float) -> Chore:
                 ", repaired" if finding.repaired else "",
             )
 
-    return Chore(interval_seconds, run)
+    return Chore(DRIFT, interval_seconds, run)

@@ -1,0 +1,69 @@
+"""The background sweep counts its chores' runs, the time of each one's last success beside its
+interval, and the drift it finds, for /metrics."""
+
+from prometheus_client import CollectorRegistry
+
+from broker.entrypoints.metrics import SweepMetrics
+from broker.entrypoints.sweeper import Chore, Sweeper, drift_chore
+from broker.service.messagebus import MessageBus
+from tests.unit.service.fakes import POLICY, ROLE, World, grant_command
+from tests.waiting import wait_until
+
+HOUR = 3600.0
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def sweep_once(
+    w: World, chores: list[Chore], sweeps: SweepMetrics, registry: CollectorRegistry
+) -> None:
+    """Runs the sweep until its first pass has been counted, then stops it."""
+    sweeper = Sweeper(w.bus, HOUR, chores, sweeps)
+    sweeper.start()
+    try:
+        last = chores[-1].name
+        runs = "accessbroker_sweep_runs_total"
+        wait_until(
+            lambda: any(
+                value(registry, runs, chore=last, outcome=outcome)
+                for outcome in ("success", "failure")
+            ),
+            what=f"the {last} chore counted",
+        )
+    finally:
+        sweeper.stop(timeout=30)
+
+
+def test_each_chore_is_counted_with_its_last_success_and_interval(w: World) -> None:
+    w.handle(grant_command("photos"))
+    del w.aws.roles[ROLE].policies[POLICY]  # drift, for the drift chore to find and repair
+    registry = CollectorRegistry()
+    sweeps = SweepMetrics(registry)
+
+    sweep_once(w, [drift_chore(2 * HOUR, sweeps)], sweeps, registry)
+
+    for chore in ("expiry", "settling", "drift"):
+        assert value(registry, "accessbroker_sweep_runs_total", chore=chore, outcome="success") == 1
+        assert (
+            value(registry, "accessbroker_sweep_last_success_timestamp_seconds", chore=chore) or 0
+        ) > 0
+    assert value(registry, "accessbroker_sweep_interval_seconds", chore="expiry") == HOUR
+    assert value(registry, "accessbroker_sweep_interval_seconds", chore="drift") == 2 * HOUR
+    assert value(registry, "accessbroker_drift_findings_total", kind="policy", repaired="true") == 1
+    assert POLICY in w.aws.roles[ROLE].policies
+
+
+def test_a_chore_that_fails_is_counted_as_a_failure_with_no_success_time(w: World) -> None:
+    def fail(bus: MessageBus) -> None:
+        raise RuntimeError("the chore broke")
+
+    registry = CollectorRegistry()
+
+    sweep_once(w, [Chore("broken", HOUR, fail)], SweepMetrics(registry), registry)
+
+    assert value(registry, "accessbroker_sweep_runs_total", chore="broken", outcome="failure") == 1
+    assert (
+        value(registry, "accessbroker_sweep_last_success_timestamp_seconds", chore="broken") is None
+    )
