@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
+    # json: one JSON object a line, with the call's request id, method, caller, grant and
+    # instance; text: plain lines with the same context. Unset: text on a terminal, else json.
+    log_format: Literal["json", "text"] | None = None
     # token: a bearer token listed (as its digest) in the tokens file; mtls: a client
     # certificate signed by the client CA; none: every caller is "anonymous". Unset: token,
     # except in the sandbox (`serve --sandbox`, `demo`), which then uses none.

@@ -15,6 +15,7 @@ from broker.bootstrap import Runtime, build_runtime, load_access_policy, migrate
 from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
 from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import start_server
+from broker.entrypoints.logs import configure_logging
 from broker.entrypoints.metrics import start_metrics
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
@@ -33,11 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(f"access-broker: invalid configuration:\n{error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every start; only its warnings matter to someone running the broker.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings, sandboxed=args.sandbox)
     if args.command == "demo":

@@ -41,6 +41,8 @@ class BrokerProcess:
             "BROKER_AWS_ENDPOINT_URL": self.emulator.endpoint_url,
             "BROKER_DATABASE_URL": self.database_url,
             "BROKER_LISTEN": "127.0.0.1:0",
+            # Plain lines, which tests read; the tests of the JSON log ask for it.
+            "BROKER_LOG_FORMAT": "text",
             # Many brokers run at once: each serves /metrics on a port of its own.
             "BROKER_METRICS_LISTEN": "127.0.0.1:0",
             "BROKER_PROPAGATION_TIMEOUT": "10",

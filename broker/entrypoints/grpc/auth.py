@@ -19,8 +19,9 @@ from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.authorization import credential_identity_problems
 from broker.domain.credentials import StoredToken
 from broker.domain.errors import Unauthenticated
-from broker.entrypoints.grpc.errors import status_for
+from broker.entrypoints.grpc.errors import abort_with
 from broker.entrypoints.grpc.interceptors import ServerInterceptorBase, rewrapped
+from broker.entrypoints.logs import note
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class AuthInterceptor(ServerInterceptorBase):
         now = self._caller(context, method).run(authenticated_caller)
         if now != caller.run(authenticated_caller):
             error = Unauthenticated("the credentials now prove another identity")
-            context.abort_with_status(status_for(error))
+            abort_with(context, error)
 
     def _caller(self, context: grpc.ServicerContext, method: str) -> contextvars.Context:
         """A context holding the caller's identity; ends the call when there is none."""
@@ -191,7 +192,8 @@ class AuthInterceptor(ServerInterceptorBase):
             identity = self._authenticator.identify(context)
         except Unauthenticated as error:
             log.warning("%s from %s refused: %s", method, context.peer(), error)
-            context.abort_with_status(status_for(error))
+            abort_with(context, error)
+        note(identity=identity)
         caller = contextvars.copy_context()
         caller.run(_CALLER.set, identity)
         return caller

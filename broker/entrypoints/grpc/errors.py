@@ -2,7 +2,8 @@
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, NoReturn, cast
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -29,7 +30,7 @@ from broker.domain.errors import (
     Unauthenticated,
     WrongState,
 )
-from broker.entrypoints.grpc.interceptors import ServerInterceptorBase, rewrapped
+from broker.entrypoints.grpc.interceptors import Deserializer, Stream, Unary, WrappingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -80,25 +81,17 @@ def status_for(error: BrokerError) -> grpc.Status:
     return result
 
 
-class ErrorInterceptor(ServerInterceptorBase):
+class ErrorInterceptor(WrappingInterceptor):
     """Answers broker errors with their status, and anything unexpected with a generic INTERNAL."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None:
-            return None
-        guarded = rewrapped(
-            handler,
-            unary=lambda behavior: _guarded(behavior, method),
-            stream=lambda behavior: _guarded_stream(behavior, method),
-            deserializer=_tolerant,
-        )
-        return guarded or handler
+    def unary(self, behavior: Unary, method: str) -> Unary:
+        return _guarded(behavior, method)
+
+    def stream(self, behavior: Stream, method: str) -> Stream:
+        return _guarded_stream(behavior, method)
+
+    def deserializer(self, given: Deserializer) -> Deserializer:
+        return _tolerant(given)
 
 
 class _Undecodable:
@@ -165,6 +158,24 @@ def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> NoRe
     "the broker failed" from a known refusal answered INTERNAL (AWS_REJECTED, say)."""
     if isinstance(error, BrokerError):
         log.info("%s refused: %s", method, error)
-        context.abort_with_status(status_for(error))
+        abort_with(context, error)
     log.error("%s failed unexpectedly", method, exc_info=error)
     context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+def abort_with(context: grpc.ServicerContext, error: BrokerError) -> NoReturn:
+    """Ends the call with the error's status, keeping the trailing metadata the call set
+    already (its request id), which aborting with a status would otherwise replace."""
+    status = status_for(error)
+    # grpc-stubs lacks trailing_metadata(); grpc's servicer context has it.
+    kept = tuple(cast(Any, context).trailing_metadata() or ())
+    context.abort_with_status(
+        _Status(status.code, status.details, (*kept, *status.trailing_metadata))
+    )
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 else:
     ServerInterceptorBase = grpc.ServerInterceptor
 
-Handler = "grpc.RpcMethodHandler[Any, Any]"
 Unary = Callable[[Any, grpc.ServicerContext], Any]
 Stream = Callable[[Any, grpc.ServicerContext], Iterator[Any]]
 Deserializer = Callable[[bytes], Any] | None
@@ -41,3 +40,34 @@ def rewrapped(
             response_serializer=handler.response_serializer,
         )
     return None
+
+
+class WrappingInterceptor(ServerInterceptorBase):
+    """An interceptor that wraps the behavior of every unary and server-streaming method;
+    methods of other kinds (the broker serves none) pass through unchanged."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        wrapped = rewrapped(
+            handler,
+            unary=lambda behavior: self.unary(behavior, method),
+            stream=lambda behavior: self.stream(behavior, method),
+            deserializer=self.deserializer,
+        )
+        return wrapped or handler
+
+    def unary(self, behavior: Unary, method: str) -> Unary:
+        raise NotImplementedError
+
+    def stream(self, behavior: Stream, method: str) -> Stream:
+        raise NotImplementedError
+
+    def deserializer(self, given: Deserializer) -> Deserializer:
+        return given

@@ -18,7 +18,7 @@ from typing import Any, cast
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from broker.entrypoints.grpc.interceptors import ServerInterceptorBase, rewrapped
+from broker.entrypoints.grpc.interceptors import Stream, Unary, WrappingInterceptor
 
 LABELS = ("grpc_type", "grpc_service", "grpc_method")
 UNARY, SERVER_STREAM = "unary", "server_stream"
@@ -62,25 +62,20 @@ class ServerMetrics:
         )
 
 
-class MetricsInterceptor(ServerInterceptorBase):
+class MetricsInterceptor(WrappingInterceptor):
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        counted = rewrapped(
-            handler,
-            unary=_Call(self._metrics, (UNARY, service, method)).unary,
-            stream=_Call(self._metrics, (SERVER_STREAM, service, method)).stream,
-        )
-        return counted or handler  # the broker serves no client or bidirectional streams
+    def unary(self, behavior: Unary, method: str) -> Unary:
+        return _Call(self._metrics, _labels(UNARY, method)).unary(behavior)
+
+    def stream(self, behavior: Stream, method: str) -> Stream:
+        return _Call(self._metrics, _labels(SERVER_STREAM, method)).stream(behavior)
+
+
+def _labels(grpc_type: str, method: str) -> tuple[str, str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return grpc_type, service, name
 
 
 class _Call:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from accessbroker.v1 import broker_pb2, broker_pb2_grpc
+from broker.entrypoints.grpc.access_log import AccessLogInterceptor
 from broker.entrypoints.grpc.auth import AuthInterceptor
 from broker.entrypoints.grpc.errors import ErrorInterceptor
 from broker.entrypoints.grpc.interceptors import ServerInterceptorBase
@@ -146,14 +147,16 @@ def start_server(
     """Starts serving on `listen` (port 0 picks a free port) and returns at once; counts its
     calls in `metrics`, if given."""
     pool = DaemonThreadPool(workers, name="rpc")
-    # Authentication first: a caller without credentials learns nothing, not even whether its
-    # request would have been valid. Counting before it: refusals are calls too.
+    # Authentication before the rest: a caller without credentials learns nothing, not even
+    # whether its request would have been valid. Counting before it: refusals are calls too.
+    # The access log first of all: its request id is in every line written for the call.
     interceptors: list[ServerInterceptorBase] = [
+        AccessLogInterceptor(),
         AuthInterceptor(security.authenticator, OPEN_SERVICES),
         ErrorInterceptor(),
     ]
     if metrics is not None:
-        interceptors.insert(0, MetricsInterceptor(metrics))
+        interceptors.insert(1, MetricsInterceptor(metrics))
     server = grpc.server(
         pool,  # type: ignore[arg-type]
         interceptors=interceptors,

@@ -10,6 +10,7 @@ import grpc
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.errors import TooManyStreams
+from broker.domain.grants import Grant
 from broker.entrypoints.grpc.auth import authenticated_caller
 from broker.entrypoints.grpc.mapping import (
     access_from_proto,
@@ -22,6 +23,7 @@ from broker.entrypoints.grpc.mapping import (
     state_from_proto,
     ttl_from_proto,
 )
+from broker.entrypoints.logs import note
 from broker.service.commands import (
     Command,
     DescribeInstanceAccess,
@@ -101,8 +103,17 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         self._streams = StreamSlots(max_streams)
 
     def _handle(self, command: Command[Result], context: grpc.ServicerContext) -> Result:
+        # The log lines of the call name what it is about.
+        note(
+            grant_id=str(getattr(command, "grant_id", "")),
+            instance_id=str(getattr(command, "instance_id", "")),
+        )
         with callers_deadline(context):
-            return self._bus.handle(command)
+            result = self._bus.handle(command)
+        grant = getattr(result, "grant", None)
+        if isinstance(grant, Grant):
+            note(grant_id=grant.grant_id, instance_id=grant.instance_id)
+        return result
 
     def GrantAccess(
         self, request: pb.GrantAccessRequest, context: grpc.ServicerContext
