@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     listen: str = "127.0.0.1:50051"
     # Where /metrics is served (Prometheus text format), host:port; "off" serves none.
     metrics_listen: str = "127.0.0.1:9464"
+    # Where the health service is served alone, in plaintext, host:port, for probes and load
+    # balancers that cannot present a client certificate; "off" serves it on `listen` only.
+    health_listen: str = "off"
     database_url: str = "sqlite:///broker.db"
     # Unset: real AWS. Set: an AWS-compatible endpoint such as an emulator.
     aws_endpoint_url: str | None = None
@@ -129,7 +132,7 @@ class Settings(BaseSettings):
             raise ValueError("BROKER_DEFAULT_TTL must not be longer than BROKER_MAX_TTL")
         return self
 
-    @field_validator("metrics_listen")
+    @field_validator("metrics_listen", "health_listen")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
         if value != "off" and not _HOST_PORT.fullmatch(value):

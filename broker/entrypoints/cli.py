@@ -124,6 +124,7 @@ def _serve_until_signalled(
         runtime.database_reachable,
         security=security,
         metrics=metrics.grpc if metrics else None,
+        health_listen="" if settings.health_listen == "off" else settings.health_listen,
     )
     sweeps = metrics.sweeps if metrics else None
     chores = [drift_chore(settings.drift_sweep_interval_seconds, sweeps)]
@@ -137,6 +138,9 @@ def _serve_until_signalled(
         print(_sandbox_banner(address, metrics_url, box), flush=True)
     else:
         print(f"accessbroker serving on {address}\nmetrics: {metrics_url}", flush=True)
+    if running.health_port:
+        host = settings.health_listen.rsplit(":", 1)[0]
+        print(f"health (plaintext): {host}:{running.health_port}", flush=True)
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda received, _: signals.put(received))

@@ -17,6 +17,7 @@ from broker.sandbox import Emulator
 
 _SERVING_LINE = re.compile(r"accessbroker serving on (\S+)")
 _METRICS_LINE = re.compile(r"^metrics: (http://\S+)")
+_HEALTH_LINE = re.compile(r"^health \(plaintext\): (\S+)")
 START_TIMEOUT = 60.0
 
 
@@ -89,8 +90,16 @@ class BrokerProcess:
     @property
     def metrics_url(self) -> str:
         """Where the broker serves /metrics, as it said when it started."""
-        found = [m.group(1) for m in map(_METRICS_LINE.search, list(self.output)) if m]
-        assert found, "the broker named no metrics URL:\n" + "".join(self.output)
+        return self._said(_METRICS_LINE, "metrics URL")
+
+    @property
+    def health_address(self) -> str:
+        """Where the broker serves its plaintext health port (BROKER_HEALTH_LISTEN)."""
+        return self._said(_HEALTH_LINE, "health port")
+
+    def _said(self, line: re.Pattern[str], what: str) -> str:
+        found = [m.group(1) for m in map(line.search, list(self.output)) if m]
+        assert found, f"the broker named no {what}:\n" + "".join(self.output)
         return found[0]
 
     @property

@@ -219,7 +219,12 @@ def mtls_broker(
     client_ca.write_bytes(ca.pem)
     probe = ca.issue("health-probe")
     tls = grpc.ssl_channel_credentials(ca.pem, probe.key, probe.certificate)
-    env = {"BROKER_AUTH_MODE": "mtls", "BROKER_TLS_CLIENT_CA": client_ca, **_tls_env(ca, directory)}
+    env = {
+        "BROKER_AUTH_MODE": "mtls",
+        "BROKER_TLS_CLIENT_CA": client_ca,
+        "BROKER_HEALTH_LISTEN": "127.0.0.1:0",
+        **_tls_env(ca, directory),
+    }
     process = _started(emulator, directory, tls, **env)
     yield MtlsBroker(process, ca)
     process.stop()
@@ -259,6 +264,16 @@ def test_a_certificate_from_another_ca_or_none_is_refused(
             pytest.raises(errors.Unavailable),
         ):
             caller.grant("i-0123456789abcdef0", buckets[0], "read", dry_run=True)
+
+
+def test_under_mtls_a_probe_without_a_certificate_checks_health_on_the_health_port(
+    mtls_broker: MtlsBroker,
+) -> None:
+    with grpc.insecure_channel(mtls_broker.process.health_address) as channel:
+        check = health_pb2.HealthCheckRequest(service="")
+        answer = health_pb2_grpc.HealthStub(channel).Check(check, timeout=30, wait_for_ready=True)
+
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
 # --- none

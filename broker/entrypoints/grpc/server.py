@@ -35,6 +35,10 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 HEALTH_PROBE_SECONDS = 2.0
 
 
+# Probes are few and quick.
+HEALTH_WORKERS = 2
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
@@ -42,12 +46,17 @@ class RunningServer:
     health: "HealthMonitor"
     stopping: threading.Event
     workers: "DaemonThreadPool"
+    # The plaintext port serving only grpc.health.v1, and its server (None: none).
+    health_port: int = 0
+    health_server: grpc.Server | None = None
 
     def stop(self, grace: float) -> None:
         """Stops taking calls, lets calls in flight finish within `grace` seconds."""
         self.stopping.set()
         self.health.stop()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
         self.workers.shutdown(wait=False)
 
 
@@ -143,9 +152,11 @@ def start_server(
     *,
     security: ServerSecurity = PLAINTEXT_ANONYMOUS,
     metrics: ServerMetrics | None = None,
+    health_listen: str = "",
 ) -> RunningServer:
     """Starts serving on `listen` (port 0 picks a free port) and returns at once; counts its
-    calls in `metrics`, if given."""
+    calls in `metrics`, if given; serves the health service alone, in plaintext, on
+    `health_listen` too, if given (probes cannot present a client certificate)."""
     pool = DaemonThreadPool(workers, name="rpc")
     # Authentication before the rest: a caller without credentials learns nothing, not even
     # whether its request would have been valid. Counting before it: refusals are calls too.
@@ -180,6 +191,9 @@ def start_server(
     if port == 0:
         pool.shutdown(wait=False)
         raise OSError(f"cannot listen on {listen}")
+    health_server, health_port = (
+        _health_only(health_servicer, health_listen) if health_listen else (None, 0)
+    )
     monitor = HealthMonitor(health_servicer, database_reachable, health_probe_seconds)
     server.start()
     monitor.start()
@@ -188,4 +202,15 @@ def start_server(
         port,
         "TLS" if security.credentials else "plaintext",
     )
-    return RunningServer(server, port, monitor, stopping, pool)
+    return RunningServer(server, port, monitor, stopping, pool, health_port, health_server)
+
+
+def _health_only(servicer: health.HealthServicer, listen: str) -> tuple[grpc.Server, int]:
+    """A started plaintext server of the health service alone, sharing the API's statuses."""
+    server = grpc.server(DaemonThreadPool(HEALTH_WORKERS, name="health"))  # type: ignore[arg-type]
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen} (BROKER_HEALTH_LISTEN)")
+    server.start()
+    return server, port

@@ -3,7 +3,6 @@ serving them with the broker's own (grants by state, build), scraped over HTTP."
 
 import threading
 import urllib.request
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -17,6 +16,7 @@ from broker.domain.access import GrantState
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.entrypoints.metrics import start_metrics
 from broker.settings import ConfigurationError
+from tests.unit.entrypoints.readings import Readings
 from tests.unit.entrypoints.serving import channel_to
 from tests.unit.service.fakes import INSTANCE, World
 
@@ -76,22 +76,6 @@ def test_a_stream_counts_each_message_it_sends(w: World) -> None:
     assert len(received) == events > 0
     assert registry.get_sample_value("grpc_server_started_total", labels) == 1
     assert registry.get_sample_value("grpc_server_msg_sent_total", labels) == events
-
-
-@dataclass
-class Readings:
-    grants: dict[GrantState, int] = field(default_factory=dict)
-    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    retries: dict[str, int] = field(default_factory=dict)
-
-    def grant_counts(self) -> dict[GrantState, int]:
-        return self.grants
-
-    def aws_call_counts(self) -> dict[tuple[str, str, str], int]:
-        return self.calls
-
-    def aws_retry_counts(self) -> dict[str, int]:
-        return self.retries
 
 
 def test_metrics_are_served_with_the_brokers_own() -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from broker.domain.access import GrantState
 from broker.domain.audit import SYSTEM_ACTOR
+from broker.domain.convergence import RoleInfo
 from broker.domain.drift import DriftKind
 from broker.domain.errors import AwsUnavailable, InstanceNotFound, InvalidRequest
 from broker.service.commands import Reconcile, RepairDrift
@@ -170,12 +171,22 @@ def test_a_malformed_instance_id_is_refused() -> None:
         world().handle(Reconcile(instance_id="not-an-instance", dry_run=True, actor=OPERATOR))
 
 
-def test_the_sweep_repairs_as_the_system_and_one_failure_does_not_stop_it(w: World) -> None:
+def test_the_sweep_repairs_as_the_system_and_one_failure_does_not_stop_it(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w.handle(grant_command("photos", instance_id=OTHER_INSTANCE))
     for name in list(w.aws.roles):
         w.aws.roles[name].policies.clear()
-    # The first instance cannot even be read now; the second is still repaired.
-    w.aws.fail("get_role", AwsUnavailable("AWS GetRole failed: Throttling"))
+    # The first instance's role cannot even be read now; the second is still repaired (the
+    # sweep works on both at once).
+    get_role = w.aws.get_role
+
+    def throttled_for_the_first(name: str) -> RoleInfo | None:
+        if name == ROLE:
+            raise AwsUnavailable("AWS GetRole failed: Throttling")
+        return get_role(name)
+
+    monkeypatch.setattr(w.aws, "get_role", throttled_for_the_first)
 
     findings = w.handle(RepairDrift())
 

@@ -1,0 +1,21 @@
+"""What /metrics reads the broker's own metrics from, as a test sets it."""
+
+from dataclasses import dataclass, field
+
+from broker.domain.access import GrantState
+
+
+@dataclass
+class Readings:
+    grants: dict[GrantState, int] = field(default_factory=dict)
+    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def grant_counts(self) -> dict[GrantState, int]:
+        return self.grants
+
+    def aws_call_counts(self) -> dict[tuple[str, str, str], int]:
+        return self.calls
+
+    def aws_retry_counts(self) -> dict[str, int]:
+        return self.retries

@@ -1,0 +1,66 @@
+"""deploy/grafana/accessbroker.json and deploy/prometheus/alerts.yaml query only series the
+broker exports: a renamed metric fails here, not on a dark dashboard or a silent alert."""
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from broker.domain.access import GrantState
+from broker.entrypoints.grpc.metrics import ServerMetrics
+from broker.entrypoints.metrics import BrokerCollector, SweepMetrics
+from tests.unit.entrypoints.readings import Readings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+METRIC = re.compile(r"\b(?:grpc_server|accessbroker)_[a-z_]+\b")
+
+
+def exported() -> set[str]:
+    """The name of every sample the broker's metrics produce, each of them touched once."""
+    registry = CollectorRegistry()
+    server, sweeps = ServerMetrics(registry), SweepMetrics(registry)
+    readings = Readings(
+        grants={GrantState.PENDING: 1},
+        calls={("iam", "GetRole", "success"): 1},
+        retries={"throttling": 1},
+    )
+    registry.register(BrokerCollector(readings))
+    labels = ("unary", "accessbroker.v1.AccessBroker", "GetGrant")
+    for counter in (server.started, server.received, server.sent):
+        counter.labels(*labels).inc()
+    server.handled.labels(*labels, "OK").inc()
+    server.handling.labels(*labels).observe(0.1)
+    sweeps.ran("expiry", succeeded=True)
+    sweeps.interval.labels("expiry").set(30)
+    sweeps.found("policy", repaired=True)
+    return {sample.name for family in registry.collect() for sample in family.samples}
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "accessbroker.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def alert_queries() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def test_the_dashboard_and_the_alerts_query_only_exported_metrics() -> None:
+    names = exported()
+    queries = dashboard_queries() + alert_queries()
+
+    used = {name for query in queries for name in METRIC.findall(query)}
+
+    assert used, "no query names a broker metric"
+    assert used <= names, f"not exported: {sorted(used - names)}"
+
+
+def test_every_panel_has_a_unique_id_and_a_place() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "accessbroker.json").read_text())
+    ids = [panel["id"] for panel in dashboard["panels"]]
+
+    assert len(ids) == len(set(ids))
+    assert all({"x", "y", "w", "h"} <= set(panel["gridPos"]) for panel in dashboard["panels"])
