@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/accessbroker/v1/*.proto)
 GEN    := clients/python/accessbroker/v1/broker_pb2.py
 
-.PHONY: install proto sdk lint test test-fast test-stress bench run demo clean
+.PHONY: install proto sdk lint test test-fast test-stress bench run demo image clean
 
 install: $(STAMP) $(GEN)
 
@@ -64,6 +64,11 @@ run: install
 
 demo: install
 	$(BIN)/access-broker demo
+
+# The container image (deploy/container/Dockerfile), built with podman; IMAGE_BASE picks the
+# base image (default python:3.11-slim), CONTAINER_TOOL the command (default podman).
+image: install
+	deploy/container/build $(if $(IMAGE_BASE),--base $(IMAGE_BASE))
 
 clean:
 	rm -rf $(VENV) dist clients/python/build clients/python/accessbroker/v1/*_pb2*.py* .mypy_cache .ruff_cache .pytest_cache

@@ -17,6 +17,7 @@ from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import start_server
 from broker.entrypoints.logs import configure_logging
 from broker.entrypoints.metrics import start_metrics
+from broker.entrypoints.release import release
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
 from broker.sandbox.demo import run_demo
@@ -52,6 +53,7 @@ def _migrate(database_url: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="access-broker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"access-broker {release()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the gRPC API")
     serve.add_argument("--listen", help="host:port (BROKER_LISTEN, default 127.0.0.1:50051)")

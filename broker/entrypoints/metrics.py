@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
@@ -23,6 +22,7 @@ from prometheus_client.registry import Collector
 from broker.domain.access import GrantState
 from broker.domain.errors import BrokerError
 from broker.entrypoints.grpc.metrics import ServerMetrics
+from broker.entrypoints.release import release
 from broker.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -160,9 +160,5 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
 
 def _build_info() -> Metric:
     info = InfoMetricFamily("accessbroker_build", "The broker's version.")
-    try:
-        release = version("accessbroker")
-    except PackageNotFoundError:
-        release = "unknown"
-    info.add_metric([], {"version": release})
+    info.add_metric([], {"version": release()})
     return info

@@ -19,13 +19,14 @@ def _fake_command(folder: Path, name: str, script: str) -> None:
 def _run_ci(
     tmp_path: Path, *, ci: bool, postgres_answers: bool
 ) -> subprocess.CompletedProcess[str]:
-    """`.ci/run` with psql, prometheus and make replaced: psql answers or not; make records its
-    environment."""
+    """`.ci/run` with psql, the tools CI installs, and make replaced: psql answers or not; make
+    records its environment."""
     fakes = tmp_path / "bin"
     fakes.mkdir()
     _fake_command(fakes, "psql", "exit 0" if postgres_answers else "exit 2")
-    # Present, so that CI does not try to install it for real.
-    _fake_command(fakes, "prometheus", "exit 0")
+    # Present, so that CI does not try to install them for real.
+    for tool in ("prometheus", "podman", "mmdebstrap"):
+        _fake_command(fakes, tool, "exit 0")
     _fake_command(fakes, "make", f'env > "{tmp_path}/make-env"; echo "$@" > "{tmp_path}/make-args"')
     env = {
         key: value

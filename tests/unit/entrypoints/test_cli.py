@@ -1,5 +1,6 @@
 """`access-broker`'s configuration: flags over environment variables, clear refusals."""
 
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,11 @@ def test_migrate_says_whether_it_changed_the_database(
         "database migrated to the latest schema",
         "database was up to date",
     ]
+
+
+def test_version_names_the_installed_release(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"access-broker {version('accessbroker')}"
