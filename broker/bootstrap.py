@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from broker.adapters.aws.clients import StaticCredentials, make_aws_clients
@@ -32,6 +33,7 @@ from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
+from broker.adapters.telemetry import PrometheusTelemetry
 from broker.domain.access import GrantState
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
@@ -61,7 +63,16 @@ from broker.service.convergence import Convergence
 from broker.service.drift import DriftRepair, reconcile, repair_drift
 from broker.service.granting import extend_grant, grant_access
 from broker.service.messagebus import Handler, MessageBus
-from broker.service.ports import Clock, Ec2, Iam, IdGenerator, InstanceLocks, UnitOfWorkFactory
+from broker.service.ports import (
+    Clock,
+    Ec2,
+    Iam,
+    IdGenerator,
+    InstanceLocks,
+    NoTelemetry,
+    Telemetry,
+    UnitOfWorkFactory,
+)
 from broker.service.queries import (
     describe_instance,
     explain_access,
@@ -104,6 +115,7 @@ class Ports:
     ids: IdGenerator
     locks: InstanceLocks
     policy: PolicyHolder
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         role_path=options.role_path,
         permissions_boundary=options.permissions_boundary_arn,
         adopt_foreign_profiles=options.adopt_foreign_profiles,
+        telemetry=ports.telemetry,
     )
     authorizer = Authorizer(ports.policy, ports.uow, ports.ec2, options.limits)
     drift = DriftRepair(
@@ -179,6 +192,8 @@ class Runtime:
     # What the AWS adapters counted: every call by outcome, every retry by fault.
     aws_calls: CallTally
     aws_retries: RetryCounter
+    # What the service layer measured (convergence durations).
+    telemetry: PrometheusTelemetry
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -194,6 +209,9 @@ class Runtime:
 
     def aws_retry_counts(self) -> dict[str, int]:
         return {fault.value: count for fault, count in self.aws_retries.by_fault().items()}
+
+    def collectors(self) -> list[Collector]:
+        return self.telemetry.collectors()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -224,7 +242,7 @@ def build_runtime(
     )
     # One count of every retry of an AWS call, by action and kind of fault, and one of every
     # call, by outcome, for both adapters (and the metrics).
-    retries, calls = RetryCounter(), CallTally()
+    retries, calls, telemetry = RetryCounter(), CallTally(), PrometheusTelemetry()
     shared: dict[str, Any] = {
         "propagation_timeout": settings.propagation_timeout,
         "budgets": budgets,
@@ -241,6 +259,7 @@ def build_runtime(
         ids=RandomIds(),
         locks=DatabaseInstanceLocks(engine),
         policy=policy,
+        telemetry=telemetry,
     )
     options = Options(
         role_path=settings.role_path,
@@ -248,7 +267,7 @@ def build_runtime(
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
     )
-    return Runtime(build_bus(ports, options), policy, engine, ports.uow, calls, retries)
+    return Runtime(build_bus(ports, options), policy, engine, ports.uow, calls, retries, telemetry)
 
 
 def load_access_policy(settings: Settings) -> AccessPolicy:

@@ -5,7 +5,7 @@ grouped count), the AWS calls and retries the adapters counted, and the build.
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
@@ -36,6 +36,9 @@ class Readings(Protocol):
     def grant_counts(self) -> Mapping[GrantState, int]: ...
     def aws_call_counts(self) -> Mapping[tuple[str, str, str], int]: ...
     def aws_retry_counts(self) -> Mapping[str, int]: ...
+    def collectors(self) -> Iterable[Collector]:
+        """Metrics kept elsewhere, to serve as they are."""
+        ...
 
 
 class BrokerCollector(Collector):
@@ -147,6 +150,8 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
         return None
     registry = CollectorRegistry()
     registry.register(BrokerCollector(readings))
+    for collector in readings.collectors():
+        registry.register(collector)
     grpc_metrics, sweeps = ServerMetrics(registry), SweepMetrics(registry)
     host, _, port = listen.rpartition(":")
     try:

@@ -11,6 +11,7 @@ by converging again. `settle` is the pipeline's last step: it records what a han
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -58,6 +59,8 @@ from broker.service.ports import (
     InstanceInfo,
     InstanceLocks,
     InstanceRecord,
+    NoTelemetry,
+    Telemetry,
     UnitOfWorkFactory,
 )
 from broker.service.steps import (
@@ -83,6 +86,8 @@ UNRECORDED_NOTE = (
 PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge, GuardrailViolation)
 # Errors that only postpone the work: the grants wait, with the reason, for the reconciler.
 POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
+# How a convergence ended, for the metrics.
+CONVERGED, POSTPONED, FAILED = "converged", "postponed", "failed"
 
 
 @dataclass(frozen=True)
@@ -210,8 +215,10 @@ class Convergence:
         role_path: str,
         permissions_boundary: str = "",
         adopt_foreign_profiles: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._uow, self._iam, self._ec2, self._clock = uow, iam, ec2, clock
+        self._telemetry = telemetry or NoTelemetry()
         self._locks, self._role_path = locks, role_path
         self._boundary, self._adopts = permissions_boundary, adopt_foreign_profiles
         self._recorder = StepRecorder(uow, clock)
@@ -389,16 +396,29 @@ class Convergence:
         so convergence runs once more to withdraw whatever of theirs already reached AWS.
         """
         with self._locks.hold(instance_id):
+            started, outcome = time.monotonic(), FAILED
             try:
-                self._converge_once(instance_id, actor, start)
-            except PERMANENT_ERRORS:
-                try:
-                    self._converge_once(instance_id, actor, start=None)
-                except BrokerError:
-                    log.warning(
-                        "could not withdraw failed grants of %s yet", instance_id, exc_info=True
-                    )
+                self._converge_withdrawing(instance_id, actor, start)
+                outcome = CONVERGED
+            except POSTPONING_ERRORS:
+                outcome = POSTPONED
                 raise
+            finally:
+                self._telemetry.convergence_took(time.monotonic() - started, outcome)
+
+    def _converge_withdrawing(
+        self, instance_id: str, actor: str, start: Observation | None
+    ) -> None:
+        try:
+            self._converge_once(instance_id, actor, start)
+        except PERMANENT_ERRORS:
+            try:
+                self._converge_once(instance_id, actor, start=None)
+            except BrokerError:
+                log.warning(
+                    "could not withdraw failed grants of %s yet", instance_id, exc_info=True
+                )
+            raise
 
     def observe(self, names: ManagedNames, *, unassociated: bool = False) -> Observation:
         return observe(

@@ -254,3 +254,18 @@ class PolicySource(Protocol):
     """The access policy in force; a reload swaps it whole, so a request reads it once."""
 
     def current(self) -> AccessPolicy: ...
+
+
+class Telemetry(Protocol):
+    """What the broker measures of its own work, for its metrics."""
+
+    def convergence_took(self, seconds: float, outcome: str) -> None:
+        """A convergence of one instance ended: converged, postponed or failed."""
+        ...
+
+
+class NoTelemetry:
+    """Measures nothing: where no metrics are kept (the unit tests, a one-off command)."""
+
+    def convergence_took(self, seconds: float, outcome: str) -> None:
+        pass

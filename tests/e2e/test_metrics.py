@@ -89,6 +89,8 @@ def test_prometheus_scrapes_the_grpc_calls_the_aws_calls_and_the_grants(
     ]
     puts = 'accessbroker_aws_calls_total{service="iam",action="PutRolePolicy",outcome="success"}'
     assert wait_for(lambda: query(prometheus, puts), bool, what=f"{puts} in Prometheus") == [1.0]
+    converged = 'accessbroker_convergence_seconds_count{outcome="converged"}'
+    assert wait_for(lambda: query(prometheus, converged), bool, what=converged) == [1.0]
     active = 'accessbroker_grants{state="active"}'
     assert wait_for(lambda: query(prometheus, active), bool, what=f"{active} in Prometheus") == [
         1.0

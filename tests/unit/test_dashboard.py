@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
+from broker.adapters.telemetry import PrometheusTelemetry
 from broker.domain.access import GrantState
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.entrypoints.metrics import BrokerCollector, SweepMetrics
@@ -21,12 +22,17 @@ def exported() -> set[str]:
     """The name of every sample the broker's metrics produce, each of them touched once."""
     registry = CollectorRegistry()
     server, sweeps = ServerMetrics(registry), SweepMetrics(registry)
+    telemetry = PrometheusTelemetry()
+    telemetry.convergence_took(0.5, "converged")
     readings = Readings(
         grants={GrantState.PENDING: 1},
         calls={("iam", "GetRole", "success"): 1},
         retries={"throttling": 1},
+        kept=telemetry.collectors(),
     )
     registry.register(BrokerCollector(readings))
+    for collector in readings.collectors():
+        registry.register(collector)
     labels = ("unary", "accessbroker.v1.AccessBroker", "GetGrant")
     for counter in (server.started, server.received, server.sent):
         counter.labels(*labels).inc()

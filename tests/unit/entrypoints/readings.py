@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from prometheus_client.registry import Collector
+
 from broker.domain.access import GrantState
 
 
@@ -10,6 +12,7 @@ class Readings:
     grants: dict[GrantState, int] = field(default_factory=dict)
     calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
+    kept: list[Collector] = field(default_factory=list)
 
     def grant_counts(self) -> dict[GrantState, int]:
         return self.grants
@@ -19,3 +22,6 @@ class Readings:
 
     def aws_retry_counts(self) -> dict[str, int]:
         return self.retries
+
+    def collectors(self) -> list[Collector]:
+        return self.kept

@@ -49,6 +49,7 @@ from broker.service.ports import (
     InstanceRecords,
     InstancesSeen,
     Page,
+    Telemetry,
     UnitOfWorkFactory,
 )
 
@@ -742,7 +743,11 @@ class World:
 
     def converge(self, instance_id: str, actor: str = "system") -> None:
         """Converges the instance as the pipeline's settle step and the sweep do."""
-        Convergence(
+        self.convergence().converge(instance_id, actor)
+
+    def convergence(self, telemetry: Telemetry | None = None) -> Convergence:
+        """Convergence over this world's fakes, as the bus has it."""
+        return Convergence(
             uow=self.db,
             iam=self.aws,
             ec2=self.aws,
@@ -751,7 +756,8 @@ class World:
             role_path=self.options.role_path,
             permissions_boundary=self.options.permissions_boundary_arn,
             adopt_foreign_profiles=self.options.adopt_foreign_profiles,
-        ).converge(instance_id, actor)
+            telemetry=telemetry,
+        )
 
     def with_options(self, **changes: Any) -> "World":
         """The same fakes, under a bus built with other options."""
