@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from broker.bootstrap import Runtime, build_runtime, load_access_policy, migrate_database
 from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
 from broker.entrypoints.grpc.security import ServerSecurity, server_security
-from broker.entrypoints.grpc.server import start_server
+from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.logs import configure_logging
-from broker.entrypoints.metrics import start_metrics
+from broker.entrypoints.metrics import Metrics, SweepMetrics, start_metrics
 from broker.entrypoints.release import release
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
@@ -119,6 +119,9 @@ def _serve(settings: Settings, *, sandboxed: bool) -> int:
 def _serve_until_signalled(
     runtime: Runtime, settings: Settings, security: ServerSecurity, box: Sandbox | None = None
 ) -> None:
+    # Caught before anything serves: a signal sent as soon as the broker answers must find its
+    # handler (SIGHUP's default action would end the process).
+    signals = _caught_signals()
     metrics = start_metrics(settings.metrics_listen, runtime)
     running = start_server(
         runtime.bus,
@@ -128,12 +131,38 @@ def _serve_until_signalled(
         metrics=metrics.grpc if metrics else None,
         health_listen="" if settings.health_listen == "off" else settings.health_listen,
     )
-    sweeps = metrics.sweeps if metrics else None
+    sweeper = _sweeper(runtime, settings, metrics.sweeps if metrics else None)
+    sweeper.start()
+    _announce(settings, running, metrics, box)
+    while _next_signal(signals) == signal.SIGHUP:
+        _reload(runtime, settings, security)
+    log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
+    running.stop(settings.shutdown_grace)
+    sweeper.stop(timeout=settings.shutdown_grace)
+    if metrics:
+        metrics.endpoint.stop()
+
+
+def _caught_signals() -> "queue.SimpleQueue[int]":
+    """SIGTERM, SIGINT and SIGHUP, queued as they arrive for the main thread to act on."""
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda received, _: signals.put(received))
+    return signals
+
+
+def _sweeper(runtime: Runtime, settings: Settings, sweeps: SweepMetrics | None) -> Sweeper:
     chores = [drift_chore(settings.drift_sweep_interval_seconds, sweeps)]
     if settings.remove_orphans:
         chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
-    sweeper = Sweeper(runtime.bus, settings.sweep_interval_seconds, chores, sweeps)
-    sweeper.start()
+    return Sweeper(runtime.bus, settings.sweep_interval_seconds, chores, sweeps)
+
+
+def _announce(
+    settings: Settings, running: RunningServer, metrics: Metrics | None, box: Sandbox | None
+) -> None:
+    """Where the broker serves: its API (the line tests and scripts wait for), its metrics,
+    its health port."""
     address = f"{settings.listen.rsplit(':', 1)[0]}:{running.port}"
     metrics_url = metrics.endpoint.url if metrics else "off"
     if box:
@@ -143,16 +172,6 @@ def _serve_until_signalled(
     if running.health_port:
         host = settings.health_listen.rsplit(":", 1)[0]
         print(f"health (plaintext): {host}:{running.health_port}", flush=True)
-    signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a handler
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda received, _: signals.put(received))
-    while _next_signal(signals) == signal.SIGHUP:
-        _reload(runtime, settings, security)
-    log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
-    running.stop(settings.shutdown_grace)
-    sweeper.stop(timeout=settings.shutdown_grace)
-    if metrics:
-        metrics.endpoint.stop()
 
 
 def _next_signal(signals: "queue.SimpleQueue[int]") -> int:
