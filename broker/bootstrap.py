@@ -173,6 +173,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         uow=ports.uow,
         clock=ports.clock,
         limits=options.limits,
+        telemetry=ports.telemetry,
     )
 
 

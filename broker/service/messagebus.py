@@ -31,7 +31,14 @@ from broker.service.authorization import RULES, Authorizer, Permit
 from broker.service.commands import Command, ExtendGrant, GrantAccess, GrantResult, RevokeAccess
 from broker.service.convergence import Convergence, Intent
 from broker.service.idempotency import IdempotencyKey, key_for
-from broker.service.ports import Clock, InstanceInfo, InstanceLocks, UnitOfWorkFactory
+from broker.service.ports import (
+    Clock,
+    InstanceInfo,
+    InstanceLocks,
+    NoTelemetry,
+    Telemetry,
+    UnitOfWorkFactory,
+)
 from broker.service.steps import Observation
 
 Result = TypeVar("Result")
@@ -63,9 +70,11 @@ class MessageBus:
         uow: UnitOfWorkFactory,
         clock: Clock,
         limits: GrantLimits,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._handlers, self._authorizer, self._convergence = handlers, authorizer, convergence
         self._locks, self._uow, self._clock, self._limits = locks, uow, clock, limits
+        self._telemetry = telemetry or NoTelemetry()
 
     def handle(self, command: Command[Result]) -> Result:
         command.validate(self._limits)
@@ -130,7 +139,14 @@ class MessageBus:
         return intent, seen
 
     def _authorized(self, command: Command[Any]) -> Permit:
-        return self._refusals_audited(command, lambda: self._authorizer.authorize(command))
+        name = type(command).__name__
+        try:
+            permit = self._refusals_audited(command, lambda: self._authorizer.authorize(command))
+        except PermissionDenied:
+            self._telemetry.authorization_decided(name, allowed=False)
+            raise
+        self._telemetry.authorization_decided(name, allowed=True)
+        return permit
 
     @contextmanager
     def _locked(self, command: Command[Any], permit: Permit) -> Iterator[None]:

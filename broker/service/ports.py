@@ -263,9 +263,16 @@ class Telemetry(Protocol):
         """A convergence of one instance ended: converged, postponed or failed."""
         ...
 
+    def authorization_decided(self, command: str, *, allowed: bool) -> None:
+        """The access policy let a caller run a command (of this name), or refused it."""
+        ...
+
 
 class NoTelemetry:
     """Measures nothing: where no metrics are kept (the unit tests, a one-off command)."""
 
     def convergence_took(self, seconds: float, outcome: str) -> None:
+        pass
+
+    def authorization_decided(self, command: str, *, allowed: bool) -> None:
         pass

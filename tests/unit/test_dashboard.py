@@ -24,6 +24,7 @@ def exported() -> set[str]:
     server, sweeps = ServerMetrics(registry), SweepMetrics(registry)
     telemetry = PrometheusTelemetry()
     telemetry.convergence_took(0.5, "converged")
+    telemetry.authorization_decided("GrantAccess", allowed=True)
     readings = Readings(
         grants={GrantState.PENDING: 1},
         calls={("iam", "GetRole", "success"): 1},

@@ -1,11 +1,12 @@
 """The use cases under an access policy: refusals audited, ownership of grants, admins."""
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from broker.bootstrap import build_bus
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import AuditEvent, Outcome
 from broker.domain.authorization import AccessPolicy, Decision, Rule
@@ -309,3 +310,27 @@ def test_explaining_validates_the_request_and_the_instance(w: World) -> None:
         explain(w, instance_id="i-0aaaaaaaaaaaaaaaa")
 
     assert {v.field for v in invalid.value.violations} == {"identity", "bucket"}
+
+
+@dataclass
+class Decisions:
+    """A Telemetry that keeps the authorization decisions."""
+
+    made: list[tuple[str, bool]] = field(default_factory=list)
+
+    def convergence_took(self, seconds: float, outcome: str) -> None:
+        pass
+
+    def authorization_decided(self, command: str, *, allowed: bool) -> None:
+        self.made.append((command, allowed))
+
+
+def test_each_decision_of_the_policy_is_measured(w: World) -> None:
+    decisions = Decisions()
+    bus = build_bus(replace(w.ports, telemetry=decisions), w.options)
+    alices = bus.handle(grant_command("photos", actor="alice")).grant
+
+    with pytest.raises(PermissionDenied):
+        bus.handle(ExtendGrant(grant_id=alices.grant_id, ttl=timedelta(hours=2), actor="bob"))
+
+    assert decisions.made == [("GrantAccess", True), ("ExtendGrant", False)]

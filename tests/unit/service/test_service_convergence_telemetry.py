@@ -16,6 +16,9 @@ class Measured:
     def convergence_took(self, seconds: float, outcome: str) -> None:
         self.took.append((seconds, outcome))
 
+    def authorization_decided(self, command: str, *, allowed: bool) -> None:
+        raise AssertionError("convergence decides no authorization")
+
 
 def test_a_convergence_that_gets_through_is_measured_converged(w: World) -> None:
     w.handle(grant_command("photos"))
