@@ -143,16 +143,22 @@ class Metrics:
     endpoint: MetricsServer
 
 
+def every_metric(readings: Readings) -> tuple[CollectorRegistry, ServerMetrics, SweepMetrics]:
+    """A registry of all the broker's metrics, with those kept as they happen: the server's
+    and the sweep's."""
+    registry = CollectorRegistry()
+    registry.register(BrokerCollector(readings))
+    for collector in readings.collectors():
+        registry.register(collector)
+    return registry, ServerMetrics(registry), SweepMetrics(registry)
+
+
 def start_metrics(listen: str, readings: Readings) -> Metrics | None:
     """The metrics, served on `listen` (host:port; port 0 picks a free one); None when
     `listen` is "off". ConfigurationError when the address cannot be served."""
     if listen == OFF:
         return None
-    registry = CollectorRegistry()
-    registry.register(BrokerCollector(readings))
-    for collector in readings.collectors():
-        registry.register(collector)
-    grpc_metrics, sweeps = ServerMetrics(registry), SweepMetrics(registry)
+    registry, grpc_metrics, sweeps = every_metric(readings)
     host, _, port = listen.rpartition(":")
     try:
         server, thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
