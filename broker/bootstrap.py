@@ -8,12 +8,14 @@ Entrypoints reach adapters only through the functions here.
 """
 
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
@@ -33,7 +35,8 @@ from broker.adapters.db.locks import DatabaseInstanceLocks
 from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
-from broker.adapters.telemetry import PrometheusTelemetry
+from broker.adapters.telemetry import BrokerTelemetry
+from broker.adapters.tracing import Tracing, tracing_from
 from broker.domain.access import GrantState
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
@@ -41,6 +44,7 @@ from broker.domain.credentials import StoredToken, TlsFiles
 from broker.domain.errors import StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.release import release
 from broker.service.authorization import Authorizer
 from broker.service.commands import (
     Command,
@@ -194,10 +198,17 @@ class Runtime:
     aws_calls: CallTally
     aws_retries: RetryCounter
     # What the service layer measured (convergence durations).
-    telemetry: PrometheusTelemetry
+    telemetry: BrokerTelemetry
+    # Spans, exported when the OTEL_* variables ask for them.
+    tracing: Tracing
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """What traces the broker's work; None when tracing is off."""
+        return self.tracing.tracer if self.tracing.enabled else None
 
     # What /metrics reads (broker.entrypoints.metrics.Readings).
 
@@ -215,6 +226,7 @@ class Runtime:
         return self.telemetry.collectors()
 
     def close(self) -> None:
+        self.tracing.close()
         self.engine.dispose()
 
 
@@ -225,8 +237,11 @@ def build_runtime(
     aws_region: str | None = None,
 ) -> Runtime:
     """Migrates the database to the current schema and wires the use cases to real adapters.
-    Raises ConfigurationError, having built nothing, when the policy file is unusable."""
+    Raises ConfigurationError, having built nothing, when the policy file or the tracing
+    configuration (OTEL_*) is unusable."""
     policy = PolicyHolder(load_access_policy(settings))
+    tracing = tracing_from(os.environ, release())
+    tracer = tracing.tracer
     engine = create_engine_for(settings.database_url)
     upgrade_to_head(engine)
     clients = make_aws_clients(
@@ -243,17 +258,18 @@ def build_runtime(
     )
     # One count of every retry of an AWS call, by action and kind of fault, and one of every
     # call, by outcome, for both adapters (and the metrics).
-    retries, calls, telemetry = RetryCounter(), CallTally(), PrometheusTelemetry()
+    retries, calls, telemetry = RetryCounter(), CallTally(), BrokerTelemetry(tracer)
     shared: dict[str, Any] = {
         "propagation_timeout": settings.propagation_timeout,
         "budgets": budgets,
         "retries": retries,
         "tally": calls,
+        "tracer": tracer,
     }
     # One budget for the account's IAM writes, whoever makes them.
     writes = WriteRate(settings.aws_write_rate) if settings.aws_write_rate else None
     ports = Ports(
-        uow=sql_unit_of_work_factory(engine),
+        uow=sql_unit_of_work_factory(engine, tracer),
         iam=BotoIam(clients.iam, writes=writes, **shared),
         ec2=BotoEc2(clients.ec2, **shared),
         clock=SystemClock(),
@@ -268,7 +284,8 @@ def build_runtime(
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
     )
-    return Runtime(build_bus(ports, options), policy, engine, ports.uow, calls, retries, telemetry)
+    bus = build_bus(ports, options)
+    return Runtime(bus, policy, engine, ports.uow, calls, retries, telemetry, tracing)
 
 
 def load_access_policy(settings: Settings) -> AccessPolicy:

@@ -17,8 +17,8 @@ from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.logs import configure_logging
 from broker.entrypoints.metrics import Metrics, SweepMetrics, start_metrics
-from broker.entrypoints.release import release
 from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
+from broker.release import release
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
 from broker.sandbox.demo import run_demo
 from broker.settings import ConfigurationError, Settings
@@ -129,6 +129,7 @@ def _serve_until_signalled(
         runtime.database_reachable,
         security=security,
         metrics=metrics.grpc if metrics else None,
+        tracer=runtime.tracer,
         health_listen="" if settings.health_listen == "off" else settings.health_listen,
     )
     sweeper = _sweeper(runtime, settings, metrics.sweeps if metrics else None)

@@ -21,7 +21,15 @@ LogFormat = Literal["json", "text"]
 
 _CALL: ContextVar[dict[str, str] | None] = ContextVar("accessbroker_log_call", default=None)
 # What a record names besides its message, in this order, when set.
-CONTEXT_KEYS = ("request_id", "grpc_method", "identity", "grant_id", "instance_id")
+CONTEXT_KEYS = (
+    "request_id",
+    "grpc_method",
+    "identity",
+    "grant_id",
+    "instance_id",
+    "trace_id",
+    "span_id",
+)
 # LogRecord attributes of its own; anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",

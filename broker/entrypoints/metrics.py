@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from broker.domain.access import GrantState
 from broker.domain.errors import BrokerError
 from broker.entrypoints.grpc.metrics import ServerMetrics
-from broker.entrypoints.release import release
+from broker.release import release
 from broker.settings import ConfigurationError
 
 log = logging.getLogger(__name__)

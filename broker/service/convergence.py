@@ -86,8 +86,10 @@ UNRECORDED_NOTE = (
 PERMANENT_ERRORS = (ForeignProfile, ForeignRole, AwsRejected, PolicyTooLarge, GuardrailViolation)
 # Errors that only postpone the work: the grants wait, with the reason, for the reconciler.
 POSTPONING_ERRORS = (AwsUnavailable, DeadlineExceeded)
-# How a convergence ended, for the metrics.
+# How a convergence ended, for the metrics and its span.
 CONVERGED, POSTPONED, FAILED = "converged", "postponed", "failed"
+# The span of one convergence of one instance (waiting for its lock included).
+CONVERGENCE_SPAN = "accessbroker.converge"
 
 
 @dataclass(frozen=True)
@@ -395,7 +397,8 @@ class Convergence:
         AWS is observed in full. After a permanent failure the failed grants no longer count,
         so convergence runs once more to withdraw whatever of theirs already reached AWS.
         """
-        with self._locks.hold(instance_id):
+        traced = self._telemetry.span(CONVERGENCE_SPAN, {"accessbroker.instance_id": instance_id})
+        with traced as span, self._locks.hold(instance_id):
             started, outcome = time.monotonic(), FAILED
             try:
                 self._converge_withdrawing(instance_id, actor, start)
@@ -405,6 +408,7 @@ class Convergence:
                 raise
             finally:
                 self._telemetry.convergence_took(time.monotonic() - started, outcome)
+                span.set_attribute("accessbroker.outcome", outcome)
 
     def _converge_withdrawing(
         self, instance_id: str, actor: str, start: Observation | None

@@ -1,7 +1,7 @@
 """The ports the service layer needs; adapters implement them, unit tests fake them."""
 
 from collections.abc import Collection, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -256,8 +256,21 @@ class PolicySource(Protocol):
     def current(self) -> AccessPolicy: ...
 
 
+class Span(Protocol):
+    """A traced unit of the broker's work, open while its block runs."""
+
+    def set_attribute(self, key: str, value: str) -> None:
+        """Names something learnt while it ran (how a convergence ended, say)."""
+        ...
+
+
 class Telemetry(Protocol):
-    """What the broker measures of its own work, for its metrics."""
+    """What the broker measures of its own work, for its metrics and traces."""
+
+    def span(self, name: str, attributes: Mapping[str, str]) -> AbstractContextManager[Span]:
+        """Traces the block as `name`, a child of the span current where it runs (the RPC's,
+        say). A failure that leaves the block marks the span failed."""
+        ...
 
     def convergence_took(self, seconds: float, outcome: str) -> None:
         """A convergence of one instance ended: converged, postponed or failed."""
@@ -271,8 +284,19 @@ class Telemetry(Protocol):
 class NoTelemetry:
     """Measures nothing: where no metrics are kept (the unit tests, a one-off command)."""
 
+    def span(self, name: str, attributes: Mapping[str, str]) -> AbstractContextManager[Span]:
+        return nullcontext(_NO_SPAN)
+
     def convergence_took(self, seconds: float, outcome: str) -> None:
         pass
 
     def authorization_decided(self, command: str, *, allowed: bool) -> None:
         pass
+
+
+class _UntracedSpan:
+    def set_attribute(self, key: str, value: str) -> None:
+        pass
+
+
+_NO_SPAN = _UntracedSpan()

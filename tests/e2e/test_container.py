@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from broker.entrypoints.release import release
+from broker.release import release
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING = [tool for tool in ("podman", "mmdebstrap") if shutil.which(tool) is None]

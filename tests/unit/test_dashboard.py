@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from broker.adapters.telemetry import PrometheusTelemetry
+from broker.adapters.telemetry import BrokerTelemetry
 from broker.domain.access import GrantState
 from broker.entrypoints.metrics import every_metric
 from tests.unit.entrypoints.readings import Readings
@@ -18,7 +18,7 @@ METRIC = re.compile(r"\b(?:grpc_server|accessbroker)_[a-z_]+\b")
 
 def exported() -> set[str]:
     """The name of every sample the broker's metrics produce, each of them touched once."""
-    telemetry = PrometheusTelemetry()
+    telemetry = BrokerTelemetry()
     telemetry.convergence_took(0.5, "converged")
     telemetry.authorization_decided("GrantAccess", allowed=True)
     readings = Readings(

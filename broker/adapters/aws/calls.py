@@ -17,11 +17,12 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
+from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
 
 from broker.adapters.aws.errors import error_code, error_message, translate
 from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
-from broker.adapters.aws.tally import CallTally
+from broker.adapters.aws.tally import CallTally, outcome_of
 from broker.domain.errors import AwsRejected, AwsUnavailable
 
 Answer = Mapping[str, Any]
@@ -69,6 +70,7 @@ class AwsCalls:
         writes: WriteRate | None = None,
         tally: CallTally | None = None,
         service: str = "",
+        tracer: Tracer | None = None,
     ) -> None:
         # missing: the error codes that mean what a call reads or deletes does not exist.
         self._client, self._retry, self._missing, self._paging = client, retry, missing, paging
@@ -76,6 +78,8 @@ class AwsCalls:
         self._writes = writes
         # Every attempt is counted there, by this service's name, with its outcome.
         self._tally, self._service = tally, service
+        # Each call (its retries included) is a span, a child of the one current when it is made.
+        self._tracer = tracer or NoOpTracer()
 
     @overload
     def call(
@@ -141,12 +145,28 @@ class AwsCalls:
         propagation: Propagation | None,
         maybe_done: Collection[str],
     ) -> Answer | None:
-        # boto3 names each client method by this same conversion of the action's name.
-        attempt = partial(getattr(self._client, xform_name(action)), **params)
-        if self._tally is not None:
-            attempt = partial(_tallied, self._tally, self._service, action, attempt)
-        if self._writes is not None and _is_write(action):
-            attempt = partial(_budgeted, self._writes, action, attempt)
+        with self._tracer.start_as_current_span(
+            f"{self._service}.{action}", kind=SpanKind.CLIENT, attributes=self._about(action)
+        ) as span:
+            attempts = Attempts(self._tally, self._service, action)
+            # boto3 names each client method by this same conversion of the action's name.
+            method = getattr(self._client, xform_name(action))
+            attempt = partial(attempts.run, partial(method, **params))
+            if self._writes is not None and _is_write(action):
+                attempt = partial(_budgeted, self._writes, action, attempt)
+            try:
+                return self._retried(action, attempt, none_if_missing, propagation, maybe_done)
+            finally:
+                attempts.describe(span)
+
+    def _retried(
+        self,
+        action: str,
+        attempt: Callable[[], Answer],
+        none_if_missing: bool,
+        propagation: Propagation | None,
+        maybe_done: Collection[str],
+    ) -> Answer | None:
         try:
             answer: Answer = self._retry.call(action, attempt, propagation)
         except ClientError as error:
@@ -159,19 +179,43 @@ class AwsCalls:
             raise translate(action, error) from error
         return answer
 
+    def _about(self, action: str) -> dict[str, str]:
+        """The call's span attributes, as OpenTelemetry's botocore instrumentation names them."""
+        return {"rpc.system": "aws-api", "rpc.service": self._service, "rpc.method": action}
+
+
+class Attempts:
+    """The attempts of one call: each counted in the tally (if any) with its outcome, and the
+    count and the last outcome named on the call's span."""
+
+    def __init__(self, tally: CallTally | None, service: str, action: str) -> None:
+        self._tally, self._service, self._action = tally, service, action
+        self._made, self._outcome = 0, ""
+
+    def run(self, attempt: Callable[[], Answer]) -> Answer:
+        self._made += 1
+        try:
+            answer = attempt()
+        except Exception as error:
+            self._record(error)
+            raise
+        self._record(None)
+        return answer
+
+    def describe(self, span: Span) -> None:
+        span.set_attribute("aws.attempts", self._made)
+        span.set_attribute("aws.retries", max(self._made - 1, 0))
+        if self._outcome:
+            span.set_attribute("aws.outcome", self._outcome)
+
+    def _record(self, error: Exception | None) -> None:
+        self._outcome = outcome_of(error)
+        if self._tally is not None:
+            self._tally.record(self._service, self._action, self._outcome)
+
 
 def _is_write(action: str) -> bool:
     return not action.startswith(("Get", "List", "Describe"))
-
-
-def _tallied(tally: CallTally, service: str, action: str, attempt: Callable[[], Answer]) -> Answer:
-    try:
-        answer = attempt()
-    except Exception as error:
-        tally.record(service, action, error)
-        raise
-    tally.record(service, action, None)
-    return answer
 
 
 def _budgeted(writes: WriteRate, action: str, attempt: Callable[[], Answer]) -> Answer:
@@ -200,6 +244,7 @@ class AwsAdapter(Generic[Client]):
         retries: RetryCounter | None = None,
         writes: WriteRate | None = None,
         tally: CallTally | None = None,
+        tracer: Tracer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -214,4 +259,5 @@ class AwsAdapter(Generic[Client]):
             writes=writes,
             tally=tally,
             service=self.SERVICE,
+            tracer=tracer,
         )

@@ -31,9 +31,10 @@ class CallTally:
         self._lock = threading.Lock()
         self._calls: Counter[tuple[str, str, str]] = Counter()
 
-    def record(self, service: str, action: str, error: BaseException | None) -> None:
+    def record(self, service: str, action: str, outcome: str) -> None:
+        """One attempt of `action`, ended as outcome_of() says."""
         with self._lock:
-            self._calls[service, action, outcome_of(error)] += 1
+            self._calls[service, action, outcome] += 1
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """Calls so far per (service, action, outcome)."""

@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import Tracer
 
 from accessbroker.v1 import broker_pb2, broker_pb2_grpc
 from broker.entrypoints.grpc.access_log import AccessLogInterceptor
@@ -20,6 +21,7 @@ from broker.entrypoints.grpc.interceptors import ServerInterceptorBase
 from broker.entrypoints.grpc.metrics import MetricsInterceptor, ServerMetrics
 from broker.entrypoints.grpc.security import PLAINTEXT_ANONYMOUS, ServerSecurity
 from broker.entrypoints.grpc.servicer import AccessBrokerServicer
+from broker.entrypoints.grpc.tracing import TracingInterceptor
 from broker.service.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
@@ -152,22 +154,25 @@ def start_server(
     *,
     security: ServerSecurity = PLAINTEXT_ANONYMOUS,
     metrics: ServerMetrics | None = None,
+    tracer: Tracer | None = None,
     health_listen: str = "",
 ) -> RunningServer:
     """Starts serving on `listen` (port 0 picks a free port) and returns at once; counts its
-    calls in `metrics`, if given; serves the health service alone, in plaintext, on
-    `health_listen` too, if given (probes cannot present a client certificate)."""
+    calls in `metrics` and traces them with `tracer`, each if given; serves the health service
+    alone, in plaintext, on `health_listen` too, if given (probes cannot present a client
+    certificate)."""
     pool = DaemonThreadPool(workers, name="rpc")
     # Authentication before the rest: a caller without credentials learns nothing, not even
-    # whether its request would have been valid. Counting before it: refusals are calls too.
-    # The access log first of all: its request id is in every line written for the call.
+    # whether its request would have been valid. Counting and tracing before it: refusals are
+    # calls too. The access log first of all: its request id (and the trace's id) is in every
+    # line written for the call.
     interceptors: list[ServerInterceptorBase] = [
         AccessLogInterceptor(),
+        *([TracingInterceptor(tracer, OPEN_SERVICES)] if tracer is not None else []),
+        *([MetricsInterceptor(metrics)] if metrics is not None else []),
         AuthInterceptor(security.authenticator, OPEN_SERVICES),
         ErrorInterceptor(),
     ]
-    if metrics is not None:
-        interceptors.insert(1, MetricsInterceptor(metrics))
     server = grpc.server(
         pool,  # type: ignore[arg-type]
         interceptors=interceptors,

@@ -22,6 +22,7 @@ from accessbroker._convert import (
     instance_access_from_proto,
     ttl_to_proto,
 )
+from accessbroker._tracing import with_trace_context
 from accessbroker.errors import DeadlineExceeded, FailedPrecondition, error_from_rpc
 from accessbroker.models import (
     Access,
@@ -234,7 +235,8 @@ class BrokerClient:
             if cursor is not None:
                 request.after_event_id = cursor
             try:
-                call = self._stub.WatchAuditEvents(request, metadata=self._metadata)
+                metadata = with_trace_context(self._metadata)
+                call = self._stub.WatchAuditEvents(request, metadata=metadata)
                 cursor = _feed_start(call) if cursor is None else cursor
                 for message in call:
                     event = event_from_proto(message)
@@ -282,7 +284,7 @@ class BrokerClient:
     def _call(self, method: Callable[..., T], request: object, timeout: float | None = None) -> T:
         try:
             timeout = self.timeout if timeout is None else timeout
-            return method(request, timeout=timeout, metadata=self._metadata)
+            return method(request, timeout=timeout, metadata=with_trace_context(self._metadata))
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
 

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
+from opentelemetry.trace import Tracer
 
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.entrypoints.grpc.security import PLAINTEXT_ANONYMOUS, ServerSecurity
@@ -21,11 +22,18 @@ def channel_to(
     security: ServerSecurity = PLAINTEXT_ANONYMOUS,
     credentials: grpc.ChannelCredentials | None = None,
     metrics: ServerMetrics | None = None,
+    tracer: Tracer | None = None,
 ) -> Iterator[grpc.Channel]:
     """A channel to a server of the bus: plaintext, or TLS with these `credentials`. The
     server stops when the block ends."""
     running = start_server(
-        bus, "127.0.0.1:0", lambda: database_up, workers, security=security, metrics=metrics
+        bus,
+        "127.0.0.1:0",
+        lambda: database_up,
+        workers,
+        security=security,
+        metrics=metrics,
+        tracer=tracer,
     )
     address = f"127.0.0.1:{running.port}"
     try:

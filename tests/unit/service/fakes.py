@@ -7,7 +7,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -673,6 +674,42 @@ class FakeAws:
 
 # ---------------------------------------------------------------------------------------------
 # Clock, ids, wiring.
+
+
+@dataclass
+class RecordedSpan:
+    name: str
+    attributes: dict[str, str]
+    # What ended the span's block, if anything did.
+    failure: BaseException | None = None
+
+    def set_attribute(self, key: str, value: str) -> None:
+        self.attributes[key] = value
+
+
+@dataclass
+class RecordingTelemetry:
+    """A Telemetry that keeps what it is told: spans, convergences, authorization decisions."""
+
+    spans: list[RecordedSpan] = field(default_factory=list)
+    took: list[tuple[float, str]] = field(default_factory=list)
+    decisions: list[tuple[str, bool]] = field(default_factory=list)
+
+    @contextmanager
+    def span(self, name: str, attributes: Mapping[str, str]) -> Iterator[RecordedSpan]:
+        recorded = RecordedSpan(name, dict(attributes))
+        self.spans.append(recorded)
+        try:
+            yield recorded
+        except BaseException as error:
+            recorded.failure = error
+            raise
+
+    def convergence_took(self, seconds: float, outcome: str) -> None:
+        self.took.append((seconds, outcome))
+
+    def authorization_decided(self, command: str, *, allowed: bool) -> None:
+        self.decisions.append((command, allowed))
 
 
 class FixedClock:

@@ -1,6 +1,6 @@
 """The use cases under an access policy: refusals audited, ownership of grants, admins."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,15 @@ from broker.service.commands import (
     RevokeAccess,
     WatchAuditEvents,
 )
-from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, START, World, grant_command, world
+from tests.unit.service.fakes import (
+    INSTANCE,
+    OTHER_INSTANCE,
+    START,
+    RecordingTelemetry,
+    World,
+    grant_command,
+    world,
+)
 
 DAY = timedelta(days=1)
 POLICY = AccessPolicy(
@@ -312,25 +320,12 @@ def test_explaining_validates_the_request_and_the_instance(w: World) -> None:
     assert {v.field for v in invalid.value.violations} == {"identity", "bucket"}
 
 
-@dataclass
-class Decisions:
-    """A Telemetry that keeps the authorization decisions."""
-
-    made: list[tuple[str, bool]] = field(default_factory=list)
-
-    def convergence_took(self, seconds: float, outcome: str) -> None:
-        pass
-
-    def authorization_decided(self, command: str, *, allowed: bool) -> None:
-        self.made.append((command, allowed))
-
-
 def test_each_decision_of_the_policy_is_measured(w: World) -> None:
-    decisions = Decisions()
+    decisions = RecordingTelemetry()
     bus = build_bus(replace(w.ports, telemetry=decisions), w.options)
     alices = bus.handle(grant_command("photos", actor="alice")).grant
 
     with pytest.raises(PermissionDenied):
         bus.handle(ExtendGrant(grant_id=alices.grant_id, ttl=timedelta(hours=2), actor="bob"))
 
-    assert decisions.made == [("GrantAccess", True), ("ExtendGrant", False)]
+    assert decisions.decisions == [("GrantAccess", True), ("ExtendGrant", False)]
