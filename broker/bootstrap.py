@@ -74,6 +74,7 @@ from broker.service.ports import (
     IdGenerator,
     InstanceLocks,
     NoTelemetry,
+    StateCount,
     Telemetry,
     UnitOfWorkFactory,
 )
@@ -212,7 +213,7 @@ class Runtime:
 
     # What /metrics reads (broker.entrypoints.metrics.Readings).
 
-    def grant_counts(self) -> dict[GrantState, int]:
+    def grant_counts(self) -> dict[GrantState, StateCount]:
         with self.uow(read_only=True) as unit:
             return unit.grants.count_by_state()
 

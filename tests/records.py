@@ -37,6 +37,7 @@ def grant_maker() -> GrantMaker:
             state=GrantState.PENDING,
             created_at=MOMENT,
             updated_at=MOMENT,
+            state_since=MOMENT,
             expires_at=MOMENT + timedelta(hours=1),
             requested_by="alice@example.com",
             reason="nightly export",

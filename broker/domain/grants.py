@@ -58,6 +58,8 @@ class Grant:
     state: GrantState
     created_at: datetime
     updated_at: datetime
+    # When it entered its state (its creation, for a pending grant): how long it has been there.
+    state_since: datetime
     expires_at: datetime | None
     requested_by: str
     reason: str
@@ -68,7 +70,9 @@ class Grant:
         """The grant in `state`; refuses transitions the state machine does not allow."""
         if state not in _ALLOWED_TRANSITIONS[self.state]:
             raise WrongState(self.grant_id, self.state.value, f"it cannot become {state.value}")
-        return replace(self, state=state, updated_at=now, failure_reason=failure_reason)
+        return replace(
+            self, state=state, updated_at=now, state_since=now, failure_reason=failure_reason
+        )
 
     def with_resources(self, resources: InstanceResources, now: datetime) -> "Grant":
         return replace(self, resources=resources, updated_at=now)
@@ -120,6 +124,7 @@ def new_grant(grant_id: str, request: GrantRequest, now: datetime) -> Grant:
         state=GrantState.PENDING,
         created_at=now,
         updated_at=now,
+        state_since=now,
         expires_at=expiry_after(now, request.ttl),
         requested_by=request.requested_by,
         reason=request.reason,

@@ -1,12 +1,14 @@
 """`/metrics` in the Prometheus text format (BROKER_METRICS_LISTEN), and the broker's own
-metrics, read when scraped rather than kept: the grants by state, from the database (one
-grouped count), the AWS calls and retries the adapters counted, and the build.
+metrics, read when scraped rather than kept: the grants by state and how long the oldest
+pending and revoking ones have waited, from the database (one grouped query), the AWS calls and
+retries the adapters counted, and the build.
 """
 
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
@@ -23,6 +25,7 @@ from broker.domain.access import GrantState
 from broker.domain.errors import BrokerError
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.release import release
+from broker.service.ports import StateCount
 from broker.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ OFF = "off"
 class Readings(Protocol):
     """What the broker's own metrics are read from, at each scrape."""
 
-    def grant_counts(self) -> Mapping[GrantState, int]: ...
+    def grant_counts(self) -> Mapping[GrantState, StateCount]: ...
     def aws_call_counts(self) -> Mapping[tuple[str, str, str], int]: ...
     def aws_retry_counts(self) -> Mapping[str, int]: ...
     def collectors(self) -> Iterable[Collector]:
@@ -43,8 +46,8 @@ class Readings(Protocol):
 
 class BrokerCollector(Collector):
     """The broker's own metrics, computed at each scrape: accessbroker_grants{state},
-    accessbroker_aws_calls_total{service,action,outcome},
-    accessbroker_aws_retries_total{fault} and accessbroker_build_info."""
+    accessbroker_oldest_grant_age_seconds{state}, accessbroker_aws_calls_total{service,action,
+    outcome}, accessbroker_aws_retries_total{fault} and accessbroker_build_info."""
 
     def __init__(self, readings: Readings) -> None:
         self._readings = readings
@@ -52,17 +55,12 @@ class BrokerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield _build_info()
         yield from self._aws()
-        grants = GaugeMetricFamily(
-            "accessbroker_grants", "Grants the broker holds, by state.", labels=["state"]
-        )
         try:
             counts = self._readings.grant_counts()
         except BrokerError as error:  # the database is away: the scrape still answers
             log.warning("grants not counted for /metrics: %s", error)
             return
-        for state in GrantState:  # every state, so a series drops to 0 rather than vanishing
-            grants.add_metric([state.value], counts.get(state, 0))
-        yield grants
+        yield from _grants(counts, datetime.now(UTC))
 
     def _aws(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(
@@ -167,6 +165,26 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
         raise ConfigurationError(message) from error
     url = f"http://{host}:{server.server_address[1]}/metrics"
     return Metrics(grpc_metrics, sweeps, MetricsServer(url, server, thread))
+
+
+def _grants(counts: Mapping[GrantState, StateCount], now: datetime) -> Iterator[Metric]:
+    grants = GaugeMetricFamily(
+        "accessbroker_grants", "Grants the broker holds, by state.", labels=["state"]
+    )
+    oldest = GaugeMetricFamily(
+        "accessbroker_oldest_grant_age_seconds",
+        "How long the grant longest in each settling state (pending, revoking) has been there; "
+        "0 when none is.",
+        labels=["state"],
+    )
+    for state in GrantState:  # every state, so a series drops to 0 rather than vanishing
+        count = counts.get(state)
+        grants.add_metric([state.value], count.count if count else 0)
+        if state.is_settling:
+            age = (now - count.oldest_since).total_seconds() if count else 0.0
+            oldest.add_metric([state.value], max(age, 0.0))
+    yield grants
+    yield oldest
 
 
 def _build_info() -> Metric:

@@ -24,6 +24,14 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
+class StateCount:
+    """The grants in one state: how many, and when the one longest there entered it."""
+
+    count: int
+    oldest_since: datetime
+
+
+@dataclass(frozen=True)
 class GrantFilter:
     instance_id: str = ""
     bucket: str = ""
@@ -80,8 +88,9 @@ class GrantStore(Protocol):
         ...
 
     def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]: ...
-    def count_by_state(self) -> dict[GrantState, int]:
-        """How many grants are in each state; a state no grant is in is left out."""
+    def count_by_state(self) -> dict[GrantState, StateCount]:
+        """How many grants are in each state, and since when the longest there has been; a
+        state no grant is in is left out."""
         ...
 
 

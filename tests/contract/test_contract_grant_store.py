@@ -8,7 +8,7 @@ import pytest
 from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope, InstanceResources
-from broker.service.ports import GrantFilter, UnitOfWorkFactory
+from broker.service.ports import GrantFilter, StateCount, UnitOfWorkFactory
 from tests.records import INSTANCE_A, INSTANCE_B, MOMENT, GrantMaker, add_all
 
 INSTANCE_C = "i-0aaaaaaaaaaaaaaaa"
@@ -266,13 +266,37 @@ def test_a_requesters_grants_are_listed_across_pages_and_no_others(
     assert nobodys == [[]]
 
 
-def test_grants_are_counted_by_state(units: UnitOfWorkFactory, make_grant: GrantMaker) -> None:
+def test_grants_are_counted_by_state_with_the_oldest_arrival(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
     with units() as uow:
         assert uow.grants.count_by_state() == {}
-    active = [make_grant(state=GrantState.ACTIVE) for _ in range(2)]
+    early, late = MOMENT - timedelta(hours=3), MOMENT - timedelta(minutes=5)
+    active = [make_grant(state=GrantState.ACTIVE, state_since=t) for t in (late, early)]
     add_all(units, [make_grant(), *active, make_grant(state=GrantState.REVOKED)])
 
     with units() as uow:
         counts = uow.grants.count_by_state()
 
-    assert counts == {GrantState.PENDING: 1, GrantState.ACTIVE: 2, GrantState.REVOKED: 1}
+    assert counts == {
+        GrantState.PENDING: StateCount(1, MOMENT),
+        GrantState.ACTIVE: StateCount(2, early),
+        GrantState.REVOKED: StateCount(1, MOMENT),
+    }
+
+
+def test_a_grant_is_in_its_state_since_it_moved_there(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    pending = make_grant()
+    add_all(units, [pending])
+    revoking = pending.moved_to(GrantState.REVOKING, MOMENT + timedelta(minutes=1))
+    with units() as uow:
+        uow.grants.save(revoking)
+        uow.commit()
+
+    with units(read_only=True) as uow:
+        stored = uow.grants.get(pending.grant_id)
+
+    assert stored is not None and stored.state_since == MOMENT + timedelta(minutes=1)
+    assert stored.created_at == MOMENT

@@ -3,6 +3,7 @@ broker exports: a renamed metric fails here, not on a dark dashboard or a silent
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -10,6 +11,7 @@ import yaml
 from broker.adapters.telemetry import BrokerTelemetry
 from broker.domain.access import GrantState
 from broker.entrypoints.metrics import every_metric
+from broker.service.ports import StateCount
 from tests.unit.entrypoints.readings import Readings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -22,7 +24,7 @@ def exported() -> set[str]:
     telemetry.convergence_took(0.5, "converged")
     telemetry.authorization_decided("GrantAccess", allowed=True)
     readings = Readings(
-        grants={GrantState.PENDING: 1},
+        grants={GrantState.PENDING: StateCount(1, datetime.now(UTC))},
         calls={("iam", "GetRole", "success"): 1},
         retries={"throttling": 1},
         kept=telemetry.collectors(),

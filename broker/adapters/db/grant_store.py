@@ -10,7 +10,7 @@ from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, 
 from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope
-from broker.service.ports import GrantFilter, Page
+from broker.service.ports import GrantFilter, Page, StateCount
 
 _LIVE_STATES = [state.value for state in GrantState if state.is_desired or state.is_settling]
 _DESIRED_STATES = [state.value for state in GrantState if state.is_desired]
@@ -86,9 +86,13 @@ class SqlGrantStore:
         rows = self._session.exec(query).all()
         return page_of(rows, limit, _seq_of, _grant_of)
 
-    def count_by_state(self) -> dict[GrantState, int]:
-        query = select(GrantRow.state, func.count()).group_by(GrantRow.state)
-        return {GrantState(state): count for state, count in self._session.exec(query)}
+    def count_by_state(self) -> dict[GrantState, StateCount]:
+        oldest = func.min(GrantRow.state_since)
+        query = select(GrantRow.state, func.count(), oldest).group_by(GrantRow.state)
+        return {
+            GrantState(state): StateCount(count, since)
+            for state, count, since in self._session.exec(query)
+        }
 
     def _row(self, grant_id: str) -> GrantRow | None:
         return self._session.exec(select(GrantRow).where(GrantRow.grant_id == grant_id)).first()
@@ -109,6 +113,7 @@ def _columns_of(grant: Grant) -> dict[str, Any]:
         "state": grant.state.value,
         "created_at": utc(grant.created_at),
         "updated_at": utc(grant.updated_at),
+        "state_since": utc(grant.state_since),
         "expires_at": utc(grant.expires_at) if grant.expires_at is not None else None,
         "requested_by": grant.requested_by,
         "reason": grant.reason,
@@ -125,6 +130,7 @@ def _grant_of(row: GrantRow) -> Grant:
         state=GrantState(row.state),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        state_since=row.state_since,
         expires_at=row.expires_at,
         requested_by=row.requested_by,
         reason=row.reason,

@@ -71,6 +71,7 @@ class GrantRow(SQLModel, table=True):
     state: str = Field(sa_type=String(ENUM_LENGTH), index=True)
     created_at: datetime
     updated_at: datetime
+    state_since: datetime
     # The sweep looks for grants whose expiry has passed.
     expires_at: datetime | None = Field(index=True)
     requested_by: str = Field(sa_type=String(PRINCIPAL_LENGTH))

@@ -93,6 +93,7 @@ def grant(
         state=state,
         created_at=NOW,
         updated_at=NOW,
+        state_since=NOW,
         expires_at=expires_at,
         requested_by="alice",
         reason="",

@@ -3,6 +3,7 @@ serving them with the broker's own (grants by state, build), scraped over HTTP."
 
 import threading
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.access import GrantState
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.entrypoints.metrics import start_metrics
+from broker.service.ports import StateCount
 from broker.settings import ConfigurationError
 from tests.unit.entrypoints.readings import Readings
 from tests.unit.entrypoints.serving import channel_to
@@ -80,7 +82,10 @@ def test_a_stream_counts_each_message_it_sends(w: World) -> None:
 
 def test_metrics_are_served_with_the_brokers_own() -> None:
     readings = Readings(
-        grants={GrantState.ACTIVE: 2, GrantState.PENDING: 1},
+        grants={
+            GrantState.ACTIVE: StateCount(2, datetime.now(UTC) - timedelta(days=3)),
+            GrantState.PENDING: StateCount(1, datetime.now(UTC) - timedelta(minutes=10)),
+        },
         calls={("iam", "PutRolePolicy", "success"): 3, ("iam", "GetRole", "throttled"): 1},
         retries={"throttling": 1, "connection": 0},
     )
@@ -95,7 +100,14 @@ def test_metrics_are_served_with_the_brokers_own() -> None:
 
     families = {f.name: f for f in text_string_to_metric_families(text)}
     grants = {s.labels["state"]: s.value for s in families["accessbroker_grants"].samples}
-    assert grants == {state.value: readings.grants.get(state, 0) for state in GrantState}
+    assert grants == {
+        state.value: readings.grants[state].count if state in readings.grants else 0
+        for state in GrantState
+    }
+    waited = families["accessbroker_oldest_grant_age_seconds"].samples
+    ages = {s.labels["state"]: s.value for s in waited}
+    assert set(ages) == {"pending", "revoking"} and ages["revoking"] == 0
+    assert 600 <= ages["pending"] < 900  # ten minutes, and the time the scrape took
     calls = {
         (s.labels["service"], s.labels["action"], s.labels["outcome"]): s.value
         for s in families["accessbroker_aws_calls"].samples

@@ -50,6 +50,7 @@ from broker.service.ports import (
     InstanceRecords,
     InstancesSeen,
     Page,
+    StateCount,
     Telemetry,
     UnitOfWorkFactory,
 )
@@ -185,8 +186,14 @@ class FakeGrantStore(_Store):
         ]
         return _page(rows, after, limit)
 
-    def count_by_state(self) -> dict[GrantState, int]:
-        return dict(Counter(grant.state for _, grant in self._t.grants.values()))
+    def count_by_state(self) -> dict[GrantState, StateCount]:
+        by_state: dict[GrantState, list[Grant]] = {}
+        for _, grant in self._t.grants.values():
+            by_state.setdefault(grant.state, []).append(grant)
+        return {
+            state: StateCount(len(grants), min(g.state_since for g in grants))
+            for state, grants in by_state.items()
+        }
 
 
 class FakeAuditLog(_Store):
