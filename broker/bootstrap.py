@@ -226,6 +226,10 @@ class Runtime:
     def collectors(self) -> list[Collector]:
         return self.telemetry.collectors()
 
+    def verify_audit_chain(self, anchor: Anchor | None) -> ChainReport:
+        """Walks the audit trail's hash chain (reading only), requiring `anchor` if given."""
+        return verify_chain(read_audit_chain(self.engine), anchor)
+
     def close(self) -> None:
         self.tracing.close()
         self.engine.dispose()

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # Each pass reads AWS in pages (the account's roles, the instances in batches) and examines
     # one by one only the instances that differ.
     drift_sweep_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often the sweep also walks the audit trail's hash chain (seconds); it always does at
+    # start. Each walk reads the whole trail, in pages, and reports in /metrics.
+    audit_verify_interval_seconds: float = Field(default=3600.0, gt=0)
     # Off only where several brokers with separate databases share one role path (tests that
     # share an emulator): each would take the others' roles for orphans.
     remove_orphans: bool = True

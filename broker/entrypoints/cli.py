@@ -17,7 +17,7 @@ from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.logs import configure_logging
 from broker.entrypoints.metrics import Metrics, SweepMetrics, start_metrics
-from broker.entrypoints.sweeper import Sweeper, drift_chore, orphan_chore
+from broker.entrypoints.sweeper import Sweeper, audit_chore, drift_chore, orphan_chore
 from broker.release import release
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
 from broker.sandbox.demo import run_demo
@@ -153,7 +153,10 @@ def _caught_signals() -> "queue.SimpleQueue[int]":
 
 
 def _sweeper(runtime: Runtime, settings: Settings, sweeps: SweepMetrics | None) -> Sweeper:
-    chores = [drift_chore(settings.drift_sweep_interval_seconds, sweeps)]
+    chores = [
+        drift_chore(settings.drift_sweep_interval_seconds, sweeps),
+        audit_chore(settings.audit_verify_interval_seconds, runtime.verify_audit_chain, sweeps),
+    ]
     if settings.remove_orphans:
         chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
     return Sweeper(runtime.bus, settings.sweep_interval_seconds, chores, sweeps)

@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from broker.domain.access import GrantState
+from broker.domain.audit_chain import ChainReport
 from broker.domain.errors import BrokerError
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.release import release
@@ -93,8 +94,8 @@ class MetricsServer:
 
 class SweepMetrics:
     """What the background sweep does, kept as it happens: its runs by chore and outcome, the
-    time of each chore's last success with its interval (an alert compares the two), and the
-    drift it finds by kind and whether it was repaired."""
+    time of each chore's last success with its interval (an alert compares the two), the
+    drift it finds by kind and whether it was repaired, and the audit chain's last verdict."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.runs = Counter(
@@ -121,6 +122,8 @@ class SweepMetrics:
             ["kind", "repaired"],
             registry=registry,
         )
+        self.audit = AuditVerdict()
+        registry.register(self.audit)
 
     def ran(self, chore: str, *, succeeded: bool) -> None:
         self.runs.labels(chore, "success" if succeeded else "failure").inc()
@@ -129,6 +132,33 @@ class SweepMetrics:
 
     def found(self, kind: str, *, repaired: bool) -> None:
         self.drift.labels(kind, str(repaired).lower()).inc()
+
+    def verified(self, report: ChainReport) -> None:
+        self.audit.report = report
+
+
+class AuditVerdict(Collector):
+    """The last verification of the audit chain: accessbroker_audit_chain_intact (1, or 0 when
+    broken) and accessbroker_audit_chain_verified_events; absent until the first one ends, so
+    that a broker still walking a long trail does not look broken."""
+
+    def __init__(self) -> None:
+        self.report: ChainReport | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        report = self.report
+        if report is None:
+            return
+        yield GaugeMetricFamily(
+            "accessbroker_audit_chain_intact",
+            "Whether the audit trail's hash chain was intact when last verified (1) or not (0).",
+            value=1 if report.broken is None else 0,
+        )
+        yield GaugeMetricFamily(
+            "accessbroker_audit_chain_verified_events",
+            "Events the last verification of the audit trail found intact.",
+            value=report.intact_events,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The background sweep: reconciles once at start, then every interval, until stopped.
 
 Every sweep ends the grants whose expiry has passed and finishes pending and revoking grants.
-Chores that read much of AWS run at start and then on intervals of their own: removing the
-roles and profiles no grant needs, and finding and repairing drift. Each is a command sent
-through the bus, as the system.
+Chores that read much of AWS or the database run at start and then on intervals of their own:
+removing the roles and profiles no grant needs, finding and repairing drift (each a command
+sent through the bus, as the system), and verifying the audit trail's hash chain.
 """
 
 import logging
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from broker.domain.audit_chain import Anchor, ChainReport
 from broker.entrypoints.metrics import SweepMetrics
 from broker.service.commands import ExpireGrants, FinishSettling, RemoveOrphans, RepairDrift
 from broker.service.messagebus import MessageBus
@@ -20,7 +21,7 @@ from broker.service.messagebus import MessageBus
 log = logging.getLogger(__name__)
 
 # The chores, as the metrics name them; the first two run at every sweep.
-EXPIRY, SETTLING, ORPHANS, DRIFT = "expiry", "settling", "orphans", "drift"
+EXPIRY, SETTLING, ORPHANS, DRIFT, AUDIT = "expiry", "settling", "orphans", "drift", "audit"
 EVERY_SWEEP = (EXPIRY, SETTLING)
 
 
@@ -118,3 +119,31 @@ def drift_chore(interval_seconds: float, metrics: SweepMetrics | None = None) ->
             )
 
     return Chore(DRIFT, interval_seconds, run)
+
+
+def audit_chore(
+    interval_seconds: float,
+    verify: Callable[[Anchor | None], ChainReport],
+    metrics: SweepMetrics | None = None,
+) -> Chore:
+    """Verifies the audit chain, each time anchored on the newest event the last intact walk
+    saw: a trail cut back past it, or rewritten up to it, is broken even if it chains."""
+    anchor: Anchor | None = None
+
+    def run(_: MessageBus) -> None:
+        nonlocal anchor
+        report = verify(anchor)
+        if metrics is not None:
+            metrics.verified(report)
+        if report.broken is not None:
+            broken = report.broken
+            log.error(
+                "the audit trail's hash chain is broken at event %d: %s (see docs/audit.md)",
+                broken.event_id,
+                broken.reason,
+            )
+            return
+        anchor = report.newest or anchor
+        log.info("audit chain intact: %d events", report.intact_events)
+
+    return Chore(AUDIT, interval_seconds, run)

@@ -10,6 +10,7 @@ import yaml
 
 from broker.adapters.telemetry import BrokerTelemetry
 from broker.domain.access import GrantState
+from broker.domain.audit_chain import ChainReport
 from broker.entrypoints.metrics import every_metric
 from broker.service.ports import StateCount
 from tests.unit.entrypoints.readings import Readings
@@ -39,6 +40,7 @@ def exported() -> set[str]:
     sweeps.ran("expiry", succeeded=True)
     sweeps.interval.labels("expiry").set(30)
     sweeps.found("policy", repaired=True)
+    sweeps.verified(ChainReport(1, None, None))
     return {sample.name for family in registry.collect() for sample in family.samples}
 
 

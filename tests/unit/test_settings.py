@@ -1,4 +1,5 @@
-"""BROKER_DEFAULT_TTL and BROKER_MAX_TTL: durations written like brokerctl's --ttl."""
+"""Settings read as they are written: BROKER_DEFAULT_TTL and BROKER_MAX_TTL as durations like
+brokerctl's --ttl, the audit verification interval as positive seconds."""
 
 from datetime import timedelta
 
@@ -35,4 +36,24 @@ def test_bad_ttls_are_refused_saying_why(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=complaint):
+        Settings()
+
+
+def test_the_audit_chain_is_verified_hourly_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().audit_verify_interval_seconds == 3600
+
+    monkeypatch.setenv("BROKER_AUDIT_VERIFY_INTERVAL_SECONDS", "900")
+
+    assert Settings().audit_verify_interval_seconds == 900
+
+
+@pytest.mark.parametrize("value", ["0", "-60", "hourly"])
+def test_a_verification_interval_that_is_not_a_positive_number_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BROKER_AUDIT_VERIFY_INTERVAL_SECONDS", value)
+
+    with pytest.raises(ValidationError, match="audit_verify_interval_seconds"):
         Settings()

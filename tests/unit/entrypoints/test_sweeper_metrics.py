@@ -1,10 +1,13 @@
 """The background sweep counts its chores' runs, the time of each one's last success beside its
-interval, and the drift it finds, for /metrics."""
+interval, the drift it finds, and the audit chain's verdict, for /metrics."""
+
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from broker.domain.audit_chain import Anchor, BrokenLink, ChainReport
 from broker.entrypoints.metrics import SweepMetrics
-from broker.entrypoints.sweeper import Chore, Sweeper, drift_chore
+from broker.entrypoints.sweeper import Chore, Sweeper, audit_chore, drift_chore
 from broker.service.messagebus import MessageBus
 from tests.unit.service.fakes import POLICY, ROLE, World, grant_command
 from tests.waiting import wait_until
@@ -67,3 +70,43 @@ def test_a_chore_that_fails_is_counted_as_a_failure_with_no_success_time(w: Worl
     assert (
         value(registry, "accessbroker_sweep_last_success_timestamp_seconds", chore="broken") is None
     )
+
+
+@dataclass
+class Trail:
+    """What verify() answers, in turn; and the anchors it was asked to hold to."""
+
+    reports: list[ChainReport]
+    anchors: list[Anchor | None] = field(default_factory=list)
+
+    def verify(self, anchor: Anchor | None) -> ChainReport:
+        self.anchors.append(anchor)
+        return self.reports[len(self.anchors) - 1]
+
+
+def test_the_audit_chain_has_no_verdict_until_a_verification_ends() -> None:
+    registry = CollectorRegistry()
+    SweepMetrics(registry)
+
+    assert value(registry, "accessbroker_audit_chain_intact") is None
+    assert value(registry, "accessbroker_audit_chain_verified_events") is None
+
+
+def test_each_verification_holds_to_the_newest_event_the_last_intact_one_saw(w: World) -> None:
+    first, second = Anchor(3, "a" * 64), Anchor(5, "b" * 64)
+    broken = ChainReport(2, Anchor(2, "c" * 64), BrokenLink(3, "its content does not match"))
+    trail = Trail([ChainReport(3, first, None), ChainReport(5, second, None), broken, broken])
+    registry = CollectorRegistry()
+    chore = audit_chore(HOUR, trail.verify, SweepMetrics(registry))
+
+    chore.run(w.bus)
+    chore.run(w.bus)
+    assert value(registry, "accessbroker_audit_chain_intact") == 1
+    assert value(registry, "accessbroker_audit_chain_verified_events") == 5
+    chore.run(w.bus)
+    chore.run(w.bus)
+
+    # A broken chain does not move the anchor: the next walk still holds to event 5.
+    assert trail.anchors == [None, first, second, second]
+    assert value(registry, "accessbroker_audit_chain_intact") == 0
+    assert value(registry, "accessbroker_audit_chain_verified_events") == 2
