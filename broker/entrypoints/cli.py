@@ -159,7 +159,7 @@ def _sweeper(runtime: Runtime, settings: Settings, sweeps: SweepMetrics | None) 
     ]
     if settings.remove_orphans:
         chores.append(orphan_chore(settings.orphan_sweep_interval_seconds))
-    return Sweeper(runtime.bus, settings.sweep_interval_seconds, chores, sweeps)
+    return Sweeper(runtime.bus, settings.sweep_interval_seconds, chores, sweeps, runtime.tracer)
 
 
 def _announce(

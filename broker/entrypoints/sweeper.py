@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from broker.domain.audit_chain import Anchor, ChainReport
 from broker.entrypoints.metrics import SweepMetrics
 from broker.service.commands import ExpireGrants, FinishSettling, RemoveOrphans, RepairDrift
@@ -42,9 +44,12 @@ class Sweeper:
         interval_seconds: float,
         chores: list[Chore],
         metrics: SweepMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._bus, self._interval, self._chores = bus, interval_seconds, chores
         self._metrics = metrics
+        # Each run of a chore is a trace of its own: the convergences it leads are under it.
+        self._tracer = tracer or NoOpTracer()
         if metrics is not None:
             for name in EVERY_SWEEP:
                 metrics.interval.labels(name).set(interval_seconds)
@@ -83,9 +88,10 @@ class Sweeper:
             log.exception("the sweep failed; it runs again in %.0f s", self._interval)
 
     def _counted(self, name: str, work: Callable[[], object]) -> None:
-        """Runs one chore, counting how it went (when metrics are on)."""
+        """Runs one chore, counting how it went (when metrics are on) and tracing it."""
         try:
-            work()
+            with self._tracer.start_as_current_span(f"accessbroker.sweep.{name}"):
+                work()
         except Exception:
             if self._metrics is not None:
                 self._metrics.ran(name, succeeded=False)

@@ -75,6 +75,7 @@ def test_the_deployment_runs_as_promised() -> None:
     assert container["livenessProbe"]["grpc"]["port"] == health_port
     assert env["BROKER_AUTH_MODE"] == "mtls"
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
     assert container["image"] == "registry.example.com/platform/accessbroker:0.1.0"
     assert the(objects, "Job")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
     account = the(objects, "ServiceAccount")["metadata"]["annotations"]

@@ -97,3 +97,14 @@ def test_spans_name_the_service_and_its_version(environ: dict[str, str], service
     [span] = exporter.get_finished_spans()
     assert span.resource.attributes["service.name"] == service
     assert span.resource.attributes["service.version"] == "1.2.3"
+
+
+def test_the_sampler_is_the_one_otel_traces_sampler_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    provider = tracer_provider({}, "1.0", SimpleSpanProcessor(exporter))
+
+    with provider.get_tracer("tests").start_as_current_span("work") as span:
+        assert not span.is_recording()
+
+    assert exporter.get_finished_spans() == ()

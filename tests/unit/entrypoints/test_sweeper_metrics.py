@@ -1,14 +1,17 @@
 """The background sweep counts its chores' runs, the time of each one's last success beside its
-interval, the drift it finds, and the audit chain's verdict, for /metrics."""
+interval, the drift it finds, and the audit chain's verdict, for /metrics; and traces each run
+of a chore."""
 
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from broker.domain.audit_chain import Anchor, BrokenLink, ChainReport
 from broker.entrypoints.metrics import SweepMetrics
 from broker.entrypoints.sweeper import Chore, Sweeper, audit_chore, drift_chore
 from broker.service.messagebus import MessageBus
+from tests.spans import recording_tracer
 from tests.unit.service.fakes import POLICY, ROLE, World, grant_command
 from tests.waiting import wait_until
 
@@ -20,10 +23,14 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None
 
 
 def sweep_once(
-    w: World, chores: list[Chore], sweeps: SweepMetrics, registry: CollectorRegistry
+    w: World,
+    chores: list[Chore],
+    sweeps: SweepMetrics,
+    registry: CollectorRegistry,
+    tracer: Tracer | None = None,
 ) -> None:
     """Runs the sweep until its first pass has been counted, then stops it."""
-    sweeper = Sweeper(w.bus, HOUR, chores, sweeps)
+    sweeper = Sweeper(w.bus, HOUR, chores, sweeps, tracer)
     sweeper.start()
     try:
         last = chores[-1].name
@@ -110,3 +117,19 @@ def test_each_verification_holds_to_the_newest_event_the_last_intact_one_saw(w: 
     assert trail.anchors == [None, first, second, second]
     assert value(registry, "accessbroker_audit_chain_intact") == 0
     assert value(registry, "accessbroker_audit_chain_verified_events") == 2
+
+
+def test_each_run_of_a_chore_is_a_trace_of_its_own(w: World) -> None:
+    traced = recording_tracer()
+    registry = CollectorRegistry()
+    sweeps = SweepMetrics(registry)
+
+    sweep_once(w, [drift_chore(HOUR, sweeps)], sweeps, registry, traced.tracer)
+
+    spans = traced.ended()
+    assert [span.name for span in spans] == [
+        "accessbroker.sweep.expiry",
+        "accessbroker.sweep.settling",
+        "accessbroker.sweep.drift",
+    ]
+    assert all(span.parent is None for span in spans)
