@@ -11,6 +11,7 @@ import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,12 @@ from broker.domain.errors import StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.release import release
+from broker.service.approving import approve_grant, deny_grant
 from broker.service.authorization import Authorizer
 from broker.service.commands import (
+    ApproveGrant,
     Command,
+    DenyGrant,
     DescribeInstanceAccess,
     ExpireGrants,
     ExplainAccess,
@@ -93,6 +97,8 @@ from broker.settings import Settings
 # Which handler handles which command.
 HANDLERS: dict[type[Command[Any]], Callable[..., Any]] = {
     GrantAccess: grant_access,
+    ApproveGrant: approve_grant,
+    DenyGrant: deny_grant,
     ExtendGrant: extend_grant,
     RevokeAccess: revoke_access,
     GetGrant: get_grant,
@@ -134,6 +140,8 @@ class Options:
     adopt_foreign_profiles: bool = False
     # Set as the permissions boundary of every role the broker creates; "" for none.
     permissions_boundary_arn: str = ""
+    # How long a request waits for approval when its rule names no timeout.
+    approval_timeout: timedelta = timedelta(hours=24)
 
 
 def build_bus(ports: Ports, options: Options) -> MessageBus:
@@ -169,6 +177,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         "drift": drift,
         "limits": options.limits,
         "role_path": options.role_path,
+        "approval_timeout": options.approval_timeout,
     }
     return MessageBus(
         handlers={kind: inject_dependencies(h, dependencies) for kind, h in HANDLERS.items()},
@@ -288,6 +297,7 @@ def build_runtime(
         limits=GrantLimits(default_ttl=settings.default_ttl, max_ttl=settings.max_ttl),
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
+        approval_timeout=settings.approval_timeout,
     )
     bus = build_bus(ports, options)
     return Runtime(bus, policy, engine, ports.uow, calls, retries, telemetry, tracing)

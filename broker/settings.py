@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     default_ttl: Duration = None
     # The longest ttl a grant or an extension may ask for; unset: only the broker's own bound.
     max_ttl: Duration = None
+    # How long a request that needs approval waits unanswered before it lapses (EXPIRED), for
+    # a rule that names no timeout of its own.
+    approval_timeout: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=24)
     # An instance already holding a profile the broker did not make: "refuse" the grant
     # (FAILED_PRECONDITION), or "attach" the broker's own inline policy to that profile's role,
     # touching nothing else of it.

@@ -13,12 +13,16 @@ class Access(StrEnum):
 
 
 class GrantState(StrEnum):
+    # Requested under a rule that needs approval: nothing in AWS until it is approved.
+    AWAITING_APPROVAL = "awaiting_approval"
     PENDING = "pending"
     ACTIVE = "active"
     FAILED = "failed"
     REVOKING = "revoking"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    # An approver refused the request.
+    DENIED = "denied"
 
     @property
     def is_desired(self) -> bool:
@@ -32,4 +36,9 @@ class GrantState(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in (GrantState.FAILED, GrantState.REVOKED, GrantState.EXPIRED)
+        return self in (
+            GrantState.FAILED,
+            GrantState.REVOKED,
+            GrantState.EXPIRED,
+            GrantState.DENIED,
+        )

@@ -35,11 +35,18 @@ class AuditAction(StrEnum):
     GRANT_REVOKE_REQUESTED = "grant.revoke_requested"
     GRANT_REVOKED = "grant.revoked"
     GRANT_EXPIRED = "grant.expired"
+    # A request that needs approval: asked, each approval, a denial, left unanswered.
+    GRANT_APPROVAL_REQUESTED = "grant.approval_requested"
+    GRANT_APPROVED = "grant.approved"
+    GRANT_DENIED = "grant.denied"
+    GRANT_APPROVAL_EXPIRED = "grant.approval_expired"
     # Refusals, each audited before it reaches the caller.
     GRANT_REJECTED = "grant.rejected"
     GRANT_READ_DENIED = "grant.read_denied"
     GRANT_EXTEND_DENIED = "grant.extend_denied"
     GRANT_REVOKE_DENIED = "grant.revoke_denied"
+    # An approval or a denial by a caller who may not decide the request.
+    GRANT_DECISION_DENIED = "grant.decision_denied"
     AUDIT_READ_DENIED = "audit.read_denied"
     RECONCILE_DENIED = "reconcile.denied"
     EXPLAIN_DENIED = "access.explain_denied"

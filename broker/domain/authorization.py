@@ -2,7 +2,9 @@
 
 Default deny: a request is allowed when no `deny_buckets` pattern matches its bucket (that
 holds for admins too), and its caller is an admin or some rule matches identity, bucket,
-access, prefix and instance tags with the ttl within the rule's `max_ttl`. Patterns are
+access, prefix and instance tags with the ttl within the rule's `max_ttl`. A rule with
+`approval` allows a request only once approved (broker.domain.approval), so a rule without it
+that allows the request is preferred: access that needs no approval is granted at once. Patterns are
 shell-style globs matched case-sensitively against the whole value (`*` also matches "/").
 A rule's `prefixes` are matched against the grant's prefix itself, so only `*` (or no
 `prefixes` at all) lets a caller have a whole bucket, whose prefix is "".
@@ -15,6 +17,7 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 
 from broker.domain.access import Access
+from broker.domain.approval import ApprovalRule
 from broker.domain.audit import ANONYMOUS_ACTOR, SYSTEM_ACTOR
 from broker.domain.durations import format_duration
 from broker.domain.grants import GrantScope
@@ -38,6 +41,8 @@ class Rule:
     instance_tags: Mapping[str, str] = field(default_factory=dict)
     # None: as long as the server allows.
     max_ttl: timedelta | None = None
+    # Set: what it allows needs this approval first.
+    approval: ApprovalRule | None = None
 
     def is_for(self, identity: str) -> bool:
         return _any_match(identity, self.identities)
@@ -115,6 +120,8 @@ class Decision:
     rule: int = 0
     # The ttl the grant gets when allowed (None: it does not expire).
     ttl: timedelta | None = None
+    # Set when allowed only once approved, as the allowing rule says.
+    approval: ApprovalRule | None = None
 
 
 def decide(policy: AccessPolicy, request: AccessRequest) -> Decision:
@@ -136,6 +143,18 @@ def decide(policy: AccessPolicy, request: AccessRequest) -> Decision:
     if not matching:
         reasons = "; ".join(f"rule {rule.number}: {why}" for rule, why in mismatches)
         return Decision(False, f"no rule matched: {reasons}")
+    return _preferring_no_approval(matching, request)
+
+
+def _preferring_no_approval(matching: list[Rule], request: AccessRequest) -> Decision:
+    """The decision of the rules that need no approval if they allow the request, else of those
+    that do; a refusal names every matching rule's limit."""
+    at_once = [rule for rule in matching if rule.approval is None]
+    once_approved = [rule for rule in matching if rule.approval is not None]
+    for rules in (at_once, once_approved):
+        decision = _within_ttl(rules, request) if rules else None
+        if decision is not None and decision.allowed:
+            return decision
     return _within_ttl(matching, request)
 
 
@@ -159,7 +178,10 @@ def _within_ttl(matching: list[Rule], request: AccessRequest) -> Decision:
 
 
 def _allowed_by(rule: Rule, ttl: timedelta | None) -> Decision:
-    return Decision(True, f"allowed by rule {rule.number}", rule.number, ttl)
+    if rule.approval is None:
+        return Decision(True, f"allowed by rule {rule.number}", rule.number, ttl)
+    reason = f"allowed by rule {rule.number} once approved by {rule.approval.describe()}"
+    return Decision(True, reason, rule.number, ttl, rule.approval)
 
 
 def _sortable(ttl: timedelta | None) -> tuple[bool, timedelta]:

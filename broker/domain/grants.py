@@ -4,9 +4,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from broker.domain.access import Access, GrantState
+from broker.domain.approval import Approval, ApprovalRule, Vote
 from broker.domain.errors import WrongState
 
 _ALLOWED_TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
+    # Approved (then converged as any grant), denied, lapsed unanswered, or withdrawn by its
+    # requester: nothing of it ever reached AWS.
+    GrantState.AWAITING_APPROVAL: frozenset(
+        {GrantState.PENDING, GrantState.DENIED, GrantState.EXPIRED, GrantState.REVOKED}
+    ),
     # A pending grant whose time is up before it took effect expires without ever being active.
     GrantState.PENDING: frozenset(
         {GrantState.ACTIVE, GrantState.FAILED, GrantState.REVOKING, GrantState.EXPIRED}
@@ -16,6 +22,7 @@ _ALLOWED_TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
     GrantState.FAILED: frozenset(),
     GrantState.REVOKED: frozenset(),
     GrantState.EXPIRED: frozenset(),
+    GrantState.DENIED: frozenset(),
 }
 
 
@@ -65,6 +72,9 @@ class Grant:
     reason: str
     failure_reason: str = ""
     resources: InstanceResources = InstanceResources()
+    # Set when a rule asked for approval; while the grant awaits it, `expires_at` is when the
+    # request lapses unanswered.
+    approval: Approval | None = None
 
     def moved_to(self, state: GrantState, now: datetime, failure_reason: str = "") -> "Grant":
         """The grant in `state`; refuses transitions the state machine does not allow."""
@@ -73,6 +83,20 @@ class Grant:
         return replace(
             self, state=state, updated_at=now, state_since=now, failure_reason=failure_reason
         )
+
+    def the_approval(self) -> Approval:
+        assert self.approval is not None, "only a grant that needed approval has one"
+        return self.approval
+
+    def approved_by(self, vote: Vote) -> "Grant":
+        """The grant with `vote` counted; once enough have, it is PENDING and its ttl (the
+        shortest asked for) counts from this approval."""
+        approval = self.the_approval().with_vote(vote)
+        voted = replace(self, approval=approval, updated_at=vote.at)
+        if not approval.is_complete:
+            return voted
+        pending = voted.moved_to(GrantState.PENDING, vote.at)
+        return replace(pending, expires_at=expiry_after(vote.at, approval.granted_ttl))
 
     def with_resources(self, resources: InstanceResources, now: datetime) -> "Grant":
         return replace(self, resources=resources, updated_at=now)
@@ -114,6 +138,20 @@ def later_expiry(current: datetime | None, requested: datetime | None) -> dateti
 
 def expiry_after(now: datetime, ttl: timedelta | None) -> datetime | None:
     return now + ttl if ttl is not None else None
+
+
+def awaiting_approval(
+    grant_id: str, request: GrantRequest, rule: ApprovalRule, now: datetime, timeout: timedelta
+) -> Grant:
+    """A request that waits for `rule`'s approvers; it lapses `timeout` from now (the rule's
+    own timeout, if it names one)."""
+    grant = new_grant(grant_id, request, now)
+    return replace(
+        grant,
+        state=GrantState.AWAITING_APPROVAL,
+        expires_at=now + (rule.timeout or timeout),
+        approval=Approval.asked_by(rule, request.ttl),
+    )
 
 
 def new_grant(grant_id: str, request: GrantRequest, now: datetime) -> Grant:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import Enum
 
+from broker.domain.access import GrantState
+from broker.domain.approval import ApprovalRule
 from broker.domain.audit import SYSTEM_ACTOR, AuditAction
 from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, decide
 from broker.domain.errors import (
@@ -19,10 +21,13 @@ from broker.domain.errors import (
     InstanceNotFound,
     PermissionDenied,
     PolicyTooLarge,
+    WrongState,
 )
 from broker.domain.grants import Grant, GrantLimits, GrantRequest, GrantScope
 from broker.service.commands import (
+    ApproveGrant,
     Command,
+    DenyGrant,
     DescribeInstanceAccess,
     ExpireGrants,
     ExplainAccess,
@@ -45,6 +50,8 @@ class Who(Enum):
     ANYONE = "any caller; one that is not an admin sees only its own grants"
     OWNER = "the caller that requested the grant, or an admin"
     OWNER_WITHIN_POLICY = "the grant's requester or an admin, as far as the policy allows now"
+    OWNER_OR_APPROVER = "the grant's requester, an admin, or an approver of the request"
+    APPROVER = "an approver the request's rule names; never its requester, admins included"
     POLICY = "a caller the access policy allows (an admin, or one a rule matches)"
     ADMIN = "an admin"
     SYSTEM = "the broker itself: its background sweep"
@@ -69,7 +76,9 @@ RULES: dict[type[Command[object]], Rule] = {
     GrantAccess: Rule(Who.POLICY, AuditAction.GRANT_REJECTED, refused_by=_GRANT_REFUSALS),
     ExtendGrant: Rule(Who.OWNER_WITHIN_POLICY, AuditAction.GRANT_EXTEND_DENIED, "extend"),
     RevokeAccess: Rule(Who.OWNER, AuditAction.GRANT_REVOKE_DENIED, "revoke"),
-    GetGrant: Rule(Who.OWNER, AuditAction.GRANT_READ_DENIED, "read"),
+    GetGrant: Rule(Who.OWNER_OR_APPROVER, AuditAction.GRANT_READ_DENIED, "read"),
+    ApproveGrant: Rule(Who.APPROVER, AuditAction.GRANT_DECISION_DENIED, "approve"),
+    DenyGrant: Rule(Who.APPROVER, AuditAction.GRANT_DECISION_DENIED, "deny"),
     ListGrants: Rule(Who.ANYONE),
     DescribeInstanceAccess: Rule(Who.ANYONE),
     ListAuditEvents: Rule(Who.ADMIN, AuditAction.AUDIT_READ_DENIED, _AUDIT),
@@ -97,6 +106,8 @@ class Permit:
     # POLICY: the request with the ttl the policy gives it, and what allowed it (for the trail).
     request: GrantRequest | None = None
     reason: str = ""
+    # POLICY: set when the rule that allows the request asks for approval first.
+    approval: ApprovalRule | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -132,6 +143,8 @@ class Authorizer:
             return self._system(permit)
         if isinstance(command, GrantAccess):
             return self._allowed(permit, command)
+        if isinstance(command, ApproveGrant | DenyGrant):
+            return self._approver(permit, command.grant_id)
         assert isinstance(command, GetGrant | RevokeAccess | ExtendGrant), rule
         owned = self._owner(permit, rule, command.grant_id)
         if isinstance(command, ExtendGrant):
@@ -162,14 +175,33 @@ class Authorizer:
         decision = self.decide(permit.policy, permit.actor, request, command.ttl)
         if not decision.allowed:
             raise PermissionDenied(decision.reason)
-        return replace(permit, request=replace(request, ttl=decision.ttl), reason=decision.reason)
+        return replace(
+            permit,
+            request=replace(request, ttl=decision.ttl),
+            reason=decision.reason,
+            approval=decision.approval,
+        )
 
-    def _owner(self, permit: Permit, rule: Rule, grant_id: str) -> Permit:
+    def _approver(self, permit: Permit, grant_id: str) -> Permit:
+        grant = self._grant(grant_id)
+        if grant.approval is None:
+            raise WrongState(grant.grant_id, grant.state.value, "it needed no approval")
+        why_not = grant.approval.may_decide(permit.actor, grant.requested_by)
+        if why_not is not None:
+            raise PermissionDenied(why_not, instance_id=grant.instance_id, grant_id=grant.grant_id)
+        return replace(permit, grant=grant)
+
+    def _grant(self, grant_id: str) -> Grant:
         with self._uow(read_only=True) as uow:
             grant = uow.grants.get(grant_id)
         if grant is None:
             raise GrantNotFound(grant_id)
-        if not permit.may_act_on(grant):
+        return grant
+
+    def _owner(self, permit: Permit, rule: Rule, grant_id: str) -> Permit:
+        grant = self._grant(grant_id)
+        approver = rule.who is Who.OWNER_OR_APPROVER and _may_decide(permit.actor, grant)
+        if not permit.may_act_on(grant) and not approver:
             raise PermissionDenied(
                 f"grant {grant.grant_id} was requested by another caller; only it or an admin "
                 f"may {rule.doing} it",
@@ -183,10 +215,9 @@ class Authorizer:
         grant = permit.the_grant()
         tags = self._tags(permit.policy, permit.actor, grant.instance_id)
         decision = decide(permit.policy, self._access_request(permit.actor, grant.scope, tags, ttl))
-        if not decision.allowed:
-            raise PermissionDenied(
-                decision.reason, instance_id=grant.instance_id, grant_id=grant.grant_id
-            )
+        refusal = _extension_refusal(decision)
+        if refusal:
+            raise PermissionDenied(refusal, instance_id=grant.instance_id, grant_id=grant.grant_id)
 
     def _access_request(
         self, identity: str, scope: GrantScope, tags: dict[str, str], ttl: timedelta | None
@@ -207,3 +238,23 @@ class Authorizer:
         if instance is None:
             raise InstanceNotFound(instance_id)
         return instance.tags
+
+
+def _may_decide(identity: str, grant: Grant) -> bool:
+    """Whether `identity` is an approver of the grant's request, while it waits for one."""
+    if grant.approval is None or grant.state is not GrantState.AWAITING_APPROVAL:
+        return False
+    return grant.approval.may_decide(identity, grant.requested_by) is None
+
+
+def _extension_refusal(decision: Decision) -> str:
+    """Why the policy does not let an extension through ("" when it does): an extension is not
+    a request, so what would need approval is refused (ask for a new grant instead)."""
+    if not decision.allowed:
+        return decision.reason
+    if decision.approval is not None:
+        return (
+            f"extending it that far needs approval ({decision.reason}): request a new grant "
+            "for that long instead"
+        )
+    return ""

@@ -58,6 +58,8 @@ class GrantResult:
     planned_changes: tuple[str, ...] = ()
     # Set when a broader live grant already gave what was asked: `grant` is that grant.
     covered_by: str = ""
+    # What the request left as it was, and why: "alice already approved this request".
+    notice: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,12 +167,43 @@ class ExtendGrant(Command[Grant]):
         return self.ttl
 
 
-def _extension_problems(ttl: timedelta | None, limits: GrantLimits) -> list[str]:
-    return [_TTL_REQUIRED] if ttl is None else ttl_problems(ttl, limits.max_ttl)
-
-
 def key_problems(command: GrantAccess | RevokeAccess) -> list[str]:
     return free_text_problems(command.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApproveGrant(Command[GrantResult]):
+    """An approver's approval of a request; the last one needed makes it a grant, carried out
+    at once. `ttl`, if set, shortens the ttl the grant gets."""
+
+    grant_id: str
+    reason: str = ""
+    ttl: timedelta | None = None
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "grant_id": grant_id_problems(self.grant_id),
+                "reason": free_text_problems(self.reason, MAX_REASON_CHARS),
+                "ttl": [] if self.ttl is None else ttl_problems(self.ttl, limits.max_ttl),
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenyGrant(Command[Grant]):
+    """An approver's refusal of a request: it ends DENIED."""
+
+    grant_id: str
+    reason: str = ""
+
+    def validate(self, limits: GrantLimits) -> None:
+        require(
+            {
+                "grant_id": grant_id_problems(self.grant_id),
+                "reason": free_text_problems(self.reason, MAX_REASON_CHARS),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +223,8 @@ class ListGrants(Command[Page[Grant]]):
     instance_id: str = ""
     bucket: str = ""
     state: GrantState | None = None
+    # Only the requests waiting for the caller's approval (whoever asked).
+    awaiting_my_approval: bool = False
     page_size: int = 0
     # Where the previous page ended (its next_cursor); None for the first page.
     after: int | None = None

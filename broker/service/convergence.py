@@ -108,6 +108,8 @@ class Intent:
     # The instance's live grants as the handler read them, if it did: an intent that changes
     # nothing is reported from them, without reading them again.
     read_grants: tuple[Grant, ...] | None = None
+    # Why the request changed nothing, when the caller should hear it.
+    notice: str = ""
 
     @property
     def changes_nothing(self) -> bool:
@@ -311,7 +313,7 @@ class Convergence:
         else:
             document = self.desired(intent.grant.instance_id).document
         policy = render(document) if document else ""
-        return GrantResult(intent.grant, policy, covered_by=intent.covered_by)
+        return GrantResult(intent.grant, policy, covered_by=intent.covered_by, notice=intent.notice)
 
     def _admit(
         self, intent: Intent, instance: InstanceInfo | None = None

@@ -4,20 +4,32 @@ GrantAccess decides what granting means here and returns it as an Intent, which 
 pipeline's settle step records and converges: the identical live grant is extended (never
 shortened), a broader live grant that covers the request is pointed at, or a new grant is
 requested. Only grants the caller may act on count: another caller's grant could be revoked
-under it (and it could not even see it).
+under it (and it could not even see it). When the rule that allows the request asks for
+approval, a live grant counts only if it already lasts as long (extending it would bypass the
+approvers), the caller's identical request still waiting is the answer, and otherwise a new
+request is recorded, awaiting approval, with nothing for AWS.
 """
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from broker.domain.access import GrantState
 from broker.domain.audit import AuditAction, extension_event, grant_event
 from broker.domain.coverage import covering_grant
 from broker.domain.errors import GrantNotFound, WrongState
-from broker.domain.grants import Grant, expiry_after, new_grant
-from broker.service.commands import ExtendGrant, GrantAccess
+from broker.domain.grants import (
+    Grant,
+    GrantRequest,
+    awaiting_approval,
+    expiry_after,
+    later_expiry,
+    new_grant,
+)
+from broker.service.authorization import Permit
+from broker.service.commands import MAX_PAGE_SIZE, ExtendGrant, GrantAccess
 from broker.service.convergence import Intent
 from broker.service.messagebus import Context
-from broker.service.ports import Clock, IdGenerator, UnitOfWorkFactory
+from broker.service.ports import Clock, GrantFilter, IdGenerator, UnitOfWork, UnitOfWorkFactory
 
 
 def grant_access(
@@ -27,27 +39,70 @@ def grant_access(
     uow: UnitOfWorkFactory,
     clock: Clock,
     ids: IdGenerator,
+    approval_timeout: timedelta,
 ) -> Intent:
     permit = context.permit
     request, now = permit.the_request(), clock.now()
     expires_at = expiry_after(now, request.ttl)
     with uow(read_only=True) as unit:
         instance_grants = tuple(unit.grants.for_instance(request.instance_id))
+        waiting = _waiting_request(unit, request) if permit.approval else None
     live = [g for g in instance_grants if permit.may_act_on(g)]
     existing = next((g for g in live if g.scope == request.scope and g.is_live(now)), None)
-    if existing is not None:
+    if existing is not None and (permit.approval is None or _lasts(existing, expires_at)):
         return replace(
             _extended(existing, expires_at, now, command.actor), read_grants=instance_grants
         )
     coverer = covering_grant(live, request.scope, expires_at, now)
     if coverer is not None:
         return Intent(coverer, covered_by=coverer.grant_id, read_grants=instance_grants)
+    if waiting is not None:
+        return Intent(waiting, read_grants=instance_grants)
     # A dry run's grant is only shown: it gets no id, and uses none up.
-    grant = new_grant("" if command.dry_run else ids.new_grant_id(), request, now)
+    grant_id = "" if command.dry_run else ids.new_grant_id()
+    if permit.approval is not None:
+        return _approval_requested(grant_id, request, permit, now, approval_timeout)
+    grant = new_grant(grant_id, request, now)
     requested = grant_event(
         now, command.actor, AuditAction.GRANT_REQUESTED, grant, authorization=permit.reason
     )
     return Intent(grant, new=True, events=(requested,))
+
+
+def _approval_requested(
+    grant_id: str, request: GrantRequest, permit: Permit, now: datetime, timeout: timedelta
+) -> Intent:
+    assert permit.approval is not None, "only a request that needs approval awaits it"
+    grant = awaiting_approval(grant_id, request, permit.approval, now, timeout)
+    approval = grant.the_approval()
+    requested = grant_event(
+        now,
+        permit.actor,
+        AuditAction.GRANT_APPROVAL_REQUESTED,
+        grant,
+        authorization=permit.reason,
+        approvers=list(approval.approvers),
+        required=approval.required,
+        answer_by=grant.expires_at.isoformat() if grant.expires_at else None,
+    )
+    return Intent(grant, new=True, events=(requested,))
+
+
+def _waiting_request(unit: UnitOfWork, request: GrantRequest) -> Grant | None:
+    """The caller's identical request still awaiting approval, if any: asking again is not a
+    second request."""
+    where = GrantFilter(
+        instance_id=request.instance_id,
+        state=GrantState.AWAITING_APPROVAL,
+        requested_by=request.requested_by,
+    )
+    waiting = unit.grants.list(where, None, MAX_PAGE_SIZE).items
+    return next((g for g in waiting if g.scope == request.scope), None)
+
+
+def _lasts(grant: Grant, expires_at: datetime | None) -> bool:
+    """Whether `grant` already lasts until `expires_at` (None: forever)."""
+    return later_expiry(grant.expires_at, expires_at) == grant.expires_at
 
 
 def _extended(grant: Grant, expires_at: datetime | None, now: datetime, actor: str) -> Intent:

@@ -3,17 +3,19 @@
     validate     command.validate()                      commands.py
     authorize    Authorizer.authorize(); refusals audited authorization.py (the RULES table)
     idempotency  a retry gets the first result            idempotency.py
-    handler      the command's own logic                  granting.py, revoking.py, queries.py,
-                                                          drift.py, sweeps.py
+    handler      the command's own logic                  granting.py, revoking.py,
+                                                          approving.py, queries.py, drift.py,
+                                                          sweeps.py
     lock         the instance a changing command is about InstanceLocks (ports.py)
     settle       record the handler's Intent, converge    convergence.py
 
-A grant or a revocation is decided first without any lock: when that decision changes nothing
-(a retry of finished work, a repeat of a live grant, a dry run), it is the answer, and nothing
-waits or writes. Otherwise it is decided again, and recorded, under the instance's admission
-lock, and then settled: it joins the instance's next convergence round, which runs under the
-instance's own lock and carries every grant recorded before it began (convergence.py). An
-extension holds both locks throughout; reads take none.
+A grant, a revocation or an approval is decided first without any lock: when that decision
+changes nothing (a retry of finished work, a repeat of a live grant, a dry run), it is the
+answer, and nothing waits or writes. Otherwise it is decided again, and recorded, under the
+instance's admission lock, and then settled: it joins the instance's next convergence round,
+which runs under the instance's own lock and carries every grant recorded before it began
+(convergence.py). An extension holds both locks throughout; a denial the admission lock;
+reads take none.
 
 Handlers are plain functions `handler(command, context, **ports)`; bootstrap.py gives each the
 ports it names and hands the bus the result, one handler per command type.
@@ -28,7 +30,15 @@ from broker.domain.audit import AuditAction, refusal_event
 from broker.domain.errors import BrokerError, PermissionDenied
 from broker.domain.grants import GrantLimits
 from broker.service.authorization import RULES, Authorizer, Permit
-from broker.service.commands import Command, ExtendGrant, GrantAccess, GrantResult, RevokeAccess
+from broker.service.commands import (
+    ApproveGrant,
+    Command,
+    DenyGrant,
+    ExtendGrant,
+    GrantAccess,
+    GrantResult,
+    RevokeAccess,
+)
 from broker.service.convergence import Convergence, Intent
 from broker.service.idempotency import IdempotencyKey, key_for
 from broker.service.ports import (
@@ -81,7 +91,7 @@ class MessageBus:
         permit = self._authorized(command)
         key = key_for(command, permit)
         context = Context(permit, key, lambda: self._authorized(command))
-        if not isinstance(command, GrantAccess | RevokeAccess):
+        if not isinstance(command, GrantAccess | RevokeAccess | ApproveGrant):
             with self._locked(command, permit):
                 return cast(Result, self._handled(command, context))
         # Decided first without the instance's lock: a request that changes nothing (a retry of
@@ -159,7 +169,7 @@ class MessageBus:
         if instance_id is None:
             yield
             return
-        with self._locks.hold(_admission(instance_id)):
+        with self._locks.hold(admission_lock(instance_id)):
             if isinstance(command, ExtendGrant):
                 with self._locks.hold(instance_id):
                     yield
@@ -213,7 +223,7 @@ def _is_dry_run(command: Command[Any]) -> bool:
     return isinstance(command, GrantAccess) and command.dry_run
 
 
-def _admission(instance_id: str) -> str:
+def admission_lock(instance_id: str) -> str:
     """The name of the instance's admission lock, beside its own (held while converging)."""
     return f"admission:{instance_id}"
 
@@ -221,6 +231,6 @@ def _admission(instance_id: str) -> str:
 def _changed_instance(command: Command[Any], permit: Permit) -> str | None:
     if isinstance(command, GrantAccess):
         return command.instance_id
-    if isinstance(command, RevokeAccess | ExtendGrant):
+    if isinstance(command, RevokeAccess | ExtendGrant | ApproveGrant | DenyGrant):
         return permit.the_grant().instance_id
     return None

@@ -79,6 +79,10 @@ class GrantStore(Protocol):
         """Pending or active grants whose expiry is at or before `now`, for the sweep."""
         ...
 
+    def lapsed_requests(self, now: datetime) -> list[Grant]:
+        """Requests still awaiting approval whose time to be answered has passed."""
+        ...
+
     def settling_instances(self) -> list[str]:
         """Instances with a grant still pending or revoking, for the reconciler."""
         ...

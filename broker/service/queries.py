@@ -8,6 +8,7 @@ caller only the grants it requested.
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+from broker.domain.access import GrantState
 from broker.domain.audit import AuditEvent
 from broker.domain.authorization import Decision
 from broker.domain.errors import InstanceNotFound
@@ -37,14 +38,29 @@ def get_grant(command: GetGrant, context: Context) -> Grant:
 
 
 def list_grants(command: ListGrants, context: Context, *, uow: UnitOfWorkFactory) -> Page[Grant]:
+    """The caller's grants (an admin's: everyone's); with awaiting_my_approval, the requests
+    the caller may approve and has not yet, whoever asked. Approvers are patterns the database
+    cannot match, so such a page holds the requests of one page of waiting ones: it may hold
+    fewer than asked for, and still have a next page."""
+    mine_to_approve = command.awaiting_my_approval
     where = GrantFilter(
         instance_id=command.instance_id,
         bucket=command.bucket,
-        state=command.state,
-        requested_by="" if context.permit.is_admin else command.actor,
+        state=GrantState.AWAITING_APPROVAL if mine_to_approve else command.state,
+        requested_by="" if context.permit.is_admin or mine_to_approve else command.actor,
     )
     with uow(read_only=True) as unit:
-        return unit.grants.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
+        page = unit.grants.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
+    if not mine_to_approve:
+        return page
+    return replace(page, items=[g for g in page.items if _awaits(command.actor, g)])
+
+
+def _awaits(approver: str, grant: Grant) -> bool:
+    """Whether the request waits for `approver`: one it may decide and has not approved."""
+    approval = grant.the_approval()
+    may = approval.may_decide(approver, grant.requested_by) is None
+    return may and not approval.has_voted(approver)
 
 
 def describe_instance(

@@ -1,7 +1,8 @@
 """The handler that takes access away: revoke a grant.
 
 It moves the grant to REVOKING; the pipeline's settle step records that and converges the
-instance without it, which, for its last grant, tears everything down.
+instance without it, which, for its last grant, tears everything down. A request still
+awaiting approval is withdrawn: REVOKED at once, with nothing in AWS to undo.
 """
 
 from broker.domain.access import GrantState
@@ -21,11 +22,17 @@ def revoke_access(
         grant = unit.grants.get(command.grant_id)
     if grant is None:
         raise GrantNotFound(command.grant_id)
-    if grant.state in (GrantState.FAILED, GrantState.EXPIRED):
+    if grant.state in (GrantState.FAILED, GrantState.EXPIRED, GrantState.DENIED):
         raise WrongState(grant.grant_id, grant.state.value, "there is nothing to revoke")
+    now = clock.now()
+    if grant.state is GrantState.AWAITING_APPROVAL:
+        withdrawn = grant.moved_to(GrantState.REVOKED, now, failure_reason="withdrawn")
+        event = grant_event(
+            now, command.actor, AuditAction.GRANT_REVOKED, withdrawn, reason=command.reason
+        )
+        return Intent(withdrawn, changed=True, events=(event,))
     if not grant.state.is_desired:
         return Intent(grant)  # revoking or revoked already: only settling is left
-    now = clock.now()
     revoking = grant.moved_to(GrantState.REVOKING, now)
     requested = grant_event(
         now, command.actor, AuditAction.GRANT_REVOKE_REQUESTED, revoking, reason=command.reason

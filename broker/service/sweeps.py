@@ -1,5 +1,6 @@
-"""The background sweep's chores: end expired grants, finish every convergence that was
-interrupted or postponed, and remove what the broker created in AWS that no grant needs.
+"""The background sweep's chores: end expired grants and requests left unanswered, finish every
+convergence that was interrupted or postponed, and remove what the broker created in AWS that
+no grant needs.
 (Repairing drift is drift.py's.) Each instance is tried on its own, several at once: one that
 fails now is tried again by the next sweep, and the others are done meanwhile.
 """
@@ -9,14 +10,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from broker.domain.audit import orphan_event
+from broker.domain.access import GrantState
+from broker.domain.audit import AuditAction, grant_event, orphan_event
 from broker.domain.errors import BrokerError
 from broker.service.commands import ExpireGrants, FinishSettling, OrphanSweep, RemoveOrphans
 from broker.service.convergence import Convergence
-from broker.service.messagebus import Context
+from broker.service.messagebus import Context, admission_lock
 from broker.service.ports import Clock, Iam, InstanceLocks, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+# The failure reason of a request that lapsed unanswered.
+NOT_APPROVED = "not approved in time"
 
 T = TypeVar("T")
 
@@ -31,6 +36,7 @@ def expire_grants(
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
+    locks: InstanceLocks,
     convergence: Convergence,
 ) -> list[str]:
     """Converges each instance with a pending or active grant past its expiry.
@@ -38,11 +44,31 @@ def expire_grants(
     Convergence leaves such grants out of the policy (tearing everything down when none is
     left) and only then moves them to EXPIRED, audited by the system; so a convergence that
     fails leaves them found here again by the next sweep, never EXPIRED with access still in
-    AWS. Answers the instances that could not be converged yet.
+    AWS. Answers the instances that could not be converged yet. Requests still awaiting
+    approval when their time to be answered is up end EXPIRED too (nothing of them is in AWS).
     """
+    lapse_unanswered(uow, clock, locks, command.actor)
     with uow(read_only=True) as unit:
         instances = sorted({g.instance_id for g in unit.grants.expired(clock.now())})
     return _converge_each(convergence, instances, command.actor, "end the expired grants of")
+
+
+def lapse_unanswered(
+    uow: UnitOfWorkFactory, clock: Clock, locks: InstanceLocks, actor: str
+) -> None:
+    """Ends EXPIRED each request left unanswered past its time, under its instance's admission
+    lock: an approval arriving meanwhile is either counted first or refused after."""
+    with uow(read_only=True) as unit:
+        lapsed = unit.grants.lapsed_requests(clock.now())
+    for request in lapsed:
+        with locks.hold(admission_lock(request.instance_id)), uow() as unit:
+            grant, now = unit.grants.get(request.grant_id), clock.now()
+            if grant is None or grant.state is not GrantState.AWAITING_APPROVAL:
+                continue  # decided since it was read
+            expired = grant.moved_to(GrantState.EXPIRED, now, failure_reason=NOT_APPROVED)
+            unit.grants.save(expired)
+            unit.audit.append(grant_event(now, actor, AuditAction.GRANT_APPROVAL_EXPIRED, expired))
+            unit.commit()
 
 
 def finish_settling(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker.domain.access import Access, GrantState
+from broker.domain.approval import Approval, Vote
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.service.ports import GrantFilter, StateCount, UnitOfWorkFactory
@@ -300,3 +301,38 @@ def test_a_grant_is_in_its_state_since_it_moved_there(
 
     assert stored is not None and stored.state_since == MOMENT + timedelta(minutes=1)
     assert stored.created_at == MOMENT
+
+
+def test_a_grants_approval_is_stored_whole(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    approval = Approval(("alice", "sre-*"), 2, timedelta(hours=4))
+    voted = approval.with_vote(Vote("alice", MOMENT, "ok", timedelta(hours=1)))
+    waiting = make_grant(state=GrantState.AWAITING_APPROVAL, approval=voted)
+    plain = make_grant()
+    add_all(units, [waiting, plain])
+
+    with units(read_only=True) as uow:
+        stored, other = uow.grants.get(waiting.grant_id), uow.grants.get(plain.grant_id)
+
+    assert stored is not None and stored.approval == voted
+    assert other is not None and other.approval is None
+
+
+def test_requests_left_unanswered_past_their_time_are_found(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    approval = Approval(("alice",), 1, None)
+    lapsed = make_grant(state=GrantState.AWAITING_APPROVAL, approval=approval, expires_at=MOMENT)
+    later = make_grant(
+        state=GrantState.AWAITING_APPROVAL,
+        approval=approval,
+        expires_at=MOMENT + timedelta(seconds=1),
+    )
+    active = make_grant(state=GrantState.ACTIVE, expires_at=MOMENT)
+    add_all(units, [lapsed, later, active])
+
+    with units(read_only=True) as uow:
+        found = uow.grants.lapsed_requests(MOMENT)
+
+    assert [g.grant_id for g in found] == [lapsed.grant_id]

@@ -10,6 +10,10 @@ rules:
     prefixes: ["builds/*"]          # optional; absent means any prefix
     instance_tags: {team: data}     # optional; the instance must carry these tags
     max_ttl: 24h                    # optional
+    approval:                       # optional: granted only once approved
+      approvers: [alice, "sre-*"]   # identities, globs allowed; never the requester
+      required: 2                   # distinct approvers (default 1)
+      timeout: 24h                  # lapses unanswered after (default BROKER_APPROVAL_TIMEOUT)
 ```
 Anything else in the file (an unknown key, a misspelt access level) is refused: a typo must
 not quietly widen or narrow what callers may do.
@@ -26,13 +30,23 @@ from broker.adapters.config.yaml_file import (
     string_list,
 )
 from broker.domain.access import Access
+from broker.domain.approval import ApprovalRule
 from broker.domain.authorization import GLOB_CHARACTERS, AccessPolicy, Rule, identity_problems
 from broker.domain.durations import parse_duration
 from broker.domain.validation import MAX_TTL
 from broker.settings import ConfigurationError
 
 WHAT = "policy file"
-_RULE_KEYS = ("identities", "buckets", "access", "prefixes", "instance_tags", "max_ttl")
+_RULE_KEYS = (
+    "identities",
+    "buckets",
+    "access",
+    "prefixes",
+    "instance_tags",
+    "max_ttl",
+    "approval",
+)
+_APPROVAL_KEYS = ("approvers", "required", "timeout")
 _ACCESS_NAMES = ", ".join(a.value for a in Access)
 
 
@@ -77,8 +91,27 @@ def _rule(number: int, entry: Any, where: str) -> Rule:
         access=_access(entry["access"], f"{where}: access"),
         prefixes=None if prefixes is None else string_list(prefixes, f"{where}: prefixes"),
         instance_tags=_tags(entry.get("instance_tags", {}), f"{where}: instance_tags"),
-        max_ttl=_max_ttl(entry.get("max_ttl"), f"{where}: max_ttl"),
+        max_ttl=_duration(entry.get("max_ttl"), f"{where}: max_ttl"),
+        approval=_approval(entry.get("approval"), f"{where}: approval"),
     )
+
+
+def _approval(value: object, where: str) -> ApprovalRule | None:
+    if value is None:
+        return None
+    entry = mapping(value, where)
+    check_keys(entry, where, allowed=_APPROVAL_KEYS, required=("approvers",))
+    approvers = string_list(entry["approvers"], f"{where}: approvers")
+    required = entry.get("required", 1)
+    if isinstance(required, bool) or not isinstance(required, int) or required < 1:
+        raise ConfigurationError(f"{where}: required must be a whole number, at least 1")
+    named = [a for a in approvers if not GLOB_CHARACTERS & set(a)]
+    if len(named) == len(approvers) and required > len(set(named)):
+        raise ConfigurationError(
+            f"{where}: required is {required}, but only {len(set(named))} approvers are named"
+        )
+    timeout = _duration(entry.get("timeout"), f"{where}: timeout")
+    return ApprovalRule(approvers, required, timeout)
 
 
 def _access(value: object, where: str) -> frozenset[Access]:
@@ -103,7 +136,7 @@ def _tags(value: object, where: str) -> dict[str, str]:
     return tags
 
 
-def _max_ttl(value: object, where: str) -> timedelta | None:
+def _duration(value: object, where: str) -> timedelta | None:
     if value is None:
         return None
     if not isinstance(value, str):

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from broker.adapters.db.approvals import approval_of, approval_text
 from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, utc
 from broker.domain.access import Access, GrantState
@@ -50,6 +51,17 @@ class SqlGrantStore:
             .where(
                 col(GrantRow.state).in_(_DESIRED_STATES),
                 col(GrantRow.expires_at).is_not(None),
+                col(GrantRow.expires_at) <= utc(now),
+            )
+            .order_by(col(GrantRow.seq))
+        )
+        return [_grant_of(row) for row in self._session.exec(query)]
+
+    def lapsed_requests(self, now: datetime) -> list[Grant]:
+        query = (
+            select(GrantRow)
+            .where(
+                GrantRow.state == GrantState.AWAITING_APPROVAL.value,
                 col(GrantRow.expires_at) <= utc(now),
             )
             .order_by(col(GrantRow.seq))
@@ -119,6 +131,7 @@ def _columns_of(grant: Grant) -> dict[str, Any]:
         "reason": grant.reason,
         "failure_reason": grant.failure_reason,
         **resource_columns(grant.resources),
+        "approval": approval_text(grant.approval),
     }
 
 
@@ -136,4 +149,5 @@ def _grant_of(row: GrantRow) -> Grant:
         reason=row.reason,
         failure_reason=row.failure_reason,
         resources=resources_of(row),
+        approval=approval_of(row.approval),
     )

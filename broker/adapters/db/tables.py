@@ -21,6 +21,8 @@ GRANT_ID_LENGTH = 64
 BUCKET_LENGTH = 63
 PREFIX_LENGTH = 1024  # characters: a prefix is at most 1024 bytes of UTF-8
 ENUM_LENGTH = 16
+# "awaiting_approval" outgrew ENUM_LENGTH (migration 0005).
+STATE_LENGTH = 32
 PRINCIPAL_LENGTH = 256
 REASON_LENGTH = 1024
 IAM_NAME_LENGTH = 128
@@ -68,7 +70,7 @@ class GrantRow(SQLModel, table=True):
     bucket: str = Field(sa_type=String(BUCKET_LENGTH))
     prefix: str = Field(sa_type=String(PREFIX_LENGTH))
     access: str = Field(sa_type=String(ENUM_LENGTH))
-    state: str = Field(sa_type=String(ENUM_LENGTH), index=True)
+    state: str = Field(sa_type=String(STATE_LENGTH), index=True)
     created_at: datetime
     updated_at: datetime
     state_since: datetime
@@ -82,6 +84,8 @@ class GrantRow(SQLModel, table=True):
     profile_name: str = Field(sa_type=String(IAM_NAME_LENGTH))
     profile_arn: str = Field(sa_type=String(ARN_LENGTH))
     association_id: str = Field(sa_type=String(ASSOCIATION_ID_LENGTH))
+    # JSON (broker.adapters.db.approvals); NULL when the grant needed no approval.
+    approval: str | None = Field(default=None, sa_type=Text)
 
 
 class AuditEventRow(SQLModel, table=True):

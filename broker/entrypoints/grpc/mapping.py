@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.access import Access, GrantState
+from broker.domain.approval import Approval
 from broker.domain.audit import AuditEvent
 from broker.domain.authorization import Decision
 from broker.domain.drift import DriftKind
@@ -31,6 +32,8 @@ STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
     GrantState.REVOKING: pb.GRANT_STATE_REVOKING,
     GrantState.REVOKED: pb.GRANT_STATE_REVOKED,
     GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
+    GrantState.AWAITING_APPROVAL: pb.GRANT_STATE_AWAITING_APPROVAL,
+    GrantState.DENIED: pb.GRANT_STATE_DENIED,
 }
 STATE_FROM_PROTO: dict[int, GrantState] = {int(v): k for k, v in STATE_TO_PROTO.items()}
 
@@ -64,7 +67,10 @@ def state_from_proto(value: int) -> GrantState | None:
 
 
 def ttl_from_proto(
-    request: pb.GrantAccessRequest | pb.ExtendGrantRequest | pb.ExplainAccessRequest,
+    request: pb.GrantAccessRequest
+    | pb.ExtendGrantRequest
+    | pb.ExplainAccessRequest
+    | pb.ApproveGrantRequest,
 ) -> timedelta | None:
     """The ttl, if set; its bounds are the domain's to check (validation.ttl_problems)."""
     if not request.HasField("ttl"):
@@ -102,7 +108,20 @@ def grant_to_proto(grant: Grant) -> pb.Grant:
     )
     if grant.expires_at is not None:
         message.expires_at.CopyFrom(timestamp(grant.expires_at))
+    if grant.approval is not None:
+        _describe_approval(message, grant.approval)
     return message
+
+
+def _describe_approval(message: pb.Grant, approval: Approval) -> None:
+    message.approvers.extend(approval.approvers)
+    message.approvals_required = approval.required
+    for vote in approval.votes:
+        given = message.approvals.add(
+            approver=vote.approver, time=timestamp(vote.at), reason=vote.reason
+        )
+        if vote.ttl is not None:
+            given.ttl.FromTimedelta(vote.ttl)
 
 
 def event_to_proto(event: AuditEvent) -> pb.AuditEvent:
@@ -160,4 +179,7 @@ def decision_to_proto(decision: Decision) -> pb.AccessDecision:
     )
     if decision.allowed and decision.ttl is not None:
         message.ttl.FromTimedelta(decision.ttl)
+    if decision.approval is not None:
+        message.approvers.extend(decision.approval.approvers)
+        message.approvals_required = decision.approval.required
     return message

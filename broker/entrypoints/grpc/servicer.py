@@ -25,7 +25,9 @@ from broker.entrypoints.grpc.mapping import (
 )
 from broker.entrypoints.logs import note
 from broker.service.commands import (
+    ApproveGrant,
     Command,
+    DenyGrant,
     DescribeInstanceAccess,
     ExplainAccess,
     ExtendGrant,
@@ -137,6 +139,28 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             covered_by=result.covered_by,
         )
 
+    def ApproveGrant(
+        self, request: pb.ApproveGrantRequest, context: grpc.ServicerContext
+    ) -> pb.ApproveGrantResponse:
+        command = ApproveGrant(
+            grant_id=request.grant_id,
+            reason=request.reason,
+            ttl=ttl_from_proto(request),
+            actor=caller_identity(context),
+        )
+        result = self._handle(command, context)
+        return pb.ApproveGrantResponse(
+            grant=grant_to_proto(result.grant),
+            policy_document=result.policy_document,
+            notice=result.notice,
+        )
+
+    def DenyGrant(self, request: pb.DenyGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
+        command = DenyGrant(
+            grant_id=request.grant_id, reason=request.reason, actor=caller_identity(context)
+        )
+        return grant_to_proto(self._handle(command, context))
+
     def RevokeAccess(
         self, request: pb.RevokeAccessRequest, context: grpc.ServicerContext
     ) -> pb.RevokeAccessResponse:
@@ -170,6 +194,7 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             instance_id=request.instance_id,
             bucket=request.bucket,
             state=state_from_proto(request.state),
+            awaiting_my_approval=request.awaiting_my_approval,
             page_size=request.page_size,
             after=decode_page_token(GRANTS_TOKEN, request.page_token),
             actor=caller_identity(context),

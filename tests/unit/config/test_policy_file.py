@@ -7,6 +7,7 @@ import pytest
 
 from broker.adapters.config.policy_file import load_policy_file
 from broker.domain.access import Access
+from broker.domain.approval import ApprovalRule
 from broker.domain.authorization import AccessPolicy, Rule
 from broker.settings import ConfigurationError
 
@@ -94,6 +95,21 @@ RULE = "identities: [a], buckets: [b], access: [read]"
         (f"rules: [{{{RULE}, max_ttl: 1 day}}]\n", "max_ttl: invalid duration '1 day'"),
         (f"rules: [{{{RULE}, max_ttl: 40000w}}]\n", "max_ttl: must be at most 36525 days"),
         (f"rules: [{{{RULE}}}, {{{RULE}, max_ttl: 0s}}]\n", "rule 2: max_ttl: invalid duration"),
+        (f"rules: [{{{RULE}, approval: [alice]}}]\n", "rule 1: approval: must be a mapping"),
+        (f"rules: [{{{RULE}, approval: {{required: 1}}}}]\n", "approval: missing approvers"),
+        (f"rules: [{{{RULE}, approval: {{approvers: [a], quorum: 1}}}}]\n", "unknown key quorum"),
+        (
+            f"rules: [{{{RULE}, approval: {{approvers: [a], required: 0}}}}]\n",
+            "approval: required must be a whole number, at least 1",
+        ),
+        (
+            f"rules: [{{{RULE}, approval: {{approvers: [a, a, b], required: 3}}}}]\n",
+            "approval: required is 3, but only 2 approvers are named",
+        ),
+        (
+            f"rules: [{{{RULE}, approval: {{approvers: [a], timeout: 1 day}}}}]\n",
+            "approval: timeout: invalid duration '1 day'",
+        ),
     ],
 )
 def test_malformed_policies_are_refused_saying_where_and_why(
@@ -103,3 +119,25 @@ def test_malformed_policies_are_refused_saying_where_and_why(
         load_policy_file(_file(tmp_path, text))
 
     assert str(refused.value).startswith(f"policy file {tmp_path / 'policy.yaml'}")
+
+
+def test_a_rule_may_ask_for_approval(tmp_path: Path) -> None:
+    text = f"""\
+rules:
+  - {{{RULE}, max_ttl: 8h}}
+  - identities: [a]
+    buckets: [b]
+    access: [read]
+    approval:
+      approvers: [alice, bob, "sre-*"]
+      required: 2
+      timeout: 24h
+  - {{{RULE}, approval: {{approvers: ["sre-*"]}}}}
+"""
+    policy = load_policy_file(_file(tmp_path, text))
+
+    assert [rule.approval for rule in policy.rules] == [
+        None,
+        ApprovalRule(("alice", "bob", "sre-*"), 2, timedelta(hours=24)),
+        ApprovalRule(("sre-*",), 1, None),
+    ]

@@ -19,6 +19,10 @@ from broker.domain.grants import (
 
 S = GrantState
 ALLOWED = {
+    (S.AWAITING_APPROVAL, S.PENDING),
+    (S.AWAITING_APPROVAL, S.DENIED),
+    (S.AWAITING_APPROVAL, S.EXPIRED),
+    (S.AWAITING_APPROVAL, S.REVOKED),
     (S.PENDING, S.ACTIVE),
     (S.PENDING, S.FAILED),
     (S.PENDING, S.REVOKING),
@@ -93,7 +97,7 @@ def test_moving_clears_an_old_failure_reason_by_default() -> None:
 def test_state_properties() -> None:
     assert {s for s in GrantState if s.is_desired} == {S.PENDING, S.ACTIVE}
     assert {s for s in GrantState if s.is_settling} == {S.PENDING, S.REVOKING}
-    assert {s for s in GrantState if s.is_final} == {S.FAILED, S.REVOKED, S.EXPIRED}
+    assert {s for s in GrantState if s.is_final} == {S.FAILED, S.REVOKED, S.EXPIRED, S.DENIED}
 
 
 @given(st.lists(st.sampled_from(GrantState), max_size=6))
@@ -106,7 +110,7 @@ def test_any_walk_follows_the_table(wanted: list[GrantState]) -> None:
             with pytest.raises(WrongState):
                 grant.moved_to(end, T1)
     # Final states are reached only through the table, and nothing leaves them.
-    assert grant.state.is_final == (grant.state in {S.FAILED, S.REVOKED, S.EXPIRED})
+    assert grant.state.is_final == (grant.state in {S.FAILED, S.REVOKED, S.EXPIRED, S.DENIED})
 
 
 def test_new_grant_is_pending_and_expires_after_its_ttl() -> None:

@@ -95,6 +95,14 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.RevokeAccessResponse:
         return self._unary("RevokeAccess", request, context, pb.RevokeAccessResponse)
 
+    def ApproveGrant(
+        self, request: pb.ApproveGrantRequest, context: grpc.ServicerContext
+    ) -> pb.ApproveGrantResponse:
+        return self._unary("ApproveGrant", request, context, pb.ApproveGrantResponse)
+
+    def DenyGrant(self, request: pb.DenyGrantRequest, context: grpc.ServicerContext) -> pb.Grant:
+        return self._unary("DenyGrant", request, context, pb.Grant)
+
     def ExtendGrant(
         self, request: pb.ExtendGrantRequest, context: grpc.ServicerContext
     ) -> pb.Grant:

@@ -168,6 +168,13 @@ class FakeGrantStore(_Store):
     def expired(self, now: datetime) -> list[Grant]:
         return [g for _, g in self._rows() if g.state.is_desired and g.has_expired(now)]
 
+    def lapsed_requests(self, now: datetime) -> list[Grant]:
+        return [
+            g
+            for _, g in self._rows()
+            if g.state is GrantState.AWAITING_APPROVAL and g.has_expired(now)
+        ]
+
     def settling_instances(self) -> list[str]:
         return sorted({g.instance_id for _, g in self._rows() if g.state.is_settling})
 
