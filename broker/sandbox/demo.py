@@ -1,30 +1,56 @@
 """`access-broker demo`: the whole story against the sandbox, told step by step.
 
 The broker serves on loopback and the demo calls it as any service would, through the Python
-SDK. Access is checked the way it matters: with the credentials EC2 would hand the instance
-(its profile's role), the demo makes the S3 call itself. Each expectation is exact: a denial
-must be S3's AccessDenied, and the clean-up is checked in AWS, not in the broker's own records.
+SDK, with bearer tokens: a service that asks for access, an approver, and an admin who reads
+the audit trail, under an access policy where writing to the shared prefix needs approval.
+Access is checked the way it matters: with the credentials EC2 would hand the instance (its
+profile's role), the demo makes the S3 call itself. Each expectation is exact: a denial must be
+S3's AccessDenied, and the clean-up is checked in AWS, not in the broker's own records.
 """
 
+import hashlib
 import json
+import secrets
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from accessbroker import Access, BrokerClient, Grant, GrantState
+from broker.entrypoints.grpc.security import server_security
 from broker.entrypoints.grpc.server import start_server
-from broker.sandbox.box import Sandbox, sandbox
+from broker.sandbox.box import DATA_BUCKET, OTHER_BUCKET, Sandbox, sandbox
 from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS, S3Action
 from broker.settings import Settings
 
 DENIED = "AccessDenied"
 REPORTS = "reports/"
 REFERENCE = "reference/"
+SHARED = "shared/"
+SERVICE, APPROVER, ADMIN = "demo-service", "demo-approver", "demo-admin"
+# The service reads and uploads at once; writing under shared/ needs the approver's yes.
+POLICY = f"""\
+admins: [{ADMIN}]
+rules:
+  - identities: [{SERVICE}]
+    buckets: [{DATA_BUCKET}, {OTHER_BUCKET}]
+    access: [read, upload]
+  - identities: [{SERVICE}]
+    buckets: [{DATA_BUCKET}]
+    access: [read-write]
+    prefixes: ["{SHARED}*"]
+    approval: {{approvers: [{APPROVER}]}}
+"""
 
 
 class Story:
-    """Narrates each step and counts the expectations that did not hold."""
+    """Narrates each step and counts the expectations that did not hold. `client` calls as the
+    service; `as_caller` names the others."""
 
-    def __init__(self, box: Sandbox, client: BrokerClient, say: Callable[[str], None]) -> None:
-        self.box, self.client, self.say = box, client, say
+    def __init__(
+        self, box: Sandbox, clients: dict[str, BrokerClient], say: Callable[[str], None]
+    ) -> None:
+        self.box, self.as_caller, self.say = box, clients, say
+        self.client = clients[SERVICE]
         self.failures = 0
 
     def expect(self, what: str, held: bool) -> None:
@@ -48,14 +74,26 @@ class Story:
 
 def run_demo(say: Callable[[str], None] = print) -> int:
     """Plays the story; 0 when every step behaved as the broker promises."""
-    with sandbox(Settings(propagation_timeout=30)) as box:
-        running = start_server(box.runtime.bus, "127.0.0.1:0", box.runtime.database_reachable)
-        try:
-            with BrokerClient(f"127.0.0.1:{running.port}") as client:
-                story = Story(box, client, say)
+    with tempfile.TemporaryDirectory(prefix="accessbroker-demo-") as directory:
+        tokens = {name: secrets.token_urlsafe(24) for name in (SERVICE, APPROVER, ADMIN)}
+        settings = _settings(Path(directory), tokens)
+        security = server_security(settings)
+        with sandbox(settings) as box:
+            running = start_server(
+                box.runtime.bus,
+                "127.0.0.1:0",
+                box.runtime.database_reachable,
+                security=security,
+            )
+            address = f"127.0.0.1:{running.port}"
+            clients = {name: BrokerClient(address, token=token) for name, token in tokens.items()}
+            try:
+                story = Story(box, clients, say)
                 _tell(story)
-        finally:
-            running.stop(grace=0)
+            finally:
+                for client in clients.values():
+                    client.close()
+                running.stop(grace=0)
     if story.failures:
         say(f"\n{story.failures} expectation(s) did not hold.")
         return 1
@@ -92,14 +130,50 @@ def _tell(story: Story) -> None:
     story.expect_s3("PutObject", data, key, DENIED)
     story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", ALLOWED)
 
-    say("\n5. RevokeAccess of the last grant: role, profile and association are removed.")
+    say(f"\n5. Writing under s3://{data}/{SHARED} needs {APPROVER}'s approval.")
+    writing = _approved(story, data)
+
+    say("\n6. RevokeAccess of the last grants: role, profile and association are removed.")
+    story.revoke(writing)
     story.revoke(reading)
     _expect_nothing_left(story)
     story.expect_s3("GetObject", other, f"{REFERENCE}rates.csv", NO_CREDENTIALS)
 
-    say("\n6. The audit trail:")
-    for event in story.client.audit(instance_id=box.instance_id):
+    say(f"\n7. The audit trail, as {ADMIN} reads it:")
+    for event in story.as_caller[ADMIN].audit(instance_id=box.instance_id):
         say(f"   #{event.event_id:<3} {event.action:<30} {event.outcome:<8} {event.grant_id}")
+
+
+def _approved(story: Story, bucket: str) -> Grant:
+    """A request that waits, changes nothing in AWS, and is carried out once approved."""
+    key = f"{SHARED}notes.txt"
+    asked = story.client.grant(story.box.instance_id, bucket, Access.READ_WRITE, prefix=SHARED)
+    waiting = asked.grant
+    say = story.say
+    say(f"   grant {waiting.grant_id}: {waiting.state}, approvers {', '.join(waiting.approvers)}")
+    story.expect("it awaits approval", waiting.state is GrantState.AWAITING_APPROVAL)
+    story.expect_s3("PutObject", bucket, key, DENIED)
+    approved = story.as_caller[APPROVER].approve(waiting.grant_id, reason="shared notes").grant
+    say(f"   {APPROVER} approves: {approved.state}")
+    story.expect("the approved grant is active", approved.state is GrantState.ACTIVE)
+    story.expect_s3("PutObject", bucket, key, ALLOWED)
+    return approved
+
+
+def _settings(directory: Path, tokens: dict[str, str]) -> Settings:
+    """The sandbox's settings: bearer tokens for the demo's callers, and its access policy."""
+    listed = "".join(
+        f"  - identity: {name}\n    sha256: {hashlib.sha256(token.encode()).hexdigest()}\n"
+        for name, token in tokens.items()
+    )
+    (directory / "tokens.yaml").write_text(f"tokens:\n{listed}")
+    (directory / "policy.yaml").write_text(POLICY)
+    return Settings(
+        propagation_timeout=30,
+        auth_mode="token",
+        tokens_file=directory / "tokens.yaml",
+        policy_file=directory / "policy.yaml",
+    )
 
 
 def _expect_nothing_left(story: Story) -> None:

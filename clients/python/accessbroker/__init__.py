@@ -13,6 +13,7 @@ from accessbroker.errors import BrokerError
 from accessbroker.models import (
     Access,
     AccessDecision,
+    Approval,
     AuditEvent,
     Drift,
     DriftKind,
@@ -25,6 +26,7 @@ from accessbroker.models import (
 __all__ = [
     "Access",
     "AccessDecision",
+    "Approval",
     "AuditEvent",
     "BrokerClient",
     "BrokerError",

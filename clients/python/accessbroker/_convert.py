@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from accessbroker.models import (
     Access,
     AccessDecision,
+    Approval,
     AuditEvent,
     Drift,
     DriftKind,
@@ -34,6 +35,8 @@ STATE_TO_PROTO: dict[GrantState, "pb.GrantState.ValueType"] = {
     GrantState.REVOKING: pb.GRANT_STATE_REVOKING,
     GrantState.REVOKED: pb.GRANT_STATE_REVOKED,
     GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
+    GrantState.AWAITING_APPROVAL: pb.GRANT_STATE_AWAITING_APPROVAL,
+    GrantState.DENIED: pb.GRANT_STATE_DENIED,
 }
 _STATE_FROM_PROTO = {int(v): k for k, v in STATE_TO_PROTO.items()}
 _DRIFT_KIND_FROM_PROTO: dict[int, DriftKind] = {
@@ -102,6 +105,18 @@ def grant_from_proto(message: pb.Grant) -> Grant:
         requested_by=message.requested_by,
         reason=message.reason,
         failure_reason=message.failure_reason,
+        approvers=tuple(message.approvers),
+        approvals_required=message.approvals_required,
+        approvals=tuple(_approval(a) for a in message.approvals),
+    )
+
+
+def _approval(message: pb.Approval) -> Approval:
+    return Approval(
+        approver=message.approver,
+        time=_time(message.time),
+        reason=message.reason,
+        ttl=message.ttl.ToTimedelta() if message.HasField("ttl") else None,
     )
 
 
@@ -111,6 +126,14 @@ def grant_result_from_proto(message: pb.GrantAccessResponse) -> GrantResult:
         policy=_policy(message.policy_document),
         planned_changes=list(message.planned_changes),
         covered_by=message.covered_by,
+    )
+
+
+def approval_result_from_proto(message: pb.ApproveGrantResponse) -> GrantResult:
+    return GrantResult(
+        grant=grant_from_proto(message.grant),
+        policy=_policy(message.policy_document),
+        notice=message.notice,
     )
 
 
@@ -156,4 +179,6 @@ def decision_from_proto(message: pb.AccessDecision) -> AccessDecision:
         reason=message.reason,
         rule=message.rule or None,
         ttl=message.ttl.ToTimedelta() if message.HasField("ttl") else None,
+        approvers=tuple(message.approvers),
+        approvals_required=message.approvals_required,
     )

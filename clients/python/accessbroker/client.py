@@ -14,6 +14,7 @@ import grpc
 from accessbroker._convert import (
     ACCESS_TO_PROTO,
     STATE_TO_PROTO,
+    approval_result_from_proto,
     decision_from_proto,
     drift_from_proto,
     event_from_proto,
@@ -150,6 +151,20 @@ class BrokerClient:
         )
         return grant_from_proto(self._call(self._stub.RevokeAccess, request).grant)
 
+    def approve(
+        self, grant_id: str, *, reason: str = "", ttl: timedelta | float | None = None
+    ) -> GrantResult:
+        """Approves a request awaiting approval; `ttl` may shorten the grant's, never lengthen
+        it. The last approval needed returns the grant carried out (ACTIVE, normally). Safe to
+        retry: an approver counts once, and `notice` says when an approval changed nothing."""
+        request = pb.ApproveGrantRequest(grant_id=grant_id, reason=reason, ttl=ttl_to_proto(ttl))
+        return approval_result_from_proto(self._call(self._stub.ApproveGrant, request))
+
+    def deny(self, grant_id: str, *, reason: str = "") -> Grant:
+        """Refuses a request awaiting approval: it ends DENIED."""
+        request = pb.DenyGrantRequest(grant_id=grant_id, reason=reason)
+        return grant_from_proto(self._call(self._stub.DenyGrant, request))
+
     def extend(self, grant_id: str, ttl: timedelta | float, *, reason: str = "") -> Grant:
         """Makes a live grant last at least `ttl` (a timedelta or seconds) from now; never
         shortens it. Retried on UNAVAILABLE: a retry ends up `ttl` from its own attempt, so
@@ -168,8 +183,10 @@ class BrokerClient:
         instance_id: str | None = None,
         bucket: str | None = None,
         state: GrantState | str | None = None,
+        awaiting_my_approval: bool = False,
     ) -> Iterator[Grant]:
-        """Every matching grant, oldest first, fetching further pages as you iterate."""
+        """Every matching grant, oldest first, fetching further pages as you iterate. With
+        `awaiting_my_approval`, the requests waiting for the caller's approval instead."""
         token = ""
         while True:
             request = pb.ListGrantsRequest(
@@ -178,6 +195,7 @@ class BrokerClient:
                 state=STATE_TO_PROTO[GrantState.parse(state)]
                 if state
                 else pb.GRANT_STATE_UNSPECIFIED,
+                awaiting_my_approval=awaiting_my_approval,
                 page_token=token,
             )
             page = self._call(self._stub.ListGrants, request)

@@ -28,12 +28,16 @@ class Access(StrEnum):
 
 
 class GrantState(StrEnum):
+    # Waiting for its approvers; nothing of it is in AWS yet.
+    AWAITING_APPROVAL = "awaiting_approval"
     PENDING = "pending"
     ACTIVE = "active"
     FAILED = "failed"
     REVOKING = "revoking"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    # An approver refused it.
+    DENIED = "denied"
 
     @classmethod
     def parse(cls, value: "GrantState | str") -> "GrantState":
@@ -42,7 +46,7 @@ class GrantState(StrEnum):
         if not isinstance(value, str):
             raise ValueError(f"state must be a GrantState or its name, not {value!r}")
         try:
-            return cls(value.strip().lower())
+            return cls(value.strip().lower().replace("-", "_"))
         except ValueError:
             choices = ", ".join(s.value for s in cls)
             raise ValueError(f"unknown state {value!r}: expected one of {choices}") from None
@@ -50,7 +54,12 @@ class GrantState(StrEnum):
     @property
     def is_final(self) -> bool:
         """True for the states a grant never leaves."""
-        return self in (GrantState.FAILED, GrantState.REVOKED, GrantState.EXPIRED)
+        return self in (
+            GrantState.FAILED,
+            GrantState.REVOKED,
+            GrantState.EXPIRED,
+            GrantState.DENIED,
+        )
 
 
 class DriftKind(StrEnum):
@@ -87,6 +96,20 @@ class Grant:
     requested_by: str
     reason: str
     failure_reason: str
+    # For a grant that needed approval: who may approve it (globs allowed), how many distinct
+    # approvals it needs, and those given so far. Empty and 0 for one that needed none.
+    approvers: tuple[str, ...] = ()
+    approvals_required: int = 0
+    approvals: tuple["Approval", ...] = ()
+
+
+@dataclass(frozen=True)
+class Approval:
+    approver: str
+    time: datetime
+    reason: str
+    # A shorter ttl the approver asked for; None: as requested.
+    ttl: timedelta | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,8 @@ class GrantResult:
     policy: dict[str, Any] | None
     planned_changes: list[str] = field(default_factory=list)
     covered_by: str = ""
+    # Set when an approval changed nothing, saying why (this approver had approved already).
+    notice: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,3 +174,6 @@ class AccessDecision:
     rule: int | None
     # The ttl the grant would get when allowed; None: it would not expire.
     ttl: timedelta | None
+    # Set when allowed only once approved: who may approve, and how many must.
+    approvers: tuple[str, ...] = ()
+    approvals_required: int = 0

@@ -31,7 +31,11 @@ def test_grants_as_json_have_every_key_iso_times_and_words_for_enums() -> None:
         "requested_by",
         "reason",
         "failure_reason",
+        "approvers",
+        "approvals_required",
+        "approvals",
     ]
+    assert (parsed["approvers"], parsed["approvals"]) == ([], [])
     assert parsed["state"] == "active"
     assert parsed["access"] == "upload"
     assert parsed["created_at"] == "2026-11-28T04:11:22.123456Z"

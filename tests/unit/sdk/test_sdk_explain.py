@@ -64,6 +64,7 @@ def test_brokerctl_can_prints_the_decision_and_exits_0_when_allowed(
         "reason:         allowed by rule 2",
         "rule:           2",
         "expires after:  8h",
+        "approval:       not needed",
     ]
     assert fake.calls["ExplainAccess"][0].metadata["authorization"] == "Bearer t"
 
@@ -83,5 +84,25 @@ def test_brokerctl_can_exits_4_saying_why_when_refused(
         "reason": reason,
         "rule": None,
         "ttl": None,
+        "approvers": [],
+        "approvals_required": 0,
     }
     assert captured.err == f"brokerctl: svc-ci may not have upload on s3://ci-x/: {reason}\n"
+
+
+def test_brokerctl_can_names_who_must_approve(
+    fake: FakeBroker, address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    decision = pb.AccessDecision(
+        allowed=True,
+        reason="allowed by rule 3 once approved by 2 of alice, sre-*",
+        rule=3,
+        approvers=["alice", "sre-*"],
+        approvals_required=2,
+    )
+    fake.answer("ExplainAccess", decision)
+
+    code = main(["--address", address, *CAN, "--access", "upload"])
+
+    assert code == 0
+    assert "approval:       2 of alice, sre-*" in capsys.readouterr().out.splitlines()

@@ -54,12 +54,14 @@ def test_unknown_state_is_a_value_error_naming_the_choices() -> None:
     assert "pending, active, failed, revoking, revoked, expired" in str(raised.value)
 
 
-def test_failed_revoked_and_expired_are_final() -> None:
+def test_failed_revoked_expired_and_denied_are_final() -> None:
     assert {s for s in GrantState if s.is_final} == {
         GrantState.FAILED,
         GrantState.REVOKED,
         GrantState.EXPIRED,
+        GrantState.DENIED,
     }
+    assert GrantState.parse("awaiting-approval") is GrantState.AWAITING_APPROVAL
 
 
 @pytest.mark.parametrize(

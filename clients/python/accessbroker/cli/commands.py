@@ -1,4 +1,5 @@
-"""The imperative commands: grant, revoke, extend, get, list, describe, audit, wait."""
+"""The imperative commands: grant, approve, deny, revoke, extend, get, list, describe, audit,
+wait."""
 
 import argparse
 from collections.abc import Iterator
@@ -58,11 +59,29 @@ def grant(ctx: Context, args: argparse.Namespace) -> None:
     else:
         if result.covered_by:
             ctx.emit(f"Already covered by the broader grant {result.covered_by}; nothing new.\n")
+        if result.grant.state is GrantState.AWAITING_APPROVAL:
+            ctx.emit(output.awaiting_approval(result.grant))
         ctx.emit(output.grant_details(result.grant))
     if result.grant.state is GrantState.FAILED:
         raise CommandFailed(
             f"grant {result.grant.grant_id} failed: {result.grant.failure_reason or 'no reason'}"
         )
+
+
+def approve(ctx: Context, args: argparse.Namespace) -> None:
+    ttl = _ttl(args.ttl) if args.ttl else None
+    result = ctx.client.approve(args.grant_id, reason=args.reason, ttl=ttl)
+    if ctx.json:
+        ctx.emit_json(result)
+        return
+    if result.notice:
+        ctx.emit(f"{result.notice}\n")
+    ctx.emit(output.grant_details(result.grant))
+
+
+def deny(ctx: Context, args: argparse.Namespace) -> None:
+    denied = ctx.client.deny(args.grant_id, reason=args.reason)
+    ctx.emit_json(denied) if ctx.json else ctx.emit(output.grant_details(denied))
 
 
 def revoke(ctx: Context, args: argparse.Namespace) -> None:
@@ -84,7 +103,12 @@ def get(ctx: Context, args: argparse.Namespace) -> None:
 
 def list_grants(ctx: Context, args: argparse.Namespace) -> None:
     grants = list(
-        ctx.client.list_grants(instance_id=args.instance, bucket=args.bucket, state=args.state)
+        ctx.client.list_grants(
+            instance_id=args.instance,
+            bucket=args.bucket,
+            state=args.state,
+            awaiting_my_approval=args.mine_to_approve,
+        )
     )
     ctx.emit_json({"grants": grants}) if ctx.json else ctx.emit(output.grants_table(grants))
 

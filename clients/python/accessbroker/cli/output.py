@@ -105,7 +105,26 @@ def grant_details(grant: Grant) -> str:
     ]
     if grant.failure_reason:
         pairs.insert(2, ("failure", grant.failure_reason))
+    if grant.approvals_required:
+        pairs[2:2] = _approval_fields(grant)
     return fields(pairs)
+
+
+def _approval_fields(grant: Grant) -> list[tuple[str, str]]:
+    given = ", ".join(a.approver for a in grant.approvals) or "none yet"
+    return [
+        ("approvers", f"{grant.approvals_required} of {', '.join(grant.approvers)}"),
+        ("approved by", given),
+    ]
+
+
+def awaiting_approval(grant: Grant) -> str:
+    """What a requester is told when a grant waits for approvers."""
+    return (
+        f"Awaiting approval by {grant.approvals_required} of {', '.join(grant.approvers)}; "
+        f"nothing changes in AWS until then. It lapses at {format_time(grant.expires_at)}.\n"
+        f"An approver runs: brokerctl approve {grant.grant_id}\n"
+    )
 
 
 EVENT_HEADERS = ("EVENT", "TIME", "ACTION", "OUTCOME", "INSTANCE", "GRANT", "ACTOR")
@@ -190,8 +209,15 @@ def decision_details(decision: AccessDecision) -> str:
             ("reason", decision.reason),
             ("rule", str(decision.rule or "")),
             ("expires after", _expiry(decision) if decision.allowed else ""),
+            ("approval", _approvers(decision)),
         ]
     )
+
+
+def _approvers(decision: AccessDecision) -> str:
+    if not decision.approvals_required:
+        return "not needed" if decision.allowed else ""
+    return f"{decision.approvals_required} of {', '.join(decision.approvers)}"
 
 
 def _expiry(decision: AccessDecision) -> str:

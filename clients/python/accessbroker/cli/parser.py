@@ -100,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--idempotency-key", help="retrying with the same key never doubles it")
     grant.add_argument("--dry-run", action="store_true", help="show the policy and the changes")
 
-    revoke = verb("revoke", commands.revoke, "Revoke a grant.")
+    _approval_options(
+        verb("approve", commands.approve, "Approve a request awaiting your approval."),
+        verb("deny", commands.deny, "Deny a request awaiting your approval."),
+    )
+
+    revoke = verb("revoke", commands.revoke, "Revoke a grant, or withdraw a request.")
     revoke.add_argument("grant_id")
     revoke.add_argument("--reason", default="", help="why, for the audit trail")
     revoke.add_argument("--idempotency-key")
@@ -117,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing = verb("list", commands.list_grants, "List grants, oldest first.")
     listing.add_argument("--instance", help="only this instance's grants")
     listing.add_argument("--bucket", help="only grants on this bucket")
-    listing.add_argument("--state", type=_state, help="pending, active, failed, revoking, …")
+    listing.add_argument(
+        "--state", type=_state, help="awaiting-approval, pending, active, failed, revoking, …"
+    )
+    listing.add_argument(
+        "--mine-to-approve",
+        action="store_true",
+        help="the requests waiting for your approval, whoever asked",
+    )
 
     describe = verb(
         "describe", commands.describe, "Show an instance's role, profile, association and policy."
@@ -165,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(name, run, summary)
         sub.add_argument("-f", "--file", required=True, help="request file (YAML), see examples/")
     return parser
+
+
+def _approval_options(approve: argparse.ArgumentParser, deny: argparse.ArgumentParser) -> None:
+    approve.add_argument("grant_id")
+    approve.add_argument("--reason", default="", help="why, for the audit trail")
+    approve.add_argument("--ttl", help="shorten the grant's ttl: 90s, 15m, 8h (never lengthens)")
+    deny.add_argument("grant_id")
+    deny.add_argument("--reason", default="", help="why, for the requester and the trail")
 
 
 def _can_options(can: argparse.ArgumentParser) -> None:
