@@ -26,6 +26,7 @@ from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.aws.tally import CallTally
+from broker.adapters.config.notifications import notifications_from
 from broker.adapters.config.policy_file import load_policy_file
 from broker.adapters.config.policy_holder import PolicyHolder
 from broker.adapters.config.tls_files import load_tls_files
@@ -38,6 +39,7 @@ from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.adapters.system import RandomIds, SystemClock
 from broker.adapters.telemetry import BrokerTelemetry
 from broker.adapters.tracing import Tracing, tracing_from
+from broker.adapters.webhooks import HttpPoster
 from broker.domain.access import GrantState
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
@@ -51,6 +53,7 @@ from broker.service.authorization import Authorizer
 from broker.service.commands import (
     ApproveGrant,
     Command,
+    DeliverNotifications,
     DenyGrant,
     DescribeInstanceAccess,
     ExpireGrants,
@@ -60,17 +63,25 @@ from broker.service.commands import (
     GetGrant,
     GrantAccess,
     ListAuditEvents,
+    ListDeliveries,
     ListGrants,
     Reconcile,
     RemoveOrphans,
     RepairDrift,
     RevokeAccess,
+    TrackDestinations,
     WatchAuditEvents,
 )
 from broker.service.convergence import Convergence
 from broker.service.drift import DriftRepair, reconcile, repair_drift
 from broker.service.granting import extend_grant, grant_access
 from broker.service.messagebus import Handler, MessageBus
+from broker.service.notifying import (
+    Notifications,
+    deliver_notifications,
+    list_deliveries,
+    track_destinations,
+)
 from broker.service.ports import (
     Clock,
     Ec2,
@@ -81,6 +92,7 @@ from broker.service.ports import (
     StateCount,
     Telemetry,
     UnitOfWorkFactory,
+    WebhookPoster,
 )
 from broker.service.queries import (
     describe_instance,
@@ -112,6 +124,9 @@ HANDLERS: dict[type[Command[Any]], Callable[..., Any]] = {
     FinishSettling: finish_settling,
     RemoveOrphans: remove_orphans,
     RepairDrift: repair_drift,
+    DeliverNotifications: deliver_notifications,
+    ListDeliveries: list_deliveries,
+    TrackDestinations: track_destinations,
 }
 
 
@@ -127,6 +142,7 @@ class Ports:
     locks: InstanceLocks
     policy: PolicyHolder
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    poster: WebhookPoster = field(default_factory=HttpPoster)
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,8 @@ class Options:
     permissions_boundary_arn: str = ""
     # How long a request waits for approval when its rule names no timeout.
     approval_timeout: timedelta = timedelta(hours=24)
+    # Where grant state changes are sent, and the secret webhook deliveries are signed with.
+    notifications: Notifications = field(default_factory=Notifications)
 
 
 def build_bus(ports: Ports, options: Options) -> MessageBus:
@@ -178,6 +196,8 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         "limits": options.limits,
         "role_path": options.role_path,
         "approval_timeout": options.approval_timeout,
+        "poster": ports.poster,
+        "notifications": options.notifications,
     }
     return MessageBus(
         handlers={kind: inject_dependencies(h, dependencies) for kind, h in HANDLERS.items()},
@@ -211,6 +231,8 @@ class Runtime:
     telemetry: BrokerTelemetry
     # Spans, exported when the OTEL_* variables ask for them.
     tracing: Tracing
+    # Where grant state changes are sent.
+    notifications: Notifications
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -298,9 +320,12 @@ def build_runtime(
         adopt_foreign_profiles=settings.foreign_profile == "attach",
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
         approval_timeout=settings.approval_timeout,
+        notifications=notifications_from(settings),
     )
     bus = build_bus(ports, options)
-    return Runtime(bus, policy, engine, ports.uow, calls, retries, telemetry, tracing)
+    return Runtime(
+        bus, policy, engine, ports.uow, calls, retries, telemetry, tracing, options.notifications
+    )
 
 
 def load_access_policy(settings: Settings) -> AccessPolicy:

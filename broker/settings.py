@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from broker.domain.durations import parse_duration
@@ -23,6 +23,12 @@ class ConfigurationError(Exception):
 # IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}")
 _IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
+_HTTP_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+def webhook_urls(value: str | None) -> list[str]:
+    """BROKER_WEBHOOK_URL's URLs, in order."""
+    return [url.strip() for url in (value or "").split(",") if url.strip()]
 
 
 def _duration(value: object) -> object:
@@ -94,6 +100,14 @@ class Settings(BaseSettings):
     default_ttl: Duration = None
     # The longest ttl a grant or an extension may ask for; unset: only the broker's own bound.
     max_ttl: Duration = None
+    # Webhooks told of every grant state change (comma-separated http(s) URLs), each delivery
+    # signed with the secret; a Slack incoming webhook told of the same. Unset: none.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    # The longest wait before trying a destination that failed again (seconds); the wait
+    # doubles from 1 s with each failure in a row, up to this.
+    notify_max_backoff_seconds: float = Field(default=300.0, gt=0)
     # How long a request that needs approval waits unanswered before it lapses (EXPIRED), for
     # a rule that names no timeout of its own.
     approval_timeout: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=24)
@@ -144,6 +158,23 @@ class Settings(BaseSettings):
         if value != "off" and not _HOST_PORT.fullmatch(value):
             raise ValueError("must be host:port (port 0 picks a free one), or off")
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_urls(cls, value: str | None) -> str | None:
+        for url in webhook_urls(value):
+            if not _HTTP_URL.fullmatch(url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Self:
+        if webhook_urls(self.webhook_url) and self.webhook_secret is None:
+            raise ValueError(
+                "BROKER_WEBHOOK_SECRET must be set with BROKER_WEBHOOK_URL: receivers verify "
+                "each delivery's signature with it"
+            )
+        return self
 
     @field_validator("role_path")
     @classmethod

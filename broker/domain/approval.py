@@ -13,6 +13,9 @@ from fnmatch import fnmatchcase
 
 from broker.domain.durations import format_duration
 
+# Characters that make a name a pattern (admins are named exactly, never by pattern).
+GLOB_CHARACTERS = frozenset("*?[")
+
 
 @dataclass(frozen=True)
 class ApprovalRule:
@@ -58,12 +61,17 @@ class Approval:
         """Why `identity` may not approve or deny this request, or None if it may."""
         if identity == requested_by:
             return "the requester never approves or denies their own request"
-        if not any(fnmatchcase(identity, pattern) for pattern in self.approvers):
+        if not _named(identity, self.approvers):
             return f"{identity} is not an approver of this request ({', '.join(self.approvers)})"
         return None
 
     def has_voted(self, identity: str) -> bool:
         return any(vote.approver == identity for vote in self.votes)
+
+    def under(self, rule: ApprovalRule) -> "Approval":
+        """The approval as the policy in force now asks for it: its approvers and how many,
+        the votes so far kept (only those of approvers it still names count)."""
+        return replace(self, approvers=rule.approvers, required=rule.required)
 
     def ttl_problem(self, ttl: timedelta | None) -> str | None:
         """Why an approver may not ask for `ttl`, or None: only a shorter one is allowed."""
@@ -76,10 +84,23 @@ class Approval:
 
     @property
     def is_complete(self) -> bool:
-        return len(self.votes) >= self.required
+        """Enough distinct approvers it names have approved."""
+        counted = [v for v in self.votes if _named(v.approver, self.approvers)]
+        return len(counted) >= self.required
+
+    def reachable_by(self, requested_by: str) -> bool:
+        """Whether enough approvers other than the requester could ever approve: not when
+        every approver is named exactly and too few of them are not the requester."""
+        if any(GLOB_CHARACTERS & set(a) for a in self.approvers):
+            return True
+        return len(set(self.approvers) - {requested_by}) >= self.required
 
     @property
     def granted_ttl(self) -> timedelta | None:
         """The ttl the grant gets: the shortest of the request's and its approvers'."""
         asked = [t for t in (self.ttl, *(vote.ttl for vote in self.votes)) if t is not None]
         return min(asked) if asked else None
+
+
+def _named(identity: str, approvers: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(identity, pattern) for pattern in approvers)

@@ -50,6 +50,7 @@ class AuditAction(StrEnum):
     AUDIT_READ_DENIED = "audit.read_denied"
     RECONCILE_DENIED = "reconcile.denied"
     EXPLAIN_DENIED = "access.explain_denied"
+    NOTIFICATIONS_READ_DENIED = "notifications.read_denied"
     # Changes made in AWS, one per convergence step (named after StepKind).
     AWS_CREATE_ROLE = "aws.create_role"
     AWS_PUT_POLICY = "aws.put_policy"
@@ -124,6 +125,7 @@ def grant_event(
             "bucket": grant.scope.bucket,
             "prefix": grant.scope.prefix,
             "access": grant.scope.access.value,
+            "requested_by": grant.requested_by,
             **({"failure_reason": grant.failure_reason} if grant.failure_reason else {}),
             **detail,
         },

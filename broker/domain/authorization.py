@@ -2,9 +2,10 @@
 
 Default deny: a request is allowed when no `deny_buckets` pattern matches its bucket (that
 holds for admins too), and its caller is an admin or some rule matches identity, bucket,
-access, prefix and instance tags with the ttl within the rule's `max_ttl`. A rule with
-`approval` allows a request only once approved (broker.domain.approval), so a rule without it
-that allows the request is preferred: access that needs no approval is granted at once. Patterns are
+access, prefix and instance tags with the ttl within the rule's `max_ttl`. The rule that
+decides is the one that decides today (the first to admit the ttl); when it has `approval`, the
+request is allowed only once approved (broker.domain.approval). A rule with approval placed
+before a broader one without thus guards what it names. Patterns are
 shell-style globs matched case-sensitively against the whole value (`*` also matches "/").
 A rule's `prefixes` are matched against the grant's prefix itself, so only `*` (or no
 `prefixes` at all) lets a caller have a whole bucket, whose prefix is "".
@@ -23,8 +24,6 @@ from broker.domain.durations import format_duration
 from broker.domain.grants import GrantScope
 
 MAX_IDENTITY_CHARS = 256
-# Characters that make a string a glob; admins are named exactly, never by pattern.
-GLOB_CHARACTERS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -143,18 +142,6 @@ def decide(policy: AccessPolicy, request: AccessRequest) -> Decision:
     if not matching:
         reasons = "; ".join(f"rule {rule.number}: {why}" for rule, why in mismatches)
         return Decision(False, f"no rule matched: {reasons}")
-    return _preferring_no_approval(matching, request)
-
-
-def _preferring_no_approval(matching: list[Rule], request: AccessRequest) -> Decision:
-    """The decision of the rules that need no approval if they allow the request, else of those
-    that do; a refusal names every matching rule's limit."""
-    at_once = [rule for rule in matching if rule.approval is None]
-    once_approved = [rule for rule in matching if rule.approval is not None]
-    for rules in (at_once, once_approved):
-        decision = _within_ttl(rules, request) if rules else None
-        if decision is not None and decision.allowed:
-            return decision
     return _within_ttl(matching, request)
 
 

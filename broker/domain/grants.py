@@ -88,15 +88,21 @@ class Grant:
         assert self.approval is not None, "only a grant that needed approval has one"
         return self.approval
 
-    def approved_by(self, vote: Vote) -> "Grant":
-        """The grant with `vote` counted; once enough have, it is PENDING and its ttl (the
-        shortest asked for) counts from this approval."""
-        approval = self.the_approval().with_vote(vote)
-        voted = replace(self, approval=approval, updated_at=vote.at)
-        if not approval.is_complete:
+    def approved_by(self, vote: Vote, approval: Approval) -> "Grant":
+        """The grant with `vote` counted into `approval` (the request's, as the policy in force
+        asks for it); once enough have, it is PENDING, without an expiry until it is active."""
+        counted = approval.with_vote(vote)
+        voted = replace(self, approval=counted, updated_at=vote.at)
+        if not counted.is_complete:
             return voted
-        pending = voted.moved_to(GrantState.PENDING, vote.at)
-        return replace(pending, expires_at=expiry_after(vote.at, approval.granted_ttl))
+        return replace(voted.moved_to(GrantState.PENDING, vote.at), expires_at=None)
+
+    def activated(self, now: datetime) -> "Grant":
+        """ACTIVE; a grant that needed approval gets its ttl from now, its activation."""
+        active = self.moved_to(GrantState.ACTIVE, now)
+        if self.approval is None:
+            return active
+        return replace(active, expires_at=expiry_after(now, self.approval.granted_ttl))
 
     def with_resources(self, resources: InstanceResources, now: datetime) -> "Grant":
         return replace(self, resources=resources, updated_at=now)

@@ -17,6 +17,7 @@ from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.logs import configure_logging
 from broker.entrypoints.metrics import Metrics, SweepMetrics, start_metrics
+from broker.entrypoints.notifier import Notifier
 from broker.entrypoints.sweeper import Sweeper, audit_chore, drift_chore, orphan_chore
 from broker.release import release
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
@@ -123,16 +124,24 @@ def _serve_until_signalled(
     # handler (SIGHUP's default action would end the process).
     signals = _caught_signals()
     metrics = start_metrics(settings.metrics_listen, runtime)
+    kept = metrics.kept if metrics else None
+    notifier = Notifier(
+        runtime.bus,
+        [d.key for d in runtime.notifications.destinations],
+        settings.notify_max_backoff_seconds,
+        kept.notifications if kept else None,
+    )
+    notifier.start()
     running = start_server(
         runtime.bus,
         settings.listen,
         runtime.database_reachable,
         security=security,
-        metrics=metrics.grpc if metrics else None,
+        metrics=kept.grpc if kept else None,
         tracer=runtime.tracer,
         health_listen="" if settings.health_listen == "off" else settings.health_listen,
     )
-    sweeper = _sweeper(runtime, settings, metrics.sweeps if metrics else None)
+    sweeper = _sweeper(runtime, settings, kept.sweeps if kept else None)
     sweeper.start()
     _announce(settings, running, metrics, box)
     while _next_signal(signals) == signal.SIGHUP:
@@ -140,6 +149,7 @@ def _serve_until_signalled(
     log.info("stopping: letting calls in flight finish (%.0f s at most)", settings.shutdown_grace)
     running.stop(settings.shutdown_grace)
     sweeper.stop(timeout=settings.shutdown_grace)
+    notifier.stop(timeout=settings.shutdown_grace)
     if metrics:
         metrics.endpoint.stop()
 

@@ -26,6 +26,7 @@ from broker.domain.audit_chain import ChainReport
 from broker.domain.errors import BrokerError
 from broker.entrypoints.grpc.metrics import ServerMetrics
 from broker.release import release
+from broker.service.commands import DeliveryReport
 from broker.service.ports import StateCount
 from broker.settings import ConfigurationError
 
@@ -161,24 +162,62 @@ class AuditVerdict(Collector):
         )
 
 
+class NotificationMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "accessbroker_notification_deliveries",
+            "Notifications sent to each destination, by outcome (delivered, failed).",
+            ["destination", "outcome"],
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "accessbroker_notifications_pending",
+            "Notified events a destination has not taken yet (after its last pass).",
+            ["destination"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "accessbroker_notification_last_success_timestamp_seconds",
+            "When a destination last took a delivery (Unix time).",
+            ["destination"],
+            registry=registry,
+        )
+
+    def passed(self, report: DeliveryReport) -> None:
+        destination = report.state.destination
+        if report.delivered:
+            self.deliveries.labels(destination, "delivered").inc(report.delivered)
+            self.last_success.labels(destination).set_to_current_time()
+        if report.state.failures:
+            self.deliveries.labels(destination, "failed").inc()
+        self.pending.labels(destination).set(report.pending)
+
+
 @dataclass(frozen=True)
-class Metrics:
-    """What the server counts its calls in, and the endpoint that serves them with the
-    broker's own."""
+class Kept:
+    """The metrics kept as things happen: the server's, the sweep's, the notifier's."""
 
     grpc: ServerMetrics
     sweeps: SweepMetrics
+    notifications: NotificationMetrics
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What the broker counts in, and the endpoint that serves it with the broker's own."""
+
+    kept: Kept
     endpoint: MetricsServer
 
 
-def every_metric(readings: Readings) -> tuple[CollectorRegistry, ServerMetrics, SweepMetrics]:
-    """A registry of all the broker's metrics, with those kept as they happen: the server's
-    and the sweep's."""
+def every_metric(readings: Readings) -> tuple[CollectorRegistry, Kept]:
+    """A registry of all the broker's metrics, with those kept as they happen."""
     registry = CollectorRegistry()
     registry.register(BrokerCollector(readings))
     for collector in readings.collectors():
         registry.register(collector)
-    return registry, ServerMetrics(registry), SweepMetrics(registry)
+    kept = Kept(ServerMetrics(registry), SweepMetrics(registry), NotificationMetrics(registry))
+    return registry, kept
 
 
 def start_metrics(listen: str, readings: Readings) -> Metrics | None:
@@ -186,7 +225,7 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
     `listen` is "off". ConfigurationError when the address cannot be served."""
     if listen == OFF:
         return None
-    registry, grpc_metrics, sweeps = every_metric(readings)
+    registry, kept = every_metric(readings)
     host, _, port = listen.rpartition(":")
     try:
         server, thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
@@ -194,7 +233,7 @@ def start_metrics(listen: str, readings: Readings) -> Metrics | None:
         message = f"BROKER_METRICS_LISTEN: cannot serve on {listen}: {error}"
         raise ConfigurationError(message) from error
     url = f"http://{host}:{server.server_address[1]}/metrics"
-    return Metrics(grpc_metrics, sweeps, MetricsServer(url, server, thread))
+    return Metrics(kept, MetricsServer(url, server, thread))
 
 
 def _grants(counts: Mapping[GrantState, StateCount], now: datetime) -> Iterator[Metric]:

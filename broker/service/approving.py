@@ -1,15 +1,18 @@
 """Handlers that decide requests awaiting approval: approve one, deny one.
 
-Authorization has established that the caller is one of the request's approvers (and not its
-requester). An approval is counted once per approver; the last one needed is checked against
-the policy in force as it arrives and then makes the request a PENDING grant, which the
-pipeline's settle step records and converges as any grant. A denial ends the request.
+Authorization has established that the caller is one of the request's approvers as the policy
+in force names them (and not its requester). Every approval is decided against that policy:
+who counts and how many must are its rule's, and a request it no longer allows is not
+approved. An approver counts once; the last approval needed makes the request a PENDING grant,
+checked as a new grant is, which the pipeline's settle step records and converges as any grant
+(its ttl counting from activation). A denial ends the request; one past its time is neither
+approved nor denied.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from broker.domain.access import GrantState
-from broker.domain.approval import Vote
+from broker.domain.approval import Approval, Vote
 from broker.domain.audit import AuditAction, grant_event
 from broker.domain.durations import format_duration
 from broker.domain.errors import (
@@ -19,7 +22,7 @@ from broker.domain.errors import (
     PermissionDenied,
     WrongState,
 )
-from broker.domain.grants import Grant, GrantRequest
+from broker.domain.grants import Grant
 from broker.service.authorization import Authorizer
 from broker.service.commands import ApproveGrant, DenyGrant
 from broker.service.convergence import Intent
@@ -35,7 +38,8 @@ def approve_grant(
     clock: Clock,
     authorizer: Authorizer,
 ) -> Intent:
-    grant = _current(uow, command.grant_id)
+    grant, now = _current(uow, command.grant_id), clock.now()
+    _check_open(grant, now, "approved")
     approval = grant.the_approval()
     if approval.has_voted(command.actor):
         # A repeat, or a retry of an approval that was counted: it changes nothing.
@@ -43,20 +47,20 @@ def approve_grant(
     _check_awaiting(grant, "approved")
     if problem := approval.ttl_problem(command.ttl):
         raise InvalidRequest([FieldViolation("ttl", problem)])
-    now = clock.now()
-    approved = grant.approved_by(Vote(command.actor, now, command.reason, command.ttl))
-    if approved.state is GrantState.PENDING:
-        _still_allowed(context, authorizer, approved)
-    votes = approved.the_approval().votes
+    current = _as_the_policy_asks(context, authorizer, grant)
+    approved = grant.approved_by(Vote(command.actor, now, command.reason, command.ttl), current)
+    counted = approved.the_approval()
     event = grant_event(
         now,
         command.actor,
         AuditAction.GRANT_APPROVED,
         approved,
-        approval=f"{len(votes)} of {approval.required}",
+        approval=f"{len(counted.votes)} of {counted.required}",
         **_given(reason=command.reason, ttl=command.ttl),
     )
-    return Intent(approved, changed=True, events=(event,))
+    # The last approval adds the grant to the instance's policy: checked first, as a new one.
+    admits = approved.state is GrantState.PENDING
+    return Intent(approved, changed=True, admits=admits, events=(event,))
 
 
 def deny_grant(
@@ -67,10 +71,11 @@ def deny_grant(
         grant = unit.grants.get(command.grant_id)
         if grant is None:
             raise GrantNotFound(command.grant_id)
+        now = clock.now()
         if grant.state is GrantState.DENIED:
             return grant
+        _check_open(grant, now, "denied")
         _check_awaiting(grant, "denied")
-        now = clock.now()
         why = f"denied by {command.actor}" + (f": {command.reason}" if command.reason else "")
         denied = grant.moved_to(GrantState.DENIED, now, failure_reason=why)
         unit.grants.save(denied)
@@ -98,20 +103,27 @@ def _check_awaiting(grant: Grant, doing: str) -> None:
         )
 
 
-def _still_allowed(context: Context, authorizer: Authorizer, approved: Grant) -> None:
-    """The last approval is refused if the policy in force now does not allow the request
-    (the rule that allowed it was removed or narrowed since)."""
-    request = GrantRequest(
-        approved.instance_id, approved.scope, None, approved.reason, approved.requested_by
-    )
-    ttl = approved.the_approval().ttl
-    decision = authorizer.decide(context.permit.policy, approved.requested_by, request, ttl)
-    if not decision.allowed:
+def _check_open(grant: Grant, now: datetime, doing: str) -> None:
+    """A request that ended, or whose time to be answered is up (the sweep may not have ended
+    it yet), is not decided any more."""
+    if grant.state.is_final:
+        raise WrongState(grant.grant_id, grant.state.value, f"a request that ended is not {doing}")
+    if grant.state is GrantState.AWAITING_APPROVAL and grant.has_expired(now):
+        raise WrongState(grant.grant_id, "expired", "it was not approved in time")
+
+
+def _as_the_policy_asks(context: Context, authorizer: Authorizer, grant: Grant) -> Approval:
+    """The request's approval as the policy in force now asks for it (authorization checked
+    that the caller is one of its approvers); refused when no rule allows the request any
+    more."""
+    current = authorizer.approval_now(context.permit.policy, grant)
+    if current is None:
         raise PermissionDenied(
-            f"the access policy no longer allows this request: {decision.reason}",
-            instance_id=approved.instance_id,
-            grant_id=approved.grant_id,
+            "the access policy no longer allows this request (its rule was removed or narrowed)",
+            instance_id=grant.instance_id,
+            grant_id=grant.grant_id,
         )
+    return current
 
 
 def _counted_already(approver: str, grant: Grant) -> str:

@@ -9,8 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import Enum
 
-from broker.domain.access import GrantState
-from broker.domain.approval import ApprovalRule
+from broker.domain.approval import Approval, ApprovalRule
 from broker.domain.audit import SYSTEM_ACTOR, AuditAction
 from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, decide
 from broker.domain.errors import (
@@ -27,6 +26,7 @@ from broker.domain.grants import Grant, GrantLimits, GrantRequest, GrantScope
 from broker.service.commands import (
     ApproveGrant,
     Command,
+    DeliverNotifications,
     DenyGrant,
     DescribeInstanceAccess,
     ExpireGrants,
@@ -36,11 +36,13 @@ from broker.service.commands import (
     GetGrant,
     GrantAccess,
     ListAuditEvents,
+    ListDeliveries,
     ListGrants,
     Reconcile,
     RemoveOrphans,
     RepairDrift,
     RevokeAccess,
+    TrackDestinations,
     WatchAuditEvents,
 )
 from broker.service.ports import Ec2, PolicySource, UnitOfWorkFactory
@@ -91,6 +93,11 @@ RULES: dict[type[Command[object]], Rule] = {
     FinishSettling: Rule(Who.SYSTEM),
     RemoveOrphans: Rule(Who.SYSTEM),
     RepairDrift: Rule(Who.SYSTEM),
+    DeliverNotifications: Rule(Who.SYSTEM),
+    TrackDestinations: Rule(Who.SYSTEM),
+    ListDeliveries: Rule(
+        Who.ADMIN, AuditAction.NOTIFICATIONS_READ_DENIED, "read the notification deliveries"
+    ),
 }
 
 
@@ -182,11 +189,28 @@ class Authorizer:
             approval=decision.approval,
         )
 
+    def approval_now(self, policy: AccessPolicy, grant: Grant) -> Approval | None:
+        """The request's approval as `policy` asks for it now: its approvers and how many must
+        approve (the votes so far kept, counted only for approvers it still names); when the
+        policy allows the request without approval now, one approval by the request's own
+        approvers is enough. None when the policy no longer allows the request at all."""
+        approval = grant.the_approval()
+        request = GrantRequest(
+            grant.instance_id, grant.scope, None, grant.reason, grant.requested_by
+        )
+        decision = self.decide(policy, grant.requested_by, request, approval.ttl)
+        if not decision.allowed:
+            return None
+        return approval.under(decision.approval or ApprovalRule(approval.approvers))
+
     def _approver(self, permit: Permit, grant_id: str) -> Permit:
         grant = self._grant(grant_id)
         if grant.approval is None:
             raise WrongState(grant.grant_id, grant.state.value, "it needed no approval")
-        why_not = grant.approval.may_decide(permit.actor, grant.requested_by)
+        # Who decides is the policy's now; a request it no longer allows is still denied by
+        # the approvers it named (its approval is refused in the handler).
+        approval = self.approval_now(permit.policy, grant) or grant.approval
+        why_not = approval.may_decide(permit.actor, grant.requested_by)
         if why_not is not None:
             raise PermissionDenied(why_not, instance_id=grant.instance_id, grant_id=grant.grant_id)
         return replace(permit, grant=grant)
@@ -241,8 +265,8 @@ class Authorizer:
 
 
 def _may_decide(identity: str, grant: Grant) -> bool:
-    """Whether `identity` is an approver of the grant's request, while it waits for one."""
-    if grant.approval is None or grant.state is not GrantState.AWAITING_APPROVAL:
+    """Whether `identity` is one of the approvers the grant's request named."""
+    if grant.approval is None:
         return False
     return grant.approval.may_decide(identity, grant.requested_by) is None
 

@@ -16,6 +16,7 @@ from broker.domain.authorization import Decision, identity_problems
 from broker.domain.drift import Drift
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import Grant, GrantLimits, GrantRequest, InstanceResources
+from broker.domain.notifications import Destination
 from broker.domain.validation import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_REASON_CHARS,
@@ -27,7 +28,7 @@ from broker.domain.validation import (
     ttl_problems,
     validate_grant_request,
 )
-from broker.service.ports import Page
+from broker.service.ports import DeliveryState, Page
 
 # Covariant: a GrantAccess is a Command[object] too, for code that only routes commands.
 Answer_co = TypeVar("Answer_co", covariant=True)
@@ -357,6 +358,47 @@ class RemoveOrphans(Command[OrphanSweep]):
     """Tear down the broker's roles and profiles that no grant needs."""
 
     actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A pass of deliveries to one destination: how many it took, how many still wait (after a
+    failure), and where it now stands."""
+
+    delivered: int
+    pending: int
+    state: DeliveryState
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliverNotifications(Command[DeliveryReport]):
+    """Send one destination (by its key) the notified events it has not taken yet."""
+
+    destination: str
+    actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackDestinations(Command[None]):
+    """Start recording how far each configured destination has been sent, from the newest
+    event, for those seen for the first time: before the broker serves, so that a destination
+    hears of everything from when it was configured."""
+
+    actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True)
+class DestinationStatus:
+    destination: Destination
+    # None: nothing was ever delivered to it (the broker has not started delivering yet).
+    state: DeliveryState | None
+    # Notified events it has not taken yet.
+    pending: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListDeliveries(Command[list[DestinationStatus]]):
+    """Each notification destination and how its deliveries stand."""
 
 
 @dataclass(frozen=True, kw_only=True)

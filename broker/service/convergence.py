@@ -110,6 +110,9 @@ class Intent:
     read_grants: tuple[Grant, ...] | None = None
     # Why the request changed nothing, when the caller should hear it.
     notice: str = ""
+    # A grant that joins the instance's policy now (an approved request): checked first, and
+    # refused before anything is written, as a new one is.
+    admits: bool = False
 
     @property
     def changes_nothing(self) -> bool:
@@ -259,7 +262,9 @@ class Convergence:
         """Refuses, writing nothing, a new grant that cannot be carried; answers what it saw of
         AWS to check, for the convergence that follows. `instance`: the grant's instance as EC2
         showed it a moment ago (else it is looked up)."""
-        return self._admit(intent, instance)[2] if intent.new else None
+        if not (intent.new or intent.admits):
+            return None
+        return self._admit(replace(intent, new=True), instance)[2]
 
     def record(self, intent: Intent, key: IdempotencyKey) -> None:
         """Records the intent, with its idempotency key, in one transaction (under the
@@ -614,7 +619,7 @@ def _settled(grant: Grant, resources: InstanceResources, now: datetime, *, expir
         # As a revoked grant: it holds no resources any more, the audit trail keeps what did.
         return grant.moved_to(GrantState.EXPIRED, now).with_resources(InstanceResources(), now)
     if grant.state is GrantState.PENDING:
-        return grant.moved_to(GrantState.ACTIVE, now).with_resources(resources, now)
+        return grant.activated(now).with_resources(resources, now)
     if grant.state is GrantState.REVOKING:
         # A revoked grant holds no resources; the audit trail keeps what once carried it.
         return grant.moved_to(GrantState.REVOKED, now).with_resources(InstanceResources(), now)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from broker.domain.access import GrantState
 from broker.domain.audit import AuditAction, extension_event, grant_event
 from broker.domain.coverage import covering_grant
-from broker.domain.errors import GrantNotFound, WrongState
+from broker.domain.errors import GrantNotFound, PermissionDenied, WrongState
 from broker.domain.grants import (
     Grant,
     GrantRequest,
@@ -75,6 +75,11 @@ def _approval_requested(
     assert permit.approval is not None, "only a request that needs approval awaits it"
     grant = awaiting_approval(grant_id, request, permit.approval, now, timeout)
     approval = grant.the_approval()
+    if not approval.reachable_by(request.requested_by):
+        raise PermissionDenied(
+            f"this request could never be approved: it needs {approval.required} approvers "
+            f"of {', '.join(approval.approvers)} other than its requester"
+        )
     requested = grant_event(
         now,
         permit.actor,
@@ -83,6 +88,7 @@ def _approval_requested(
         authorization=permit.reason,
         approvers=list(approval.approvers),
         required=approval.required,
+        request_reason=request.reason,
         answer_by=grant.expires_at.isoformat() if grant.expires_at else None,
     )
     return Intent(grant, new=True, events=(requested,))
@@ -97,7 +103,8 @@ def _waiting_request(unit: UnitOfWork, request: GrantRequest) -> Grant | None:
         requested_by=request.requested_by,
     )
     waiting = unit.grants.list(where, None, MAX_PAGE_SIZE).items
-    return next((g for g in waiting if g.scope == request.scope), None)
+    same = (g for g in waiting if g.scope == request.scope and g.the_approval().ttl == request.ttl)
+    return next(same, None)
 
 
 def _lasts(grant: Grant, expires_at: datetime | None) -> bool:

@@ -43,6 +43,8 @@ class GrantFilter:
 class AuditFilter:
     instance_id: str = ""
     grant_id: str = ""
+    # Only events of these actions; empty: every action.
+    actions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,34 @@ class AuditLog(Protocol):
         ...
 
     def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]: ...
+    def count(self, where: AuditFilter, after: int) -> int:
+        """How many matching events come after event `after`."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """How far a notification destination has been sent the audit trail, and how its last
+    attempt went."""
+
+    destination: str
+    # Every notified event up to this id has been delivered.
+    delivered_through: int
+    # Failed attempts in a row at the next event, and what the last one said.
+    failures: int = 0
+    last_error: str = ""
+    last_attempt_at: datetime | None = None
+
+
+class Deliveries(Protocol):
+    def get(self, destination: str) -> DeliveryState | None: ...
+    def save(self, state: DeliveryState) -> None: ...
+
+
+class WebhookPoster(Protocol):
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """POSTs the body; raises DeliveryFailed saying why unless the answer is 2xx."""
+        ...
 
 
 class IdempotencyKeys(Protocol):
@@ -129,6 +159,7 @@ class UnitOfWork(Protocol):
     audit: AuditLog
     idempotency: IdempotencyKeys
     instances: InstanceRecords
+    deliveries: Deliveries
 
     def __enter__(self) -> "UnitOfWork": ...
     def __exit__(self, *exc_info: object) -> None: ...

@@ -47,10 +47,11 @@ def expire_grants(
     AWS. Answers the instances that could not be converged yet. Requests still awaiting
     approval when their time to be answered is up end EXPIRED too (nothing of them is in AWS).
     """
-    lapse_unanswered(uow, clock, locks, command.actor)
     with uow(read_only=True) as unit:
         instances = sorted({g.instance_id for g in unit.grants.expired(clock.now())})
-    return _converge_each(convergence, instances, command.actor, "end the expired grants of")
+    unfinished = _converge_each(convergence, instances, command.actor, "end the expired grants of")
+    lapse_unanswered(uow, clock, locks, command.actor)
+    return unfinished
 
 
 def lapse_unanswered(
@@ -61,14 +62,23 @@ def lapse_unanswered(
     with uow(read_only=True) as unit:
         lapsed = unit.grants.lapsed_requests(clock.now())
     for request in lapsed:
-        with locks.hold(admission_lock(request.instance_id)), uow() as unit:
-            grant, now = unit.grants.get(request.grant_id), clock.now()
-            if grant is None or grant.state is not GrantState.AWAITING_APPROVAL:
-                continue  # decided since it was read
-            expired = grant.moved_to(GrantState.EXPIRED, now, failure_reason=NOT_APPROVED)
-            unit.grants.save(expired)
-            unit.audit.append(grant_event(now, actor, AuditAction.GRANT_APPROVAL_EXPIRED, expired))
-            unit.commit()
+        try:
+            with locks.hold(admission_lock(request.instance_id)):
+                _lapse(uow, clock, actor, request.grant_id)
+        except BrokerError:  # this one is tried again by the next sweep; the others go on
+            log.warning("could not end the lapsed request %s yet", request.grant_id, exc_info=True)
+
+
+def _lapse(uow: UnitOfWorkFactory, clock: Clock, actor: str, grant_id: str) -> None:
+    """Under the instance's admission lock: the request, if still waiting, ends EXPIRED."""
+    with uow() as unit:
+        grant, now = unit.grants.get(grant_id), clock.now()
+        if grant is None or grant.state is not GrantState.AWAITING_APPROVAL:
+            return  # decided since it was read
+        expired = grant.moved_to(GrantState.EXPIRED, now, failure_reason=NOT_APPROVED)
+        unit.grants.save(expired)
+        unit.audit.append(grant_event(now, actor, AuditAction.GRANT_APPROVAL_EXPIRED, expired))
+        unit.commit()
 
 
 def finish_settling(

@@ -12,7 +12,8 @@ from broker.adapters.telemetry import BrokerTelemetry
 from broker.domain.access import GrantState
 from broker.domain.audit_chain import ChainReport
 from broker.entrypoints.metrics import every_metric
-from broker.service.ports import StateCount
+from broker.service.commands import DeliveryReport
+from broker.service.ports import DeliveryState, StateCount
 from tests.unit.entrypoints.readings import Readings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -31,7 +32,8 @@ def exported() -> set[str]:
         kept=telemetry.collectors(),
     )
     # Registered as /metrics registers them: a metric left out there is left out here.
-    registry, server, sweeps = every_metric(readings)
+    registry, kept = every_metric(readings)
+    server, sweeps = kept.grpc, kept.sweeps
     labels = ("unary", "accessbroker.v1.AccessBroker", "GetGrant")
     for counter in (server.started, server.received, server.sent):
         counter.labels(*labels).inc()
@@ -41,6 +43,8 @@ def exported() -> set[str]:
     sweeps.interval.labels("expiry").set(30)
     sweeps.found("policy", repaired=True)
     sweeps.verified(ChainReport(1, None, None))
+    state = DeliveryState("webhook:0a1b", 3, failures=1, last_error="unreachable")
+    kept.notifications.passed(DeliveryReport(1, 2, state))
     return {sample.name for family in registry.collect() for sample in family.samples}
 
 

@@ -1,12 +1,13 @@
 """Settings read as they are written: BROKER_DEFAULT_TTL and BROKER_MAX_TTL as durations like
-brokerctl's --ttl, the audit verification interval as positive seconds."""
+brokerctl's --ttl, the audit verification interval as positive seconds, webhooks as http(s)
+URLs with a secret to sign with."""
 
 from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from broker.settings import Settings
+from broker.settings import Settings, webhook_urls
 
 
 def test_ttls_are_unset_by_default_and_read_as_durations(
@@ -56,4 +57,27 @@ def test_a_verification_interval_that_is_not_a_positive_number_is_refused(
     monkeypatch.setenv("BROKER_AUDIT_VERIFY_INTERVAL_SECONDS", value)
 
     with pytest.raises(ValidationError, match="audit_verify_interval_seconds"):
+        Settings()
+
+
+def test_webhooks_need_a_secret_to_sign_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_WEBHOOK_URL", "https://hooks.example.com/a, http://10.0.0.7:8080/b")
+
+    with pytest.raises(ValidationError, match="BROKER_WEBHOOK_SECRET must be set"):
+        Settings()
+    monkeypatch.setenv("BROKER_WEBHOOK_SECRET", "s3cret")
+    assert webhook_urls(Settings().webhook_url) == [
+        "https://hooks.example.com/a",
+        "http://10.0.0.7:8080/b",
+    ]
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/a", "hooks.example.com/a", "http://"])
+def test_a_webhook_that_is_not_an_http_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("BROKER_WEBHOOK_URL", url)
+    monkeypatch.setenv("BROKER_WEBHOOK_SECRET", "s3cret")
+
+    with pytest.raises(ValidationError, match="is not an http:// or https:// URL"):
         Settings()

@@ -30,8 +30,8 @@ from broker.adapters.config.yaml_file import (
     string_list,
 )
 from broker.domain.access import Access
-from broker.domain.approval import ApprovalRule
-from broker.domain.authorization import GLOB_CHARACTERS, AccessPolicy, Rule, identity_problems
+from broker.domain.approval import GLOB_CHARACTERS, ApprovalRule
+from broker.domain.authorization import AccessPolicy, Rule, identity_problems
 from broker.domain.durations import parse_duration
 from broker.domain.validation import MAX_TTL
 from broker.settings import ConfigurationError

@@ -53,9 +53,9 @@ def _vote(fields: dict[str, Any]) -> Vote:
     )
 
 
-def _seconds(value: timedelta | None) -> int | None:
-    return None if value is None else int(value.total_seconds())
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
 
 
-def _duration(seconds: int | None) -> timedelta | None:
+def _duration(seconds: float | None) -> timedelta | None:
     return None if seconds is None else timedelta(seconds=seconds)

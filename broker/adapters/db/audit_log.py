@@ -1,7 +1,7 @@
 """The audit log on the database: hash-chained events in commit order, as AuditEvents."""
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
@@ -36,13 +36,13 @@ class SqlAuditLog:
         return int(newest or 0)
 
     def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]:
-        query = _events_in_order(after, limit)
-        if where.instance_id:
-            query = query.where(AuditEventRow.instance_id == where.instance_id)
-        if where.grant_id:
-            query = query.where(AuditEventRow.grant_id == where.grant_id)
-        rows = self._session.exec(query).all()
+        rows = self._session.exec(_matching(_events_in_order(after, limit), where)).all()
         return page_of(rows, limit, _event_id_of, _event_of)
+
+    def count(self, where: AuditFilter, after: int) -> int:
+        query = select(func.count()).select_from(AuditEventRow)
+        query = _matching(query.where(col(AuditEventRow.event_id) > after), where)
+        return int(self._session.exec(query).one())
 
     def chain(self, after: int | None, limit: int) -> Page[ChainLink]:
         """Events with their stored hashes, in id order, for verifying the chain."""
@@ -85,6 +85,19 @@ class SqlAuditLog:
 
     def _is_postgresql(self) -> bool:
         return self._session.get_bind().dialect.name == "postgresql"
+
+
+Q = TypeVar("Q", bound=SelectOfScalar[Any])
+
+
+def _matching(query: Q, where: AuditFilter) -> Q:
+    if where.instance_id:
+        query = query.where(AuditEventRow.instance_id == where.instance_id)
+    if where.grant_id:
+        query = query.where(AuditEventRow.grant_id == where.grant_id)
+    if where.actions:
+        query = query.where(col(AuditEventRow.action).in_(sorted(where.actions)))
+    return query
 
 
 def _events_in_order(after: int | None, limit: int) -> SelectOfScalar[AuditEventRow]:

@@ -23,6 +23,8 @@ PREFIX_LENGTH = 1024  # characters: a prefix is at most 1024 bytes of UTF-8
 ENUM_LENGTH = 16
 # "awaiting_approval" outgrew ENUM_LENGTH (migration 0005).
 STATE_LENGTH = 32
+# "webhook:" and 16 hex digits of the URL's digest (broker.adapters.config.notifications).
+DESTINATION_LENGTH = 64
 PRINCIPAL_LENGTH = 256
 REASON_LENGTH = 1024
 IAM_NAME_LENGTH = 128
@@ -103,6 +105,18 @@ class AuditEventRow(SQLModel, table=True):
     # The hash chain (broker.domain.audit_chain): the previous event's hash, and this one's.
     prev_hash: str = Field(sa_type=String(HASH_LENGTH))
     hash: str = Field(sa_type=String(HASH_LENGTH))
+
+
+class DeliveryRow(SQLModel, table=True):
+    """How far a notification destination has been sent the audit trail."""
+
+    __tablename__ = "notification_deliveries"
+
+    destination: str = Field(sa_type=String(DESTINATION_LENGTH), primary_key=True)
+    delivered_through: int = Field(sa_type=ID_TYPE)
+    failures: int
+    last_error: str = Field(sa_type=Text)
+    last_attempt_at: datetime | None
 
 
 class IdempotencyKeyRow(SQLModel, table=True):

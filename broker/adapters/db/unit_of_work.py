@@ -10,12 +10,14 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from broker.adapters.db.audit_log import SqlAuditLog
+from broker.adapters.db.deliveries import SqlDeliveries
 from broker.adapters.db.engine import READ_ONLY
 from broker.adapters.db.grant_store import SqlGrantStore
 from broker.adapters.db.idempotency_keys import SqlIdempotencyKeys
 from broker.adapters.db.instance_records import SqlInstanceRecords
 from broker.service.ports import (
     AuditLog,
+    Deliveries,
     GrantStore,
     IdempotencyKeys,
     InstanceRecords,
@@ -39,6 +41,7 @@ class SqlUnitOfWork:
     audit: AuditLog
     idempotency: IdempotencyKeys
     instances: InstanceRecords
+    deliveries: Deliveries
 
     def __init__(
         self, session_factory: Callable[[], Session], *, read_only: bool, tracing: "Transactions"
@@ -55,6 +58,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(self._session)
         self.idempotency = SqlIdempotencyKeys(self._session)
         self.instances = SqlInstanceRecords(self._session)
+        self.deliveries = SqlDeliveries(self._session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -15,7 +15,7 @@ from broker.domain.authorization import Decision
 from broker.domain.drift import DriftKind
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import Grant
-from broker.service.commands import DriftFinding
+from broker.service.commands import DestinationStatus, DriftFinding
 
 ACCESS_TO_PROTO: dict[Access, "pb.Access.ValueType"] = {
     Access.UPLOAD: pb.ACCESS_UPLOAD,
@@ -171,6 +171,23 @@ def finding_to_proto(finding: DriftFinding) -> pb.Drift:
         actual=drift.actual,
         repaired=finding.repaired,
     )
+
+
+def destination_to_proto(status: DestinationStatus) -> pb.NotificationDestination:
+    destination, state = status.destination, status.state
+    message = pb.NotificationDestination(
+        kind=destination.kind.value,
+        key=destination.key,
+        url=destination.shown,
+        pending_events=status.pending,
+    )
+    if state is not None:
+        message.delivered_through_event_id = state.delivered_through
+        message.failures = state.failures
+        message.last_error = state.last_error
+        if state.last_attempt_at is not None:
+            message.last_attempt_at.CopyFrom(timestamp(state.last_attempt_at))
+    return message
 
 
 def decision_to_proto(decision: Decision) -> pb.AccessDecision:

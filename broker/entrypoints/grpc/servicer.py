@@ -16,6 +16,7 @@ from broker.entrypoints.grpc.mapping import (
     access_from_proto,
     decision_to_proto,
     decode_page_token,
+    destination_to_proto,
     encode_page_token,
     event_to_proto,
     finding_to_proto,
@@ -34,6 +35,7 @@ from broker.service.commands import (
     GetGrant,
     GrantAccess,
     ListAuditEvents,
+    ListDeliveries,
     ListGrants,
     Reconcile,
     RevokeAccess,
@@ -267,6 +269,14 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         )
         findings = self._handle(command, context)
         return pb.ReconcileResponse(drifts=[finding_to_proto(f) for f in findings])
+
+    def ListNotificationDestinations(
+        self, request: pb.ListNotificationDestinationsRequest, context: grpc.ServicerContext
+    ) -> pb.ListNotificationDestinationsResponse:
+        statuses = self._handle(ListDeliveries(actor=caller_identity(context)), context)
+        return pb.ListNotificationDestinationsResponse(
+            destinations=[destination_to_proto(status) for status in statuses]
+        )
 
     def ExplainAccess(
         self, request: pb.ExplainAccessRequest, context: grpc.ServicerContext

@@ -21,6 +21,7 @@ from accessbroker.models import (
     GrantResult,
     GrantState,
     InstanceAccess,
+    NotificationDestination,
 )
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "GrantResult",
     "GrantState",
     "InstanceAccess",
+    "NotificationDestination",
     "errors",
 ]

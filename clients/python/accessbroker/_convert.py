@@ -18,6 +18,7 @@ from accessbroker.models import (
     GrantResult,
     GrantState,
     InstanceAccess,
+    NotificationDestination,
 )
 from accessbroker.v1 import broker_pb2 as pb
 
@@ -170,6 +171,21 @@ def drift_from_proto(message: pb.Drift) -> Drift:
         expected=message.expected,
         actual=message.actual,
         repaired=message.repaired,
+    )
+
+
+def destination_from_proto(message: pb.NotificationDestination) -> NotificationDestination:
+    return NotificationDestination(
+        kind=message.kind,
+        key=message.key,
+        url=message.url,
+        delivered_through_event_id=message.delivered_through_event_id,
+        pending_events=message.pending_events,
+        failures=message.failures,
+        last_error=message.last_error,
+        last_attempt_at=_time(message.last_attempt_at)
+        if message.HasField("last_attempt_at")
+        else None,
     )
 
 

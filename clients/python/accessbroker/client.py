@@ -16,6 +16,7 @@ from accessbroker._convert import (
     STATE_TO_PROTO,
     approval_result_from_proto,
     decision_from_proto,
+    destination_from_proto,
     drift_from_proto,
     event_from_proto,
     grant_from_proto,
@@ -34,6 +35,7 @@ from accessbroker.models import (
     GrantResult,
     GrantState,
     InstanceAccess,
+    NotificationDestination,
 )
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
@@ -49,11 +51,15 @@ FEED_START_METADATA = "x-accessbroker-feed-start"
 _RETRIED_METHODS = (
     "GrantAccess",
     "RevokeAccess",
+    # An approver counts once, and a denial repeated changes nothing.
+    "ApproveGrant",
+    "DenyGrant",
     "ExtendGrant",
     "GetGrant",
     "ListGrants",
     "DescribeInstanceAccess",
     "ListAuditEvents",
+    "ListNotificationDestinations",
     # Finding and repairing drift is convergence, which is safe to repeat.
     "Reconcile",
     "ExplainAccess",
@@ -305,6 +311,12 @@ class BrokerClient:
             return method(request, timeout=timeout, metadata=with_trace_context(self._metadata))
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
+
+    def notification_destinations(self) -> list[NotificationDestination]:
+        """Admins: each notification destination and how its deliveries stand."""
+        request = pb.ListNotificationDestinationsRequest()
+        response = self._call(self._stub.ListNotificationDestinations, request)
+        return [destination_from_proto(d) for d in response.destinations]
 
     def explain_access(
         self,

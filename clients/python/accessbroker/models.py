@@ -129,6 +129,21 @@ class GrantResult:
 
 
 @dataclass(frozen=True)
+class NotificationDestination:
+    """Where the broker sends grant state changes, and how its deliveries stand."""
+
+    kind: str
+    key: str
+    # The URL with its path hidden.
+    url: str
+    delivered_through_event_id: int
+    pending_events: int
+    failures: int
+    last_error: str
+    last_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
 class InstanceAccess:
     instance_id: str
     role_name: str

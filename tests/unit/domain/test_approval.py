@@ -50,13 +50,16 @@ def test_a_request_only_a_rule_with_approval_allows_is_allowed_once_approved() -
     )
 
 
-@pytest.mark.parametrize("order", [(AT_ONCE, NEEDS_APPROVAL), (NEEDS_APPROVAL, AT_ONCE)])
-def test_a_rule_without_approval_that_allows_the_request_grants_at_once(
-    order: tuple[Rule, Rule],
-) -> None:
-    decision = decide(AccessPolicy(rules=order), asked(HOUR))
+def test_the_first_rule_that_admits_the_request_decides_whether_it_needs_approval() -> None:
+    at_once_first = decide(AccessPolicy(rules=(AT_ONCE, NEEDS_APPROVAL)), asked(HOUR))
+    guarded_first = decide(
+        AccessPolicy(rules=(replace(NEEDS_APPROVAL, number=1), replace(AT_ONCE, number=2))),
+        asked(HOUR),
+    )
 
-    assert (decision.allowed, decision.rule, decision.approval) == (True, 1, None)
+    assert (at_once_first.rule, at_once_first.approval) == (1, None)
+    # An approval rule placed before a broader one guards what it names.
+    assert (guarded_first.rule, guarded_first.approval) == (1, TWO_OF)
 
 
 def test_what_only_the_approval_rule_allows_needs_approval() -> None:
@@ -128,11 +131,35 @@ def test_a_request_waits_with_nothing_live_and_lapses_at_its_timeout() -> None:
 def test_the_last_approval_makes_it_pending_with_its_ttl_from_then_shortest_asked() -> None:
     grant = awaiting_approval("g-1", request(), TWO_OF, T0, timeout=24 * HOUR)
 
-    first = grant.approved_by(Vote("alice", T0 + HOUR, "ok", ttl=2 * HOUR))
-    second = first.approved_by(Vote("bob", T0 + 2 * HOUR, "fine"))
+    first = grant.approved_by(Vote("alice", T0 + HOUR, "ok", ttl=2 * HOUR), grant.the_approval())
+    second = first.approved_by(Vote("bob", T0 + 2 * HOUR, "fine"), first.the_approval())
+    active = second.activated(T0 + 3 * HOUR)
 
     assert first.state is GrantState.AWAITING_APPROVAL and first.expires_at == grant.expires_at
-    assert second.state is GrantState.PENDING
-    assert second.expires_at == T0 + 4 * HOUR  # alice's 2h, counted from bob's approval
+    assert (second.state, second.expires_at) == (GrantState.PENDING, None)
     assert [vote.approver for vote in second.the_approval().votes] == ["alice", "bob"]
     assert second.state_since == T0 + 2 * HOUR
+    assert active.expires_at == T0 + 5 * HOUR  # alice's 2h, counted from activation
+
+
+def test_only_the_approvers_the_policy_names_now_count() -> None:
+    grant = awaiting_approval("g-1", request(), TWO_OF, T0, timeout=24 * HOUR)
+    voted = grant.approved_by(Vote("alice", T0), grant.the_approval())
+
+    reloaded = voted.the_approval().under(ApprovalRule(("carol", "dave"), required=2))
+    by_carol = voted.approved_by(Vote("carol", T0), reloaded)
+
+    assert by_carol.state is GrantState.AWAITING_APPROVAL  # alice's approval no longer counts
+    assert reloaded.may_decide("bob", "team-data-etl") is not None
+
+
+@pytest.mark.parametrize(
+    ("approvers", "required", "reachable"),
+    [(("alice", "bob"), 2, False), (("alice", "bob", "carol"), 2, True), (("sre-*",), 5, True)],
+)
+def test_a_request_its_requester_would_have_to_approve_is_unreachable(
+    approvers: tuple[str, ...], required: int, reachable: bool
+) -> None:
+    approval = Approval.asked_by(ApprovalRule(approvers, required), HOUR)
+
+    assert approval.reachable_by("alice") is reachable

@@ -92,7 +92,7 @@ def test_metrics_are_served_with_the_brokers_own() -> None:
     metrics = start_metrics("127.0.0.1:0", readings)
     assert metrics is not None
     try:
-        metrics.grpc.started.labels("unary", SERVICE, "GetGrant").inc()
+        metrics.kept.grpc.started.labels("unary", SERVICE, "GetGrant").inc()
         with urllib.request.urlopen(metrics.endpoint.url, timeout=30) as response:
             text = response.read().decode()
     finally:

@@ -149,6 +149,16 @@ class FakeBroker(broker_pb2_grpc.AccessBrokerServicer):
         if reply.then is not None:
             _abort(context, reply.then)
 
+    def ListNotificationDestinations(
+        self, request: pb.ListNotificationDestinationsRequest, context: grpc.ServicerContext
+    ) -> pb.ListNotificationDestinationsResponse:
+        return self._unary(
+            "ListNotificationDestinations",
+            request,
+            context,
+            pb.ListNotificationDestinationsResponse,
+        )
+
     def _unary(
         self, method: str, request: Message, context: grpc.ServicerContext, kind: type[M]
     ) -> M:

@@ -41,6 +41,8 @@ from broker.service.messagebus import MessageBus
 from broker.service.ports import (
     AuditFilter,
     AuditLog,
+    Deliveries,
+    DeliveryState,
     GrantFilter,
     GrantStore,
     IdempotencyKeys,
@@ -53,6 +55,7 @@ from broker.service.ports import (
     StateCount,
     Telemetry,
     UnitOfWorkFactory,
+    WebhookPoster,
 )
 
 ACCOUNT = "123456789012"
@@ -68,6 +71,7 @@ class Tables:
     audit: list[AuditEvent] = field(default_factory=list)
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    deliveries: dict[str, DeliveryState] = field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> "Tables":
@@ -77,6 +81,7 @@ class Tables:
             audit=list(self.audit),
             keys=dict(self.keys),
             instances=dict(self.instances),
+            deliveries=dict(self.deliveries),
         )
 
     def next_seq(self) -> int:
@@ -216,13 +221,19 @@ class FakeAuditLog(_Store):
         self._write(write)
 
     def list(self, where: AuditFilter, after: int | None, limit: int) -> Page[AuditEvent]:
-        rows = [
-            (e.event_id, e)
+        return _page([(e.event_id, e) for e in self._matching(where)], after, limit)
+
+    def count(self, where: AuditFilter, after: int) -> int:
+        return sum(1 for e in self._matching(where) if e.event_id > after)
+
+    def _matching(self, where: AuditFilter) -> Iterator[AuditEvent]:
+        return (
+            e
             for e in self._t.audit
             if (not where.instance_id or e.instance_id == where.instance_id)
             and (not where.grant_id or e.grant_id == where.grant_id)
-        ]
-        return _page(rows, after, limit)
+            and (not where.actions or e.action in where.actions)
+        )
 
     def last_event_id(self) -> int:
         return len(self._t.audit)
@@ -255,6 +266,17 @@ class FakeInstanceRecords(_Store):
 
         def write(t: Tables) -> None:
             t.instances[record.instance_id] = record
+
+        self._write(write)
+
+
+class FakeDeliveries(_Store):
+    def get(self, destination: str) -> DeliveryState | None:
+        return self._t.deliveries.get(destination)
+
+    def save(self, state: DeliveryState) -> None:
+        def write(t: Tables) -> None:
+            t.deliveries[state.destination] = state
 
         self._write(write)
 
@@ -298,6 +320,7 @@ class FakeUnitOfWork:
         self.audit: AuditLog = FakeAuditLog(self)
         self.idempotency: IdempotencyKeys = FakeIdempotencyKeys(self)
         self.instances: InstanceRecords = FakeInstanceRecords(self)
+        self.deliveries: Deliveries = FakeDeliveries(self)
 
     def __enter__(self) -> "FakeUnitOfWork":
         self.working = self._db.snapshot()
@@ -726,6 +749,11 @@ class RecordingTelemetry:
         self.decisions.append((command, allowed))
 
 
+class _NoPoster:
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        raise AssertionError("this world delivers no notifications")
+
+
 class FixedClock:
     def __init__(self, now: datetime = START) -> None:
         self.current = now
@@ -761,6 +789,8 @@ class World:
     ids: "SequentialIds" = field(default_factory=lambda: SequentialIds())  # noqa: PLW0108 (defined below)
     # A store to use instead of `db` (a real SQL one, or a broken one).
     store: UnitOfWorkFactory | None = None
+    # Takes the notifications' deliveries (None: no destination may be delivered to).
+    poster: WebhookPoster | None = None
     bus: MessageBus = field(init=False)
 
     def __post_init__(self) -> None:
@@ -776,6 +806,7 @@ class World:
             ids=self.ids,
             locks=self.locks,
             policy=self.policy,
+            poster=self.poster or _NoPoster(),
         )
 
     def handle(self, command: Command[R]) -> R:
@@ -819,6 +850,9 @@ class World:
 
     def with_store(self, store: UnitOfWorkFactory) -> "World":
         return self._rebuilt(store=store)
+
+    def with_poster(self, poster: WebhookPoster) -> "World":
+        return self._rebuilt(poster=poster)
 
     def _rebuilt(self, **changes: Any) -> "World":
         return replace(self, **changes)  # __post_init__ builds its bus anew

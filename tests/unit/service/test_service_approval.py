@@ -3,6 +3,7 @@ named approvers (never the requester) decide; the last approval needed makes it 
 out at once with its ttl from then; one denial, the timeout, or a withdrawal ends it. Every step
 is audited, and a repeat changes nothing."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,13 +12,20 @@ from broker.domain.access import Access, GrantState
 from broker.domain.approval import ApprovalRule
 from broker.domain.audit import AuditEvent, Outcome
 from broker.domain.authorization import AccessPolicy, Rule
-from broker.domain.errors import InvalidRequest, PermissionDenied, WrongState
+from broker.domain.errors import (
+    AwsUnavailable,
+    ForeignProfile,
+    InvalidRequest,
+    PermissionDenied,
+    WrongState,
+)
 from broker.domain.grants import Grant
 from broker.service.commands import (
     ApproveGrant,
     DenyGrant,
     ExpireGrants,
     ExtendGrant,
+    FinishSettling,
     GetGrant,
     ListGrants,
     RevokeAccess,
@@ -259,3 +267,68 @@ def test_a_dry_run_shows_the_policy_and_who_must_approve(w: World) -> None:
     assert result.grant.the_approval().approvers == ("alice", "bob", "sre-*")
     assert "prod-data" in result.policy_document
     assert w.db.grants() == []
+
+
+def test_a_reload_decides_who_may_approve_and_how_many_must(w: World) -> None:
+    waiting = request(w)
+    approve(w, waiting, "alice")
+    carol_and_dave = ApprovalRule(("carol", "dave"), required=2)
+    reloaded = AccessPolicy(rules=(replace(POLICY.rules[1], approval=carol_and_dave),))
+    w = w.with_policy(reloaded)
+
+    with pytest.raises(PermissionDenied, match="bob is not an approver"):
+        approve(w, waiting, "bob")
+    by_carol = approve(w, waiting, "carol")
+    granted = approve(w, waiting, "dave")
+
+    assert by_carol.state is GrantState.AWAITING_APPROVAL  # alice no longer counts
+    assert granted.state is GrantState.ACTIVE
+
+
+def test_a_request_past_its_time_is_not_approved_even_before_the_sweep(w: World) -> None:
+    waiting = request(w)
+    w.clock.advance(5 * HOUR)
+
+    with pytest.raises(WrongState, match="not approved in time"):
+        approve(w, waiting, "alice")
+    with pytest.raises(WrongState, match="not approved in time"):
+        w.handle(DenyGrant(grant_id=waiting.grant_id, actor="bob"))
+    assert w.aws.roles == {}
+
+
+def test_the_ttl_counts_from_activation(w: World) -> None:
+    waiting = request(w, ttl=HOUR)
+    approve(w, waiting, "alice")
+    w.aws.fail("create_role", AwsUnavailable("Throttling"))
+    with pytest.raises(AwsUnavailable):
+        approve(w, waiting, "bob")
+    assert w.grant_of(waiting.grant_id).expires_at is None  # pending: not active yet
+
+    w.clock.advance(3 * HOUR)
+    w.handle(FinishSettling())
+
+    active = w.grant_of(waiting.grant_id)
+    assert active.state is GrantState.ACTIVE
+    assert active.expires_at == START + 3 * HOUR + HOUR
+
+
+def test_a_request_that_could_never_be_approved_is_refused(w: World) -> None:
+    only_two = ApprovalRule(("team-data-etl", "bob"), required=2)
+    w = w.with_policy(AccessPolicy(rules=(replace(POLICY.rules[1], approval=only_two),)))
+
+    with pytest.raises(PermissionDenied, match="could never be approved"):
+        request(w)
+    assert w.db.grants() == []
+
+
+def test_the_last_approval_is_refused_when_the_instance_cannot_carry_it(w: World) -> None:
+    waiting = request(w)
+    approve(w, waiting, "alice")
+    profile = w.aws.create_instance_profile("TeamProfile", "/", {})
+    w.aws.associate_foreign(INSTANCE, profile.arn)
+
+    with pytest.raises(ForeignProfile):
+        approve(w, waiting, "bob")
+
+    assert w.grant_of(waiting.grant_id).state is GrantState.AWAITING_APPROVAL
+    assert len(events(w, "grant.approved")) == 1

@@ -173,6 +173,14 @@ def drift(ctx: Context, args: argparse.Namespace) -> None:
     ctx.emit(output.drift_table(found, repairing=args.repair))
 
 
+def webhooks(ctx: Context, args: argparse.Namespace) -> None:
+    destinations = ctx.client.notification_destinations()
+    if ctx.json:
+        ctx.emit_json({"destinations": destinations})
+    else:
+        ctx.emit(output.destinations_table(destinations))
+
+
 def can(ctx: Context, args: argparse.Namespace) -> None:
     ttl = _ttl(args.ttl) if args.ttl else None
     decision = ctx.client.explain_access(

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from accessbroker.cli.durations import format_duration
-from accessbroker.models import AccessDecision, AuditEvent, Drift, Grant
+from accessbroker.models import AccessDecision, AuditEvent, Drift, Grant, NotificationDestination
 
 
 def to_json_value(value: object) -> Any:
@@ -173,6 +173,27 @@ def policy_text(policy: Mapping[str, Any] | None) -> str:
 
 def ttl_text(ttl: timedelta | None) -> str:
     return format_duration(ttl) if ttl else "none"
+
+
+DESTINATION_HEADERS = ("KIND", "URL", "DELIVERED", "PENDING", "FAILURES", "LAST ATTEMPT", "ERROR")
+
+
+def destinations_table(destinations: Sequence[NotificationDestination]) -> str:
+    if not destinations:
+        return "No notification destinations (BROKER_WEBHOOK_URL, BROKER_SLACK_WEBHOOK_URL)."
+    rows = [
+        [
+            d.kind,
+            d.url,
+            f"through #{d.delivered_through_event_id}",
+            str(d.pending_events),
+            str(d.failures),
+            format_time(d.last_attempt_at),
+            d.last_error or "-",
+        ]
+        for d in destinations
+    ]
+    return table(DESTINATION_HEADERS, rows)
 
 
 DRIFT_HEADERS = ("INSTANCE", "KIND", "EXPECTED", "ACTUAL", "REPAIRED")

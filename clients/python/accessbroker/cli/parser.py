@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="let the broker repair what it may (audited)"
     )
 
+    verb(
+        "webhooks",
+        commands.webhooks,
+        "Show where grant state changes are sent and how deliveries stand (admins).",
+    )
+
     _can_options(
         verb(
             "can",

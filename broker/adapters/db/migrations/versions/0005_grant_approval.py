@@ -25,7 +25,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Refused by PostgreSQL while a grant is awaiting approval: such grants cannot go back.
+    # The states the older schema does not know end as ones it does: a request still waiting
+    # lapses, a denied one failed.
+    op.execute("UPDATE grants SET state = 'expired' WHERE state = 'awaiting_approval'")
+    op.execute("UPDATE grants SET state = 'failed' WHERE state = 'denied'")
     with op.batch_alter_table("grants") as batch:
         batch.alter_column("state", existing_type=sa.String(32), type_=sa.String(16))
         batch.drop_column("approval")
