@@ -18,9 +18,11 @@ TOKENS = {
     "alice": "alice-token-4d5e6f",
     "bob": "bob-token-7a8b9c",
     "sre-oncall": "sre-token-0d1e2f",
+    "platform-admin": "admin-token-3a4b5c",
 }
 # Uploads need two of alice, bob and the SREs; reads one SRE, and lapse after 3 seconds.
 POLICY = """\
+admins: [platform-admin]
 rules:
   - identities: ["team-data-*", alice]
     buckets: ["{data}"]
@@ -89,6 +91,15 @@ def test_two_distinct_approvals_grant_and_the_instance_can_then_upload(
     assert [a.approver for a in granted.approvals] == ["alice", "sre-oncall"]
     assert emulator.try_as_instance(instance_id, "PutObject", data, "q4/report") == ALLOWED
     assert emulator.try_as_instance(instance_id, "PutObject", data, "other/report") != ALLOWED
+    with client(broker, "platform-admin") as admin:
+        trail = [(e.action, e.actor) for e in admin.audit(grant_id=waiting.grant_id)]
+    assert [t for t in trail if t[0].startswith("grant.")] == [
+        ("grant.approval_requested", "team-data-etl"),
+        ("grant.decision_denied", "team-data-etl"),  # the self-approval, refused
+        ("grant.approved", "alice"),
+        ("grant.approved", "sre-oncall"),
+        ("grant.active", "sre-oncall"),
+    ]
 
 
 def test_approvers_see_what_waits_for_them_and_one_denial_ends_it(

@@ -91,3 +91,19 @@ def test_brokerctl_approve_deny_and_mine_to_approve(
     assert fake.requests("DenyGrant", pb.DenyGrantRequest)[0].reason == "no"
     assert fake.requests("ListGrants", pb.ListGrantsRequest)[0].awaiting_my_approval
     assert "awaiting_approval" in capsys.readouterr().out
+
+
+def test_brokerctl_dry_run_says_approval_would_be_needed(
+    fake: FakeBroker, address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    would = awaiting()
+    would.grant_id = ""  # a dry run's grant is not recorded
+    fake.answer("GrantAccess", pb.GrantAccessResponse(grant=would, policy_document="{}"))
+
+    code = main(
+        ["--address", address, "grant", "--instance", "i-0123456789abcdef0", "--bucket",
+         "reports", "--access", "read", "--dry-run"]
+    )  # fmt: skip
+
+    assert code == 0
+    assert "It needs approval by 2 of alice, sre-* before AWS changes." in capsys.readouterr().out

@@ -51,9 +51,14 @@ def grant(ctx: Context, args: argparse.Namespace) -> None:
     elif args.dry_run:
         where = output.location(args.bucket, args.prefix)
         changes = "\n".join(f"  - {c}" for c in result.planned_changes) or "  (none)"
+        approval = (
+            output.awaiting_approval(result.grant)
+            if result.grant.state is GrantState.AWAITING_APPROVAL
+            else ""
+        )
         ctx.emit(
             f"Dry run, nothing was changed: {args.instance} would get {args.access} on {where}.\n"
-            f"\nPlanned changes:\n{changes}\n\nResulting policy:\n"
+            f"{approval}\nPlanned changes:\n{changes}\n\nResulting policy:\n"
             f"{output.policy_text(result.policy)}"
         )
     else:

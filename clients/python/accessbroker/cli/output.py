@@ -119,10 +119,14 @@ def _approval_fields(grant: Grant) -> list[tuple[str, str]]:
 
 
 def awaiting_approval(grant: Grant) -> str:
-    """What a requester is told when a grant waits for approvers."""
+    """What a requester is told when a grant waits (or, in a dry run, would wait) for
+    approvers."""
+    who = f"{grant.approvals_required} of {', '.join(grant.approvers)}"
+    if not grant.grant_id:  # a dry run's grant: nothing was recorded
+        return f"It needs approval by {who} before AWS changes.\n"
     return (
-        f"Awaiting approval by {grant.approvals_required} of {', '.join(grant.approvers)}; "
-        f"nothing changes in AWS until then. It lapses at {format_time(grant.expires_at)}.\n"
+        f"Awaiting approval by {who}; nothing changes in AWS until then. "
+        f"It lapses at {format_time(grant.expires_at)}.\n"
         f"An approver runs: brokerctl approve {grant.grant_id}\n"
     )
 
