@@ -67,6 +67,10 @@ class Notifier:
         except BrokerError as error:  # the database is away: try again at the next poll
             log.warning("notifications to %s not delivered: %s", key, error)
             return 0.0
+        except Exception:
+            # The notifier must outlive a bad moment, as the sweep does: log, try later.
+            log.exception("notifications to %s failed", key)
+            return self._max_backoff
         if self._metrics is not None:
             self._metrics.passed(report)
         failures = report.state.failures

@@ -33,6 +33,7 @@ from broker.domain.errors import (
 )
 from broker.domain.grants import Grant, GrantScope
 from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
+from broker.domain.notifications import DeliveryFailed
 from broker.domain.policy import build_policy
 from broker.domain.validation import instance_id_problems
 from broker.service.commands import Command, GrantAccess, RevokeAccess
@@ -747,6 +748,19 @@ class RecordingTelemetry:
 
     def authorization_decided(self, command: str, *, allowed: bool) -> None:
         self.decisions.append((command, allowed))
+
+
+class FakePoster:
+    """Takes deliveries, or refuses them while `down`."""
+
+    def __init__(self) -> None:
+        self.taken: list[dict[str, object]] = []
+        self.down = False
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        if self.down:
+            raise DeliveryFailed("unreachable: connection refused")
+        self.taken.append(json.loads(body))
 
 
 class _NoPoster:

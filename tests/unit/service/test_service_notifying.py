@@ -2,41 +2,25 @@
 configured, in order, each event once it took it; a failure stops the pass there and is
 recorded, and the next pass resumes at that event."""
 
-import json
-from collections.abc import Mapping
-
 import pytest
 
-from broker.domain.notifications import DeliveryFailed, Destination, DestinationKind
+from broker.domain.notifications import Destination, DestinationKind
 from broker.service.commands import DeliverNotifications, DeliveryReport, ListDeliveries
 from broker.service.notifying import Notifications
-from tests.unit.service.fakes import INSTANCE, World, grant_command, world
+from tests.unit.service.fakes import INSTANCE, FakePoster, World, grant_command, world
 
 HOOK = Destination(
     DestinationKind.WEBHOOK, "http://hooks.test/a", "webhook:a", "http://hooks.test/…"
 )
 
 
-class Poster:
-    """Takes deliveries, or refuses them while `down`."""
-
-    def __init__(self) -> None:
-        self.taken: list[dict[str, object]] = []
-        self.down = False
-
-    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
-        if self.down:
-            raise DeliveryFailed("unreachable: connection refused")
-        self.taken.append(json.loads(body))
+@pytest.fixture
+def poster() -> FakePoster:
+    return FakePoster()
 
 
 @pytest.fixture
-def poster() -> Poster:
-    return Poster()
-
-
-@pytest.fixture
-def w(poster: Poster) -> World:
+def w(poster: FakePoster) -> World:
     notifications = Notifications((HOOK,), b"secret")
     return world(INSTANCE).with_options(notifications=notifications).with_poster(poster)
 
@@ -46,7 +30,7 @@ def deliver(w: World) -> DeliveryReport:
 
 
 def test_a_destination_hears_of_what_happens_from_when_it_is_configured(
-    w: World, poster: Poster
+    w: World, poster: FakePoster
 ) -> None:
     w.handle(grant_command("before"))
     deliver(w)  # the first pass: it starts after the newest event
@@ -61,7 +45,7 @@ def test_a_destination_hears_of_what_happens_from_when_it_is_configured(
     assert report.delivered == 2 and report.pending == 0
 
 
-def test_a_failure_stops_the_pass_and_the_next_resumes_there(w: World, poster: Poster) -> None:
+def test_a_failure_stops_the_pass_and_the_next_resumes_there(w: World, poster: FakePoster) -> None:
     deliver(w)
     first = w.handle(grant_command("photos")).grant
     poster.down = True
@@ -83,7 +67,7 @@ def test_a_failure_stops_the_pass_and_the_next_resumes_there(w: World, poster: P
     assert resumed.state.failures == 0
 
 
-def test_admins_see_how_each_destination_stands(w: World, poster: Poster) -> None:
+def test_admins_see_how_each_destination_stands(w: World, poster: FakePoster) -> None:
     deliver(w)
     w.handle(grant_command("photos"))
     poster.down = True
