@@ -10,7 +10,7 @@ Entrypoints reach adapters only through the functions here.
 import inspect
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -73,6 +73,7 @@ from broker.service.commands import (
     WatchAuditEvents,
 )
 from broker.service.convergence import Convergence
+from broker.service.delegation import noting_delegates
 from broker.service.drift import DriftRepair, reconcile, repair_drift
 from broker.service.granting import extend_grant, grant_access
 from broker.service.messagebus import Handler, MessageBus
@@ -163,6 +164,8 @@ class Options:
 
 
 def build_bus(ports: Ports, options: Options) -> MessageBus:
+    # Every unit of work of a command sent by a delegate notes it in the events it appends.
+    ports = replace(ports, uow=noting_delegates(ports.uow))
     convergence = Convergence(
         uow=ports.uow,
         iam=ports.iam,

@@ -77,6 +77,8 @@ class AccessPolicy:
     admins: frozenset[str] = frozenset()
     deny_buckets: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
+    # Callers that may act on behalf of a person they name (a web app); named exactly.
+    delegates: frozenset[str] = frozenset()
     # Only without a policy file in auth mode `none`: every caller may do everything.
     unrestricted: bool = False
 

@@ -25,6 +25,7 @@ CONTEXT_KEYS = (
     "request_id",
     "grpc_method",
     "identity",
+    "via",
     "grant_id",
     "instance_id",
     "trace_id",

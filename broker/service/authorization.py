@@ -142,6 +142,11 @@ class Authorizer:
         """The permit to run `command`; PermissionDenied saying why when it is refused."""
         rule = RULES[type(command)]
         permit = Permit(command.actor, self._policy.current())
+        if command.via and command.via not in permit.policy.delegates:
+            raise PermissionDenied(
+                f"{command.via} may not act on behalf of others: it is not one of the access "
+                "policy's delegates"
+            )
         if rule.who is Who.ANYONE:
             return permit
         if rule.who is Who.ADMIN:

@@ -41,6 +41,8 @@ _TTL_REQUIRED = "must be set: how long from now the grant should last"
 @dataclass(frozen=True, kw_only=True)
 class Command(Generic[Answer_co]):
     actor: str = ANONYMOUS_ACTOR
+    # The delegate that sent the command on the actor's behalf ("" when the actor called).
+    via: str = ""
 
     def validate(self, limits: GrantLimits) -> None:
         """Raises InvalidRequest naming every bad field; most commands have none to check."""

@@ -40,6 +40,7 @@ from broker.service.commands import (
     RevokeAccess,
 )
 from broker.service.convergence import Convergence, Intent
+from broker.service.delegation import acting_via
 from broker.service.idempotency import IdempotencyKey, key_for
 from broker.service.ports import (
     Clock,
@@ -87,6 +88,10 @@ class MessageBus:
         self._telemetry = telemetry or NoTelemetry()
 
     def handle(self, command: Command[Result]) -> Result:
+        with acting_via(command.via):
+            return self._handle(command)
+
+    def _handle(self, command: Command[Result]) -> Result:
         command.validate(self._limits)
         permit = self._authorized(command)
         key = key_for(command, permit)

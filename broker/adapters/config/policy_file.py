@@ -2,6 +2,7 @@
 
 ```yaml
 admins: [platform-admin]            # may do everything, including revoking others' grants
+delegates: [accessbroker-web]       # may act on behalf of a person they name (the web app)
 deny_buckets: ["audit-*", "*-logs"] # nobody gets these, admins included
 rules:
   - identities: [svc-ci, "team-data-*"]
@@ -54,12 +55,13 @@ def load_policy_file(path: Path) -> AccessPolicy:
     """The file's policy; raises ConfigurationError naming the first problem and where."""
     data = read_yaml_mapping(path, WHAT)
     where = f"{WHAT} {path}"
-    check_keys(data, where, allowed=("admins", "deny_buckets", "rules"))
+    check_keys(data, where, allowed=("admins", "delegates", "deny_buckets", "rules"))
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         raise ConfigurationError(f"{where}: rules must be a list")
     return AccessPolicy(
-        admins=frozenset(_admins(data.get("admins", []), f"{where}: admins")),
+        admins=frozenset(_named_exactly(data.get("admins", []), f"{where}: admins")),
+        delegates=frozenset(_named_exactly(data.get("delegates", []), f"{where}: delegates")),
         deny_buckets=_optional_list(data.get("deny_buckets", []), f"{where}: deny_buckets"),
         rules=tuple(_rule(n, entry, f"{where}: rule {n}") for n, entry in enumerate(rules, 1)),
     )
@@ -69,15 +71,16 @@ def _optional_list(value: object, where: str) -> tuple[str, ...]:
     return string_list(value, where) if value != [] else ()
 
 
-def _admins(value: object, where: str) -> tuple[str, ...]:
-    """Admins are named exactly: a pattern would hand everything to whoever matches it."""
-    admins = _optional_list(value, where)
-    for admin in admins:
-        if GLOB_CHARACTERS & set(admin):
-            raise ConfigurationError(f"{where}: {admin!r} is a pattern; name each admin exactly")
-        if problems := identity_problems(admin):
-            raise ConfigurationError(f"{where}: {admin!r} {'; '.join(problems)}")
-    return admins
+def _named_exactly(value: object, where: str) -> tuple[str, ...]:
+    """Admins and delegates are named exactly: a pattern would hand their powers to whoever
+    matches it."""
+    names = _optional_list(value, where)
+    for name in names:
+        if GLOB_CHARACTERS & set(name):
+            raise ConfigurationError(f"{where}: {name!r} is a pattern; name each one exactly")
+        if problems := identity_problems(name):
+            raise ConfigurationError(f"{where}: {name!r} {'; '.join(problems)}")
+    return names
 
 
 def _rule(number: int, entry: Any, where: str) -> Rule:

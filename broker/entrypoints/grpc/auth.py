@@ -3,6 +3,11 @@
 The interceptor runs each call (and each step of a stream) in a context holding the caller's
 identity, so `authenticated_caller()` answers on whichever worker thread runs it. Health and
 reflection stay open. A refusal is UNAUTHENTICATED and never repeats what the caller sent.
+
+A caller may act on behalf of a person it names in the `x-accessbroker-on-behalf-of` metadata
+(the web app does): the call is then the person's, and `acting_delegate()` names the caller.
+Whether that caller may do so is the access policy's to decide (its `delegates`), in the
+service layer, which refuses and audits it otherwise.
 """
 
 import contextvars
@@ -18,7 +23,7 @@ import grpc
 from broker.domain.audit import ANONYMOUS_ACTOR
 from broker.domain.authorization import credential_identity_problems
 from broker.domain.credentials import StoredToken
-from broker.domain.errors import Unauthenticated
+from broker.domain.errors import FieldViolation, InvalidRequest, Unauthenticated
 from broker.entrypoints.grpc.errors import abort_with
 from broker.entrypoints.grpc.interceptors import ServerInterceptorBase, rewrapped
 from broker.entrypoints.logs import note
@@ -30,6 +35,8 @@ _BEARER = "bearer "
 _URI_SANS = "peer_uri"
 _COMMON_NAME = "x509_common_name"
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("accessbroker_caller")
+_DELEGATE: contextvars.ContextVar[str] = contextvars.ContextVar("accessbroker_via", default="")
+ON_BEHALF_OF = "x-accessbroker-on-behalf-of"
 
 
 def authenticated_caller() -> str:
@@ -38,6 +45,12 @@ def authenticated_caller() -> str:
         return _CALLER.get()
     except LookupError:
         raise RuntimeError("no authenticated caller: the call bypassed AuthInterceptor") from None
+
+
+def acting_delegate() -> str:
+    """The authenticated caller when it acts on behalf of the caller `authenticated_caller()`
+    names; "" when the caller acts for itself."""
+    return _DELEGATE.get()
 
 
 class Authenticator(Protocol):
@@ -193,7 +206,22 @@ class AuthInterceptor(ServerInterceptorBase):
         except Unauthenticated as error:
             log.warning("%s from %s refused: %s", method, context.peer(), error)
             abort_with(context, error)
-        note(identity=identity)
         caller = contextvars.copy_context()
-        caller.run(_CALLER.set, identity)
+        person = _person_named(context)
+        if person is None:
+            note(identity=identity)
+            caller.run(_CALLER.set, identity)
+            return caller
+        if problems := credential_identity_problems(person):
+            violation = FieldViolation(ON_BEHALF_OF, "; ".join(problems))
+            abort_with(context, InvalidRequest([violation]))
+        note(identity=person, via=identity)
+        caller.run(_CALLER.set, person)
+        caller.run(_DELEGATE.set, identity)
         return caller
+
+
+def _person_named(context: grpc.ServicerContext) -> str | None:
+    """The person the caller says it acts for, if it says so."""
+    named = [str(v) for k, v in context.invocation_metadata() if k == ON_BEHALF_OF]
+    return named[0] if named else None

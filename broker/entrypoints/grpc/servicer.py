@@ -3,6 +3,7 @@
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 import grpc
@@ -11,7 +12,7 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 from broker.domain.errors import TooManyStreams
 from broker.domain.grants import Grant
-from broker.entrypoints.grpc.auth import authenticated_caller
+from broker.entrypoints.grpc.auth import acting_delegate, authenticated_caller
 from broker.entrypoints.grpc.mapping import (
     access_from_proto,
     decision_to_proto,
@@ -107,6 +108,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         self._streams = StreamSlots(max_streams)
 
     def _handle(self, command: Command[Result], context: grpc.ServicerContext) -> Result:
+        if delegate := acting_delegate():
+            command = replace(command, via=delegate)
         # The log lines of the call name what it is about.
         note(
             grant_id=str(getattr(command, "grant_id", "")),
@@ -252,6 +255,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
             instance_id=request.instance_id,
             after=request.after_event_id if request.HasField("after_event_id") else None,
             actor=caller_identity(context),
+            # Sent to the bus directly (not through _handle): the delegate is named here.
+            via=acting_delegate(),
         )
         with self._streams.slot():
             feed = self._bus.handle(command)

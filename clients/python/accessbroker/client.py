@@ -1,5 +1,6 @@
 """BrokerClient: the accessbroker API as Python methods with typed results and errors."""
 
+import copy
 import json
 import os
 import time
@@ -41,6 +42,8 @@ from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# The metadata naming the person a delegate acts for.
+ON_BEHALF_OF = "x-accessbroker-on-behalf-of"
 # The initial metadata in which the server names the event id an audit stream starts after.
 FEED_START_METADATA = "x-accessbroker-feed-start"
 # gRPC retries UNAVAILABLE itself, with backoff. That is safe for every unary method: reads
@@ -109,6 +112,15 @@ class BrokerClient:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = _open_channel(self.address, tls)
         self._stub = broker_pb2_grpc.AccessBrokerStub(self._channel)
+
+    def acting_for(self, person: str) -> "BrokerClient":
+        """A client on the same connection whose calls are made on behalf of `person` (the
+        `x-accessbroker-on-behalf-of` metadata): for a web app the broker's access policy lists
+        among its `delegates`. The broker authorizes and audits each call as `person`.
+        Closing either client closes the connection both use."""
+        acting = copy.copy(self)
+        acting._metadata = (*self._metadata, (ON_BEHALF_OF, person))
+        return acting
 
     def __enter__(self) -> "BrokerClient":
         return self

@@ -74,7 +74,9 @@ RULE = "identities: [a], buckets: [b], access: [read]"
         ("", "must be a YAML mapping"),
         ("admin: [a]\n", "unknown key admin"),
         ("admins: a\n", "admins: must be a non-empty list"),
-        ("admins: ['a*']\n", "'a\\*' is a pattern; name each admin exactly"),
+        ("admins: ['a*']\n", "admins: 'a\\*' is a pattern; name each one exactly"),
+        ("delegates: ['web-*']\n", "delegates: 'web-\\*' is a pattern; name each one exactly"),
+        ("delegates: web\n", "delegates: must be a non-empty list"),
         ("admins: [' a']\n", "must not start or end with white space"),
         ("deny_buckets: [1]\n", "deny_buckets: every entry must be a non-empty string"),
         ("rules: {a: 1}\n", "rules must be a list"),
@@ -141,3 +143,9 @@ rules:
         ApprovalRule(("alice", "bob", "sre-*"), 2, timedelta(hours=24)),
         ApprovalRule(("sre-*",), 1, None),
     ]
+
+
+def test_delegates_are_read_as_named(tmp_path: Path) -> None:
+    policy = load_policy_file(_file(tmp_path, "delegates: [accessbroker-web]\nrules: []\n"))
+
+    assert policy.delegates == frozenset({"accessbroker-web"})
