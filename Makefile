@@ -10,11 +10,11 @@ GEN    := clients/python/accessbroker/v1/broker_pb2.py
 
 install: $(STAMP) $(GEN)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml clients/web/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e clients/python -e '.[dev,sandbox,postgres]'
+	$(BIN)/pip install --quiet -e clients/python -e clients/web -e '.[dev,sandbox,postgres]'
 	touch $@
 
 proto: $(GEN)
@@ -32,8 +32,8 @@ sdk: $(GEN)
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist clients/python
 
 lint: install
-	$(BIN)/ruff check broker tests clients/python/accessbroker bench
-	$(BIN)/ruff format --check broker tests clients/python/accessbroker bench
+	$(BIN)/ruff check broker tests clients/python/accessbroker clients/web/accessbroker_web bench
+	$(BIN)/ruff format --check broker tests clients/python/accessbroker clients/web/accessbroker_web bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
