@@ -59,8 +59,9 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# The sandbox broker and the self-service web page next to it (deploy/sandbox/run).
 run: install
-	$(BIN)/access-broker serve --sandbox
+	BIN=$(BIN) deploy/sandbox/run
 
 demo: install
 	$(BIN)/access-broker demo

@@ -25,7 +25,7 @@ def _run_ci(
     fakes.mkdir()
     _fake_command(fakes, "psql", "exit 0" if postgres_answers else "exit 2")
     # Present, so that CI does not try to install them for real.
-    for tool in ("prometheus", "podman", "mmdebstrap"):
+    for tool in ("prometheus", "podman", "mmdebstrap", "chromium"):
         _fake_command(fakes, tool, "exit 0")
     _fake_command(fakes, "make", f'env > "{tmp_path}/make-env"; echo "$@" > "{tmp_path}/make-args"')
     env = {

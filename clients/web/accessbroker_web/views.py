@@ -154,12 +154,14 @@ def _said(error: BaseException) -> str:
 
 def _grant_routes(routes: APIRouter, pages: "Pages") -> None:
     @routes.get("/grants/{grant_id}")
-    def grant_page(request: Request, grant_id: str) -> HTMLResponse:
+    def grant_page(request: Request, grant_id: str) -> Response:
         return _grant(pages, request, grant_id, "grant.html")
 
     @routes.get("/grants/{grant_id}/status")
-    def grant_status(request: Request, grant_id: str) -> HTMLResponse:
-        return _grant(pages, request, grant_id, "_grant_status.html")
+    def grant_status(request: Request, grant_id: str, seen: str = "") -> Response:
+        """The state, for the page to refresh in place; when it moved from the state the page
+        shows (`seen`), the whole page reloads instead, so its actions match the state."""
+        return _grant(pages, request, grant_id, "_grant_status.html", seen=seen)
 
     @routes.post("/grants/{grant_id}/{action}", dependencies=[CSRF])
     def act(
@@ -193,14 +195,24 @@ def _act(broker: BrokerClient, grant_id: str, action: str, *, reason: str, ttl: 
 
 
 def _grant(
-    pages: "Pages", request: Request, grant_id: str, template: str, failure: str = ""
-) -> HTMLResponse:
+    pages: "Pages",
+    request: Request,
+    grant_id: str,
+    template: str,
+    *,
+    failure: str = "",
+    seen: str = "",
+) -> Response:
+    """The grant's page, or part; with `seen` (the state the page shows), a reload of the whole
+    page when the grant has moved on from it."""
     broker = pages.as_person(request)
     try:
         grant = broker.get(grant_id)
         trail = _trail_of(broker, grant_id)
     except errors.BrokerError as error:
         return pages.refused(request, error, "error.html", message=_said(error))
+    if seen and grant.state.value != seen:
+        return Response(headers={"HX-Refresh": "true"})
     values: dict[str, Any] = {
         "grant": grant,
         "settling": grant.state in SETTLING,

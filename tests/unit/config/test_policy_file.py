@@ -8,8 +8,11 @@ import pytest
 from broker.adapters.config.policy_file import load_policy_file
 from broker.domain.access import Access
 from broker.domain.approval import ApprovalRule
-from broker.domain.authorization import AccessPolicy, Rule
+from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, Rule, decide
+from broker.domain.grants import GrantScope
 from broker.settings import ConfigurationError
+
+REPO = Path(__file__).resolve().parents[3]
 
 EXAMPLE = """\
 admins: [platform-admin]            # may do everything, including revoking others' grants
@@ -149,3 +152,17 @@ def test_delegates_are_read_as_named(tmp_path: Path) -> None:
     policy = load_policy_file(_file(tmp_path, "delegates: [accessbroker-web]\nrules: []\n"))
 
     assert policy.delegates == frozenset({"accessbroker-web"})
+
+
+def test_the_sandboxs_policy_shows_both_paths_to_the_web_page() -> None:
+    policy = load_policy_file(REPO / "deploy" / "sandbox" / "policy.yaml")
+
+    def decided(access: Access, prefix: str) -> Decision:
+        scope = GrantScope("sandbox-data", prefix, access)
+        return decide(policy, AccessRequest("sandbox-requester", scope, {}, None))
+
+    at_once, approved = decided(Access.UPLOAD, "reports/"), decided(Access.READ_WRITE, "shared/")
+    assert (at_once.allowed, at_once.approval) == (True, None)
+    assert approved.allowed and approved.approval == ApprovalRule(("sandbox-approver",))
+    # brokerctl and the web page call as `anonymous` in the sandbox (auth mode none).
+    assert policy.is_admin("anonymous") and "anonymous" in policy.delegates
