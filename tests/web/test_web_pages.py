@@ -12,7 +12,7 @@ from accessbroker_web.protection import CSRF_COOKIE
 from accessbroker_web.settings import WebSettings
 from broker.domain.access import GrantState
 from tests.unit.service.fakes import INSTANCE, World
-from tests.web.conftest import APPROVER, REQUESTER, csrf, sign_in, web_client
+from tests.web.conftest import ADMIN, APPROVER, REQUESTER, csrf, sign_in, web_client
 
 PROXY = WebSettings(auth="proxy", trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),))
 
@@ -135,3 +135,24 @@ def test_the_requester_revokes_and_nobody_else_sees_the_grant(
     assert hidden.status_code == 403 and "requested by another caller" in hidden.text
     assert 'State: <span class="state state-revoked">revoked</span>' in revoked.text
     assert w.grant_of(granted.grant_id).requested_by == REQUESTER
+
+
+def test_admins_read_the_trail_and_it_follows_new_events(broker_address: str, w: World) -> None:
+    settings = WebSettings(auth="dev", dev_identities=(REQUESTER, ADMIN))
+    requester, admin = web_client(broker_address, settings), web_client(broker_address, settings)
+    sign_in(requester, REQUESTER)
+    sign_in(admin, ADMIN)
+    requester.post("/request", data=form(requester))
+    refused = requester.get("/audit")
+    trail = admin.get("/audit")
+    last = max(e.event_id for e in w.db.snapshot().audit)
+    [granted] = w.db.grants()
+    requester.post(
+        f"/grants/{granted.grant_id}/revoke", data={"reason": "done", "csrf_token": csrf(requester)}
+    )
+    more = admin.get(f"/audit/more?after={last}")
+
+    assert refused.status_code == 403 and "only an admin may read the audit trail" in refused.text
+    assert "grant.requested" in trail.text and "<td>web</td>" in trail.text  # via the page
+    assert "grant.revoke_requested" in more.text and "grant.requested" not in more.text
+    assert f"/audit/more?after={max(e.event_id for e in w.db.snapshot().audit)}" in more.text

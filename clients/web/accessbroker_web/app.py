@@ -51,7 +51,7 @@ class Pages:
         return self.broker.acting_for(self.person(request))
 
     def render(
-        self, request: Request, template: str, status_code: int = 200, **values: Any
+        self, request: Request, template: str, *, status_code: int = 200, **values: Any
     ) -> HTMLResponse:
         context = {
             "person": _known_person(self, request),

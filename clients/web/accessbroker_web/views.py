@@ -229,6 +229,17 @@ def _trail_of(broker: BrokerClient, grant_id: str) -> list[AuditEvent] | None:
         return None
 
 
+def _events(
+    pages: "Pages", request: Request, instance: str, grant: str, *, after: int
+) -> list[AuditEvent]:
+    trail = pages.as_person(request).audit(instance_id=instance or None, grant_id=grant or None)
+    return [event for event in trail if event.event_id > after]
+
+
+def _last(events: list[AuditEvent], after: int) -> int:
+    return events[-1].event_id if events else after
+
+
 def _listing_routes(routes: APIRouter, pages: "Pages") -> None:
     @routes.get("/grants")
     def my_grants(request: Request, state: str = "") -> HTMLResponse:
@@ -249,6 +260,26 @@ def _listing_routes(routes: APIRouter, pages: "Pages") -> None:
     def waiting(request: Request) -> HTMLResponse:
         grants = list(pages.as_person(request).list_grants(awaiting_my_approval=True))
         return pages.render(request, "waiting.html", grants=grants)
+
+    @routes.get("/audit")
+    def audit(request: Request, instance: str = "", grant: str = "") -> HTMLResponse:
+        try:
+            events = _events(pages, request, instance, grant, after=0)
+        except errors.BrokerError as error:
+            return pages.refused(request, error, "error.html", message=_said(error))
+        filters: dict[str, Any] = {"instance": instance, "grant": grant}
+        return pages.render(request, "audit.html", events=events, last=_last(events, 0), **filters)
+
+    @routes.get("/audit/more")
+    def audit_more(request: Request, after: int, instance: str = "", grant: str = "") -> Response:
+        """The events written since the page last looked, for it to append; and the next look."""
+        try:
+            events = _events(pages, request, instance, grant, after=after)
+        except errors.BrokerError as error:
+            return pages.refused(request, error, "error.html", message=_said(error))
+        filters: dict[str, Any] = {"instance": instance, "grant": grant}
+        last = _last(events, after)
+        return pages.render(request, "_audit_more.html", events=events, last=last, **filters)
 
     @routes.get("/instances/{instance_id}")
     def instance(request: Request, instance_id: str) -> HTMLResponse:
