@@ -50,7 +50,13 @@ class Podman:
         return " ".join(("podman", *self.flags))
 
     def __call__(self, *arguments: str, timeout: float = 300) -> str:
-        done = subprocess.run(
+        done = self.ran(*arguments, timeout=timeout)
+        assert done.returncode == 0, f"podman {' '.join(arguments)}: {done.stderr}"
+        return done.stdout.strip()
+
+    def ran(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """podman's outcome, whatever its exit status."""
+        return subprocess.run(
             ["podman", *self.flags, *arguments],
             env=self.env,
             capture_output=True,
@@ -58,8 +64,6 @@ class Podman:
             timeout=timeout,
             check=False,
         )
-        assert done.returncode == 0, f"podman {' '.join(arguments)}: {done.stderr}"
-        return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +115,15 @@ def free_port() -> int:
 
 def test_the_image_says_its_version(podman: Podman, image: str) -> None:
     assert podman("run", "--rm", image, "--version") == f"access-broker {release()}"
+
+
+def test_the_image_holds_the_web_page_which_refuses_to_start_unconfigured(
+    podman: Podman, image: str
+) -> None:
+    ran = podman.ran("run", "--rm", "--entrypoint", "accessbroker-web", image)
+
+    assert ran.returncode == 2
+    assert "ACCESSBROKER_WEB_TRUSTED_PROXIES must name the proxy's networks" in ran.stderr
 
 
 def test_the_image_serves_health_read_only_and_not_as_root(podman: Podman, image: str) -> None:
