@@ -36,8 +36,11 @@ def rendered(directory: str) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(out) if document]
 
 
-def the(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    [found] = [o for o in objects if o["kind"] == kind]
+def the(objects: list[dict[str, Any]], kind: str, name: str = "") -> dict[str, Any]:
+    """The one object of that kind (of that name, where the page's adds another)."""
+    [found] = [
+        o for o in objects if o["kind"] == kind and (not name or o["metadata"]["name"] == name)
+    ]
     return found
 
 
@@ -61,7 +64,7 @@ def test_every_object_validates_strictly(directory: str) -> None:
 
 def test_the_deployment_runs_as_promised() -> None:
     objects = rendered("overlays/example")
-    deployment = the(objects, "Deployment")
+    deployment = the(objects, "Deployment", "accessbroker")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -84,7 +87,7 @@ def test_the_deployment_runs_as_promised() -> None:
 
 def test_the_budget_and_the_network_policy_select_the_brokers_pods_only() -> None:
     objects = rendered("overlays/example")
-    pods = the(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pods = the(objects, "Deployment", "accessbroker")["spec"]["template"]["metadata"]["labels"]
 
     for selector in (
         the(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
@@ -100,3 +103,25 @@ def test_the_access_policy_in_the_config_map_loads(tmp_path: Path) -> None:
     policy.write_text(config["data"]["policy.yaml"])
 
     assert load_policy_file(policy).admins == {"spiffe://example.org/platform/admin"}
+
+
+def test_the_page_sits_behind_its_proxy_and_is_a_delegate_of_the_broker(tmp_path: Path) -> None:
+    objects = rendered("overlays/example")
+    pod = the(objects, "Deployment", "accessbroker-web")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    env = {e["name"]: e["value"] for e in containers["web"]["env"]}
+    broker_pods = the(objects, "Deployment", "accessbroker")["spec"]["template"]["metadata"]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(the(objects, "ConfigMap")["data"]["policy.yaml"])
+
+    assert "--upstream=http://127.0.0.1:8080/" in containers["oauth2-proxy"]["args"]
+    assert env["ACCESSBROKER_WEB_LISTEN"] == "127.0.0.1:8080"  # only the proxy reaches it
+    assert env["ACCESSBROKER_WEB_TRUSTED_PROXIES"] == "127.0.0.1/32"
+    assert containers["web"]["command"] == ["accessbroker-web"]
+    # The broker's own image: the page ships in it.
+    assert containers["web"]["image"] == "registry.example.com/platform/accessbroker:0.1.0"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert load_policy_file(policy).delegates == {"spiffe://example.org/platform/web"}
+    # The broker's selectors do not take in the page's pods.
+    web_labels = the(objects, "Deployment", "accessbroker-web")["spec"]["template"]["metadata"]
+    assert not broker_pods["labels"].items() <= web_labels["labels"].items()

@@ -8,7 +8,7 @@ with BrokerClient("127.0.0.1:50051") as broker:
 """
 
 from accessbroker import errors
-from accessbroker.client import BrokerClient
+from accessbroker.client import BrokerClient, mutual_tls
 from accessbroker.errors import BrokerError
 from accessbroker.models import (
     Access,
@@ -39,4 +39,5 @@ __all__ = [
     "InstanceAccess",
     "NotificationDestination",
     "errors",
+    "mutual_tls",
 ]

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
@@ -359,6 +360,15 @@ def _feed_start(call: object) -> int | None:
         if key == FEED_START_METADATA and value.isdigit():
             return int(value)
     return None
+
+
+def mutual_tls(ca: Path, certificate: Path, key: Path) -> grpc.ChannelCredentials:
+    """`tls=` for a broker in mtls mode: its CA (PEM), and the caller's certificate and key."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca.read_bytes(),
+        private_key=key.read_bytes(),
+        certificate_chain=certificate.read_bytes(),
+    )
 
 
 def _open_channel(address: str, tls: bool | grpc.ChannelCredentials | None) -> grpc.Channel:

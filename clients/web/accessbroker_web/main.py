@@ -4,7 +4,7 @@ import sys
 
 import uvicorn
 
-from accessbroker import BrokerClient
+from accessbroker import BrokerClient, mutual_tls
 from accessbroker_web.app import create_app
 from accessbroker_web.settings import SettingsError, WebSettings, settings_from
 
@@ -21,7 +21,10 @@ def main() -> int:
 
 def serve(settings: WebSettings) -> None:
     host, _, port = settings.listen.rpartition(":")
-    app = create_app(
-        settings, lambda: BrokerClient(settings.broker_address, token=settings.token or None)
-    )
-    uvicorn.run(app, host=host, port=int(port), log_level="info")
+
+    def connect() -> BrokerClient:
+        files = settings.tls
+        tls = mutual_tls(files.ca, files.cert, files.key) if files else None
+        return BrokerClient(settings.broker_address, token=settings.token or None, tls=tls)
+
+    uvicorn.run(create_app(settings, connect), host=host, port=int(port), log_level="info")

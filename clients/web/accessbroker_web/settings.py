@@ -4,11 +4,21 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 AuthMode = Literal["proxy", "dev"]
 # The headers an authenticating proxy names the person in: oauth2-proxy's, then AWS ALB's.
 DEFAULT_IDENTITY_HEADERS = ("X-Forwarded-Email", "X-Forwarded-User", "X-Amzn-Oidc-Identity")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: the broker's CA, and the app's certificate and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 class SettingsError(ValueError):
@@ -27,6 +37,8 @@ class WebSettings:
     # dev: the identities one may pick (the sandbox's).
     dev_identities: tuple[str, ...] = field(default_factory=tuple)
     listen: str = "127.0.0.1:8080"
+    # A broker in mtls mode: its CA, and the app's own certificate and key.
+    tls: "TlsFiles | None" = None
 
 
 def settings_from(environ: Mapping[str, str] = os.environ) -> WebSettings:
@@ -40,6 +52,7 @@ def settings_from(environ: Mapping[str, str] = os.environ) -> WebSettings:
         trusted_proxies=_networks(environ.get("ACCESSBROKER_WEB_TRUSTED_PROXIES", "")),
         dev_identities=_listed(environ.get("ACCESSBROKER_WEB_DEV_IDENTITIES", "")),
         listen=environ.get("ACCESSBROKER_WEB_LISTEN", "127.0.0.1:8080"),
+        tls=_tls_files(environ),
     )
     if settings.auth == "proxy" and not settings.trusted_proxies:
         raise SettingsError(
@@ -48,6 +61,20 @@ def settings_from(environ: Mapping[str, str] = os.environ) -> WebSettings:
     if settings.auth == "dev" and not settings.dev_identities:
         raise SettingsError("ACCESSBROKER_WEB_DEV_IDENTITIES must list identities in dev mode")
     return settings
+
+
+def _tls_files(environ: Mapping[str, str]) -> "TlsFiles | None":
+    """The mTLS files: all three, or none."""
+    named = [environ.get(f"ACCESSBROKER_WEB_TLS_{name}", "") for name in ("CA", "CERT", "KEY")]
+    if not any(named):
+        return None
+    if not all(named):
+        raise SettingsError(
+            "ACCESSBROKER_WEB_TLS_CA, ACCESSBROKER_WEB_TLS_CERT and ACCESSBROKER_WEB_TLS_KEY "
+            "go together: set all three (a broker in mtls mode) or none"
+        )
+    ca, cert, key = (Path(value) for value in named)
+    return TlsFiles(ca, cert, key)
 
 
 def _listed(text: str) -> tuple[str, ...]:
