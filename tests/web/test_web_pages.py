@@ -102,7 +102,8 @@ def test_a_request_that_needs_approval_is_approved_by_the_approver(
 
     assert "Needs approval by 1 of erin before AWS changes." in preview.text
     assert "awaiting approval" in asked.text and waiting.requested_by == REQUESTER
-    assert waiting.grant_id[:8] in listed.text
+    assert f'action="/grants/{waiting.grant_id}/approve"' in listed.text  # decided from the list
+    assert f'action="/grants/{waiting.grant_id}/deny"' in listed.text
     assert 'State: <span class="state state-active">active</span>' in approved.text
     assert w.grant_of(waiting.grant_id).state is GrantState.ACTIVE
 
