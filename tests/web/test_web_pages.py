@@ -105,6 +105,9 @@ def test_a_request_that_needs_approval_is_approved_by_the_approver(
     assert f'action="/grants/{waiting.grant_id}/approve"' in listed.text  # decided from the list
     assert f'action="/grants/{waiting.grant_id}/deny"' in listed.text
     assert 'State: <span class="state state-active">active</span>' in approved.text
+    # The instance's policy names the requester's grants: shown to them, not to the approver.
+    assert '"s3:GetObject"' in requester.get(f"/grants/{waiting.grant_id}").text
+    assert '"s3:GetObject"' not in approved.text
     assert w.grant_of(waiting.grant_id).state is GrantState.ACTIVE
 
 

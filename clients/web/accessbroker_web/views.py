@@ -203,12 +203,14 @@ def _grant(
     failure: str = "",
     seen: str = "",
 ) -> Response:
-    """The grant's page, or part; with `seen` (the state the page shows), a reload of the whole
-    page when the grant has moved on from it."""
+    """The grant's page, or its state alone (what the page refreshes each second); with `seen`
+    (the state the page shows), a reload of the whole page when the grant has moved on."""
     broker = pages.as_person(request)
+    whole = template == "grant.html"
     try:
         grant = broker.get(grant_id)
-        trail = _trail_of(broker, grant_id)
+        trail = _trail_of(broker, grant_id) if whole else None
+        policy = broker.describe(grant.instance_id).policy if whole else None
     except errors.BrokerError as error:
         return pages.refused(request, error, "error.html", message=_said(error))
     if seen and grant.state.value != seen:
@@ -217,6 +219,7 @@ def _grant(
         "grant": grant,
         "settling": grant.state in SETTLING,
         "trail": trail,
+        "policy": policy,
     }
     return pages.render(request, template, failure=failure, **values)
 
