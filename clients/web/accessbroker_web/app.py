@@ -7,9 +7,9 @@ that person. Pages render the broker's answers, and its refusals in its own word
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -17,11 +17,10 @@ from fastapi.templating import Jinja2Templates
 from accessbroker import BrokerClient, GrantState, errors
 from accessbroker_web import views
 from accessbroker_web.identity import DEV_COOKIE, Unidentified, person_of
-from accessbroker_web.protection import protect, require_csrf, set_cookie
+from accessbroker_web.protection import protect, set_cookie
 from accessbroker_web.settings import WebSettings
 
 HERE = Path(__file__).parent
-Text = Annotated[str, Form()]
 
 
 def create_app(settings: WebSettings, connect: Callable[[], BrokerClient]) -> FastAPI:
@@ -76,9 +75,6 @@ class Pages:
         response = RedirectResponse("/grants", status_code=303)
         set_cookie(response, DEV_COOKIE, identity)
         return response
-
-
-CsrfChecked = Depends(require_csrf)
 
 
 def _known_person(pages: Pages, request: Request) -> str:
