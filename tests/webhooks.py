@@ -3,12 +3,13 @@ can answer slowly, and can be started late on a port chosen in advance (a receiv
 down)."""
 
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,6 @@ class Received:
     def document(self) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.body)
         return parsed
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class WebhookReceiver:

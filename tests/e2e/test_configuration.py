@@ -1,6 +1,5 @@
 """Configuration reaching the running server: the role path, and AWS being out of reach."""
 
-import socket
 from pathlib import Path
 
 import grpc
@@ -9,6 +8,7 @@ from accessbroker.v1 import broker_pb2 as pb
 from broker.sandbox import Emulator
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import grant
+from tests.ports import free_port
 from tests.rpc import refusal
 
 
@@ -36,9 +36,7 @@ def test_role_path_setting_places_roles_and_profiles(
 def test_unreachable_aws_is_unavailable_and_records_nothing(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # nobody listens there
     process = BrokerProcess(
         emulator,
         f"sqlite:///{tmp_path / 'b.db'}",

@@ -5,7 +5,6 @@ than root."""
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from broker.release import release
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING = [tool for tool in ("podman", "mmdebstrap") if shutil.which(tool) is None]
@@ -105,12 +105,6 @@ def image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     assert built.returncode == 0, built.stdout + built.stderr
     return IMAGE
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_image_says_its_version(podman: Podman, image: str) -> None:

@@ -8,8 +8,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from tests.ports import free_port
 from tests.waiting import wait_for
-from tests.webhooks import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

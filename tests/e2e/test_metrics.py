@@ -3,7 +3,6 @@ calls and the broker's grants by state can be queried through Prometheus's HTTP 
 
 import json
 import shutil
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -15,6 +14,7 @@ import pytest
 from accessbroker.v1 import broker_pb2 as pb
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import grant
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 PROMETHEUS = shutil.which("prometheus")
@@ -22,12 +22,6 @@ pytestmark = pytest.mark.skipif(
     PROMETHEUS is None,
     reason="Prometheus is not installed (apt-get install prometheus; .ci/run does in CI)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from broker.sandbox import Emulator
 from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
 from tests.credentials import write_tokens_file
 from tests.e2e.broker_process import BrokerProcess
+from tests.ports import free_port
 from tests.waiting import wait_until
-from tests.webhooks import free_port
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 pytestmark = pytest.mark.skipif(

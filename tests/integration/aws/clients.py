@@ -1,9 +1,8 @@
 """The adapter's own clients, signed as the emulator's admin, and a port they cannot reach."""
 
-import socket
-
 from broker.adapters.aws.clients import AwsClients, make_aws_clients
 from broker.sandbox import Emulator
+from tests.ports import free_port
 
 
 def admin_clients(emulator: Emulator) -> AwsClients:
@@ -16,7 +15,4 @@ def admin_clients(emulator: Emulator) -> AwsClients:
 
 def closed_port() -> int:
     """A port of localhost that nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    return free_port()
