@@ -23,7 +23,6 @@ from broker.domain.errors import (
     WrongState,
 )
 from broker.domain.grants import Grant
-from broker.service.authorization import Authorizer
 from broker.service.commands import ApproveGrant, DenyGrant
 from broker.service.convergence import Intent
 from broker.service.messagebus import Context
@@ -36,7 +35,6 @@ def approve_grant(
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
-    authorizer: Authorizer,
 ) -> Intent:
     grant, now = _current(uow, command.grant_id), clock.now()
     _check_open(grant, now, "approved")
@@ -47,7 +45,7 @@ def approve_grant(
     _check_awaiting(grant, "approved")
     if problem := approval.ttl_problem(command.ttl):
         raise InvalidRequest([FieldViolation("ttl", problem)])
-    current = _as_the_policy_asks(context, authorizer, grant)
+    current = _as_the_policy_asks(context, grant)
     approved = grant.approved_by(Vote(command.actor, now, command.reason, command.ttl), current)
     counted = approved.the_approval()
     event = grant_event(
@@ -112,18 +110,18 @@ def _check_open(grant: Grant, now: datetime, doing: str) -> None:
         raise WrongState(grant.grant_id, "expired", "it was not approved in time")
 
 
-def _as_the_policy_asks(context: Context, authorizer: Authorizer, grant: Grant) -> Approval:
-    """The request's approval as the policy in force now asks for it (authorization checked
-    that the caller is one of its approvers); refused when no rule allows the request any
-    more."""
-    current = authorizer.approval_now(context.permit.policy, grant)
-    if current is None:
+def _as_the_policy_asks(context: Context, grant: Grant) -> Approval:
+    """The request's approval (its votes as read now) as the policy in force asks for it,
+    which authorization decided, checking that the caller is one of its approvers; refused
+    when no rule allows the request any more."""
+    asked = context.permit.asked_now
+    if asked is None:
         raise PermissionDenied(
             "the access policy no longer allows this request (its rule was removed or narrowed)",
             instance_id=grant.instance_id,
             grant_id=grant.grant_id,
         )
-    return current
+    return grant.the_approval().under(asked)
 
 
 def _counted_already(approver: str, grant: Grant) -> str:

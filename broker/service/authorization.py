@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import Enum
 
-from broker.domain.approval import Approval, ApprovalRule
+from broker.domain.approval import ApprovalRule
 from broker.domain.audit import SYSTEM_ACTOR, AuditAction
 from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, decide
 from broker.domain.errors import (
@@ -115,6 +115,9 @@ class Permit:
     reason: str = ""
     # POLICY: set when the rule that allows the request asks for approval first.
     approval: ApprovalRule | None = None
+    # APPROVER: the approval the policy in force asks of the grant's request, decided once for
+    # the command; None when the policy no longer allows the request.
+    asked_now: ApprovalRule | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -194,11 +197,10 @@ class Authorizer:
             approval=decision.approval,
         )
 
-    def approval_now(self, policy: AccessPolicy, grant: Grant) -> Approval | None:
-        """The request's approval as `policy` asks for it now: its approvers and how many must
-        approve (the votes so far kept, counted only for approvers it still names); when the
-        policy allows the request without approval now, one approval by the request's own
-        approvers is enough. None when the policy no longer allows the request at all."""
+    def _asked_now(self, policy: AccessPolicy, grant: Grant) -> ApprovalRule | None:
+        """The approval `policy` asks of the grant's request now: who may approve and how many
+        must (when it allows the request without approval now, one approval by the request's
+        own approvers is enough). None when it no longer allows the request at all."""
         approval = grant.the_approval()
         request = GrantRequest(
             grant.instance_id, grant.scope, None, grant.reason, grant.requested_by
@@ -206,7 +208,7 @@ class Authorizer:
         decision = self.decide(policy, grant.requested_by, request, approval.ttl)
         if not decision.allowed:
             return None
-        return approval.under(decision.approval or ApprovalRule(approval.approvers))
+        return decision.approval or ApprovalRule(approval.approvers)
 
     def _approver(self, permit: Permit, grant_id: str) -> Permit:
         grant = self._grant(grant_id)
@@ -214,11 +216,12 @@ class Authorizer:
             raise WrongState(grant.grant_id, grant.state.value, "it needed no approval")
         # Who decides is the policy's now; a request it no longer allows is still denied by
         # the approvers it named (its approval is refused in the handler).
-        approval = self.approval_now(permit.policy, grant) or grant.approval
+        asked = self._asked_now(permit.policy, grant)
+        approval = grant.approval.under(asked) if asked else grant.approval
         why_not = approval.may_decide(permit.actor, grant.requested_by)
         if why_not is not None:
             raise PermissionDenied(why_not, instance_id=grant.instance_id, grant_id=grant.grant_id)
-        return replace(permit, grant=grant)
+        return replace(permit, grant=grant, asked_now=asked)
 
     def _grant(self, grant_id: str) -> Grant:
         with self._uow(read_only=True) as uow:

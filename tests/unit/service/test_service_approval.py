@@ -332,3 +332,16 @@ def test_the_last_approval_is_refused_when_the_instance_cannot_carry_it(w: World
 
     assert w.grant_of(waiting.grant_id).state is GrantState.AWAITING_APPROVAL
     assert len(events(w, "grant.approved")) == 1
+
+
+def test_an_approval_asks_ec2_for_the_instances_tags_once(w: World) -> None:
+    tagged = replace(POLICY.rules[1], instance_tags={"team": "data"})
+    w = w.with_policy(AccessPolicy(rules=(POLICY.rules[0], tagged)))
+    w.aws.instance_tags[INSTANCE] = {"team": "data"}
+    waiting = request(w)
+    before = w.aws.entered["find_instance"]
+
+    approve(w, waiting, "alice")
+
+    # Decided once, at authorization, for both of the pipeline's looks at the approval.
+    assert w.aws.entered["find_instance"] - before == 1
