@@ -20,15 +20,14 @@ from opentelemetry.trace import Tracer
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
-from broker.adapters.aws.clients import StaticCredentials, make_aws_clients
-from broker.adapters.aws.ec2 import BotoEc2
-from broker.adapters.aws.iam import BotoIam
-from broker.adapters.aws.rate import WriteRate
+from broker.adapters.aws.accounts import BotoAccounts
+from broker.adapters.aws.clients import StaticCredentials, configured_region
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.aws.tally import CallTally
+from broker.adapters.config.accounts_file import load_accounts_file
 from broker.adapters.config.notifications import notifications_from
 from broker.adapters.config.policy_file import load_policy_file
-from broker.adapters.config.policy_holder import PolicyHolder
+from broker.adapters.config.policy_holder import AccountsHolder, PolicyHolder
 from broker.adapters.config.tls_files import load_tls_files
 from broker.adapters.config.tokens_file import load_tokens_file
 from broker.adapters.db.audit_trail import read_audit_chain
@@ -41,12 +40,14 @@ from broker.adapters.telemetry import BrokerTelemetry
 from broker.adapters.tracing import Tracing, tracing_from
 from broker.adapters.webhooks import HttpPoster
 from broker.domain.access import GrantState
+from broker.domain.accounts import Accounts
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.credentials import StoredToken, TlsFiles
 from broker.domain.errors import StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.domain.quotas import DEFAULT_HEADROOM
 from broker.release import release
 from broker.service.approving import approve_grant, deny_grant
 from broker.service.authorization import Authorizer
@@ -65,6 +66,7 @@ from broker.service.commands import (
     ListAuditEvents,
     ListDeliveries,
     ListGrants,
+    MeasureQuotas,
     Reconcile,
     RemoveOrphans,
     RepairDrift,
@@ -84,9 +86,9 @@ from broker.service.notifying import (
     track_destinations,
 )
 from broker.service.ports import (
+    AccountsSource,
+    AwsAccounts,
     Clock,
-    Ec2,
-    Iam,
     IdGenerator,
     InstanceLocks,
     NoTelemetry,
@@ -104,8 +106,8 @@ from broker.service.queries import (
     watch_audit_events,
 )
 from broker.service.revoking import revoke_access
-from broker.service.sweeps import expire_grants, finish_settling, remove_orphans
-from broker.settings import Settings
+from broker.service.sweeps import expire_grants, finish_settling, measure_quotas, remove_orphans
+from broker.settings import ConfigurationError, Settings
 
 # Which handler handles which command.
 HANDLERS: dict[type[Command[Any]], Callable[..., Any]] = {
@@ -124,6 +126,7 @@ HANDLERS: dict[type[Command[Any]], Callable[..., Any]] = {
     ExpireGrants: expire_grants,
     FinishSettling: finish_settling,
     RemoveOrphans: remove_orphans,
+    MeasureQuotas: measure_quotas,
     RepairDrift: repair_drift,
     DeliverNotifications: deliver_notifications,
     ListDeliveries: list_deliveries,
@@ -136,8 +139,9 @@ class Ports:
     """The adapters the service layer runs on."""
 
     uow: UnitOfWorkFactory
-    iam: Iam
-    ec2: Ec2
+    # The AWS of every configured account and region, and those accounts and regions.
+    aws: AwsAccounts
+    accounts: AccountsSource
     clock: Clock
     ids: IdGenerator
     locks: InstanceLocks
@@ -161,6 +165,8 @@ class Options:
     approval_timeout: timedelta = timedelta(hours=24)
     # Where grant state changes are sent, and the secret webhook deliveries are signed with.
     notifications: Notifications = field(default_factory=Notifications)
+    # The fraction of each account's role and instance profile quotas kept free.
+    quota_headroom: float = DEFAULT_HEADROOM
 
 
 def build_bus(ports: Ports, options: Options) -> MessageBus:
@@ -168,28 +174,27 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
     ports = replace(ports, uow=noting_delegates(ports.uow))
     convergence = Convergence(
         uow=ports.uow,
-        iam=ports.iam,
-        ec2=ports.ec2,
+        aws=ports.aws,
         clock=ports.clock,
         locks=ports.locks,
         role_path=options.role_path,
         permissions_boundary=options.permissions_boundary_arn,
         adopt_foreign_profiles=options.adopt_foreign_profiles,
         telemetry=ports.telemetry,
+        accounts=ports.accounts,
+        quota_headroom=options.quota_headroom,
     )
-    authorizer = Authorizer(ports.policy, ports.uow, ports.ec2, options.limits)
+    authorizer = Authorizer(ports.policy, ports.uow, ports.aws, ports.accounts, options.limits)
     drift = DriftRepair(
         uow=ports.uow,
-        iam=ports.iam,
-        ec2=ports.ec2,
         clock=ports.clock,
         locks=ports.locks,
         convergence=convergence,
     )
     dependencies = {
         "uow": ports.uow,
-        "iam": ports.iam,
-        "ec2": ports.ec2,
+        "aws": ports.aws,
+        "accounts": ports.accounts,
         "clock": ports.clock,
         "ids": ports.ids,
         "locks": ports.locks,
@@ -210,6 +215,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         uow=ports.uow,
         clock=ports.clock,
         limits=options.limits,
+        accounts=ports.accounts,
         telemetry=ports.telemetry,
     )
 
@@ -236,6 +242,14 @@ class Runtime:
     tracing: Tracing
     # Where grant state changes are sent.
     notifications: Notifications
+    # The accounts and regions served, and their AWS adapters; a reload replaces both.
+    accounts: AccountsHolder
+    aws: BotoAccounts
+
+    def reload_accounts(self, accounts: Accounts) -> None:
+        """Serves the accounts and regions of a reloaded accounts file from now on."""
+        self.aws.reload(accounts)
+        self.accounts.replace(accounts)
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -278,17 +292,12 @@ def build_runtime(
     """Migrates the database to the current schema and wires the use cases to real adapters.
     Raises ConfigurationError, having built nothing, when the policy file or the tracing
     configuration (OTEL_*) is unusable."""
-    policy = PolicyHolder(load_access_policy(settings))
+    accounts = AccountsHolder(load_accounts(settings, aws_region))
+    policy = PolicyHolder(load_access_policy(settings, accounts.current()))
     tracing = tracing_from(os.environ, release())
     tracer = tracing.tracer
     engine = create_engine_for(settings.database_url)
-    upgrade_to_head(engine)
-    clients = make_aws_clients(
-        endpoint_url=settings.aws_endpoint_url,
-        region=aws_region,
-        credentials=aws_credentials,
-        max_attempts=settings.aws_max_attempts,
-    )
+    upgrade_to_head(engine, accounts.current().home.regions[0])
     budgets = RetryBudgets(
         throttling=settings.aws_throttling_budget,
         server_error=settings.aws_server_error_budget,
@@ -305,12 +314,19 @@ def build_runtime(
         "tally": calls,
         "tracer": tracer,
     }
-    # One budget for the account's IAM writes, whoever makes them.
-    writes = WriteRate(settings.aws_write_rate) if settings.aws_write_rate else None
+    # One budget for each account's IAM writes, whoever makes them.
+    aws = BotoAccounts(
+        accounts.current(),
+        endpoint_url=settings.aws_endpoint_url,
+        home_credentials=aws_credentials,
+        max_attempts=settings.aws_max_attempts,
+        write_rate=settings.aws_write_rate or None,
+        adapter_options=shared,
+    )
     ports = Ports(
         uow=sql_unit_of_work_factory(engine, tracer),
-        iam=BotoIam(clients.iam, writes=writes, **shared),
-        ec2=BotoEc2(clients.ec2, **shared),
+        aws=aws,
+        accounts=accounts,
         clock=SystemClock(),
         ids=RandomIds(),
         locks=DatabaseInstanceLocks(engine),
@@ -324,19 +340,52 @@ def build_runtime(
         permissions_boundary_arn=settings.permissions_boundary_arn or "",
         approval_timeout=settings.approval_timeout,
         notifications=notifications_from(settings),
+        quota_headroom=settings.role_quota_headroom,
     )
     bus = build_bus(ports, options)
     return Runtime(
-        bus, policy, engine, ports.uow, calls, retries, telemetry, tracing, options.notifications
+        bus,
+        policy,
+        engine,
+        ports.uow,
+        calls,
+        retries,
+        telemetry,
+        tracing,
+        options.notifications,
+        accounts,
+        aws,
     )
 
 
-def load_access_policy(settings: Settings) -> AccessPolicy:
+def load_access_policy(settings: Settings, accounts: Accounts) -> AccessPolicy:
     """The policy file's rules; without one, anything goes in auth mode none and nothing in the
-    others (where `serve` refuses to start without one: see Settings.security_problems)."""
-    if settings.policy_file is not None:
-        return load_policy_file(settings.policy_file)
-    return UNRESTRICTED if settings.authentication == "none" else AccessPolicy()
+    others (where `serve` refuses to start without one: see Settings.security_problems). A rule
+    naming an account not configured is refused: a typo would quietly refuse what it allows."""
+    if settings.policy_file is None:
+        return UNRESTRICTED if settings.authentication == "none" else AccessPolicy()
+    policy = load_policy_file(settings.policy_file)
+    unknown = accounts.unknown(name for rule in policy.rules for name in rule.accounts or ())
+    if unknown:
+        raise ConfigurationError(
+            f"policy file {settings.policy_file}: rules name accounts that are not configured "
+            f"(BROKER_ACCOUNTS_FILE): {', '.join(unknown)}"
+        )
+    return policy
+
+
+def load_accounts(settings: Settings, region: str | None = None) -> Accounts:
+    """The accounts file's accounts and regions; without one, the broker's own account in its
+    configured region (`region`, else boto3's). ConfigurationError when the file is unusable,
+    or when no home region is known."""
+    home_region = region or configured_region()
+    if not home_region:
+        raise ConfigurationError(
+            "no AWS region is configured: set AWS_DEFAULT_REGION (or AWS_REGION)"
+        )
+    if settings.accounts_file is None:
+        return Accounts.single(home_region)
+    return load_accounts_file(settings.accounts_file, home_region)
 
 
 def load_tokens(path: Path) -> tuple[StoredToken, ...]:
@@ -352,12 +401,16 @@ def load_tls(settings: Settings) -> TlsFiles | None:
     return load_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
 
 
-def migrate_database(database_url: str) -> bool:
-    """Brings the database to the latest schema; whether there was anything to do."""
-    engine = create_engine_for(database_url)
+def migrate_database(settings: Settings) -> bool:
+    """Brings the database to the latest schema; whether there was anything to do. Records from
+    before accounts and regions move to the home account's first region."""
+    known = settings.accounts_file is not None or configured_region()
+    # Without a region, the migration refuses only a database that has records to move.
+    home_region = load_accounts(settings).home.regions[0] if known else ""
+    engine = create_engine_for(settings.database_url)
     try:
         pending = bool(pending_migrations(engine))
-        upgrade_to_head(engine)
+        upgrade_to_head(engine, home_region)
     finally:
         engine.dispose()
     return pending

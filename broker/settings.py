@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # IAM writes a second at most, shared by requests and the sweep's chores; a burst of work
     # waits for its turn rather than being throttled by IAM. 0: no budget.
     aws_write_rate: float = Field(default=10.0, ge=0)
+    # The fraction of each account's role and instance profile quotas never used by the broker:
+    # a grant that needs a new role past it is refused (RESOURCE_EXHAUSTED).
+    role_quota_headroom: float = Field(default=0.05, ge=0, lt=1)
     # botocore's own attempts per call (standard mode); 1 leaves all retrying to the budgets.
     aws_max_attempts: int = Field(default=1, ge=1, le=10)
     # How often the background sweep finishes interrupted or postponed work (seconds).
@@ -137,6 +140,9 @@ class Settings(BaseSettings):
     # YAML: admins, deny_buckets and rules (see broker.adapters.config.policy_file); required
     # in token and mtls mode. Without it in none mode every caller may do everything.
     policy_file: FilePath = None
+    # YAML: the AWS accounts and regions served (see broker.adapters.config.accounts_file).
+    # Without it: the broker's own account, in its configured region.
+    accounts_file: FilePath = None
 
     @field_validator("default_ttl", "max_ttl")
     @classmethod

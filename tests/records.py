@@ -12,7 +12,9 @@ from typing import Any
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import NewAuditEvent, Outcome
 from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.domain.places import InstanceRef
 from broker.service.ports import IdempotencyRecord, InstanceRecord, UnitOfWorkFactory
+from tests.places import HOME
 
 # Not UTC, so tests show a store hands back UTC whatever offset it was given.
 MOMENT = datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
@@ -33,6 +35,7 @@ def grant_maker() -> GrantMaker:
         grant = Grant(
             grant_id=f"00000000-0000-4000-8000-{number:012d}",
             instance_id=INSTANCE_A,
+            place=HOME,
             scope=GrantScope(bucket="reports", prefix=f"daily/{number}/", access=Access.UPLOAD),
             state=GrantState.PENDING,
             created_at=MOMENT,
@@ -82,7 +85,7 @@ def idempotency_record(operation: str = "GrantAccess", key: str = "req-1") -> Id
 
 def instance_record(policy_document: str, association_id: str) -> InstanceRecord:
     return InstanceRecord(
-        instance_id=INSTANCE_A,
+        instance=InstanceRef(HOME, INSTANCE_A),
         resources=InstanceResources(
             role_name="accessbroker-i-0123456789abcdef0",
             role_arn="arn:aws:iam::123456789012:role/accessbroker/accessbroker-i-0123456789abcdef0",

@@ -6,10 +6,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry.trace import NoOpTracer, Tracer
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
 
+from broker.domain.quotas import AccountUsage
 from broker.service.ports import Span
+
+# The figures of AccountUsage, each a gauge by account: accessbroker_iam_roles, …_roles_quota.
+USAGE_FIGURES = ("roles", "roles_quota", "instance_profiles", "instance_profiles_quota")
 
 # Seconds: a convergence that only puts a policy takes a fraction of one; a first grant waits
 # out IAM's propagation, which can take minutes.
@@ -27,6 +31,15 @@ class BrokerTelemetry:
             registry=None,
         )
 
+        self._usage = {
+            figure: Gauge(
+                f"accessbroker_iam_{figure}",
+                f"IAM {figure.replace('_', ' ')} of each account, as last read.",
+                ["account"],
+                registry=None,
+            )
+            for figure in USAGE_FIGURES
+        }
         self._authorization = Counter(
             "accessbroker_authorization_decisions",
             "The access policy's decisions, by command and outcome (allowed, denied).",
@@ -45,5 +58,9 @@ class BrokerTelemetry:
     def authorization_decided(self, command: str, *, allowed: bool) -> None:
         self._authorization.labels(command, "allowed" if allowed else "denied").inc()
 
+    def account_usage_read(self, account: str, usage: AccountUsage) -> None:
+        for figure, gauge in self._usage.items():
+            gauge.labels(account).set(getattr(usage, figure))
+
     def collectors(self) -> list[Collector]:
-        return [self._convergence, self._authorization]
+        return [self._convergence, self._authorization, *self._usage.values()]

@@ -13,6 +13,7 @@ from broker.domain.access import GrantState
 from broker.domain.convergence import Step, StepKind
 from broker.domain.drift import Drift
 from broker.domain.grants import Grant
+from broker.domain.places import InstanceRef
 
 SYSTEM_ACTOR = "system"
 # Every caller, when the broker authenticates nobody (BROKER_AUTH_MODE=none).
@@ -121,6 +122,7 @@ def grant_event(
         instance_id=grant.instance_id,
         grant_id=grant.grant_id,
         detail={
+            **where(grant.instance),
             "state": grant.state.value,
             "bucket": grant.scope.bucket,
             "prefix": grant.scope.prefix,
@@ -167,7 +169,7 @@ def refusal_event(
     action: AuditAction,
     reason: str,
     *,
-    instance_id: str = "",
+    instance: InstanceRef | None = None,
     grant_id: str = "",
     **detail: Any,
 ) -> NewAuditEvent:
@@ -177,14 +179,14 @@ def refusal_event(
         actor=actor,
         action=action,
         outcome=Outcome.DENIED,
-        instance_id=instance_id,
+        instance_id=instance.instance_id if instance else "",
         grant_id=grant_id,
-        detail={"reason": reason, **detail},
+        detail={"reason": reason, **(where(instance) if instance else {}), **detail},
     )
 
 
 def step_event(
-    now: datetime, actor: str, instance_id: str, step: Step, **detail: Any
+    now: datetime, actor: str, instance: InstanceRef, step: Step, **detail: Any
 ) -> NewAuditEvent:
     """A change made in AWS (or, with a `found` note, found made without a record of it)."""
     return NewAuditEvent(
@@ -192,8 +194,8 @@ def step_event(
         actor=actor,
         action=step_action(step.kind),
         outcome=Outcome.SUCCESS,
-        instance_id=instance_id,
-        detail={"change": step.describe(), **detail},
+        instance_id=instance.instance_id,
+        detail={"change": step.describe(), **where(instance), **detail},
     )
 
 
@@ -208,6 +210,7 @@ def drift_event(
         outcome=Outcome.ERROR if action is AuditAction.DRIFT_REPAIR_FAILED else Outcome.SUCCESS,
         instance_id=drift.instance_id,
         detail={
+            **where(drift.instance),
             "kind": drift.kind.value,
             "expected": drift.expected,
             "actual": drift.actual,
@@ -216,13 +219,23 @@ def drift_event(
     )
 
 
-def orphan_event(now: datetime, instance_id: str) -> NewAuditEvent:
+def orphan_event(now: datetime, instance: InstanceRef) -> NewAuditEvent:
     """The sweep found the broker's resources for an instance no grant needs; it removes them."""
     return NewAuditEvent(
         time=now,
         actor=SYSTEM_ACTOR,
         action=AuditAction.ORPHAN_FOUND,
         outcome=Outcome.SUCCESS,
-        instance_id=instance_id,
-        detail={"reason": "a managed role or instance profile that no grant needs"},
+        instance_id=instance.instance_id,
+        detail={
+            "reason": "a managed role or instance profile that no grant needs",
+            **where(instance),
+        },
     )
+
+
+def where(instance: InstanceRef) -> dict[str, str]:
+    """Where the instance an event is about lives: its region, and its account unless it is the
+    broker's own (so that a single-account trail reads as it always has, bar the region)."""
+    place = instance.place
+    return {"region": place.region} | ({} if place.is_home_account else {"account": place.account})

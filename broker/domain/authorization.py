@@ -2,13 +2,14 @@
 
 Default deny: a request is allowed when no `deny_buckets` pattern matches its bucket (that
 holds for admins too), and its caller is an admin or some rule matches identity, bucket,
-access, prefix and instance tags with the ttl within the rule's `max_ttl`. The rule that
-decides is the one that decides today (the first to admit the ttl); when it has `approval`, the
-request is allowed only once approved (broker.domain.approval). A rule with approval placed
-before a broader one without thus guards what it names. Patterns are
+access, prefix, instance tags and the instance's account with the ttl within the rule's
+`max_ttl`. The rule that decides is the one that decides today (the first to admit the ttl);
+when it has `approval`, the request is allowed only once approved (broker.domain.approval). A
+rule with approval placed before a broader one without thus guards what it names. Patterns are
 shell-style globs matched case-sensitively against the whole value (`*` also matches "/").
 A rule's `prefixes` are matched against the grant's prefix itself, so only `*` (or no
-`prefixes` at all) lets a caller have a whole bucket, whose prefix is "".
+`prefixes` at all) lets a caller have a whole bucket, whose prefix is "". A rule's `accounts`
+are not patterns: each names one configured account exactly, by its id or its name.
 """
 
 import unicodedata
@@ -42,6 +43,8 @@ class Rule:
     max_ttl: timedelta | None = None
     # Set: what it allows needs this approval first.
     approval: ApprovalRule | None = None
+    # The accounts (ids or names) the instance must live in; None: any configured account.
+    accounts: tuple[str, ...] | None = None
 
     def is_for(self, identity: str) -> bool:
         return _any_match(identity, self.identities)
@@ -49,6 +52,8 @@ class Rule:
     def mismatch(self, request: "AccessRequest") -> str | None:
         """What of the request this rule does not allow (ttl aside), or None if it allows it."""
         scope = request.scope
+        if self.accounts is not None and request.account.isdisjoint(self.accounts):
+            return f"account {request.account_label} is not one of {', '.join(self.accounts)}"
         if not _any_match(scope.bucket, self.buckets):
             return f"bucket {scope.bucket} is not one of {', '.join(self.buckets)}"
         if scope.access not in self.access:
@@ -110,6 +115,15 @@ class AccessRequest:
     ttl: timedelta | None
     # What the server gives a grant asked for without a ttl (None: it does not expire).
     default_ttl: timedelta | None = None
+    # The aliases (Account.aliases: its id and its name) of the account the instance lives in.
+    account: frozenset[str] = frozenset()
+    # That account's name, for reasons; "" when not known.
+    account_name: str = ""
+
+    @property
+    def account_label(self) -> str:
+        """The instance's account as a reason names it: its name, else what is known of it."""
+        return self.account_name or ", ".join(sorted(self.account)) or "(unknown)"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from broker.domain.convergence import (
     is_our_association,
 )
 from broker.domain.naming import ManagedNames
+from broker.domain.places import InstanceRef
 from broker.domain.policy import render
 from broker.domain.trust import EC2_TRUST_POLICY, trusts_only_ec2
 
@@ -42,11 +43,15 @@ class DriftKind(StrEnum):
 
 @dataclass(frozen=True)
 class Drift:
-    instance_id: str
+    instance: InstanceRef
     kind: DriftKind
     # In words; policies as their JSON.
     expected: str
     actual: str
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
 
 
 def find_drift(
@@ -60,12 +65,12 @@ def find_drift(
     if desired is None:
         return _unneeded(names, observed)
     if not instance_exists:
-        return [Drift(names.instance_id, DriftKind.INSTANCE_GONE, "a running instance", MISSING)]
+        return [Drift(names.instance, DriftKind.INSTANCE_GONE, "a running instance", MISSING)]
     association = observed.association
     if association is not None and not is_our_association(names, association):
         return [
             Drift(
-                names.instance_id,
+                names.instance,
                 DriftKind.FOREIGN_ASSOCIATION,
                 _our_profile(names),
                 f"instance profile {association.profile_arn}",
@@ -82,7 +87,7 @@ def _role_drift(
     names: ManagedNames, desired: dict[str, Any], observed: ObservedState
 ) -> list[Drift]:
     def drift(kind: DriftKind, expected: str, actual: str) -> Drift:
-        return Drift(names.instance_id, kind, expected, actual)
+        return Drift(names.instance, kind, expected, actual)
 
     role = observed.role
     expected_role = f"role {names.path}{names.role_name}"
@@ -110,18 +115,18 @@ def _profile_drift(names: ManagedNames, observed: ObservedState) -> list[Drift]:
     profile = observed.profile
     if profile is None or not profile.managed:
         actual = MISSING if profile is None else NOT_THE_BROKERS
-        return [Drift(names.instance_id, DriftKind.PROFILE, _our_profile(names), actual)]
+        return [Drift(names.instance, DriftKind.PROFILE, _our_profile(names), actual)]
     if profile.role_names == (names.role_name,):
         return []
     held = ", ".join(profile.role_names) or "no role"
-    return [Drift(names.instance_id, DriftKind.ROLE_IN_PROFILE, f"role {names.role_name}", held)]
+    return [Drift(names.instance, DriftKind.ROLE_IN_PROFILE, f"role {names.role_name}", held)]
 
 
 def _association_drift(names: ManagedNames, observed: ObservedState) -> list[Drift]:
     if observed.association is not None:
         return []  # a foreign one was reported before anything else
     expected = _our_profile(names)
-    return [Drift(names.instance_id, DriftKind.ASSOCIATION, expected, "no instance profile")]
+    return [Drift(names.instance, DriftKind.ASSOCIATION, expected, "no instance profile")]
 
 
 def _our_profile(names: ManagedNames) -> str:
@@ -143,7 +148,7 @@ def _unneeded(names: ManagedNames, observed: ObservedState) -> list[Drift]:
     if not any(held):
         return []
     actual = ", ".join(h for h in held if h)
-    return [Drift(names.instance_id, DriftKind.UNNEEDED, NOTHING, actual)]
+    return [Drift(names.instance, DriftKind.UNNEEDED, NOTHING, actual)]
 
 
 def find_adopted_drift(
@@ -153,7 +158,7 @@ def find_adopted_drift(
     the broker's business; the role's other policies, its trust and the association are not."""
 
     def drift(kind: DriftKind, expected: str, actual: str) -> Drift:
-        return Drift(names.instance_id, kind, expected, actual)
+        return Drift(names.instance, kind, expected, actual)
 
     where = f"inline policy {names.policy_name} on role {adopted.role_name}"
     if desired is None:

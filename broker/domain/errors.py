@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from broker.domain.places import InstanceRef
+
 # The ErrorInfo domain every reason belongs to: an identifier, not an address. The Python SDK
 # keeps a copy (clients/python/accessbroker/errors.py), which a unit test holds equal to this.
 ERROR_DOMAIN = "accessbroker.dev"
@@ -218,6 +220,8 @@ class PermissionDenied(BrokerError):
 
     reason = "PERMISSION_DENIED"
 
-    def __init__(self, why: str, *, instance_id: str = "", grant_id: str = "") -> None:
-        self.instance_id, self.grant_id = instance_id, grant_id
+    def __init__(
+        self, why: str, *, instance: InstanceRef | None = None, grant_id: str = ""
+    ) -> None:
+        self.instance, self.grant_id = instance, grant_id
         super().__init__(why)

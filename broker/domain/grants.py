@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from broker.domain.access import Access, GrantState
 from broker.domain.approval import Approval, ApprovalRule, Vote
 from broker.domain.errors import WrongState
+from broker.domain.places import InstanceRef, Place
 
 _ALLOWED_TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
     # Approved (then converged as any grant), denied, lapsed unanswered, or withdrawn by its
@@ -44,6 +45,12 @@ class GrantRequest:
     ttl: timedelta | None
     reason: str
     requested_by: str
+    # Where the instance lives.
+    place: Place
+
+    @property
+    def instance(self) -> InstanceRef:
+        return InstanceRef(self.place, self.instance_id)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class InstanceResources:
 class Grant:
     grant_id: str
     instance_id: str
+    # Where the instance lives.
+    place: Place
     scope: GrantScope
     state: GrantState
     created_at: datetime
@@ -75,6 +84,10 @@ class Grant:
     # Set when a rule asked for approval; while the grant awaits it, `expires_at` is when the
     # request lapses unanswered.
     approval: Approval | None = None
+
+    @property
+    def instance(self) -> InstanceRef:
+        return InstanceRef(self.place, self.instance_id)
 
     def moved_to(self, state: GrantState, now: datetime, failure_reason: str = "") -> "Grant":
         """The grant in `state`; refuses transitions the state machine does not allow."""
@@ -164,6 +177,7 @@ def new_grant(grant_id: str, request: GrantRequest, now: datetime) -> Grant:
     return Grant(
         grant_id=grant_id,
         instance_id=request.instance_id,
+        place=request.place,
         scope=request.scope,
         state=GrantState.PENDING,
         created_at=now,

@@ -2,10 +2,15 @@
 
 from dataclasses import dataclass
 
+from broker.domain.places import InstanceRef
+
 NAME_PREFIX = "accessbroker-"
 POLICY_NAME = "accessbroker-grants"
 MANAGED_BY_TAG = ("managed-by", "accessbroker")
 INSTANCE_TAG_KEY = "accessbroker:instance-id"
+# The region of the instance a role or profile is for: IAM is one namespace per account, so an
+# account's sweep of one region tells its own resources from those of its other regions by it.
+REGION_TAG_KEY = "accessbroker:region"
 DEFAULT_ROLE_PATH = "/accessbroker/"
 
 
@@ -13,8 +18,12 @@ DEFAULT_ROLE_PATH = "/accessbroker/"
 class ManagedNames:
     """The role and instance profile of one instance; both carry the same name, as the console's."""
 
-    instance_id: str
+    instance: InstanceRef
     path: str
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
 
     @property
     def role_name(self) -> str:
@@ -31,7 +40,11 @@ class ManagedNames:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1], INSTANCE_TAG_KEY: self.instance_id}
+        return {
+            MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1],
+            INSTANCE_TAG_KEY: self.instance_id,
+            REGION_TAG_KEY: self.instance.place.region,
+        }
 
 
 def is_managed(tags: dict[str, str]) -> bool:

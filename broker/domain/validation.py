@@ -9,6 +9,7 @@ from broker.domain.access import Access
 from broker.domain.durations import format_duration
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import GrantRequest, GrantScope
+from broker.domain.places import Place
 
 INSTANCE_ID = re.compile(r"i-([0-9a-f]{8}|[0-9a-f]{17})")
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
@@ -107,6 +108,7 @@ def validate_grant_request(
     ttl: timedelta | None,
     reason: str,
     requested_by: str,
+    place: Place,
     max_ttl: timedelta | None = None,
 ) -> GrantRequest:
     """`ttl` is what the grant will have (the server's default already applied); `max_ttl` is
@@ -129,6 +131,7 @@ def validate_grant_request(
         ttl=ttl,
         reason=reason,
         requested_by=requested_by,
+        place=place,
     )
 
 

@@ -11,14 +11,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.bootstrap import Runtime, build_runtime, load_access_policy, migrate_database
+from broker.bootstrap import (
+    Runtime,
+    build_runtime,
+    load_access_policy,
+    load_accounts,
+    migrate_database,
+)
 from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
 from broker.entrypoints.grpc.security import ServerSecurity, server_security
 from broker.entrypoints.grpc.server import RunningServer, start_server
 from broker.entrypoints.logs import configure_logging
 from broker.entrypoints.metrics import Metrics, SweepMetrics, start_metrics
 from broker.entrypoints.notifier import Notifier
-from broker.entrypoints.sweeper import Sweeper, audit_chore, drift_chore, orphan_chore
+from broker.entrypoints.sweeper import (
+    Sweeper,
+    audit_chore,
+    drift_chore,
+    orphan_chore,
+    quota_chore,
+)
 from broker.release import release
 from broker.sandbox.box import Sandbox, sandbox, sandbox_settings
 from broker.sandbox.demo import run_demo
@@ -43,11 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "audit":
         return report_audit_trail(settings.database_url, args.anchor)
-    return _migrate(settings.database_url)
+    return _migrate(settings)
 
 
-def _migrate(database_url: str) -> int:
-    pending = migrate_database(database_url)
+def _migrate(settings: Settings) -> int:
+    pending = migrate_database(settings)
     print("database migrated to the latest schema" if pending else "database was up to date")
     return 0
 
@@ -165,6 +177,8 @@ def _caught_signals() -> "queue.SimpleQueue[int]":
 def _sweeper(runtime: Runtime, settings: Settings, sweeps: SweepMetrics | None) -> Sweeper:
     chores = [
         drift_chore(settings.drift_sweep_interval_seconds, sweeps),
+        # IAM's usage figures change as roles come and go: as often as drift is looked for.
+        quota_chore(settings.drift_sweep_interval_seconds),
         audit_chore(settings.audit_verify_interval_seconds, runtime.verify_audit_chain, sweeps),
     ]
     if settings.remove_orphans:
@@ -200,15 +214,16 @@ def _next_signal(signals: "queue.SimpleQueue[int]") -> int:
 
 
 def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> None:
-    """SIGHUP: re-reads the tokens file and the policy file. A file that fails to load is
+    """SIGHUP: re-reads the tokens, accounts and policy files. A file that fails to load is
     logged, and what is in force stays in force."""
-    log.info("SIGHUP: reloading the tokens and policy files")
+    log.info("SIGHUP: reloading the tokens, accounts and policy files")
     try:
         security.reload()
     except ConfigurationError as error:
         log.error("tokens not reloaded, the ones in force stay: %s", error)
+    _reload_accounts(runtime, settings)
     try:
-        policy = load_access_policy(settings)
+        policy = load_access_policy(settings, runtime.accounts.current())
     except ConfigurationError as error:
         log.error("access policy not reloaded, the one in force stays: %s", error)
         return
@@ -220,6 +235,19 @@ def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> N
             len(policy.rules),
             len(policy.admins),
         )
+
+
+def _reload_accounts(runtime: Runtime, settings: Settings) -> None:
+    if settings.accounts_file is None:
+        return
+    home_region = runtime.accounts.current().home.regions[0]
+    try:
+        accounts = load_accounts(settings, home_region)
+    except ConfigurationError as error:
+        log.error("accounts not reloaded, the ones in force stay: %s", error)
+        return
+    runtime.reload_accounts(accounts)
+    log.info("reloaded %s: %d places", settings.accounts_file, len(accounts.places()))
 
 
 def _sandbox_auth(settings: Settings) -> str:

@@ -2,8 +2,9 @@
 
 Every sweep ends the grants whose expiry has passed and finishes pending and revoking grants.
 Chores that read much of AWS or the database run at start and then on intervals of their own:
-removing the roles and profiles no grant needs, finding and repairing drift (each a command
-sent through the bus, as the system), and verifying the audit trail's hash chain.
+removing the roles and profiles no grant needs, finding and repairing drift, reading each
+account's IAM usage (each a command sent through the bus, as the system), and verifying the
+audit trail's hash chain.
 """
 
 import logging
@@ -17,13 +18,20 @@ from opentelemetry.trace import NoOpTracer, Tracer
 
 from broker.domain.audit_chain import Anchor, ChainReport
 from broker.entrypoints.metrics import SweepMetrics
-from broker.service.commands import ExpireGrants, FinishSettling, RemoveOrphans, RepairDrift
+from broker.service.commands import (
+    ExpireGrants,
+    FinishSettling,
+    MeasureQuotas,
+    RemoveOrphans,
+    RepairDrift,
+)
 from broker.service.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
 
 # The chores, as the metrics name them; the first two run at every sweep.
 EXPIRY, SETTLING, ORPHANS, DRIFT, AUDIT = "expiry", "settling", "orphans", "drift", "audit"
+QUOTAS = "quotas"
 EVERY_SWEEP = (EXPIRY, SETTLING)
 
 
@@ -104,7 +112,8 @@ def orphan_chore(interval_seconds: float) -> Chore:
     def run(bus: MessageBus) -> None:
         swept = bus.handle(RemoveOrphans())
         if swept.removed:
-            log.info("removed resources no grant needs, of %s", ", ".join(swept.removed))
+            removed = ", ".join(str(instance) for instance in swept.removed)
+            log.info("removed resources no grant needs, of %s", removed)
 
     return Chore(ORPHANS, interval_seconds, run)
 
@@ -117,7 +126,7 @@ def drift_chore(interval_seconds: float, metrics: SweepMetrics | None = None) ->
                 metrics.found(drift.kind.value, repaired=finding.repaired)
             log.warning(
                 "drift on %s: %s (expected %s, found %s)%s",
-                drift.instance_id,
+                drift.instance,
                 drift.kind.value,
                 drift.expected,
                 drift.actual,
@@ -125,6 +134,11 @@ def drift_chore(interval_seconds: float, metrics: SweepMetrics | None = None) ->
             )
 
     return Chore(DRIFT, interval_seconds, run)
+
+
+def quota_chore(interval_seconds: float) -> Chore:
+    """Reads each account's IAM usage, for accessbroker_iam_* (see docs/operations.md)."""
+    return Chore(QUOTAS, interval_seconds, lambda bus: bus.handle(MeasureQuotas()))
 
 
 def audit_chore(

@@ -137,7 +137,7 @@ class Emulator:
     def instance_credentials(self, instance_id: str) -> Credentials | None:
         """Fresh credentials of the instance's role, as EC2 would hand them out; None without."""
         role_arn = instance_role_arn(self.client("ec2"), self.client("iam"), instance_id)
-        return None if role_arn is None else _mint_role_credentials(role_arn)
+        return None if role_arn is None else mint_role_credentials(role_arn)
 
     def try_as_instance(self, instance_id: str, action: S3Action, bucket: str, key: str) -> str:
         """'allowed', the S3 error code (e.g. 'AccessDenied'), or 'no credentials'."""
@@ -174,10 +174,12 @@ def _create_admin() -> Credentials:
     return Credentials(key.access_key_id, key.secret_access_key)
 
 
-def _mint_role_credentials(role_arn: str) -> Credentials:
+def mint_role_credentials(role_arn: str) -> Credentials:
+    """Credentials of the role, as EC2 hands them to an instance whose profile holds it (in
+    whichever account the role is)."""
     # moto's AssumeRole refuses a role whose trust policy names a service principal (ec2), so
     # the credentials are minted directly in moto's STS backend, as EC2 itself would.
-    sts = _moto_backend("sts")
+    sts = _moto_backend("sts", account_id=role_arn.split(":")[4])
     assumed = sts.assume_role(
         region_name=REGION,
         role_session_name=f"instance-{uuid.uuid4().hex[:12]}",
@@ -189,8 +191,9 @@ def _mint_role_credentials(role_arn: str) -> Credentials:
     return Credentials(assumed.access_key_id, assumed.secret_access_key, assumed.session_token)
 
 
-def _moto_backend(service: Literal["iam", "sts"]) -> Any:
-    """The service's in-process state for the default account (the "aws" partition)."""
+def _moto_backend(service: Literal["iam", "sts"], account_id: str = ACCOUNT_ID) -> Any:
+    """The service's in-process state for an account (the "aws" partition): the default one
+    unless told."""
     from moto.backends import get_backend  # noqa: PLC0415
 
-    return get_backend(service)[ACCOUNT_ID]["aws"]
+    return get_backend(service)[account_id]["aws"]

@@ -118,7 +118,7 @@ def _as_the_policy_asks(context: Context, grant: Grant) -> Approval:
     if asked is None:
         raise PermissionDenied(
             "the access policy no longer allows this request (its rule was removed or narrowed)",
-            instance_id=grant.instance_id,
+            instance=grant.instance,
             grant_id=grant.grant_id,
         )
     return grant.the_approval().under(asked)

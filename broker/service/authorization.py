@@ -23,6 +23,7 @@ from broker.domain.errors import (
     WrongState,
 )
 from broker.domain.grants import Grant, GrantLimits, GrantRequest, GrantScope
+from broker.domain.places import InstanceRef
 from broker.service.commands import (
     ApproveGrant,
     Command,
@@ -38,6 +39,7 @@ from broker.service.commands import (
     ListAuditEvents,
     ListDeliveries,
     ListGrants,
+    MeasureQuotas,
     Reconcile,
     RemoveOrphans,
     RepairDrift,
@@ -45,7 +47,7 @@ from broker.service.commands import (
     TrackDestinations,
     WatchAuditEvents,
 )
-from broker.service.ports import Ec2, PolicySource, UnitOfWorkFactory
+from broker.service.ports import AccountsSource, AwsAccounts, PolicySource, UnitOfWorkFactory
 
 
 class Who(Enum):
@@ -93,6 +95,7 @@ RULES: dict[type[Command[object]], Rule] = {
     FinishSettling: Rule(Who.SYSTEM),
     RemoveOrphans: Rule(Who.SYSTEM),
     RepairDrift: Rule(Who.SYSTEM),
+    MeasureQuotas: Rule(Who.SYSTEM),
     DeliverNotifications: Rule(Who.SYSTEM),
     TrackDestinations: Rule(Who.SYSTEM),
     ListDeliveries: Rule(
@@ -137,9 +140,15 @@ class Permit:
 
 class Authorizer:
     def __init__(
-        self, policy: PolicySource, uow: UnitOfWorkFactory, ec2: Ec2, limits: GrantLimits
+        self,
+        policy: PolicySource,
+        uow: UnitOfWorkFactory,
+        aws: AwsAccounts,
+        accounts: AccountsSource,
+        limits: GrantLimits,
     ) -> None:
-        self._policy, self._uow, self._ec2, self._limits = policy, uow, ec2, limits
+        self._policy, self._uow, self._aws, self._limits = policy, uow, aws, limits
+        self._accounts = accounts
 
     def authorize(self, command: Command[object]) -> Permit:
         """The permit to run `command`; PermissionDenied saying why when it is refused."""
@@ -171,8 +180,9 @@ class Authorizer:
     ) -> Decision:
         """The policy's decision on `identity` having the request's scope on its instance, for
         `ttl` (None: the server's default)."""
-        tags = self._tags(policy, identity, request.instance_id)
-        return decide(policy, self._access_request(identity, request.scope, tags, ttl))
+        tags = self._tags(policy, identity, request.instance)
+        access = self._access_request(identity, request.instance, request.scope, tags, ttl)
+        return decide(policy, access)
 
     def _admin(self, permit: Permit, rule: Rule) -> Permit:
         if not permit.is_admin:
@@ -203,7 +213,7 @@ class Authorizer:
         own approvers is enough). None when it no longer allows the request at all."""
         approval = grant.the_approval()
         request = GrantRequest(
-            grant.instance_id, grant.scope, None, grant.reason, grant.requested_by
+            grant.instance_id, grant.scope, None, grant.reason, grant.requested_by, grant.place
         )
         decision = self.decide(policy, grant.requested_by, request, approval.ttl)
         if not decision.allowed:
@@ -220,7 +230,7 @@ class Authorizer:
         approval = grant.approval.under(asked) if asked else grant.approval
         why_not = approval.may_decide(permit.actor, grant.requested_by)
         if why_not is not None:
-            raise PermissionDenied(why_not, instance_id=grant.instance_id, grant_id=grant.grant_id)
+            raise PermissionDenied(why_not, instance=grant.instance, grant_id=grant.grant_id)
         return replace(permit, grant=grant, asked_now=asked)
 
     def _grant(self, grant_id: str) -> Grant:
@@ -237,7 +247,7 @@ class Authorizer:
             raise PermissionDenied(
                 f"grant {grant.grant_id} was requested by another caller; only it or an admin "
                 f"may {rule.doing} it",
-                instance_id=grant.instance_id,
+                instance=grant.instance,
                 grant_id=grant.grant_id,
             )
         return replace(permit, grant=grant)
@@ -245,31 +255,40 @@ class Authorizer:
     def _within_policy(self, permit: Permit, ttl: timedelta) -> None:
         """An extension goes no further than the policy would grant the caller now."""
         grant = permit.the_grant()
-        tags = self._tags(permit.policy, permit.actor, grant.instance_id)
-        decision = decide(permit.policy, self._access_request(permit.actor, grant.scope, tags, ttl))
+        tags = self._tags(permit.policy, permit.actor, grant.instance)
+        access = self._access_request(permit.actor, grant.instance, grant.scope, tags, ttl)
+        decision = decide(permit.policy, access)
         refusal = _extension_refusal(decision)
         if refusal:
-            raise PermissionDenied(refusal, instance_id=grant.instance_id, grant_id=grant.grant_id)
+            raise PermissionDenied(refusal, instance=grant.instance, grant_id=grant.grant_id)
 
     def _access_request(
-        self, identity: str, scope: GrantScope, tags: dict[str, str], ttl: timedelta | None
+        self,
+        identity: str,
+        instance: InstanceRef,
+        scope: GrantScope,
+        tags: dict[str, str],
+        ttl: timedelta | None,
     ) -> AccessRequest:
+        account = self._accounts.current().account_of(instance.place)
         return AccessRequest(
             identity=identity,
             scope=scope,
             tags=tags,
             ttl=ttl,
             default_ttl=self._limits.ttl_for(None),
+            account=account.aliases,
+            account_name=account.name,
         )
 
-    def _tags(self, policy: AccessPolicy, identity: str, instance_id: str) -> dict[str, str]:
+    def _tags(self, policy: AccessPolicy, identity: str, instance: InstanceRef) -> dict[str, str]:
         """The instance's tags, asked of EC2 only when a rule could need them."""
         if not policy.reads_instance_tags or policy.is_admin(identity):
             return {}
-        instance = self._ec2.find_instance(instance_id)
-        if instance is None:
-            raise InstanceNotFound(instance_id)
-        return instance.tags
+        found = self._aws.ec2(instance.place).find_instance(instance.instance_id)
+        if found is None:
+            raise InstanceNotFound(str(instance))
+        return found.tags
 
 
 def _may_decide(identity: str, grant: Grant) -> bool:

@@ -6,17 +6,19 @@ field at once and changes nothing. A command's type parameter is what handling i
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from broker.domain.access import Access, GrantState
+from broker.domain.accounts import Accounts
 from broker.domain.audit import ANONYMOUS_ACTOR, SYSTEM_ACTOR, AuditEvent
 from broker.domain.authorization import Decision, identity_problems
 from broker.domain.drift import Drift
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.grants import Grant, GrantLimits, GrantRequest, InstanceResources
 from broker.domain.notifications import Destination
+from broker.domain.places import ANY_PLACE, InstanceRef, Place, PlaceFilter
 from broker.domain.validation import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_REASON_CHARS,
@@ -47,6 +49,43 @@ class Command(Generic[Answer_co]):
     def validate(self, limits: GrantLimits) -> None:
         """Raises InvalidRequest naming every bad field; most commands have none to check."""
 
+    def located(self, accounts: Accounts) -> Self:
+        """The command with the account and region it names resolved against the configured
+        ones (InvalidRequest naming them when it names others); most name none."""
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class AtPlace:
+    """Where the instance a command is about lives, as the caller named it: `account` by id or
+    name and `region`, "" for the home account and its first region. The pipeline resolves
+    them into `place` (see Command.located)."""
+
+    account: str = ""
+    region: str = ""
+    place: Place | None = None
+
+    def located(self, accounts: Accounts) -> Self:
+        return replace(self, place=accounts.place_for(self.account, self.region))
+
+    @property
+    def where(self) -> Place:
+        if self.place is None:  # the pipeline locates every command before it reaches here
+            raise InvalidRequest([FieldViolation("account", "the command was not located")])
+        return self.place
+
+
+@dataclass(frozen=True, kw_only=True)
+class InPlaces:
+    """A listing's `account` and `region`, "" for any; resolved into `places` by the pipeline."""
+
+    account: str = ""
+    region: str = ""
+    places: PlaceFilter = ANY_PLACE
+
+    def located(self, accounts: Accounts) -> Self:
+        return replace(self, places=accounts.filter_for(self.account, self.region))
+
 
 # ---------------------------------------------------------------------------------------------
 # What commands answer.
@@ -67,7 +106,7 @@ class GrantResult:
 
 @dataclass(frozen=True)
 class InstanceAccess:
-    instance_id: str
+    instance: InstanceRef
     resources: InstanceResources
     policy_document: str
     grants: list[Grant]
@@ -94,7 +133,7 @@ class DriftFinding:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GrantAccess(Command[GrantResult]):
+class GrantAccess(AtPlace, Command[GrantResult]):
     instance_id: str
     bucket: str
     access: Access | None
@@ -119,6 +158,7 @@ class GrantAccess(Command[GrantResult]):
                 ttl=limits.ttl_for(self.ttl),
                 reason=self.reason,
                 requested_by=self.actor,
+                place=self.where,
                 max_ttl=limits.max_ttl,
             )
         except InvalidRequest as invalid:
@@ -222,7 +262,7 @@ class GetGrant(Command[Grant]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ListGrants(Command[Page[Grant]]):
+class ListGrants(InPlaces, Command[Page[Grant]]):
     instance_id: str = ""
     bucket: str = ""
     state: GrantState | None = None
@@ -243,8 +283,12 @@ class ListGrants(Command[Page[Grant]]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DescribeInstanceAccess(Command[InstanceAccess]):
+class DescribeInstanceAccess(AtPlace, Command[InstanceAccess]):
     instance_id: str
+
+    @property
+    def instance(self) -> InstanceRef:
+        return InstanceRef(self.where, self.instance_id)
 
     def validate(self, limits: GrantLimits) -> None:
         require({"instance_id": instance_id_problems(self.instance_id)})
@@ -285,7 +329,7 @@ class WatchAuditEvents(Command[Feed]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExplainAccess(Command[Decision]):
+class ExplainAccess(AtPlace, Command[Decision]):
     """Would `identity` be allowed this grant now, and why?"""
 
     identity: str
@@ -309,6 +353,7 @@ class ExplainAccess(Command[Decision]):
                 ttl=self.ttl,
                 reason="",
                 requested_by=self.identity,
+                place=self.where,
                 max_ttl=limits.max_ttl,
             )
         except InvalidRequest as invalid:
@@ -323,26 +368,35 @@ class ExplainAccess(Command[Decision]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Reconcile(Command[list[DriftFinding]]):
-    """Find drift on one instance ("" for every instance with a live grant) and, unless a dry
-    run, repair it."""
+class Reconcile(InPlaces, Command[list[DriftFinding]]):
+    """Find drift on one instance ("" for every instance with a live grant, in the places named)
+    and, unless a dry run, repair it. The instance lives in the account and region named (""
+    the home account and its first region)."""
 
     instance_id: str = ""
     dry_run: bool = False
+    # Set by the pipeline when an instance is named: where it lives.
+    instance: InstanceRef | None = None
+
+    def located(self, accounts: Accounts) -> Self:
+        if not self.instance_id:
+            return super().located(accounts)
+        place = accounts.place_for(self.account, self.region)
+        return replace(self, instance=InstanceRef(place, self.instance_id))
 
     def validate(self, limits: GrantLimits) -> None:
         require({"instance_id": _optional(instance_id_problems, self.instance_id)})
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExpireGrants(Command[list[str]]):
+class ExpireGrants(Command[list[InstanceRef]]):
     """End the grants past their expiry; answers the instances that could not be done yet."""
 
     actor: str = SYSTEM_ACTOR
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinishSettling(Command[list[str]]):
+class FinishSettling(Command[list[InstanceRef]]):
     """Finish every convergence interrupted or postponed; answers the instances left unfinished."""
 
     actor: str = SYSTEM_ACTOR
@@ -350,14 +404,22 @@ class FinishSettling(Command[list[str]]):
 
 @dataclass(frozen=True)
 class OrphanSweep:
-    removed: list[str]
+    removed: list[InstanceRef]
     # Could not be torn down yet (AWS unavailable, say); the next pass tries again.
-    unfinished: list[str]
+    unfinished: list[InstanceRef]
 
 
 @dataclass(frozen=True, kw_only=True)
 class RemoveOrphans(Command[OrphanSweep]):
     """Tear down the broker's roles and profiles that no grant needs."""
+
+    actor: str = SYSTEM_ACTOR
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureQuotas(Command[list[str]]):
+    """Read each account's role and instance profile usage, for the metrics; answers the
+    accounts that could not be read now."""
 
     actor: str = SYSTEM_ACTOR
 

@@ -48,11 +48,15 @@ from broker.domain.errors import (
 from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.domain.guardrails import check_guardrails
 from broker.domain.naming import ManagedNames
+from broker.domain.places import InstanceRef, Place
 from broker.domain.policy import PolicyDocument, build_policy, check_size, render
+from broker.domain.quotas import DEFAULT_HEADROOM
 from broker.service import deadlines
 from broker.service.commands import GrantResult
 from broker.service.idempotency import IdempotencyKey
 from broker.service.ports import (
+    AccountsSource,
+    AwsAccounts,
     Clock,
     Ec2,
     Iam,
@@ -63,6 +67,7 @@ from broker.service.ports import (
     Telemetry,
     UnitOfWorkFactory,
 )
+from broker.service.quotas import AccountUsages
 from broker.service.steps import (
     Observation,
     StepRecorder,
@@ -215,24 +220,34 @@ class Convergence:
         self,
         *,
         uow: UnitOfWorkFactory,
-        iam: Iam,
-        ec2: Ec2,
+        aws: AwsAccounts,
         clock: Clock,
         locks: InstanceLocks,
         role_path: str,
         permissions_boundary: str = "",
         adopt_foreign_profiles: bool = False,
         telemetry: Telemetry | None = None,
+        accounts: AccountsSource,
+        quota_headroom: float = DEFAULT_HEADROOM,
     ) -> None:
-        self._uow, self._iam, self._ec2, self._clock = uow, iam, ec2, clock
+        self._uow, self._aws, self._clock = uow, aws, clock
         self._telemetry = telemetry or NoTelemetry()
         self._locks, self._role_path = locks, role_path
         self._boundary, self._adopts = permissions_boundary, adopt_foreign_profiles
         self._recorder = StepRecorder(uow, clock)
         self._rounds = ConvergenceRounds()
+        self._accounts = accounts
+        # Each account's IAM usage, for the quota headroom; the sweep reads it too.
+        self.usages = AccountUsages(self._telemetry, quota_headroom)
 
-    def names(self, instance_id: str) -> ManagedNames:
-        return ManagedNames(instance_id, self._role_path)
+    def names(self, instance: InstanceRef) -> ManagedNames:
+        return ManagedNames(instance, self._role_path)
+
+    def iam(self, place: Place) -> Iam:
+        return self._aws.iam(place.account)
+
+    def ec2(self, place: Place) -> Ec2:
+        return self._aws.ec2(place)
 
     @property
     def adopts_foreign_profiles(self) -> bool:
@@ -243,7 +258,7 @@ class Convergence:
     def preview(self, intent: Intent) -> GrantResult:
         """A dry run: the policy the instance would hold, and the steps still owed to get there;
         a grant that cannot be carried is refused here, as it would be for real."""
-        document, steps, _ = self._admit(intent)
+        document, steps, _ = self._admit(intent, preview=True)
         return GrantResult(
             intent.grant,
             render(document) if document else "",
@@ -251,12 +266,12 @@ class Convergence:
             covered_by=intent.covered_by,
         )
 
-    def look_up(self, instance_id: str) -> InstanceInfo:
+    def look_up(self, instance: InstanceRef) -> InstanceInfo:
         """The instance as EC2 shows it; InstanceNotFound when it does not exist."""
-        instance = self._ec2.find_instance(instance_id)
-        if instance is None:
-            raise InstanceNotFound(instance_id)
-        return instance
+        found = self.ec2(instance.place).find_instance(instance.instance_id)
+        if found is None:
+            raise InstanceNotFound(str(instance))
+        return found
 
     def check(self, intent: Intent, instance: InstanceInfo | None = None) -> Observation | None:
         """Refuses, writing nothing, a new grant that cannot be carried; answers what it saw of
@@ -289,55 +304,62 @@ class Convergence:
         changed the instance since, else from the broker's record."""
         grant = self._current(intent.grant.grant_id)
         if grant.state.is_settling:
-            instance_id = grant.instance_id
+            instance = grant.instance
 
             def converge_round() -> None:
-                with self._locks.hold(instance_id):
-                    self.converge(instance_id, actor, start=self._round_start(instance_id, seen))
+                with self._locks.hold(instance.key):
+                    self.converge(instance, actor, start=self._round_start(instance, seen))
 
-            self._rounds.join(instance_id, converge_round)
+            self._rounds.join(instance.key, converge_round)
             grant = self._current(grant.grant_id)
         return self.report(replace(intent, grant=grant))
 
-    def _round_start(self, instance_id: str, seen: Observation | None) -> Observation | None:
+    def _round_start(self, instance: InstanceRef, seen: Observation | None) -> Observation | None:
         """Under the instance's lock: `seen` while no convergence step has been taken since it
         was (each step rewrites the record), else what the record says now, presumed (a write
         AWS refuses then makes the round observe AWS in full)."""
-        names = self.names(instance_id)
+        names = self.names(instance)
         record = self._record(names)
         if seen is not None and seen.record == record:
             return seen
         if record is None or self._adopts:
             return None
-        return presumed(names, record, self._ec2.get_association(instance_id))
+        association = self.ec2(instance.place).get_association(instance.instance_id)
+        return presumed(names, record, association)
 
     def report(self, intent: Intent) -> GrantResult:
         """The intent's grant as it stands, with the instance's whole policy."""
         if intent.changes_nothing and intent.read_grants is not None:
             document = self._desired_of(list(intent.read_grants)).document
         else:
-            document = self.desired(intent.grant.instance_id).document
+            document = self.desired(intent.grant.instance).document
         policy = render(document) if document else ""
         return GrantResult(intent.grant, policy, covered_by=intent.covered_by, notice=intent.notice)
 
     def _admit(
-        self, intent: Intent, instance: InstanceInfo | None = None
+        self, intent: Intent, instance: InstanceInfo | None = None, *, preview: bool = False
     ) -> tuple[PolicyDocument | None, list[Step], Observation | None]:
         """The policy with the intent's grant, the steps towards it, and what was seen of AWS to
         plan them; raises, writing nothing, when the grant cannot be carried."""
-        grant, names = intent.grant, self.names(intent.grant.instance_id)
-        desired = self.desired(grant.instance_id)
+        grant, names = intent.grant, self.names(intent.grant.instance)
+        desired = self.desired(grant.instance)
         if not intent.new:
             if not grant.state.is_settling:
                 return desired.document, [], None
             seen = self.observe(names)
             return desired.document, plan(names, desired.document, seen.own, seen.adopted), seen
-        instance = instance or self.look_up(grant.instance_id)
+        instance = instance or self.look_up(grant.instance)
         document = build_policy([*desired.scopes, grant.scope])
         check_size(document)
         seen = self._admission_view(names, instance, desired)
         # Planning refuses a foreign profile or role before anything is written.
-        return document, plan(names, document, seen.own, seen.adopted), seen
+        steps = plan(names, document, seen.own, seen.adopted)
+        if any(step.kind is StepKind.CREATE_ROLE for step in steps):
+            # A grant that needs a new role is refused when the account's roles or instance
+            # profiles would eat into the headroom kept free (BROKER_ROLE_QUOTA_HEADROOM).
+            account = self._accounts.current().account_of(grant.place)
+            self.usages.admit_new_role(account, self.iam(grant.place), counted=not preview)
+        return document, steps, seen
 
     def _admission_view(
         self, names: ManagedNames, instance: InstanceInfo, desired: Desired
@@ -375,7 +397,7 @@ class Convergence:
 
     def _record(self, names: ManagedNames) -> InstanceRecord | None:
         with self._uow(read_only=True) as uow:
-            return uow.instances.get(names.instance_id)
+            return uow.instances.get(names.instance)
 
     def _current(self, grant_id: str) -> Grant:
         with self._uow(read_only=True) as uow:
@@ -385,10 +407,10 @@ class Convergence:
 
     # -- converging ---------------------------------------------------------------------------
 
-    def desired(self, instance_id: str) -> Desired:
+    def desired(self, instance: InstanceRef) -> Desired:
         """What AWS should hold now: a grant past its expiry no longer counts, swept or not yet."""
         with self._uow(read_only=True) as uow:
-            grants = uow.grants.for_instance(instance_id)
+            grants = uow.grants.for_instance(instance)
         return self._desired_of(grants)
 
     def _desired_of(self, grants: list[Grant]) -> Desired:
@@ -397,18 +419,18 @@ class Convergence:
         expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
         return Desired(grants, scopes, build_policy(scopes), expired)
 
-    def converge(self, instance_id: str, actor: str, start: Observation | None = None) -> None:
+    def converge(self, instance: InstanceRef, actor: str, start: Observation | None = None) -> None:
         """Converges under the instance's lock; raises what stopped it after recording it.
 
         `start` is what AWS holds as already seen (or presumed from the record); without it,
         AWS is observed in full. After a permanent failure the failed grants no longer count,
         so convergence runs once more to withdraw whatever of theirs already reached AWS.
         """
-        traced = self._telemetry.span(CONVERGENCE_SPAN, {"accessbroker.instance_id": instance_id})
-        with traced as span, self._locks.hold(instance_id):
+        traced = self._telemetry.span(CONVERGENCE_SPAN, _span_attributes(instance))
+        with traced as span, self._locks.hold(instance.key):
             started, outcome = time.monotonic(), FAILED
             try:
-                self._converge_withdrawing(instance_id, actor, start)
+                self._converge_withdrawing(instance, actor, start)
                 outcome = CONVERGED
             except POSTPONING_ERRORS:
                 outcome = POSTPONED
@@ -418,31 +440,30 @@ class Convergence:
                 span.set_attribute("accessbroker.outcome", outcome)
 
     def _converge_withdrawing(
-        self, instance_id: str, actor: str, start: Observation | None
+        self, instance: InstanceRef, actor: str, start: Observation | None
     ) -> None:
         try:
-            self._converge_once(instance_id, actor, start)
+            self._converge_once(instance, actor, start)
         except PERMANENT_ERRORS:
             try:
-                self._converge_once(instance_id, actor, start=None)
+                self._converge_once(instance, actor, start=None)
             except BrokerError:
-                log.warning(
-                    "could not withdraw failed grants of %s yet", instance_id, exc_info=True
-                )
+                log.warning("could not withdraw failed grants of %s yet", instance, exc_info=True)
             raise
 
     def observe(self, names: ManagedNames, *, unassociated: bool = False) -> Observation:
+        place = names.instance.place
         return observe(
-            self._iam,
-            self._ec2,
+            self.iam(place),
+            self.ec2(place),
             names,
             adopt_foreign_profiles=self._adopts,
             unassociated=unassociated,
         )
 
-    def _converge_once(self, instance_id: str, actor: str, start: Observation | None) -> None:
-        names = self.names(instance_id)
-        desired = self.desired(instance_id)
+    def _converge_once(self, instance: InstanceRef, actor: str, start: Observation | None) -> None:
+        names = self.names(instance)
+        desired = self.desired(instance)
         try:
             check_size(desired.document)
             check_guardrails(desired.document, desired.scopes)
@@ -455,7 +476,7 @@ class Convergence:
             raise
         if self._settle_grants(desired, resources, actor):
             # A grant left out as expired was extended meanwhile: AWS must carry it again.
-            self._converge_once(instance_id, actor, start=None)
+            self._converge_once(instance, actor, start=None)
 
     def _carry_out(
         self,
@@ -473,9 +494,7 @@ class Convergence:
             except POSTPONING_ERRORS:
                 raise
             except BrokerError as disagreement:
-                log.info(
-                    "AWS disagrees with the record of %s (%s)", names.instance_id, disagreement
-                )
+                log.info("AWS disagrees with the record of %s (%s)", names.instance, disagreement)
             start = None
         seen = start or self.observe(names)
         self._withdraw_stale_adoption(names, seen.adopted, actor)
@@ -497,7 +516,7 @@ class Convergence:
             if adopted is None
             else adopted_record(names, adopted, adopted.policy, now)
         )
-        runner = StepRunner(self._iam, self._ec2, names, document, self._boundary)
+        runner = self._runner(names, document)
         for step in plan(names, document, seen.own, seen.adopted):
             on_adopted = adopted is not None and step.target == adopted.role_name
             if on_adopted and step.kind is StepKind.PUT_POLICY:
@@ -520,14 +539,14 @@ class Convergence:
         """Audits the changes AWS shows that the record lacks, before planning: a change whose
         convergence was killed before recording it would otherwise never reach the trail."""
         with self._uow() as uow:
-            recorded = _recorded(uow.instances.get(names.instance_id))
+            recorded = _recorded(uow.instances.get(names.instance))
             found = unrecorded_changes(names, recorded, observed)
             if not found:
                 return
             now = self._clock.now()
             for step in found:
                 uow.audit.append(
-                    step_event(now, actor, names.instance_id, step, found=UNRECORDED_NOTE)
+                    step_event(now, actor, names.instance, step, found=UNRECORDED_NOTE)
                 )
             uow.instances.save(observed_record(names, observed, now))
             uow.commit()
@@ -538,21 +557,25 @@ class Convergence:
         """Removes the broker's policy from a role it adopted earlier that no longer carries the
         instance's grants (its profile was replaced, or taken off the instance)."""
         with self._uow(read_only=True) as uow:
-            record = uow.instances.get(names.instance_id)
+            record = uow.instances.get(names.instance)
         if record is None or not record.policy_document:
             return
         stale = record.resources.role_name
         if stale in ("", names.role_name, adopted.role_name if adopted else ""):
             return
         step = Step(StepKind.DELETE_POLICY, stale, names.policy_name)
-        StepRunner(self._iam, self._ec2, names, None, self._boundary).run(step, record.resources)
+        self._runner(names, None).run(step, record.resources)
         emptied = InstanceRecord(
-            instance_id=names.instance_id,
+            instance=names.instance,
             resources=InstanceResources(),
             policy_document="",
             updated_at=self._clock.now(),
         )
         self._recorder.done(step, emptied, actor)
+
+    def _runner(self, names: ManagedNames, document: PolicyDocument | None) -> StepRunner:
+        place = names.instance.place
+        return StepRunner(self.iam(place), self.ec2(place), names, document, self._boundary)
 
     # -- settling the grants ------------------------------------------------------------------
 
@@ -600,6 +623,15 @@ class Convergence:
                     event = grant_event(now, actor, AuditAction.GRANT_RETRY_LATER, waiting)
                     uow.audit.append(event)
             uow.commit()
+
+
+def _span_attributes(instance: InstanceRef) -> dict[str, str]:
+    place = instance.place
+    return {
+        "accessbroker.instance_id": instance.instance_id,
+        "accessbroker.region": place.region,
+        **({"accessbroker.account": place.account} if not place.is_home_account else {}),
+    }
 
 
 def _recorded(record: InstanceRecord | None) -> RecordedState:

@@ -25,10 +25,11 @@ from broker.domain.drift import (
     listed_state,
 )
 from broker.domain.errors import BrokerError, InstanceNotFound
+from broker.domain.places import InstanceRef, Place
 from broker.service.commands import DriftFinding, Reconcile, RepairDrift
 from broker.service.convergence import Convergence
 from broker.service.messagebus import Context
-from broker.service.ports import Clock, Ec2, Iam, InstanceLocks, InstancesSeen, UnitOfWorkFactory
+from broker.service.ports import Clock, InstanceLocks, InstancesSeen, UnitOfWorkFactory
 from broker.service.sweeps import each_concurrently
 
 log = logging.getLogger(__name__)
@@ -41,31 +42,57 @@ class DriftRepair:
         self,
         *,
         uow: UnitOfWorkFactory,
-        iam: Iam,
-        ec2: Ec2,
         clock: Clock,
         locks: InstanceLocks,
         convergence: Convergence,
     ) -> None:
-        self._uow, self._iam, self._ec2, self._clock = uow, iam, ec2, clock
+        self._uow, self._clock = uow, clock
         self._locks, self._convergence = locks, convergence
 
-    def suspects(self, instance_ids: list[str]) -> list[str]:
+    def suspects(
+        self, instances: list[InstanceRef], *, skip_unreadable: bool = False
+    ) -> list[InstanceRef]:
         """The instances that may have drifted, screened from AWS read in pages (IAM's listing
-        of the account's roles, EC2's descriptions in batches of ids) rather than instance by
+        of each account's roles, EC2's descriptions in batches of ids) rather than instance by
         instance: a pass examines only these one by one. The screen errs only towards
         suspicion: an instance it cannot judge from the listings (an adopted one, one EC2 does
-        not know, one whose grants ended meanwhile) is a suspect."""
-        if not instance_ids:
-            return []
-        roles, seen = self._iam.list_broker_roles(), self._ec2.describe_many(instance_ids)
-        return [i for i in instance_ids if self._suspect(i, roles, seen)]
+        not know, one whose grants ended meanwhile) is a suspect. A place that cannot be read
+        now (its account unreachable) fails the screen, or with `skip_unreadable` (the sweep's)
+        is left for the next pass while the others are screened."""
+        by_place: dict[Place, list[InstanceRef]] = {}
+        for instance in instances:
+            by_place.setdefault(instance.place, []).append(instance)
+        roles_of: dict[str, Mapping[str, ListedRole]] = {}
+        found = []
+        for place, here in sorted(by_place.items()):
+            try:
+                found += self._suspects_at(place, here, roles_of)
+            except BrokerError as error:
+                if not skip_unreadable:
+                    raise
+                log.warning("could not screen the instances in %s for drift yet: %s", place, error)
+        return found
+
+    def _suspects_at(
+        self,
+        place: Place,
+        instances: list[InstanceRef],
+        roles_of: dict[str, Mapping[str, ListedRole]],
+    ) -> list[InstanceRef]:
+        """The suspects among one place's instances; `roles_of` keeps each account's listing
+        for the account's other regions."""
+        if place.account not in roles_of:
+            roles_of[place.account] = self._convergence.iam(place).list_broker_roles()
+        ids = [i.instance_id for i in instances]
+        seen = self._convergence.ec2(place).describe_many(ids)
+        return [i for i in instances if self._suspect(i, roles_of[place.account], seen)]
 
     def _suspect(
-        self, instance_id: str, roles: Mapping[str, ListedRole], seen: InstancesSeen
+        self, instance: InstanceRef, roles: Mapping[str, ListedRole], seen: InstancesSeen
     ) -> bool:
-        names = self._convergence.names(instance_id)
-        desired = self._convergence.desired(instance_id).document
+        names = self._convergence.names(instance)
+        desired = self._convergence.desired(instance).document
+        instance_id = instance.instance_id
         association = seen.associations.get(instance_id)
         exists = instance_id in seen.existing
         if desired is None or not (exists or instance_id in seen.gone):
@@ -76,45 +103,46 @@ class DriftRepair:
         observed = listed_state(names, roles.get(names.role_name), association)
         return bool(find_drift(names, desired, observed, instance_exists=exists))
 
-    def instance(self, instance_id: str, *, dry_run: bool, actor: str) -> list[DriftFinding]:
+    def instance(self, instance: InstanceRef, *, dry_run: bool, actor: str) -> list[DriftFinding]:
         if dry_run:
-            return [DriftFinding(drift, repaired=False) for drift in self.detect(instance_id)]
+            return [DriftFinding(drift, repaired=False) for drift in self.detect(instance)]
         # Under the instance's lock: no grant changes the instance between finding and fixing.
-        with self._locks.hold(instance_id):
-            drifts = self.detect(instance_id)
+        with self._locks.hold(instance.key):
+            drifts = self.detect(instance)
             if not drifts:
                 return []
             self._audit(actor, AuditAction.DRIFT_DETECTED, drifts)
-            repaired = self._repair(instance_id, drifts, actor)
+            repaired = self._repair(instance, drifts, actor)
         return [DriftFinding(drift, repaired) for drift in drifts]
 
-    def detect(self, instance_id: str) -> list[Drift]:
-        names = self._convergence.names(instance_id)
-        desired = self._convergence.desired(instance_id).document
+    def detect(self, instance: InstanceRef) -> list[Drift]:
+        names = self._convergence.names(instance)
+        desired = self._convergence.desired(instance).document
         seen = self._convergence.observe(names)
-        exists = desired is None or self._ec2.find_instance(instance_id) is not None
-        if not exists and not self._ec2.is_terminated(instance_id):
+        ec2, instance_id = self._convergence.ec2(instance.place), instance.instance_id
+        exists = desired is None or ec2.find_instance(instance_id) is not None
+        if not exists and not ec2.is_terminated(instance_id):
             # Unknown rather than terminated: a wrong region or account looks the same, and must
             # not end every grant. Revoking the grants ends them for good.
-            raise InstanceNotFound(instance_id)
+            raise InstanceNotFound(str(instance))
         if exists and seen.adopted is not None:
             return find_adopted_drift(names, desired, seen.adopted)
         return find_drift(names, desired, seen.own, instance_exists=exists)
 
-    def _repair(self, instance_id: str, drifts: list[Drift], actor: str) -> bool:
+    def _repair(self, instance: InstanceRef, drifts: list[Drift], actor: str) -> bool:
         """Repairs what the broker may repair; True when every difference is gone."""
         kinds = {drift.kind for drift in drifts}
         if DriftKind.FOREIGN_ASSOCIATION in kinds:
-            why = f"instance {instance_id} now holds an instance profile the broker does not manage"
-            self._end_live_grants(instance_id, actor, why, state=GrantState.FAILED)
+            why = f"instance {instance} now holds an instance profile the broker does not manage"
+            self._end_live_grants(instance, actor, why, state=GrantState.FAILED)
         elif DriftKind.INSTANCE_GONE in kinds:
-            gone = f"instance {instance_id} no longer exists"
-            self._end_live_grants(instance_id, actor, gone, state=GrantState.REVOKING)
+            gone = f"instance {instance} no longer exists"
+            self._end_live_grants(instance, actor, gone, state=GrantState.REVOKING)
         try:
             # Withdraws the broker's own resources after the two cases above; repairs the rest.
-            self._convergence.converge(instance_id, actor)
+            self._convergence.converge(instance, actor)
         except BrokerError as error:
-            log.warning("could not repair the drift of %s yet: %s", instance_id, error)
+            log.warning("could not repair the drift of %s yet: %s", instance, error)
             self._audit(actor, AuditAction.DRIFT_REPAIR_FAILED, drifts, reason=str(error))
             return False
         if DriftKind.FOREIGN_ASSOCIATION in kinds:
@@ -123,7 +151,7 @@ class DriftRepair:
         return True
 
     def _end_live_grants(
-        self, instance_id: str, actor: str, reason: str, *, state: GrantState
+        self, instance: InstanceRef, actor: str, reason: str, *, state: GrantState
     ) -> None:
         """Moves the instance's pending and active grants to FAILED, or to REVOKING (convergence
         then tears down and settles them as a revocation would), saying why."""
@@ -131,7 +159,7 @@ class DriftRepair:
         action = AuditAction.GRANT_FAILED if failed else AuditAction.GRANT_REVOKE_REQUESTED
         now = self._clock.now()
         with self._uow() as uow:
-            for grant in uow.grants.for_instance(instance_id):
+            for grant in uow.grants.for_instance(instance):
                 if grant.state.is_desired:
                     ended = grant.moved_to(state, now, failure_reason=reason if failed else "")
                     uow.grants.save(ended)
@@ -153,20 +181,19 @@ def reconcile(
     An instance the broker has no record of is not its business: brokers sharing a role path
     (BROKER_REMOVE_ORPHANS=false) must not tear down each other's resources.
     """
+    named = command.instance
     with uow(read_only=True) as unit:
-        if not command.instance_id:
-            instances = unit.grants.live_instances()
-        elif unit.instances.get(command.instance_id) is None and not unit.grants.for_instance(
-            command.instance_id
-        ):
+        if named is None:
+            instances = [i for i in unit.grants.live_instances() if command.places.holds(i.place)]
+        elif unit.instances.get(named) is None and not unit.grants.for_instance(named):
             return []
         else:
-            instances = [command.instance_id]
-    if not command.instance_id:
+            instances = [named]
+    if named is None:
         instances = drift.suspects(instances)
     findings = []
-    for instance_id in instances:
-        findings += drift.instance(instance_id, dry_run=command.dry_run, actor=command.actor)
+    for instance in instances:
+        findings += drift.instance(instance, dry_run=command.dry_run, actor=command.actor)
     return findings
 
 
@@ -177,14 +204,10 @@ def repair_drift(
     checked now (AWS unavailable, say) is tried again next time."""
     with uow(read_only=True) as unit:
         instances = unit.grants.live_instances()
-    try:
-        suspects = drift.suspects(instances)
-    except BrokerError as error:
-        log.warning("could not screen the instances for drift yet: %s", error)
-        return []
+    suspects = drift.suspects(instances, skip_unreadable=True)
     found, _ = each_concurrently(
         suspects,
-        lambda instance_id: drift.instance(instance_id, dry_run=False, actor=command.actor),
+        lambda instance: drift.instance(instance, dry_run=False, actor=command.actor),
         "check for drift",
     )
     return [finding for findings in found for finding in findings]

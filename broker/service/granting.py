@@ -25,6 +25,7 @@ from broker.domain.grants import (
     later_expiry,
     new_grant,
 )
+from broker.domain.places import PlaceFilter
 from broker.service.authorization import Permit
 from broker.service.commands import MAX_PAGE_SIZE, ExtendGrant, GrantAccess
 from broker.service.convergence import Intent
@@ -45,7 +46,7 @@ def grant_access(
     request, now = permit.the_request(), clock.now()
     expires_at = expiry_after(now, request.ttl)
     with uow(read_only=True) as unit:
-        instance_grants = tuple(unit.grants.for_instance(request.instance_id))
+        instance_grants = tuple(unit.grants.for_instance(request.instance))
         waiting = _waiting_request(unit, request) if permit.approval else None
     live = [g for g in instance_grants if permit.may_act_on(g)]
     existing = next((g for g in live if g.scope == request.scope and g.is_live(now)), None)
@@ -99,6 +100,7 @@ def _waiting_request(unit: UnitOfWork, request: GrantRequest) -> Grant | None:
     second request."""
     where = GrantFilter(
         instance_id=request.instance_id,
+        places=PlaceFilter(request.place.account, request.place.region),
         state=GrantState.AWAITING_APPROVAL,
         requested_by=request.requested_by,
     )

@@ -49,11 +49,13 @@ NO_KEY = IdempotencyKey()
 
 def key_for(command: Command[object], permit: Permit) -> IdempotencyKey:
     """The command's key and what makes two requests the same request (the stored
-    fingerprints depend on exactly these fields: change them only with a migration)."""
+    fingerprints depend on exactly these fields: change them only with a migration; the
+    place joined them with many accounts, so a retry sent across that upgrade is a conflict)."""
     if isinstance(command, GrantAccess) and command.idempotency_key:
         request = permit.the_request()
         digest = _fingerprint(
             instance_id=request.instance_id,
+            place=str(request.place),
             scope=request.scope,
             ttl=request.ttl,
             reason=request.reason,

@@ -1,5 +1,6 @@
 """The pipeline every command goes through, in the same order, each step in one place:
 
+    locate       command.located(): account and region    commands.py
     validate     command.validate()                      commands.py
     authorize    Authorizer.authorize(); refusals audited authorization.py (the RULES table)
     idempotency  a retry gets the first result            idempotency.py
@@ -29,6 +30,7 @@ from typing import Any, TypeVar, cast
 from broker.domain.audit import AuditAction, refusal_event
 from broker.domain.errors import BrokerError, PermissionDenied
 from broker.domain.grants import GrantLimits
+from broker.domain.places import InstanceRef
 from broker.service.authorization import RULES, Authorizer, Permit
 from broker.service.commands import (
     ApproveGrant,
@@ -43,6 +45,7 @@ from broker.service.convergence import Convergence, Intent
 from broker.service.delegation import acting_via
 from broker.service.idempotency import IdempotencyKey, key_for
 from broker.service.ports import (
+    AccountsSource,
     Clock,
     InstanceInfo,
     InstanceLocks,
@@ -81,9 +84,11 @@ class MessageBus:
         uow: UnitOfWorkFactory,
         clock: Clock,
         limits: GrantLimits,
+        accounts: AccountsSource,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._handlers, self._authorizer, self._convergence = handlers, authorizer, convergence
+        self._accounts = accounts
         self._locks, self._uow, self._clock, self._limits = locks, uow, clock, limits
         self._telemetry = telemetry or NoTelemetry()
 
@@ -92,6 +97,7 @@ class MessageBus:
             return self._handle(command)
 
     def _handle(self, command: Command[Result]) -> Result:
+        command = command.located(self._accounts.current())
         command.validate(self._limits)
         permit = self._authorized(command)
         key = key_for(command, permit)
@@ -137,8 +143,8 @@ class MessageBus:
         """The instance of a new grant, as EC2 shows it; InstanceNotFound, audited, if none."""
         if decided is None or not decided.new:
             return None
-        instance_id = decided.grant.instance_id
-        return self._refusals_audited(command, lambda: self._convergence.look_up(instance_id))
+        instance = decided.grant.instance
+        return self._refusals_audited(command, lambda: self._convergence.look_up(instance))
 
     def _recorded(
         self, command: Command[Any], context: Context, instance: InstanceInfo | None
@@ -170,13 +176,13 @@ class MessageBus:
         it. A grant or a revocation does not wait for a convergence running meanwhile (the
         next round carries it); an extension holds the instance's lock too, so that no
         convergence can expire the grant it extends."""
-        instance_id = _changed_instance(command, permit)
-        if instance_id is None:
+        instance = _changed_instance(command, permit)
+        if instance is None:
             yield
             return
-        with self._locks.hold(admission_lock(instance_id)):
+        with self._locks.hold(admission_lock(instance)):
             if isinstance(command, ExtendGrant):
-                with self._locks.hold(instance_id):
+                with self._locks.hold(instance.key):
                     yield
             else:
                 yield
@@ -207,35 +213,40 @@ class MessageBus:
     def _audit_refusal(
         self, command: Command[Any], action: AuditAction, refusal: BrokerError
     ) -> None:
-        named = _refused(command, refusal)
-        event = refusal_event(self._clock.now(), command.actor, action, str(refusal), **named)
+        instance, named = _refused(command, refusal)
+        event = refusal_event(
+            self._clock.now(), command.actor, action, str(refusal), instance=instance, **named
+        )
         with self._uow() as uow:
             uow.audit.append(event)
             uow.commit()
 
 
-def _refused(command: Command[Any], refusal: BrokerError) -> dict[str, str]:
-    """What the refusal's audit event names: a grant request's scope; another's grant."""
+def _refused(
+    command: Command[Any], refusal: BrokerError
+) -> tuple[InstanceRef | None, dict[str, str]]:
+    """What the refusal's audit event names: a grant request's instance and scope; another's
+    grant and its instance."""
     if isinstance(command, GrantAccess):
         access = command.access.value if command.access else ""
         scope = {"bucket": command.bucket, "prefix": command.prefix, "access": access}
-        return {"instance_id": command.instance_id, **scope}
+        return InstanceRef(command.where, command.instance_id), scope
     assert isinstance(refusal, PermissionDenied), "only grant requests have other refusals"
-    return {"instance_id": refusal.instance_id, "grant_id": refusal.grant_id}
+    return refusal.instance, {"grant_id": refusal.grant_id}
 
 
 def _is_dry_run(command: Command[Any]) -> bool:
     return isinstance(command, GrantAccess) and command.dry_run
 
 
-def admission_lock(instance_id: str) -> str:
+def admission_lock(instance: InstanceRef) -> str:
     """The name of the instance's admission lock, beside its own (held while converging)."""
-    return f"admission:{instance_id}"
+    return f"admission:{instance.key}"
 
 
-def _changed_instance(command: Command[Any], permit: Permit) -> str | None:
+def _changed_instance(command: Command[Any], permit: Permit) -> InstanceRef | None:
     if isinstance(command, GrantAccess):
-        return command.instance_id
+        return InstanceRef(command.where, command.instance_id)
     if isinstance(command, RevokeAccess | ExtendGrant | ApproveGrant | DenyGrant):
-        return permit.the_grant().instance_id
+        return permit.the_grant().instance
     return None

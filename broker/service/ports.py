@@ -7,11 +7,14 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from broker.domain.access import GrantState
+from broker.domain.accounts import Accounts
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import AccessPolicy
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
 from broker.domain.drift import ListedRole
 from broker.domain.grants import Grant, InstanceResources
+from broker.domain.places import ANY_PLACE, InstanceRef, Place, PlaceFilter
+from broker.domain.quotas import AccountUsage
 
 T = TypeVar("T")
 
@@ -34,6 +37,8 @@ class StateCount:
 @dataclass(frozen=True)
 class GrantFilter:
     instance_id: str = ""
+    # Where the instances live.
+    places: PlaceFilter = ANY_PLACE
     bucket: str = ""
     state: GrantState | None = None
     requested_by: str = ""
@@ -62,18 +67,22 @@ class IdempotencyRecord:
 class InstanceRecord:
     """The broker's record of what AWS holds for an instance, as of its last recorded step."""
 
-    instance_id: str
+    instance: InstanceRef
     resources: InstanceResources
     policy_document: str
     updated_at: datetime
     role_in_profile: bool = False
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
 
 
 class GrantStore(Protocol):
     def add(self, grant: Grant) -> None: ...
     def save(self, grant: Grant) -> None: ...
     def get(self, grant_id: str) -> Grant | None: ...
-    def for_instance(self, instance_id: str) -> list[Grant]:
+    def for_instance(self, instance: InstanceRef) -> list[Grant]:
         """The instance's grants that are desired or settling (pending, active, revoking)."""
         ...
 
@@ -85,11 +94,11 @@ class GrantStore(Protocol):
         """Requests still awaiting approval whose time to be answered has passed."""
         ...
 
-    def settling_instances(self) -> list[str]:
+    def settling_instances(self) -> list[InstanceRef]:
         """Instances with a grant still pending or revoking, for the reconciler."""
         ...
 
-    def live_instances(self) -> list[str]:
+    def live_instances(self) -> list[InstanceRef]:
         """Instances with a pending, active or revoking grant: those the broker manages."""
         ...
 
@@ -148,7 +157,7 @@ class IdempotencyKeys(Protocol):
 
 
 class InstanceRecords(Protocol):
-    def get(self, instance_id: str) -> InstanceRecord | None: ...
+    def get(self, instance: InstanceRef) -> InstanceRecord | None: ...
     def save(self, record: InstanceRecord) -> None: ...
 
 
@@ -219,9 +228,14 @@ class Iam(Protocol):
     def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None: ...
     def remove_role_from_instance_profile(self, profile_name: str, role_name: str) -> None: ...
     def delete_instance_profile(self, name: str) -> None: ...
-    def managed_instance_ids(self, path: str) -> set[str]:
-        """Instances with a role or instance profile the broker created on exactly `path`:
-        named for the instance and tagged managed-by=accessbroker (and with its instance id)."""
+    def managed_instances(self, path: str) -> dict[str, str]:
+        """Instances with a role or instance profile the broker created on exactly `path`
+        (named for the instance and tagged managed-by=accessbroker, and with its instance id),
+        with the region their tags name ("" when they name none: made before regions were)."""
+        ...
+
+    def account_usage(self) -> AccountUsage:
+        """How many roles and instance profiles the account holds, and its quotas for them."""
         ...
 
     def list_broker_roles(self) -> dict[str, ListedRole]:
@@ -280,6 +294,18 @@ class Ec2(Protocol):
         ...
 
 
+class AwsAccounts(Protocol):
+    """The AWS of every configured account and region: a spoke account through the role the
+    broker assumes there. A call in an account that cannot be reached raises AwsUnavailable
+    naming it; the other accounts are unaffected."""
+
+    def iam(self, account: str) -> Iam:
+        """The account's IAM (one for all its regions), by its key (HOME_ACCOUNT: the home)."""
+        ...
+
+    def ec2(self, place: Place) -> Ec2: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -298,6 +324,12 @@ class PolicySource(Protocol):
     """The access policy in force; a reload swaps it whole, so a request reads it once."""
 
     def current(self) -> AccessPolicy: ...
+
+
+class AccountsSource(Protocol):
+    """The accounts and regions in force; a reload swaps them whole."""
+
+    def current(self) -> Accounts: ...
 
 
 class Span(Protocol):
@@ -324,6 +356,10 @@ class Telemetry(Protocol):
         """The access policy let a caller run a command (of this name), or refused it."""
         ...
 
+    def account_usage_read(self, account: str, usage: AccountUsage) -> None:
+        """An account's role and instance profile usage, as just read (for its metrics)."""
+        ...
+
 
 class NoTelemetry:
     """Measures nothing: where no metrics are kept (the unit tests, a one-off command)."""
@@ -335,6 +371,9 @@ class NoTelemetry:
         pass
 
     def authorization_decided(self, command: str, *, allowed: bool) -> None:
+        pass
+
+    def account_usage_read(self, account: str, usage: AccountUsage) -> None:
         pass
 
 

@@ -13,6 +13,7 @@ from broker.domain.audit import AuditEvent
 from broker.domain.authorization import Decision
 from broker.domain.errors import InstanceNotFound
 from broker.domain.grants import Grant, GrantLimits, InstanceResources
+from broker.domain.places import InstanceRef
 from broker.domain.policy import build_policy, render
 from broker.service.authorization import Authorizer
 from broker.service.commands import (
@@ -27,7 +28,7 @@ from broker.service.commands import (
     WatchAuditEvents,
 )
 from broker.service.messagebus import Context
-from broker.service.ports import AuditFilter, Ec2, GrantFilter, Page, UnitOfWorkFactory
+from broker.service.ports import AuditFilter, AwsAccounts, GrantFilter, Page, UnitOfWorkFactory
 
 # How many events a feed reads at a time.
 FEED_BATCH = 500
@@ -45,6 +46,7 @@ def list_grants(command: ListGrants, context: Context, *, uow: UnitOfWorkFactory
     mine_to_approve = command.awaiting_my_approval
     where = GrantFilter(
         instance_id=command.instance_id,
+        places=command.places,
         bucket=command.bucket,
         state=GrantState.AWAITING_APPROVAL if mine_to_approve else command.state,
         requested_by="" if context.permit.is_admin or mine_to_approve else command.actor,
@@ -64,20 +66,20 @@ def _awaits(approver: str, grant: Grant) -> bool:
 
 
 def describe_instance(
-    command: DescribeInstanceAccess, context: Context, *, uow: UnitOfWorkFactory, ec2: Ec2
+    command: DescribeInstanceAccess, context: Context, *, uow: UnitOfWorkFactory, aws: AwsAccounts
 ) -> InstanceAccess:
     """The instance's role, profile and association, and the caller's live grants. The policy
     document names every grant's bucket and prefix, so it is shown to a caller that is not an
     admin only when it grants exactly the caller's own grants (a grant of another's still
     being revoked, say, keeps it hidden)."""
-    instance_id = command.instance_id
+    instance = command.instance
     with uow(read_only=True) as unit:
-        record = unit.instances.get(instance_id)
-        grants = [g for g in unit.grants.for_instance(instance_id) if g.state.is_desired]
-    if record is None and not grants and ec2.find_instance(instance_id) is None:
-        raise InstanceNotFound(instance_id)
+        record = unit.instances.get(instance)
+        grants = [g for g in unit.grants.for_instance(instance) if g.state.is_desired]
+    if record is None and not grants and not _exists(aws, instance):
+        raise InstanceNotFound(str(instance))
     access = InstanceAccess(
-        instance_id=instance_id,
+        instance=instance,
         resources=record.resources if record else InstanceResources(),
         policy_document=record.policy_document if record else "",
         grants=grants,
@@ -139,12 +141,16 @@ def explain_access(
     command: ExplainAccess,
     context: Context,
     *,
-    ec2: Ec2,
+    aws: AwsAccounts,
     authorizer: Authorizer,
     limits: GrantLimits,
 ) -> Decision:
     """The decision GrantAccess would make for `identity` now, with the policy in force."""
     request = command.request(limits)
-    if ec2.find_instance(command.instance_id) is None:
-        raise InstanceNotFound(command.instance_id)
+    if not _exists(aws, request.instance):
+        raise InstanceNotFound(str(request.instance))
     return authorizer.decide(context.permit.policy, command.identity, request, command.ttl)
+
+
+def _exists(aws: AwsAccounts, instance: InstanceRef) -> bool:
+    return aws.ec2(instance.place).find_instance(instance.instance_id) is not None

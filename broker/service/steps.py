@@ -270,7 +270,7 @@ class StepRecorder:
         """Audits a finished AWS change together with the instance record it changed."""
         with self._uow() as uow:
             uow.instances.save(record)
-            uow.audit.append(step_event(record.updated_at, actor, record.instance_id, step))
+            uow.audit.append(step_event(record.updated_at, actor, record.instance, step))
             uow.commit()
 
 
@@ -280,7 +280,7 @@ def observed_record(names: ManagedNames, observed: ObservedState, now: datetime)
     ours = association is not None and is_our_association(names, association)
     profile = observed.profile
     return InstanceRecord(
-        instance_id=names.instance_id,
+        instance=names.instance,
         resources=InstanceResources(
             role_name=observed.role.name if observed.role else "",
             role_arn=observed.role.arn if observed.role else "",
@@ -307,7 +307,7 @@ def adopted_record(
         association_id=adopted.association_id,
     )
     return InstanceRecord(
-        instance_id=names.instance_id,
+        instance=names.instance,
         resources=resources if policy is not None else InstanceResources(),
         policy_document=render(policy) if policy is not None else "",
         updated_at=now,

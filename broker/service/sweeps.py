@@ -11,12 +11,26 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from broker.domain.access import GrantState
+from broker.domain.accounts import Account
 from broker.domain.audit import AuditAction, grant_event, orphan_event
 from broker.domain.errors import BrokerError
-from broker.service.commands import ExpireGrants, FinishSettling, OrphanSweep, RemoveOrphans
+from broker.domain.places import InstanceRef, Place
+from broker.service.commands import (
+    ExpireGrants,
+    FinishSettling,
+    MeasureQuotas,
+    OrphanSweep,
+    RemoveOrphans,
+)
 from broker.service.convergence import Convergence
 from broker.service.messagebus import Context, admission_lock
-from broker.service.ports import Clock, Iam, InstanceLocks, UnitOfWorkFactory
+from broker.service.ports import (
+    AccountsSource,
+    AwsAccounts,
+    Clock,
+    InstanceLocks,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +52,7 @@ def expire_grants(
     clock: Clock,
     locks: InstanceLocks,
     convergence: Convergence,
-) -> list[str]:
+) -> list[InstanceRef]:
     """Converges each instance with a pending or active grant past its expiry.
 
     Convergence leaves such grants out of the policy (tearing everything down when none is
@@ -48,7 +62,7 @@ def expire_grants(
     approval when their time to be answered is up end EXPIRED too (nothing of them is in AWS).
     """
     with uow(read_only=True) as unit:
-        instances = sorted({g.instance_id for g in unit.grants.expired(clock.now())})
+        instances = sorted({g.instance for g in unit.grants.expired(clock.now())})
     unfinished = _converge_each(convergence, instances, command.actor, "end the expired grants of")
     lapse_unanswered(uow, clock, locks, command.actor)
     return unfinished
@@ -63,7 +77,7 @@ def lapse_unanswered(
         lapsed = unit.grants.lapsed_requests(clock.now())
     for request in lapsed:
         try:
-            with locks.hold(admission_lock(request.instance_id)):
+            with locks.hold(admission_lock(request.instance)):
                 _lapse(uow, clock, actor, request.grant_id)
         except BrokerError:  # this one is tried again by the next sweep; the others go on
             log.warning("could not end the lapsed request %s yet", request.grant_id, exc_info=True)
@@ -87,7 +101,7 @@ def finish_settling(
     *,
     uow: UnitOfWorkFactory,
     convergence: Convergence,
-) -> list[str]:
+) -> list[InstanceRef]:
     """Converges each instance that still has a pending or revoking grant; answers those that
     could not be finished yet (their grants keep the reason)."""
     with uow(read_only=True) as unit:
@@ -96,28 +110,28 @@ def finish_settling(
 
 
 def _converge_each(
-    convergence: Convergence, instances: list[str], actor: str, doing: str
-) -> list[str]:
+    convergence: Convergence, instances: list[InstanceRef], actor: str, doing: str
+) -> list[InstanceRef]:
     _, unfinished = each_concurrently(
-        instances, lambda instance_id: convergence.converge(instance_id, actor), doing
+        instances, lambda instance: convergence.converge(instance, actor), doing
     )
     return unfinished
 
 
 def each_concurrently(
-    instances: list[str], work: Callable[[str], T], doing: str
-) -> tuple[list[T], list[str]]:
+    instances: list[InstanceRef], work: Callable[[InstanceRef], T], doing: str
+) -> tuple[list[T], list[InstanceRef]]:
     """Does `work` for each instance, SWEEP_CONCURRENCY at a time: what it answered for those
     it could be done for, and the instances it could not be done for yet (logged, for the next
     sweep to try again)."""
     if not instances:
         return [], []
 
-    def tried(instance_id: str) -> tuple[T] | None:
+    def tried(instance: InstanceRef) -> tuple[T] | None:
         try:
-            return (work(instance_id),)
+            return (work(instance),)
         except BrokerError as error:
-            log.warning("could not %s %s yet: %s", doing, instance_id, error)
+            log.warning("could not %s %s yet: %s", doing, instance, error)
             return None
 
     workers = min(SWEEP_CONCURRENCY, len(instances))
@@ -133,39 +147,84 @@ def remove_orphans(
     context: Context,
     *,
     uow: UnitOfWorkFactory,
-    iam: Iam,
+    aws: AwsAccounts,
+    accounts: AccountsSource,
     clock: Clock,
     locks: InstanceLocks,
     convergence: Convergence,
     role_path: str,
 ) -> OrphanSweep:
-    """Tears down the role and profile of every instance that has them but no live grant.
+    """Tears down the role and profile of every instance that has them but no live grant, in
+    every configured account (an account that cannot be reached now is left for the next pass).
 
     Only what the broker created is considered: names of its form, on its role path, with its
     tags (the Iam port checks all three). A half-created role left by a crash, or resources
     whose teardown failed for good, end here. Each teardown is audited by the system actor.
     """
-    orphans = [i for i in sorted(iam.managed_instance_ids(role_path)) if not _needed(uow, i)]
+    orphans = [
+        instance
+        for account in accounts.current().all
+        for instance in _managed_in(aws, account, role_path)
+        if not _needed(uow, instance)
+    ]
 
-    def remove(instance_id: str) -> str:
-        """The instance, once its resources are gone; "" when a grant needs them after all."""
+    def remove(instance: InstanceRef) -> InstanceRef | None:
+        """The instance, once its resources are gone; None when a grant needs them after all."""
         # Under the instance's lock, so that a grant recorded meanwhile is seen (convergence
         # would then build it up instead, which is as right); the lock is re-entrant.
-        with locks.hold(instance_id):
-            if _needed(uow, instance_id):
-                return ""
-            log.info("removing the resources of %s, which no grant needs", instance_id)
+        with locks.hold(instance.key):
+            if _needed(uow, instance):
+                return None
+            log.info("removing the resources of %s, which no grant needs", instance)
             with uow() as unit:
-                unit.audit.append(orphan_event(clock.now(), instance_id))
+                unit.audit.append(orphan_event(clock.now(), instance))
                 unit.commit()
-            convergence.converge(instance_id, command.actor)
-        return instance_id
+            convergence.converge(instance, command.actor)
+        return instance
 
     removed, unfinished = each_concurrently(orphans, remove, "remove the orphaned resources of")
     return OrphanSweep(removed=[i for i in removed if i], unfinished=unfinished)
 
 
-def _needed(uow: UnitOfWorkFactory, instance_id: str) -> bool:
+def measure_quotas(
+    command: MeasureQuotas,
+    context: Context,
+    *,
+    aws: AwsAccounts,
+    accounts: AccountsSource,
+    convergence: Convergence,
+) -> list[str]:
+    """Reads every configured account's IAM usage, for the metrics and the quota headroom
+    check of the admissions that follow; an account that cannot be read now is left out."""
+    unread = []
+    for account in accounts.current().all:
+        try:
+            convergence.usages.read(account, aws.iam(account.key))
+        except BrokerError as error:
+            log.warning("could not read the IAM usage of account %s yet: %s", account.name, error)
+            unread.append(account.name)
+    return unread
+
+
+def _managed_in(aws: AwsAccounts, account: Account, role_path: str) -> list[InstanceRef]:
+    """The instances whose resources the broker made in the account, where their region tag
+    places them (untagged ones, made before regions were, in the account's first region); a
+    region no longer configured is left alone."""
+    try:
+        managed = aws.iam(account.key).managed_instances(role_path)
+    except BrokerError as error:
+        log.warning("could not look for orphans in account %s yet: %s", account.name, error)
+        return []
+    found = []
+    for instance_id, region in sorted(managed.items()):
+        if (region or account.regions[0]) in account.regions:
+            found.append(InstanceRef(Place(account.key, region or account.regions[0]), instance_id))
+        else:
+            log.info("leaving %s alone: its region %s is not configured", instance_id, region)
+    return found
+
+
+def _needed(uow: UnitOfWorkFactory, instance: InstanceRef) -> bool:
     """Whether a grant of the instance is pending, active or revoking."""
     with uow(read_only=True) as unit:
-        return bool(unit.grants.for_instance(instance_id))
+        return bool(unit.grants.for_instance(instance))

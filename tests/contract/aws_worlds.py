@@ -17,11 +17,12 @@ from broker.sandbox import Emulator
 from broker.service.ports import Ec2, Iam
 from tests.integration.aws.clients import admin_clients
 from tests.integration.aws.names import fresh_instance_id
+from tests.places import at_home
 from tests.unit.service.fakes import ACCOUNT, FakeAws, FakeProfile, FakeRole
 
 # The tags of what the broker creates for an instance (any instance: these tests use the names
 # they are given, not the instance's).
-MANAGED_TAGS = ManagedNames("i-0123456789abcdef0", DEFAULT_ROLE_PATH).tags
+MANAGED_TAGS = ManagedNames(at_home("i-0123456789abcdef0"), DEFAULT_ROLE_PATH).tags
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/p*"}],

@@ -9,10 +9,15 @@ from broker.domain.access import Access, GrantState
 from broker.domain.approval import Approval, Vote
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope, InstanceResources
+from broker.domain.places import HOME_ACCOUNT, InstanceRef, Place, PlaceFilter
 from broker.service.ports import GrantFilter, StateCount, UnitOfWorkFactory
+from tests.places import HOME, at_home
 from tests.records import INSTANCE_A, INSTANCE_B, MOMENT, GrantMaker, add_all
 
 INSTANCE_C = "i-0aaaaaaaaaaaaaaaa"
+# Where else instances live: another region of the broker's own account, another account.
+OTHER_REGION = "eu-west-1"
+SPOKE = Place("222222222222", HOME.region)
 SCOPE = GrantScope(bucket="reports", prefix="daily/", access=Access.UPLOAD)
 RESOURCES = InstanceResources(
     role_name="accessbroker-i-0123456789abcdef0",
@@ -97,14 +102,14 @@ def test_for_instance_returns_pending_active_and_revoking_grants(
     )
 
     with units() as uow:
-        live = uow.grants.for_instance(INSTANCE_A)
+        live = uow.grants.for_instance(at_home(INSTANCE_A))
 
     assert [grant.state for grant in live] == [
         GrantState.PENDING,
         GrantState.ACTIVE,
         GrantState.REVOKING,
     ]
-    assert {grant.instance_id for grant in live} == {INSTANCE_A}
+    assert {grant.instance for grant in live} == {at_home(INSTANCE_A)}
 
 
 def test_expired_are_the_pending_or_active_grants_at_or_past_their_expiry(
@@ -147,7 +152,7 @@ def test_settling_instances_are_those_with_pending_or_revoking_grants(
     )
 
     with units() as uow:
-        assert uow.grants.settling_instances() == [INSTANCE_A, INSTANCE_C]
+        assert uow.grants.settling_instances() == [at_home(INSTANCE_A), at_home(INSTANCE_C)]
 
 
 def test_live_instances_are_those_with_pending_active_or_revoking_grants(
@@ -168,7 +173,32 @@ def test_live_instances_are_those_with_pending_active_or_revoking_grants(
     )
 
     with units() as uow:
-        assert uow.grants.live_instances() == [INSTANCE_A, INSTANCE_C, INSTANCE_B]
+        assert uow.grants.live_instances() == [
+            at_home(INSTANCE_A),
+            at_home(INSTANCE_C),
+            at_home(INSTANCE_B),
+        ]
+
+
+def test_an_instance_id_names_an_instance_only_where_it_lives(
+    units: UnitOfWorkFactory, make_grant: GrantMaker
+) -> None:
+    # The same instance id at home, in the home account's other region and in another account.
+    places = (HOME, Place(HOME_ACCOUNT, OTHER_REGION), SPOKE)
+    grants = [make_grant(place=place) for place in places]
+    add_all(units, grants)
+
+    with units() as uow:
+        found = {place: uow.grants.for_instance(InstanceRef(place, INSTANCE_A)) for place in places}
+        settling, live = uow.grants.settling_instances(), uow.grants.live_instances()
+
+    assert found == {grant.place: [grant] for grant in grants}
+    instances = [
+        InstanceRef(Place(HOME_ACCOUNT, OTHER_REGION), INSTANCE_A),
+        at_home(INSTANCE_A),
+        InstanceRef(SPOKE, INSTANCE_A),
+    ]
+    assert (settling, live) == (instances, instances)
 
 
 def all_pages(units: UnitOfWorkFactory, where: GrantFilter, limit: int) -> list[list[Grant]]:
@@ -250,6 +280,33 @@ def matches(grant: Grant, where: GrantFilter) -> bool:
         and where.bucket in ("", grant.scope.bucket)
         and where.state in (None, grant.state)
     )
+
+
+@pytest.mark.parametrize(
+    "places",
+    [
+        PlaceFilter(account=SPOKE.account),
+        PlaceFilter(region=OTHER_REGION),
+        PlaceFilter(HOME_ACCOUNT, HOME.region),
+    ],
+    ids=["account", "region", "both"],
+)
+def test_list_narrowed_to_places_across_pages(
+    units: UnitOfWorkFactory, make_grant: GrantMaker, places: PlaceFilter
+) -> None:
+    everywhere = (
+        HOME,
+        Place(HOME_ACCOUNT, OTHER_REGION),
+        SPOKE,
+        Place(SPOKE.account, OTHER_REGION),
+    )
+    grants = [make_grant(place=everywhere[number % 4]) for number in range(24)]
+    add_all(units, grants)
+
+    pages = all_pages(units, GrantFilter(places=places), limit=2)
+
+    assert [g for page in pages for g in page] == [g for g in grants if places.holds(g.place)]
+    assert len(pages) > 1
 
 
 def test_a_requesters_grants_are_listed_across_pages_and_no_others(

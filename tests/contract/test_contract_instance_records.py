@@ -1,26 +1,48 @@
-"""The InstanceRecords port: one record per instance, inserted and then overwritten."""
+"""The InstanceRecords port: one record per instance where it lives, inserted and then
+overwritten."""
 
+from dataclasses import replace
 from datetime import UTC
 
+from broker.domain.places import HOME_ACCOUNT, InstanceRef, Place
 from broker.service.ports import UnitOfWorkFactory
+from tests.places import HOME, at_home
 from tests.records import INSTANCE_A, instance_record
+
+SPOKE = Place("222222222222", HOME.region)
 
 
 def test_instance_record_is_inserted_then_overwritten(units: UnitOfWorkFactory) -> None:
     first = instance_record('{"Version": "2012-10-17", "Statement": []}', "iip-assoc-1")
     second = instance_record("", "iip-assoc-2")
     with units() as uow:
-        assert uow.instances.get(INSTANCE_A) is None
+        assert uow.instances.get(at_home(INSTANCE_A)) is None
         uow.instances.save(first)
         uow.commit()
     with units() as uow:
-        assert uow.instances.get(INSTANCE_A) == first
+        assert uow.instances.get(at_home(INSTANCE_A)) == first
         uow.instances.save(second)
         uow.commit()
 
     with units() as uow:
-        read = uow.instances.get(INSTANCE_A)
+        read = uow.instances.get(at_home(INSTANCE_A))
 
     assert read == second
     assert read is not None
     assert read.updated_at.tzinfo == UTC
+
+
+def test_an_instance_has_a_record_of_its_own_in_each_place(units: UnitOfWorkFactory) -> None:
+    home = instance_record("", "iip-assoc-1")
+    in_spoke = replace(instance_record("", "iip-assoc-2"), instance=InstanceRef(SPOKE, INSTANCE_A))
+    with units() as uow:
+        uow.instances.save(home)
+        uow.instances.save(in_spoke)
+        uow.commit()
+
+    with units() as uow:
+        read = (uow.instances.get(at_home(INSTANCE_A)), uow.instances.get(in_spoke.instance))
+        elsewhere = uow.instances.get(InstanceRef(Place(HOME_ACCOUNT, "eu-west-1"), INSTANCE_A))
+
+    assert read == (home, in_spoke)
+    assert elsewhere is None

@@ -18,10 +18,11 @@ from broker.service.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from tests.places import at_home
 from tests.records import GrantMaker, audit_event, idempotency_record, instance_record
 from tests.waiting import wait_until
 
-INSTANCE = "i-0123456789abcdef0"
+INSTANCE = at_home("i-0123456789abcdef0")
 MOMENT = datetime(2026, 7, 1, 12, 30, 15, tzinfo=UTC)
 
 
@@ -130,7 +131,7 @@ def test_two_threads_write_through_separate_units_of_work(
                 start_together.wait(timeout=30)
                 # Read, pause so the other thread's transaction overlaps, then write.
                 with units() as uow:
-                    uow.grants.for_instance(grant.instance_id)
+                    uow.grants.for_instance(grant.instance)
                     time.sleep(0.02)
                     uow.grants.add(grant)
                     uow.audit.append(

@@ -6,14 +6,18 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections import deque
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from accessbroker.v1 import broker_pb2_grpc
 from broker.sandbox import Emulator
+from tests.waiting import wait_for
 
 _SERVING_LINE = re.compile(r"accessbroker serving on (\S+)")
 _METRICS_LINE = re.compile(r"^metrics: (http://\S+)")
@@ -91,6 +95,25 @@ class BrokerProcess:
     def metrics_url(self) -> str:
         """Where the broker serves /metrics, as it said when it started."""
         return self._said(_METRICS_LINE, "metrics URL")
+
+    def samples(self, prefix: str) -> list[Sample]:
+        """The samples /metrics serves now whose names start with `prefix`."""
+        with urllib.request.urlopen(self.metrics_url, timeout=30) as response:
+            text = response.read().decode()
+        return [
+            sample
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith(prefix)
+        ]
+
+    def wait_for_chore(self, chore: str) -> None:
+        """Returns once the sweep's chore has got through (each runs at start)."""
+        wait_for(
+            lambda: self.samples("accessbroker_sweep_last_success_timestamp_seconds"),
+            lambda found: any(s.labels.get("chore") == chore for s in found),
+            what=f"the sweep's {chore} chore to get through",
+        )
 
     @property
     def health_address(self) -> str:

@@ -12,6 +12,7 @@ from broker.domain.grants import GrantRequest, GrantScope, new_grant
 from broker.sandbox import Emulator
 from broker.sandbox.instance_view import ALLOWED
 from tests.e2e.broker_process import BrokerProcess
+from tests.places import HOME
 from tests.waiting import wait_for
 
 GRANT_ID = "6f1c2b9e-0d4a-4c1e-9a57-3b8f2e1d7c40"
@@ -23,6 +24,7 @@ def _record_pending_grant(database_url: str, instance_id: str, bucket: str) -> N
     upgrade_to_head(engine)
     request = GrantRequest(
         instance_id=instance_id,
+        place=HOME,
         scope=GrantScope(bucket=bucket, prefix="left/", access=Access.UPLOAD),
         ttl=None,
         reason="interrupted",

@@ -15,6 +15,7 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import aws_associations, aws_profile_names, aws_role_names
+from tests.places import at_home
 from tests.waiting import wait_for
 
 
@@ -24,7 +25,7 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 def leave_orphan(emulator: Emulator, instance_id: str, path: str) -> None:
     """A role, policy, profile and association as a broker that lost its record leaves them."""
-    iam, names = emulator.client("iam"), ManagedNames(instance_id, path)
+    iam, names = emulator.client("iam"), ManagedNames(at_home(instance_id), path)
     iam.create_role(
         RoleName=names.role_name,
         Path=path,
@@ -82,7 +83,7 @@ def test_the_sweep_at_start_removes_orphans_and_only_them(
     untagged = look_alike(emulator, emulator.run_instance(), path, {})
     elsewhere_id = emulator.run_instance()
     elsewhere = look_alike(
-        emulator, elsewhere_id, f"{path}other/", ManagedNames(elsewhere_id, path).tags
+        emulator, elsewhere_id, f"{path}other/", ManagedNames(at_home(elsewhere_id), path).tags
     )
     orphan_role = f"accessbroker-{orphan}"
     assert orphan_role in aws_role_names(emulator)

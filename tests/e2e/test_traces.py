@@ -89,6 +89,7 @@ def test_a_grant_is_one_trace_continuing_the_callers(
     [convergence] = [span for span in under(rpc, trace) if span.name == CONVERGENCE_SPAN]
     assert convergence.attributes == {
         "accessbroker.instance_id": instance_id,
+        "accessbroker.region": "us-east-1",
         "accessbroker.outcome": "converged",
     }
     made = {span.name: span for span in under(convergence, trace)}

@@ -19,7 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
 
-from broker.adapters.aws.errors import error_code, error_message, translate
+from broker.adapters.aws.errors import (
+    CredentialsUnavailable,
+    error_code,
+    error_message,
+    translate,
+)
 from broker.adapters.aws.rate import WriteRate
 from broker.adapters.aws.retry import AwsRetry, Propagation, RetryBudgets, RetryCounter
 from broker.adapters.aws.tally import CallTally, outcome_of
@@ -71,6 +76,7 @@ class AwsCalls:
         tally: CallTally | None = None,
         service: str = "",
         tracer: Tracer | None = None,
+        account: str = "",
     ) -> None:
         # missing: the error codes that mean what a call reads or deletes does not exist.
         self._client, self._retry, self._missing, self._paging = client, retry, missing, paging
@@ -80,6 +86,9 @@ class AwsCalls:
         self._tally, self._service = tally, service
         # Each call (its retries included) is a span, a child of the one current when it is made.
         self._tracer = tracer or NoOpTracer()
+        # The account the client acts in, as AwsUnavailable names it (e.g. "prod (222222222222)");
+        # "" for the broker's own account, whose errors name none.
+        self._account = account
 
     @overload
     def call(
@@ -156,6 +165,13 @@ class AwsCalls:
                 attempt = partial(_budgeted, self._writes, action, attempt)
             try:
                 return self._retried(action, attempt, none_if_missing, propagation, maybe_done)
+            except CredentialsUnavailable as error:
+                where = f"account {self._account}" if self._account else "the account"
+                raise AwsUnavailable(f"{where} cannot be reached: {error}") from error
+            except AwsUnavailable as error:
+                if not self._account:
+                    raise
+                raise AwsUnavailable(f"account {self._account}: {error}") from error
             finally:
                 attempts.describe(span)
 
@@ -228,7 +244,10 @@ Client = TypeVar("Client")
 
 class AwsAdapter(Generic[Client]):
     """What BotoIam and BotoEc2 share: their AwsCalls, the retry budgets, and a counter of
-    retries (shared by both adapters when the composition root passes the same one)."""
+    retries (shared by both adapters when the composition root passes the same one).
+
+    `account` names the account the client acts in (a spoke's "name (id)") in every
+    AwsUnavailable its calls raise; "" for the broker's own account."""
 
     MISSING: ClassVar[frozenset[str]]
     PAGING: ClassVar[Paging]
@@ -245,6 +264,7 @@ class AwsAdapter(Generic[Client]):
         writes: WriteRate | None = None,
         tally: CallTally | None = None,
         tracer: Tracer | None = None,
+        account: str = "",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -260,4 +280,5 @@ class AwsAdapter(Generic[Client]):
             tally=tally,
             service=self.SERVICE,
             tracer=tracer,
+            account=account,
         )

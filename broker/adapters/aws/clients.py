@@ -30,6 +30,11 @@ class AwsClients:
     ec2: EC2Client
 
 
+def configured_region() -> str | None:
+    """The region boto3 would use (AWS_REGION, AWS_DEFAULT_REGION, the profile's), if any."""
+    return boto3.Session().region_name
+
+
 def make_aws_clients(
     *,
     endpoint_url: str | None,

@@ -34,6 +34,13 @@ _UNAVAILABLE_ERRORS = (
 BotoFailure = ClientError | BotoCoreError | ResponseParserError
 
 
+class CredentialsUnavailable(Exception):
+    """Raised from a client's credential refresh, within a call, when its credentials cannot be
+    had (e.g. AssumeRole into a spoke account refused or failing): the account cannot be
+    reached now. Its message says why; the call (calls.py) raises AwsUnavailable naming the
+    account, and does not retry it (the refresh has retried what it could)."""
+
+
 def error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "Unknown")
 

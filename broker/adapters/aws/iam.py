@@ -13,7 +13,8 @@ from broker.adapters.aws.retry import Propagation
 from broker.domain.convergence import ProfileInfo, RoleInfo
 from broker.domain.drift import ListedRole
 from broker.domain.errors import AwsUnavailable
-from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
+from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, REGION_TAG_KEY, is_managed
+from broker.domain.quotas import AccountUsage
 from broker.domain.validation import instance_id_problems
 
 if TYPE_CHECKING:
@@ -161,17 +162,16 @@ class BotoIam(AwsAdapter["IAMClient"]):
     def delete_instance_profile(self, name: str) -> None:
         self._aws.call("DeleteInstanceProfile", InstanceProfileName=name, none_if_missing=True)
 
-    def managed_instance_ids(self, path: str) -> set[str]:
-        """Instances whose role or instance profile the broker made on `path`: named
+    def managed_instances(self, path: str) -> dict[str, str]:
+        """Instances whose role or instance profile the broker made on `path` (named
         accessbroker-<instance id>, on exactly that path, tagged managed-by=accessbroker and with
-        the matching instance-id tag. Listings omit tags, so each candidate's are read."""
-        found = set()
+        the matching instance-id tag), with the region tag's value. Listings omit tags, so each
+        candidate's are read."""
+        found: dict[str, str] = {}
         for name in self._role_names(path):
-            if _made_by_broker(name, self._role_tags(name)):
-                found.add(name.removeprefix(NAME_PREFIX))
+            _note_made_by_broker(found, name, self._role_tags(name))
         for name in self._profile_names(path):
-            if _made_by_broker(name, self._profile_tags(name)):
-                found.add(name.removeprefix(NAME_PREFIX))
+            _note_made_by_broker(found, name, self._profile_tags(name))
         return found
 
     def list_broker_roles(self) -> dict[str, ListedRole]:
@@ -185,6 +185,16 @@ class BotoIam(AwsAdapter["IAMClient"]):
             for role in roles
             if _instance_id_of(role["RoleName"]) is not None
         }
+
+    def account_usage(self) -> AccountUsage:
+        """The account's roles and instance profiles, and its quotas for them."""
+        summary = self._aws.call("GetAccountSummary")["SummaryMap"]
+        return AccountUsage(
+            roles=int(summary["Roles"]),
+            roles_quota=int(summary["RolesQuota"]),
+            instance_profiles=int(summary["InstanceProfiles"]),
+            instance_profiles_quota=int(summary["InstanceProfilesQuota"]),
+        )
 
     def _role_names(self, path: str) -> list[str]:
         """Names of the form accessbroker-<instance id> among the roles on exactly `path`."""
@@ -243,12 +253,13 @@ def _instance_id_of(name: str) -> str | None:
     return None if instance_id_problems(instance_id) else instance_id
 
 
-def _made_by_broker(name: str, tags: dict[str, str] | None) -> bool:
-    return (
-        tags is not None
-        and is_managed(tags)
-        and tags.get(INSTANCE_TAG_KEY) == _instance_id_of(name)
-    )
+def _note_made_by_broker(found: dict[str, str], name: str, tags: dict[str, str] | None) -> None:
+    """Adds the instance `name` is for, with its region tag, when the broker made it."""
+    instance_id = _instance_id_of(name)
+    if tags is None or not is_managed(tags) or tags.get(INSTANCE_TAG_KEY) != instance_id:
+        return
+    assert instance_id is not None, "the instance-id tag matched"
+    found.setdefault(instance_id, tags.get(REGION_TAG_KEY, ""))
 
 
 def _tag_list(tags: dict[str, str]) -> list[TagTypeDef]:

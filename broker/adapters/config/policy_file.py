@@ -10,6 +10,8 @@ rules:
     access: [upload, read]
     prefixes: ["builds/*"]          # optional; absent means any prefix
     instance_tags: {team: data}     # optional; the instance must carry these tags
+    accounts: [dev, "222222222222"] # optional; the instance must live in one of these
+                                    # (BROKER_ACCOUNTS_FILE's names or ids, exactly, no globs)
     max_ttl: 24h                    # optional
     approval:                       # optional: granted only once approved
       approvers: [alice, "sre-*"]   # identities, globs allowed; never the requester
@@ -24,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from broker.adapters.config.accounts_file import account_reference_problem
 from broker.adapters.config.yaml_file import (
     check_keys,
     mapping,
@@ -44,6 +47,7 @@ _RULE_KEYS = (
     "access",
     "prefixes",
     "instance_tags",
+    "accounts",
     "max_ttl",
     "approval",
 )
@@ -87,6 +91,8 @@ def _rule(number: int, entry: Any, where: str) -> Rule:
     entry = mapping(entry, where)
     check_keys(entry, where, allowed=_RULE_KEYS, required=("identities", "buckets", "access"))
     prefixes = entry.get("prefixes")
+    # Present but empty is refused: `accounts:` must not read as "any account".
+    accounts = _accounts(entry["accounts"], f"{where}: accounts") if "accounts" in entry else None
     return Rule(
         number=number,
         identities=string_list(entry["identities"], f"{where}: identities"),
@@ -94,9 +100,25 @@ def _rule(number: int, entry: Any, where: str) -> Rule:
         access=_access(entry["access"], f"{where}: access"),
         prefixes=None if prefixes is None else string_list(prefixes, f"{where}: prefixes"),
         instance_tags=_tags(entry.get("instance_tags", {}), f"{where}: instance_tags"),
+        accounts=accounts,
         max_ttl=_duration(entry.get("max_ttl"), f"{where}: max_ttl"),
         approval=_approval(entry.get("approval"), f"{where}: approval"),
     )
+
+
+def _accounts(value: object, where: str) -> tuple[str, ...]:
+    """Accounts are named exactly, by id or name: a pattern could take in an account added to
+    the accounts file later."""
+    if not isinstance(value, list) or not value:
+        raise ConfigurationError(f"{where}: must be a non-empty list")
+    for name in value:
+        if isinstance(name, str) and GLOB_CHARACTERS & set(name):
+            raise ConfigurationError(
+                f"{where}: {name!r} is a pattern; name each account exactly, by id or name"
+            )
+        if problem := account_reference_problem(name):
+            raise ConfigurationError(f"{where}: {problem}")
+    return tuple(value)
 
 
 def _approval(value: object, where: str) -> ApprovalRule | None:

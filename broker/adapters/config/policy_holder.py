@@ -1,22 +1,32 @@
-"""The access policy in force (the PolicySource port), swapped whole when its file is reloaded."""
+"""Configuration in force, swapped whole when its file is reloaded: the access policy (the
+PolicySource port) and the accounts (the AccountsSource port)."""
 
 import threading
+from typing import Generic, TypeVar
 
+from broker.domain.accounts import Accounts
 from broker.domain.authorization import AccessPolicy
 
+T = TypeVar("T")
 
-class PolicyHolder:
-    """The access policy in force (BROKER_POLICY_FILE). A reload (SIGHUP) swaps it whole; a
-    request reads it once and decides everything with that one policy."""
 
-    def __init__(self, policy: AccessPolicy) -> None:
+class Holder(Generic[T]):
+    """What a file configures, in force. A reload (SIGHUP) swaps it whole; a request reads it
+    once and decides everything with that one version."""
+
+    def __init__(self, value: T) -> None:
         self._lock = threading.Lock()
-        self._policy = policy
+        self._value = value
 
-    def current(self) -> AccessPolicy:
+    def current(self) -> T:
         with self._lock:
-            return self._policy
+            return self._value
 
-    def replace(self, policy: AccessPolicy) -> None:
+    def replace(self, value: T) -> None:
         with self._lock:
-            self._policy = policy
+            self._value = value
+
+
+# BROKER_POLICY_FILE's access policy; BROKER_ACCOUNTS_FILE's accounts and regions.
+PolicyHolder = Holder[AccessPolicy]
+AccountsHolder = Holder[Accounts]

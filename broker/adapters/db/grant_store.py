@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from broker.adapters.db.approvals import approval_of, approval_text
@@ -11,6 +12,7 @@ from broker.adapters.db.tables import GrantRow, resource_columns, resources_of, 
 from broker.domain.access import Access, GrantState
 from broker.domain.errors import GrantNotFound
 from broker.domain.grants import Grant, GrantScope
+from broker.domain.places import InstanceRef, Place
 from broker.service.ports import GrantFilter, Page, StateCount
 
 _LIVE_STATES = [state.value for state in GrantState if state.is_desired or state.is_settling]
@@ -37,10 +39,11 @@ class SqlGrantStore:
         row = self._row(grant_id)
         return _grant_of(row) if row is not None else None
 
-    def for_instance(self, instance_id: str) -> list[Grant]:
+    def for_instance(self, instance: InstanceRef) -> list[Grant]:
         query = (
             select(GrantRow)
-            .where(GrantRow.instance_id == instance_id, col(GrantRow.state).in_(_LIVE_STATES))
+            .where(*_at(instance.place), GrantRow.instance_id == instance.instance_id)
+            .where(col(GrantRow.state).in_(_LIVE_STATES))
             .order_by(col(GrantRow.seq))
         )
         return [_grant_of(row) for row in self._session.exec(query)]
@@ -68,25 +71,26 @@ class SqlGrantStore:
         )
         return [_grant_of(row) for row in self._session.exec(query)]
 
-    def settling_instances(self) -> list[str]:
+    def settling_instances(self) -> list[InstanceRef]:
         return self._instances_in(_SETTLING_STATES)
 
-    def live_instances(self) -> list[str]:
+    def live_instances(self) -> list[InstanceRef]:
         return self._instances_in(_LIVE_STATES)
 
-    def _instances_in(self, states: list[str]) -> list[str]:
-        query = (
-            select(GrantRow.instance_id)
-            .where(col(GrantRow.state).in_(states))
-            .distinct()
-            .order_by(GrantRow.instance_id)
-        )
-        return list(self._session.exec(query))
+    def _instances_in(self, states: list[str]) -> list[InstanceRef]:
+        columns = (GrantRow.account, GrantRow.region, GrantRow.instance_id)
+        query = select(*columns).where(col(GrantRow.state).in_(states)).distinct()
+        found = self._session.exec(query.order_by(*columns))
+        return [InstanceRef(Place(account, region), i) for account, region, i in found]
 
     def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]:
         query = select(GrantRow).order_by(col(GrantRow.seq)).limit(fetch_size(limit))
         if after is not None:
             query = query.where(col(GrantRow.seq) > after)
+        if where.places.account is not None:
+            query = query.where(GrantRow.account == where.places.account)
+        if where.places.region is not None:
+            query = query.where(GrantRow.region == where.places.region)
         if where.instance_id:
             query = query.where(GrantRow.instance_id == where.instance_id)
         if where.bucket:
@@ -110,6 +114,10 @@ class SqlGrantStore:
         return self._session.exec(select(GrantRow).where(GrantRow.grant_id == grant_id)).first()
 
 
+def _at(place: Place) -> tuple[ColumnElement[bool], ...]:
+    return (col(GrantRow.account) == place.account, col(GrantRow.region) == place.region)
+
+
 def _seq_of(row: GrantRow) -> int:
     assert row.seq is not None, "rows read from the database have a seq"
     return row.seq
@@ -118,6 +126,8 @@ def _seq_of(row: GrantRow) -> int:
 def _columns_of(grant: Grant) -> dict[str, Any]:
     return {
         "grant_id": grant.grant_id,
+        "account": grant.place.account,
+        "region": grant.place.region,
         "instance_id": grant.instance_id,
         "bucket": grant.scope.bucket,
         "prefix": grant.scope.prefix,
@@ -139,6 +149,7 @@ def _grant_of(row: GrantRow) -> Grant:
     return Grant(
         grant_id=row.grant_id,
         instance_id=row.instance_id,
+        place=Place(row.account, row.region),
         scope=GrantScope(bucket=row.bucket, prefix=row.prefix, access=Access(row.access)),
         state=GrantState(row.state),
         created_at=row.created_at,

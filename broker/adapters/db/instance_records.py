@@ -5,6 +5,7 @@ from typing import Any
 from sqlmodel import Session
 
 from broker.adapters.db.tables import InstanceRow, resource_columns, resources_of, utc
+from broker.domain.places import InstanceRef, Place
 from broker.service.ports import InstanceRecord
 
 
@@ -14,19 +15,24 @@ class SqlInstanceRecords:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def get(self, instance_id: str) -> InstanceRecord | None:
-        row = self._session.get(InstanceRow, instance_id)
+    def get(self, instance: InstanceRef) -> InstanceRecord | None:
+        row = self._session.get(InstanceRow, _key(instance))
         return _instance_record_of(row) if row is not None else None
 
     def save(self, record: InstanceRecord) -> None:
         """Inserts the instance's record or overwrites the stored one."""
         columns = _columns_of(record)
-        row = self._session.get(InstanceRow, record.instance_id)
+        row = self._session.get(InstanceRow, _key(record.instance))
         if row is None:
-            row = InstanceRow(instance_id=record.instance_id, **columns)
+            account, region, instance_id = _key(record.instance)
+            row = InstanceRow(account=account, region=region, instance_id=instance_id, **columns)
         else:
             row.sqlmodel_update(columns)
         self._session.add(row)
+
+
+def _key(instance: InstanceRef) -> tuple[str, str, str]:
+    return (instance.place.account, instance.place.region, instance.instance_id)
 
 
 def _columns_of(record: InstanceRecord) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def _columns_of(record: InstanceRecord) -> dict[str, Any]:
 
 def _instance_record_of(row: InstanceRow) -> InstanceRecord:
     return InstanceRecord(
-        instance_id=row.instance_id,
+        instance=InstanceRef(Place(row.account, row.region), row.instance_id),
         resources=resources_of(row),
         policy_document=row.policy_document,
         role_in_profile=row.role_in_profile,

@@ -10,10 +10,14 @@ from sqlalchemy import Connection, Engine
 SCRIPT_LOCATION = "broker.adapters.db:migrations"
 
 
-def upgrade_to_head(engine: Engine) -> None:
-    """Applies every migration not yet applied; does nothing on an up-to-date database."""
+def upgrade_to_head(engine: Engine, home_region: str = "") -> None:
+    """Applies every migration not yet applied; does nothing on an up-to-date database.
+    `home_region`: where the records of a database from before regions belong (migration 0007
+    refuses to guess it when there are any)."""
     with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+        config = _alembic_config(connection)
+        config.attributes["home_region"] = home_region
+        command.upgrade(config, "head")
 
 
 def pending_migrations(engine: Engine) -> bool:

@@ -10,13 +10,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from broker.domain.grants import InstanceResources
 
 # Longest values the domain and AWS allow; see broker.domain.validation and IAM's limits.
 INSTANCE_ID_LENGTH = 32
+# An account id (12 digits; "" for the broker's own account) and a region name.
+ACCOUNT_LENGTH = 12
+REGION_LENGTH = 32
 GRANT_ID_LENGTH = 64
 BUCKET_LENGTH = 63
 PREFIX_LENGTH = 1024  # characters: a prefix is at most 1024 bytes of UTF-8
@@ -64,10 +67,14 @@ def resources_of(row: "GrantRow | InstanceRow") -> InstanceResources:
 
 class GrantRow(SQLModel, table=True):
     __tablename__ = "grants"
+    # An instance's grants are read by where it lives and its id.
+    __table_args__ = (Index("ix_grants_place_instance", "account", "region", "instance_id"),)
 
     # Insertion order, and the position a page of grants continues from.
     seq: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
     grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH), unique=True, index=True)
+    account: str = Field(sa_type=String(ACCOUNT_LENGTH))
+    region: str = Field(sa_type=String(REGION_LENGTH))
     instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), index=True)
     bucket: str = Field(sa_type=String(BUCKET_LENGTH))
     prefix: str = Field(sa_type=String(PREFIX_LENGTH))
@@ -130,8 +137,10 @@ class IdempotencyKeyRow(SQLModel, table=True):
 
 
 class InstanceRow(SQLModel, table=True):
-    __tablename__ = "instances"
+    __tablename__ = "instance_records"
 
+    account: str = Field(sa_type=String(ACCOUNT_LENGTH), primary_key=True)
+    region: str = Field(sa_type=String(REGION_LENGTH), primary_key=True)
     instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), primary_key=True)
     role_name: str = Field(sa_type=String(IAM_NAME_LENGTH))
     role_arn: str = Field(sa_type=String(ARN_LENGTH))

@@ -91,6 +91,8 @@ def grant_to_proto(grant: Grant) -> pb.Grant:
     message = pb.Grant(
         grant_id=grant.grant_id,
         instance_id=grant.instance_id,
+        account=grant.place.account,
+        region=grant.place.region,
         bucket=grant.scope.bucket,
         prefix=grant.scope.prefix,
         access=ACCESS_TO_PROTO[grant.scope.access],
@@ -166,6 +168,8 @@ def finding_to_proto(finding: DriftFinding) -> pb.Drift:
     drift = finding.drift
     return pb.Drift(
         instance_id=drift.instance_id,
+        account=drift.instance.place.account,
+        region=drift.instance.place.region,
         kind=DRIFT_KIND_TO_PROTO[drift.kind],
         expected=drift.expected,
         actual=drift.actual,

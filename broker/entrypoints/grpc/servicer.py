@@ -127,6 +127,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.GrantAccessResponse:
         command = GrantAccess(
             instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
             bucket=request.bucket,
             access=access_from_proto(request.access),
             prefix=request.prefix,
@@ -197,6 +199,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ListGrantsResponse:
         command = ListGrants(
             instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
             bucket=request.bucket,
             state=state_from_proto(request.state),
             awaiting_my_approval=request.awaiting_my_approval,
@@ -214,11 +218,16 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         self, request: pb.DescribeInstanceAccessRequest, context: grpc.ServicerContext
     ) -> pb.InstanceAccess:
         command = DescribeInstanceAccess(
-            instance_id=request.instance_id, actor=caller_identity(context)
+            instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
+            actor=caller_identity(context),
         )
         access = self._handle(command, context)
         return pb.InstanceAccess(
-            instance_id=access.instance_id,
+            instance_id=access.instance.instance_id,
+            account=access.instance.place.account,
+            region=access.instance.place.region,
             role_name=access.resources.role_name,
             role_arn=access.resources.role_arn,
             instance_profile_name=access.resources.profile_name,
@@ -269,6 +278,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ReconcileResponse:
         command = Reconcile(
             instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
             dry_run=request.dry_run,
             actor=caller_identity(context),
         )
@@ -289,6 +300,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
         command = ExplainAccess(
             identity=request.identity,
             instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
             bucket=request.bucket,
             access=access_from_proto(request.access),
             prefix=request.prefix,

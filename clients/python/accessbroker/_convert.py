@@ -109,6 +109,8 @@ def grant_from_proto(message: pb.Grant) -> Grant:
         approvers=tuple(message.approvers),
         approvals_required=message.approvals_required,
         approvals=tuple(_approval(a) for a in message.approvals),
+        account=message.account,
+        region=message.region,
     )
 
 
@@ -148,6 +150,8 @@ def instance_access_from_proto(message: pb.InstanceAccess) -> InstanceAccess:
         association_id=message.association_id,
         policy=_policy(message.policy_document),
         grants=[grant_from_proto(g) for g in message.grants],
+        account=message.account,
+        region=message.region,
     )
 
 
@@ -171,6 +175,8 @@ def drift_from_proto(message: pb.Drift) -> Drift:
         expected=message.expected,
         actual=message.actual,
         repaired=message.repaired,
+        account=message.account,
+        region=message.region,
     )
 
 

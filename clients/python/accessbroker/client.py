@@ -148,10 +148,16 @@ class BrokerClient:
         reason: str = "",
         idempotency_key: str | None = None,
         dry_run: bool = False,
+        account: str = "",
+        region: str = "",
     ) -> GrantResult:
-        """Grants `instance_id` `access` to `bucket` under `prefix` ("" is the whole bucket)."""
+        """Grants `instance_id` `access` to `bucket` under `prefix` ("" is the whole bucket).
+        The instance lives in `account` (id or name, as the broker's accounts file names it) and
+        `region`; "" for the broker's own account and its first region."""
         request = pb.GrantAccessRequest(
             instance_id=instance_id,
+            account=account,
+            region=region,
             bucket=bucket,
             access=ACCESS_TO_PROTO[Access.parse(access)],
             prefix=prefix,
@@ -203,13 +209,18 @@ class BrokerClient:
         bucket: str | None = None,
         state: GrantState | str | None = None,
         awaiting_my_approval: bool = False,
+        account: str = "",
+        region: str = "",
     ) -> Iterator[Grant]:
         """Every matching grant, oldest first, fetching further pages as you iterate. With
-        `awaiting_my_approval`, the requests waiting for the caller's approval instead."""
+        `awaiting_my_approval`, the requests waiting for the caller's approval instead.
+        `account` and `region` narrow it to instances there ("": any)."""
         token = ""
         while True:
             request = pb.ListGrantsRequest(
                 instance_id=instance_id or "",
+                account=account,
+                region=region,
                 bucket=bucket or "",
                 state=STATE_TO_PROTO[GrantState.parse(state)]
                 if state
@@ -223,17 +234,29 @@ class BrokerClient:
             if not token:
                 return
 
-    def describe(self, instance_id: str) -> InstanceAccess:
-        request = pb.DescribeInstanceAccessRequest(instance_id=instance_id)
+    def describe(self, instance_id: str, *, account: str = "", region: str = "") -> InstanceAccess:
+        request = pb.DescribeInstanceAccessRequest(
+            instance_id=instance_id, account=account, region=region
+        )
         return instance_access_from_proto(self._call(self._stub.DescribeInstanceAccess, request))
 
-    def reconcile(self, instance_id: str | None = None, *, dry_run: bool = True) -> list[Drift]:
-        """How AWS differs from what live grants need, for one instance or (None) all of them.
+    def reconcile(
+        self,
+        instance_id: str | None = None,
+        *,
+        dry_run: bool = True,
+        account: str = "",
+        region: str = "",
+    ) -> list[Drift]:
+        """How AWS differs from what live grants need, for one instance or (None) all of them
+        (in `account` and `region`, when given).
 
         A dry run (the default) only reports; otherwise the broker repairs what it may, and
         each difference says whether it was repaired.
         """
-        request = pb.ReconcileRequest(instance_id=instance_id or "", dry_run=dry_run)
+        request = pb.ReconcileRequest(
+            instance_id=instance_id or "", dry_run=dry_run, account=account, region=region
+        )
         response = self._call(self._stub.Reconcile, request)
         return [drift_from_proto(d) for d in response.drifts]
 
@@ -340,11 +363,15 @@ class BrokerClient:
         *,
         prefix: str = "",
         ttl: timedelta | float | None = None,
+        account: str = "",
+        region: str = "",
     ) -> AccessDecision:
         """Whether `identity` would be allowed this grant now, and why (admins only)."""
         request = pb.ExplainAccessRequest(
             identity=identity,
             instance_id=instance_id,
+            account=account,
+            region=region,
             bucket=bucket,
             access=ACCESS_TO_PROTO[Access.parse(access)],
             prefix=prefix,

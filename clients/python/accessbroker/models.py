@@ -101,6 +101,9 @@ class Grant:
     approvers: tuple[str, ...] = ()
     approvals_required: int = 0
     approvals: tuple["Approval", ...] = ()
+    # Where the instance lives: its account's id ("" for the broker's own) and region.
+    account: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,9 @@ class InstanceAccess:
     association_id: str
     policy: dict[str, Any] | None
     grants: list[Grant]
+    # Where the instance lives: its account's id ("" for the broker's own) and region.
+    account: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ class Drift:
     expected: str
     actual: str
     repaired: bool
+    # Where the instance lives: its account's id ("" for the broker's own) and region.
+    account: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def test_the_adapters_call_these_actions() -> None:
         "DeleteRolePolicy",
         "DetachRolePolicy",
         "GetAccountAuthorizationDetails",
+        "GetAccountSummary",
         "GetInstanceProfile",
         "GetRole",
         "GetRolePolicy",

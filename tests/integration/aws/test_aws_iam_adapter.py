@@ -12,8 +12,9 @@ from broker.domain.errors import AwsRejected
 from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
 from tests.integration.aws.names import unique
+from tests.places import at_home
 
-MANAGED_TAGS = ManagedNames("i-0123456789abcdef0", DEFAULT_ROLE_PATH).tags
+MANAGED_TAGS = ManagedNames(at_home("i-0123456789abcdef0"), DEFAULT_ROLE_PATH).tags
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""BotoIam.managed_instance_ids against the emulator: it reads every page of IAM's listings.
+"""BotoIam.managed_instances against the emulator: it reads every page of IAM's listings.
 
 What counts as the broker's is the Iam port's contract (tests/contract).
 """
@@ -11,6 +11,7 @@ from broker.domain.naming import ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from tests.integration.aws.names import fresh_instance_id
+from tests.places import HOME_REGION, at_home
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_listing_follows_every_page(iam: BotoIam, raw: IAMClient, path: str) -> 
     # moto pages ListRoles by 100 by default.
     instance_ids = {fresh_instance_id() for _ in range(105)}
     for instance_id in instance_ids:
-        names = ManagedNames(instance_id, path)
+        names = ManagedNames(at_home(instance_id), path)
         make_role(raw, names.role_name, path, names.tags)
 
-    assert iam.managed_instance_ids(path) == instance_ids
+    assert iam.managed_instances(path) == dict.fromkeys(instance_ids, HOME_REGION)

@@ -27,9 +27,12 @@ RELEASED_AUDIT_EVENTS = sa.table(
 MOMENT = datetime(2026, 7, 1, 10, 30, 15, 123456, tzinfo=UTC)
 
 
-def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
+def migrate(engine: Engine, revision: str, *, down: bool = False, home_region: str = "") -> None:
+    """Up or down to `revision`; `home_region` as upgrade_to_head takes it (migration 0007 needs
+    it, either way, once there are grants or instance records)."""
     with engine.begin() as connection:
         config = _alembic_config(connection)
+        config.attributes["home_region"] = home_region
         (command.downgrade if down else command.upgrade)(config, revision)
 
 

@@ -10,6 +10,7 @@ from broker.adapters.db.migrate import upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.access import GrantState
 from tests.integration.db.test_db_audit_chain_migration import migrate
+from tests.places import HOME_REGION
 
 CREATED = datetime(2026, 7, 1, 10, 30, tzinfo=UTC)
 UPDATED = CREATED + timedelta(minutes=7)
@@ -42,7 +43,7 @@ def test_grants_written_before_it_are_in_their_state_since_their_last_update(
     migrate(blank_engine, "0003")
     write_released_grant(blank_engine)
 
-    upgrade_to_head(blank_engine)
+    upgrade_to_head(blank_engine, HOME_REGION)
 
     with sql_unit_of_work_factory(blank_engine)(read_only=True) as uow:
         grant = uow.grants.get(GRANT_ID)

@@ -34,6 +34,8 @@ def test_grants_as_json_have_every_key_iso_times_and_words_for_enums() -> None:
         "approvers",
         "approvals_required",
         "approvals",
+        "account",
+        "region",
     ]
     assert (parsed["approvers"], parsed["approvals"]) == ([], [])
     assert parsed["state"] == "active"

@@ -115,6 +115,28 @@ RULE = "identities: [a], buckets: [b], access: [read]"
             f"rules: [{{{RULE}, approval: {{approvers: [a], timeout: 1 day}}}}]\n",
             "approval: timeout: invalid duration '1 day'",
         ),
+        (f"rules: [{{{RULE}, accounts: prod}}]\n", "rule 1: accounts: must be a non-empty list"),
+        (f"rules: [{{{RULE}, accounts: []}}]\n", "rule 1: accounts: must be a non-empty list"),
+        # Left empty it is refused, not read as "any account".
+        (f"rules: [{{{RULE}, accounts: }}]\n", "rule 1: accounts: must be a non-empty list"),
+        (
+            f"rules: [{{{RULE}}}, {{{RULE}, accounts: [dev, 'prod-*']}}]\n",
+            "rule 2: accounts: 'prod-\\*' is a pattern; name each account exactly, by id or name",
+        ),
+        (f"rules: [{{{RULE}, accounts: ['dev?']}}]\n", "accounts: 'dev\\?' is a pattern"),
+        (f"rules: [{{{RULE}, accounts: ['[dp]ev']}}]\n", "accounts: '\\[dp\\]ev' is a pattern"),
+        (
+            f"rules: [{{{RULE}, accounts: [222222222222]}}]\n",
+            "rule 1: accounts: 222222222222 is a number to YAML; quote the account id",
+        ),
+        (
+            f"rules: [{{{RULE}, accounts: [prod.eu]}}]\n",
+            "rule 1: accounts: 'prod.eu' is neither an account id \\(12 digits\\) nor an "
+            "account name",
+        ),
+        (f"rules: [{{{RULE}, accounts: ['12345']}}]\n", "'12345' is neither an account id"),
+        (f"rules: [{{{RULE}, accounts: ['']}}]\n", "'' is neither an account id"),
+        (f"rules: [{{{RULE}, accounts: [{{a: 1}}]}}]\n", "accounts: must be an account's id"),
     ],
 )
 def test_malformed_policies_are_refused_saying_where_and_why(
@@ -146,6 +168,31 @@ rules:
         ApprovalRule(("alice", "bob", "sre-*"), 2, timedelta(hours=24)),
         ApprovalRule(("sre-*",), 1, None),
     ]
+
+
+def test_a_rule_may_name_the_accounts_its_instances_live_in(tmp_path: Path) -> None:
+    text = f"""\
+rules:
+  - {{{RULE}}}
+  - {{{RULE}, accounts: [prod, "222222222222", home]}}
+"""
+    policy = load_policy_file(_file(tmp_path, text))
+
+    assert [rule.accounts for rule in policy.rules] == [None, ("prod", "222222222222", "home")]
+
+
+def test_a_rules_accounts_decide_by_the_instances_account(tmp_path: Path) -> None:
+    policy = load_policy_file(_file(tmp_path, f"rules: [{{{RULE}, accounts: [dev]}}]\n"))
+    scope = GrantScope("b", "", Access.READ)
+
+    def decided(aliases: frozenset[str], name: str) -> Decision:
+        asked = AccessRequest("a", scope, {}, None, account=aliases, account_name=name)
+        return decide(policy, asked)
+
+    assert decided(frozenset({"333333333333", "dev"}), "dev").allowed
+    assert decided(frozenset({"222222222222", "prod"}), "prod") == Decision(
+        False, "no rule matched: rule 1: account prod is not one of dev"
+    )
 
 
 def test_delegates_are_read_as_named(tmp_path: Path) -> None:

@@ -19,9 +19,10 @@ from broker.domain.drift import MISSING, Drift, DriftKind, find_adopted_drift
 from broker.domain.errors import ForeignProfile
 from broker.domain.naming import POLICY_NAME, ManagedNames
 from broker.domain.policy import render
+from tests.places import at_home
 
 INSTANCE = "i-0123456789abcdef0"
-NAMES = ManagedNames(INSTANCE, "/accessbroker/")
+NAMES = ManagedNames(at_home(INSTANCE), "/accessbroker/")
 OWN = f"accessbroker-{INSTANCE}"
 PROFILE_ARN = "arn:aws:iam::123456789012:instance-profile/teams/TeamProfile"
 FOREIGN = AssociationInfo("iip-x", INSTANCE, PROFILE_ARN)
@@ -69,7 +70,7 @@ def test_a_profile_without_a_role_cannot_carry_grants() -> None:
 
 def test_adopted_drift_is_the_brokers_policy_alone() -> None:
     assert find_adopted_drift(NAMES, DOC, ADOPTED) == [
-        Drift(INSTANCE, DriftKind.POLICY, render(DOC), MISSING)
+        Drift(at_home(INSTANCE), DriftKind.POLICY, render(DOC), MISSING)
     ]
     carried = replace(ADOPTED, policy=DOC)
     assert find_adopted_drift(NAMES, DOC, carried) == []

@@ -10,6 +10,7 @@ from broker.domain.access import Access, GrantState
 from broker.domain.approval import Approval, ApprovalRule, Vote
 from broker.domain.authorization import AccessPolicy, AccessRequest, Decision, Rule, decide
 from broker.domain.grants import GrantRequest, GrantScope, awaiting_approval
+from tests.places import HOME
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -116,7 +117,9 @@ def test_an_approver_may_shorten_the_ttl_never_lengthen_it() -> None:
 
 
 def request() -> GrantRequest:
-    return GrantRequest("i-0123456789abcdef0", SCOPE, 4 * HOUR, "quarterly report", "team-data-etl")
+    return GrantRequest(
+        "i-0123456789abcdef0", SCOPE, 4 * HOUR, "quarterly report", "team-data-etl", HOME
+    )
 
 
 def test_a_request_waits_with_nothing_live_and_lapses_at_its_timeout() -> None:

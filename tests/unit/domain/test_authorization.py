@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.domain.access import Access
+from broker.domain.accounts import Account
 from broker.domain.authorization import (
     UNRESTRICTED,
     AccessPolicy,
@@ -35,6 +36,9 @@ POLICY = AccessPolicy(
     admins=frozenset({"platform-admin"}), deny_buckets=("audit-*", "*-logs"), rules=(CI_RULE,)
 )
 TAGS = {"team": "data", "env": "prod"}
+HOME = Account("111111111111", "hub", ("us-east-1",))
+PROD = Account("222222222222", "prod", ("us-east-1",), "arn:aws:iam::222222222222:role/spoke")
+DEV = Account("333333333333", "dev", ("us-east-1",), "arn:aws:iam::333333333333:role/spoke")
 
 
 def request(
@@ -46,6 +50,7 @@ def request(
     tags: dict[str, str] | None = None,
     ttl: timedelta | None = HOUR,
     default_ttl: timedelta | None = None,
+    account: Account = PROD,
 ) -> AccessRequest:
     return AccessRequest(
         identity=identity,
@@ -53,6 +58,8 @@ def request(
         tags=TAGS if tags is None else tags,
         ttl=ttl,
         default_ttl=default_ttl,
+        account=account.aliases,
+        account_name=account.name,
     )
 
 
@@ -248,6 +255,83 @@ def test_identity_globs(identity: str, allowed: bool) -> None:
     rule = Rule(1, ("team-data-*", "spiffe://example.org/ns/data/*"), ("*",), frozenset(Access))
 
     assert decide(AccessPolicy(rules=(rule,)), request(identity)).allowed is allowed
+
+
+# --- accounts
+
+
+@pytest.mark.parametrize(
+    ("accounts", "instance_in", "allowed"),
+    [
+        (None, PROD, True),  # no accounts: any configured account
+        (None, HOME, True),
+        (("prod",), PROD, True),  # by name
+        (("222222222222",), PROD, True),  # by id
+        (("dev", "prod"), PROD, True),
+        (("hub",), HOME, True),
+        (("111111111111",), HOME, True),
+        (("dev",), PROD, False),
+        (("333333333333",), PROD, False),
+        (("222222222222",), DEV, False),
+        (("prod",), HOME, False),
+        (("prod-*",), PROD, False),  # named exactly: no globs
+        (("Prod",), PROD, False),
+    ],
+)
+def test_a_rules_accounts_name_the_account_the_instance_lives_in(
+    accounts: tuple[str, ...] | None, instance_in: Account, allowed: bool
+) -> None:
+    rule = Rule(1, ("svc-ci",), ("*",), frozenset(Access), accounts=accounts)
+
+    asked = request(account=instance_in)
+
+    assert decide(AccessPolicy(rules=(rule,)), asked).allowed is allowed
+
+
+def test_an_account_refusal_names_the_instances_account_and_the_rules() -> None:
+    rule = replace(CI_RULE, accounts=("dev", "staging"))
+
+    decision = decide(AccessPolicy(rules=(rule,)), request(account=PROD))
+
+    assert decision == Decision(
+        False, "no rule matched: rule 1: account prod is not one of dev, staging"
+    )
+
+
+def test_the_home_account_without_an_id_is_named_by_its_name() -> None:
+    home = Account("", "home", ("us-east-1",))
+    rule = Rule(1, ("svc-ci",), ("*",), frozenset(Access), accounts=("home",))
+    policy = AccessPolicy(rules=(rule,))
+
+    assert decide(policy, request(account=home)).allowed
+    assert decide(policy, request(account=PROD)).reason.endswith("account prod is not one of home")
+
+
+def test_a_request_not_saying_its_account_is_refused_by_a_rule_naming_accounts() -> None:
+    rule = Rule(1, ("svc-ci",), ("*",), frozenset(Access), accounts=("prod",))
+    unplaced = replace(request(), account=frozenset(), account_name="")
+    by_id = replace(request(), account_name="")
+
+    assert decide(AccessPolicy(rules=(rule,)), unplaced).reason == (
+        "no rule matched: rule 1: account (unknown) is not one of prod"
+    )
+    assert decide(AccessPolicy(rules=(replace(rule, accounts=("dev",)),)), by_id).reason == (
+        "no rule matched: rule 1: account 222222222222, prod is not one of dev"
+    )
+    assert decide(AccessPolicy(rules=(replace(rule, accounts=None),)), unplaced).allowed
+
+
+def test_of_several_rules_the_one_for_the_instances_account_allows_it() -> None:
+    in_dev = Rule(1, ("svc-ci",), ("*",), frozenset(Access), max_ttl=HOUR, accounts=("dev",))
+    in_prod = Rule(2, ("svc-ci",), ("*",), frozenset({Access.READ}), accounts=("prod",))
+    policy = AccessPolicy(rules=(in_dev, in_prod))
+
+    assert decide(policy, request(access=Access.READ, account=PROD)).rule == 2
+    assert decide(policy, request(access=Access.UPLOAD, account=DEV)).rule == 1
+    assert decide(policy, request(access=Access.UPLOAD, account=PROD)).reason == (
+        "no rule matched: rule 1: account prod is not one of dev; "
+        "rule 2: access upload is not one of read"
+    )
 
 
 def test_the_instance_must_carry_every_tag_of_the_rule_with_its_value() -> None:

@@ -23,9 +23,10 @@ from broker.domain.convergence import (
 from broker.domain.errors import ForeignProfile, ForeignRole
 from broker.domain.naming import POLICY_NAME, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
+from tests.places import at_home
 
 INSTANCE = "i-0123456789abcdef0"
-NAMES = ManagedNames(INSTANCE, "/accessbroker/")
+NAMES = ManagedNames(at_home(INSTANCE), "/accessbroker/")
 NAME = f"accessbroker-{INSTANCE}"
 ACCOUNT = "arn:aws:iam::123456789012"
 EC2_TRUST: dict[str, Any] = json.loads(EC2_TRUST_POLICY)
@@ -299,7 +300,7 @@ def test_our_profile_is_recognised_in_any_partition(arn: str) -> None:
 
 
 def test_our_profile_on_the_root_path() -> None:
-    names = ManagedNames(INSTANCE, "/")
+    names = ManagedNames(at_home(INSTANCE), "/")
     arn = f"{ACCOUNT}:instance-profile/{NAME}"
     observed = replace(CONVERGED, association=AssociationInfo("iip-x", INSTANCE, arn))
     assert plan(names, DOC_A, observed) == []

@@ -10,6 +10,7 @@ from broker.domain.access import Access, GrantState
 from broker.domain.coverage import covering_grant, covers
 from broker.domain.grants import Grant, GrantScope
 from broker.domain.policy import build_policy
+from tests.places import HOME
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 A = Access
@@ -89,6 +90,7 @@ def grant(
     return Grant(
         grant_id=grant_id,
         instance_id="i-01234567",
+        place=HOME,
         scope=scope(access),
         state=state,
         created_at=NOW,

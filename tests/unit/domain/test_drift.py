@@ -12,9 +12,10 @@ from broker.domain.drift import MISSING, NOT_THE_BROKERS, Drift, DriftKind, find
 from broker.domain.naming import ManagedNames
 from broker.domain.policy import render
 from broker.domain.trust import EC2_TRUST_POLICY
+from tests.places import at_home
 
 INSTANCE = "i-0123456789abcdef0"
-NAMES = ManagedNames(INSTANCE, "/accessbroker/")
+NAMES = ManagedNames(at_home(INSTANCE), "/accessbroker/")
 NAME = f"accessbroker-{INSTANCE}"
 ACCOUNT = "arn:aws:iam::123456789012"
 EC2_TRUST: dict[str, Any] = json.loads(EC2_TRUST_POLICY)
@@ -34,7 +35,7 @@ def drift_of(observed: ObservedState, desired: dict[str, Any] | None = DOC) -> l
 
 
 def one(kind: DriftKind, expected: str, actual: str) -> list[Drift]:
-    return [Drift(INSTANCE, kind, expected, actual)]
+    return [Drift(at_home(INSTANCE), kind, expected, actual)]
 
 
 def test_no_drift_when_aws_holds_what_the_grants_need() -> None:
@@ -73,17 +74,21 @@ def test_each_extra_policy_is_its_own_finding() -> None:
     observed = replace(CONVERGED, other_inline_policies=("backdoor",), attached_policies=(admin,))
     expected = "no policy besides inline policy accessbroker-grants"
     assert drift_of(observed) == [
-        Drift(INSTANCE, DriftKind.EXTRA_POLICY, expected, "inline policy backdoor"),
-        Drift(INSTANCE, DriftKind.EXTRA_POLICY, expected, f"attached managed policy {admin}"),
+        Drift(at_home(INSTANCE), DriftKind.EXTRA_POLICY, expected, "inline policy backdoor"),
+        Drift(
+            at_home(INSTANCE), DriftKind.EXTRA_POLICY, expected, f"attached managed policy {admin}"
+        ),
     ]
 
 
 def test_a_missing_profile() -> None:
     observed = replace(CONVERGED, profile=None, association=None)
     assert drift_of(observed) == [
-        Drift(INSTANCE, DriftKind.PROFILE, f"instance profile /accessbroker/{NAME}", MISSING),
         Drift(
-            INSTANCE,
+            at_home(INSTANCE), DriftKind.PROFILE, f"instance profile /accessbroker/{NAME}", MISSING
+        ),
+        Drift(
+            at_home(INSTANCE),
             DriftKind.ASSOCIATION,
             f"instance profile /accessbroker/{NAME}",
             "no instance profile",

@@ -16,6 +16,7 @@ from broker.domain.grants import (
     InstanceResources,
     new_grant,
 )
+from tests.places import HOME
 
 S = GrantState
 ALLOWED = {
@@ -41,6 +42,7 @@ SCOPE = GrantScope(bucket="my-bucket", prefix="in/", access=Access.UPLOAD)
 def request(ttl: timedelta | None = timedelta(hours=2)) -> GrantRequest:
     return GrantRequest(
         instance_id="i-01234567",
+        place=HOME,
         scope=SCOPE,
         ttl=ttl,
         reason="export",
@@ -52,6 +54,7 @@ def grant_in(state: GrantState, expires_at: datetime | None = None) -> Grant:
     return Grant(
         grant_id="g-1",
         instance_id="i-01234567",
+        place=HOME,
         scope=SCOPE,
         state=state,
         created_at=T0,
@@ -118,6 +121,7 @@ def test_new_grant_is_pending_and_expires_after_its_ttl() -> None:
     assert grant == Grant(
         grant_id="g-2",
         instance_id="i-01234567",
+        place=HOME,
         scope=SCOPE,
         state=S.PENDING,
         created_at=T0,

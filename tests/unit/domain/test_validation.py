@@ -25,6 +25,7 @@ from broker.domain.validation import (
     require,
     validate_grant_request,
 )
+from tests.places import HOME
 
 VALID = {
     "instance_id": "i-0123456789abcdef0",
@@ -34,6 +35,7 @@ VALID = {
     "ttl": timedelta(hours=1),
     "reason": "nightly export",
     "requested_by": "alice",
+    "place": HOME,
 }
 
 
@@ -331,6 +333,7 @@ def test_a_valid_request() -> None:
     request = validate()
     assert request == GrantRequest(
         instance_id="i-0123456789abcdef0",
+        place=HOME,
         scope=GrantScope(bucket="my-bucket", prefix="uploads/", access=Access.UPLOAD),
         ttl=timedelta(hours=1),
         reason="nightly export",
@@ -413,7 +416,7 @@ anything = st.text(max_size=80) | st.text(st.characters(max_codepoint=0x10FFFF),
 )
 def test_any_input_is_either_a_request_or_invalid(fields: dict[str, Any]) -> None:
     try:
-        request = validate_grant_request(**fields)
+        request = validate_grant_request(**fields, place=HOME)
     except InvalidRequest as error:
         assert error.violations
         assert {v.field for v in error.violations} <= set(fields)

@@ -6,6 +6,7 @@ import pytest
 
 from broker.entrypoints.cli import main
 from tests.credentials import write_tokens_file
+from tests.places import HOME_REGION
 
 pytestmark = pytest.mark.usefixtures("no_security_environment")
 
@@ -42,8 +43,11 @@ def test_an_unusable_tokens_file_refuses_to_start(
 
 
 def test_an_unusable_policy_file_refuses_to_start_before_the_database_is_touched(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A region, so that the broker gets as far as the policy file (it checks the policy's
+    # accounts against the accounts it serves, which need a home region).
+    monkeypatch.setenv("AWS_DEFAULT_REGION", HOME_REGION)
     tokens = write_tokens_file(tmp_path / "tokens.yaml", {"a": "token-a"})
     policy = tmp_path / "policy.yaml"
     policy.write_text("rules: [{identities: [a], buckets: [b], access: [write]}]\n")

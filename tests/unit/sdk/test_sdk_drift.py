@@ -27,6 +27,8 @@ FINDINGS = pb.ReconcileResponse(
             expected=POLICY_JSON,
             actual="missing",
             repaired=False,
+            account="222222222222",
+            region="eu-west-1",
         ),
     ]
 )
@@ -111,4 +113,6 @@ def test_brokerctl_drift_json_has_every_field_in_full(
         "expected": POLICY_JSON,
         "actual": "missing",
         "repaired": False,
+        "account": "222222222222",
+        "region": "eu-west-1",
     }

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from broker.adapters.config.policy_holder import PolicyHolder
+from broker.adapters.config.policy_holder import AccountsHolder, PolicyHolder
 from broker.adapters.locks import ProcessInstanceLocks
 from broker.bootstrap import Options, Ports, build_bus
 from broker.domain.access import Access, GrantState
+from broker.domain.accounts import Accounts
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
@@ -32,9 +33,11 @@ from broker.domain.errors import (
     StoreUnavailable,
 )
 from broker.domain.grants import Grant, GrantScope
-from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, is_managed
+from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, REGION_TAG_KEY, is_managed
 from broker.domain.notifications import DeliveryFailed
+from broker.domain.places import InstanceRef, Place
 from broker.domain.policy import build_policy
+from broker.domain.quotas import AccountUsage
 from broker.domain.validation import instance_id_problems
 from broker.service.commands import Command, GrantAccess, RevokeAccess
 from broker.service.convergence import Convergence
@@ -58,6 +61,7 @@ from broker.service.ports import (
     UnitOfWorkFactory,
     WebhookPoster,
 )
+from tests.places import HOME, HOME_ACCOUNTS, at_home
 
 ACCOUNT = "123456789012"
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -71,7 +75,7 @@ class Tables:
     grants: dict[str, tuple[int, Grant]] = field(default_factory=dict)  # grant id -> (seq, grant)
     audit: list[AuditEvent] = field(default_factory=list)
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
-    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    instances: dict[InstanceRef, InstanceRecord] = field(default_factory=dict)
     deliveries: dict[str, DeliveryState] = field(default_factory=dict)
     last_seq: int = 0
 
@@ -164,11 +168,11 @@ class FakeGrantStore(_Store):
     def _rows(self) -> list[tuple[int, Grant]]:
         return sorted(self._t.grants.values(), key=lambda row: row[0])
 
-    def for_instance(self, instance_id: str) -> list[Grant]:
+    def for_instance(self, instance: InstanceRef) -> list[Grant]:
         return [
             g
             for _, g in self._rows()
-            if g.instance_id == instance_id and (g.state.is_desired or g.state.is_settling)
+            if g.instance == instance and (g.state.is_desired or g.state.is_settling)
         ]
 
     def expired(self, now: datetime) -> list[Grant]:
@@ -181,18 +185,19 @@ class FakeGrantStore(_Store):
             if g.state is GrantState.AWAITING_APPROVAL and g.has_expired(now)
         ]
 
-    def settling_instances(self) -> list[str]:
-        return sorted({g.instance_id for _, g in self._rows() if g.state.is_settling})
+    def settling_instances(self) -> list[InstanceRef]:
+        return sorted({g.instance for _, g in self._rows() if g.state.is_settling})
 
-    def live_instances(self) -> list[str]:
+    def live_instances(self) -> list[InstanceRef]:
         live = (g for _, g in self._rows() if g.state.is_desired or g.state.is_settling)
-        return sorted({g.instance_id for g in live})
+        return sorted({g.instance for g in live})
 
     def list(self, where: GrantFilter, after: int | None, limit: int) -> Page[Grant]:
         rows = [
             (seq, g)
             for seq, g in self._rows()
             if (not where.instance_id or g.instance_id == where.instance_id)
+            and where.places.holds(g.place)
             and (not where.bucket or g.scope.bucket == where.bucket)
             and (where.state is None or g.state is where.state)
             and (not where.requested_by or g.requested_by == where.requested_by)
@@ -259,14 +264,14 @@ class FakeIdempotencyKeys(_Store):
 
 
 class FakeInstanceRecords(_Store):
-    def get(self, instance_id: str) -> InstanceRecord | None:
-        return self._t.instances.get(instance_id)
+    def get(self, instance: InstanceRef) -> InstanceRecord | None:
+        return self._t.instances.get(instance)
 
     def save(self, record: InstanceRecord) -> None:
         record = replace(record, updated_at=_utc(record.updated_at))
 
         def write(t: Tables) -> None:
-            t.instances[record.instance_id] = record
+            t.instances[record.instance] = record
 
         self._write(write)
 
@@ -459,6 +464,8 @@ class FakeAws:
         self._failures: dict[str, list[BrokerError]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        # IAM's quotas of the account (GetAccountSummary); AWS's defaults.
+        self.roles_quota = self.profiles_quota = 1000
 
     def fail(self, operation: str, error: BrokerError, times: int = 1) -> None:
         """The next `times` calls of `operation` (a method name) raise `error`."""
@@ -610,11 +617,12 @@ class FakeAws:
             del self.profiles[name]
             self._did("delete_instance_profile", name)
 
-    def managed_instance_ids(self, path: str) -> set[str]:
-        self._enter("managed_instance_ids")
-        entities: list[FakeRole | FakeProfile] = [*self.roles.values(), *self.profiles.values()]
+    def managed_instances(self, path: str) -> dict[str, str]:
+        self._enter("managed_instances")
+        # Profiles first, so that a role's region tag wins, as in BotoIam.
+        entities: list[FakeRole | FakeProfile] = [*self.profiles.values(), *self.roles.values()]
         return {
-            e.name.removeprefix(NAME_PREFIX)
+            e.name.removeprefix(NAME_PREFIX): e.tags.get(REGION_TAG_KEY, "")
             for e in entities
             if e.path == path
             and e.name.startswith(NAME_PREFIX)
@@ -622,6 +630,12 @@ class FakeAws:
             and e.tags.get(INSTANCE_TAG_KEY) == e.name.removeprefix(NAME_PREFIX)
             and not instance_id_problems(e.name.removeprefix(NAME_PREFIX))
         }
+
+    def account_usage(self) -> AccountUsage:
+        self._enter("account_usage")
+        return AccountUsage(
+            len(self.roles), self.roles_quota, len(self.profiles), self.profiles_quota
+        )
 
     def list_broker_roles(self) -> dict[str, ListedRole]:
         self._enter("list_broker_roles")
@@ -727,11 +741,13 @@ class RecordedSpan:
 
 @dataclass
 class RecordingTelemetry:
-    """A Telemetry that keeps what it is told: spans, convergences, authorization decisions."""
+    """A Telemetry that keeps what it is told: spans, convergences, authorization decisions,
+    accounts' usage."""
 
     spans: list[RecordedSpan] = field(default_factory=list)
     took: list[tuple[float, str]] = field(default_factory=list)
     decisions: list[tuple[str, bool]] = field(default_factory=list)
+    usage: dict[str, AccountUsage] = field(default_factory=dict)
 
     @contextmanager
     def span(self, name: str, attributes: Mapping[str, str]) -> Iterator[RecordedSpan]:
@@ -748,6 +764,9 @@ class RecordingTelemetry:
 
     def authorization_decided(self, command: str, *, allowed: bool) -> None:
         self.decisions.append((command, allowed))
+
+    def account_usage_read(self, account: str, usage: AccountUsage) -> None:
+        self.usage[account] = usage
 
 
 class FakePoster:
@@ -789,6 +808,21 @@ class SequentialIds:
             return str(uuid.UUID(int=next(self._counter)))
 
 
+class FakeAccounts:
+    """The AwsAccounts port over FakeAws worlds: the home account's in its first region, and
+    others by place (a FakeAws is one account's IAM and one region's EC2; an account's IAM is
+    that of its first place given)."""
+
+    def __init__(self, home: FakeAws, others: Mapping[Place, FakeAws]) -> None:
+        self._places = {HOME: home, **others}
+
+    def iam(self, account: str) -> FakeAws:
+        return next(aws for place, aws in self._places.items() if place.account == account)
+
+    def ec2(self, place: Place) -> FakeAws:
+        return self._places[place]
+
+
 @dataclass
 class World:
     """The message bus over fakes, built the way bootstrap builds the real one, and the fakes
@@ -805,6 +839,9 @@ class World:
     store: UnitOfWorkFactory | None = None
     # Takes the notifications' deliveries (None: no destination may be delivered to).
     poster: WebhookPoster | None = None
+    # The accounts and regions served, and the AWS of those beyond the home place.
+    accounts: AccountsHolder = field(default_factory=lambda: AccountsHolder(HOME_ACCOUNTS))
+    elsewhere: dict[Place, FakeAws] = field(default_factory=dict)
     bus: MessageBus = field(init=False)
 
     def __post_init__(self) -> None:
@@ -814,8 +851,8 @@ class World:
     def ports(self) -> Ports:
         return Ports(
             uow=self.store if self.store is not None else self.db,
-            iam=self.aws,
-            ec2=self.aws,
+            aws=FakeAccounts(self.aws, self.elsewhere),
+            accounts=self.accounts,
             clock=self.clock,
             ids=self.ids,
             locks=self.locks,
@@ -837,22 +874,25 @@ class World:
             raise GrantNotFound(grant_id)
         return grant
 
-    def converge(self, instance_id: str, actor: str = "system") -> None:
-        """Converges the instance as the pipeline's settle step and the sweep do."""
-        self.convergence().converge(instance_id, actor)
+    def converge(self, instance: str | InstanceRef, actor: str = "system") -> None:
+        """Converges the instance (an id: at home) as the pipeline's settle step and the sweep
+        do."""
+        where = at_home(instance) if isinstance(instance, str) else instance
+        self.convergence().converge(where, actor)
 
     def convergence(self, telemetry: Telemetry | None = None) -> Convergence:
         """Convergence over this world's fakes, as the bus has it."""
         return Convergence(
             uow=self.db,
-            iam=self.aws,
-            ec2=self.aws,
+            aws=FakeAccounts(self.aws, self.elsewhere),
             clock=self.clock,
             locks=self.locks,
             role_path=self.options.role_path,
             permissions_boundary=self.options.permissions_boundary_arn,
             adopt_foreign_profiles=self.options.adopt_foreign_profiles,
             telemetry=telemetry,
+            accounts=self.accounts,
+            quota_headroom=self.options.quota_headroom,
         )
 
     def with_options(self, **changes: Any) -> "World":
@@ -867,6 +907,11 @@ class World:
 
     def with_poster(self, poster: WebhookPoster) -> "World":
         return self._rebuilt(poster=poster)
+
+    def with_accounts(self, accounts: Accounts, elsewhere: Mapping[Place, FakeAws]) -> "World":
+        """The same fakes, serving these accounts and regions; `elsewhere` holds the AWS of
+        every place but the home account's first region."""
+        return self._rebuilt(accounts=AccountsHolder(accounts), elsewhere=dict(elsewhere))
 
     def _rebuilt(self, **changes: Any) -> "World":
         return replace(self, **changes)  # __post_init__ builds its bus anew

@@ -80,6 +80,7 @@ def test_a_refused_grant_is_permission_denied_audited_and_changes_nothing(
     assert (event.instance_id, event.detail["reason"]) == (INSTANCE, str(refused.value))
     assert event.detail | {"reason": ""} == {
         "reason": "",
+        "region": "us-east-1",
         "bucket": "secrets",
         "prefix": "x/",
         "access": "upload",

@@ -11,7 +11,9 @@ from broker.domain.access import Access, GrantState
 from broker.domain.audit import Outcome
 from broker.domain.errors import AwsRejected, AwsUnavailable
 from broker.domain.grants import Grant, InstanceResources
+from broker.domain.places import InstanceRef
 from broker.service.commands import RevokeAccess
+from tests.places import at_home
 from tests.unit.service.fakes import (
     ACCOUNT,
     INSTANCE,
@@ -28,7 +30,7 @@ from tests.unit.service.fakes import (
 INSTANCES = (INSTANCE, OTHER_INSTANCE)
 
 
-def settling(w: World) -> list[str]:
+def settling(w: World) -> list[InstanceRef]:
     with w.db() as uow:
         return uow.grants.settling_instances()
 
@@ -45,7 +47,7 @@ def test_unavailable_aws_leaves_the_grant_pending_until_a_later_convergence(w: W
     assert w.db.audit_actions()[-1] == "grant.retry_later"
     assert w.db.snapshot().audit[-1].outcome is Outcome.ERROR
     assert INSTANCE not in w.aws.associations
-    assert settling(w) == [INSTANCE]
+    assert settling(w) == [at_home(INSTANCE)]
 
     w.aws.calls.clear()
     w.converge(INSTANCE, "reconciler")
@@ -247,7 +249,7 @@ def test_the_instance_record_claims_only_the_policy_aws_holds(w: World) -> None:
         w.handle(grant_command("photos"))
 
     with w.db() as uow:
-        interrupted = uow.instances.get(INSTANCE)
+        interrupted = uow.instances.get(at_home(INSTANCE))
     assert interrupted is not None
     assert interrupted.resources.role_arn, "the role was created before the failure"
     assert interrupted.policy_document == ""
@@ -255,7 +257,7 @@ def test_the_instance_record_claims_only_the_policy_aws_holds(w: World) -> None:
     w.converge(INSTANCE, "system")
 
     with w.db() as uow:
-        finished = uow.instances.get(INSTANCE)
+        finished = uow.instances.get(at_home(INSTANCE))
     assert finished is not None
     assert json.loads(finished.policy_document) == policy_of(("photos", "", Access.UPLOAD))
 
@@ -266,7 +268,7 @@ def test_a_change_made_by_a_killed_convergence_enters_the_trail_as_found(w: Worl
         w.handle(grant_command("photos"))
     # As if the process had died right after CreateRole: AWS holds the role, no record does.
     with w.db() as uow:
-        record = uow.instances.get(INSTANCE)
+        record = uow.instances.get(at_home(INSTANCE))
         assert record is not None
         uow.instances.save(replace(record, resources=InstanceResources()))
         uow.commit()

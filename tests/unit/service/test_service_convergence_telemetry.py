@@ -4,6 +4,7 @@ unavailable, the deadline) or failed (refused for good)."""
 import pytest
 
 from broker.domain.errors import AwsRejected, AwsUnavailable, BrokerError
+from tests.places import at_home
 from tests.unit.service.fakes import INSTANCE, RecordingTelemetry, World, grant_command
 
 
@@ -11,7 +12,7 @@ def test_a_convergence_that_gets_through_is_measured_converged(w: World) -> None
     w.handle(grant_command("photos"))
     measured = RecordingTelemetry()
 
-    w.convergence(measured).converge(INSTANCE, "system")
+    w.convergence(measured).converge(at_home(INSTANCE), "system")
 
     [(seconds, outcome)] = measured.took
     assert outcome == "converged" and seconds >= 0
@@ -19,6 +20,7 @@ def test_a_convergence_that_gets_through_is_measured_converged(w: World) -> None
     assert span.name == "accessbroker.converge" and span.failure is None
     assert span.attributes == {
         "accessbroker.instance_id": INSTANCE,
+        "accessbroker.region": "us-east-1",
         "accessbroker.outcome": "converged",
     }
 
@@ -36,7 +38,7 @@ def test_a_convergence_that_stops_is_measured_with_why(
     measured = RecordingTelemetry()
 
     with pytest.raises(type(error)):
-        w.convergence(measured).converge(INSTANCE, "system")
+        w.convergence(measured).converge(at_home(INSTANCE), "system")
 
     assert [o for _, o in measured.took] == [outcome]
     [span] = measured.spans

@@ -10,6 +10,7 @@ from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.errors import AwsUnavailable, InvalidRequest
 from broker.domain.grants import GrantLimits, InstanceResources
 from broker.service.commands import ExpireGrants
+from tests.places import at_home
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -91,7 +92,7 @@ def test_an_expiry_aws_refuses_for_now_stays_active_and_is_retried(w: World) -> 
     w.clock.advance(HOUR)
     w.aws.fail("disassociate", AwsUnavailable("Throttling"))
 
-    assert w.handle(ExpireGrants()) == [INSTANCE]
+    assert w.handle(ExpireGrants()) == [at_home(INSTANCE)]
     # Not EXPIRED while AWS may still hold it: the next sweep finds it again.
     assert w.grant_of(grant.grant_id).state is GrantState.ACTIVE
 

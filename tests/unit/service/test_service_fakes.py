@@ -11,6 +11,7 @@ from broker.domain.errors import AwsUnavailable
 from broker.domain.grants import Grant, GrantRequest, GrantScope, new_grant
 from broker.domain.validation import grant_id_problems
 from tests.blocking import blocked_at
+from tests.places import HOME
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -32,7 +33,7 @@ def a_grant(grant_id: str = "00000000-0000-0000-0000-000000000001") -> Grant:
     command = grant_command()
     assert command.access is not None
     scope = GrantScope(command.bucket, command.prefix, command.access)
-    return new_grant(grant_id, GrantRequest(INSTANCE, scope, None, "", "me"), START)
+    return new_grant(grant_id, GrantRequest(INSTANCE, scope, None, "", "me", HOME), START)
 
 
 def test_writes_are_seen_by_others_only_after_commit() -> None:
@@ -88,8 +89,8 @@ def test_clock_and_ids() -> None:
 def test_a_world_wires_one_aws_for_both_ports_and_the_process_locks() -> None:
     aws = FakeAws()
     ports = world(aws=aws).ports
-    assert ports.iam is aws
-    assert ports.ec2 is aws
+    assert ports.aws.iam(HOME.account) is aws
+    assert ports.aws.ec2(HOME) is aws
     assert isinstance(ports.locks, ProcessInstanceLocks)
 
 

@@ -49,7 +49,11 @@ def test_first_grant_builds_role_policy_profile_and_association(w: World) -> Non
     assert role.trust == json.loads(EC2_TRUST_POLICY)
     assert role.trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert role.path == "/accessbroker/"
-    assert role.tags == {"managed-by": "accessbroker", "accessbroker:instance-id": INSTANCE}
+    assert role.tags == {
+        "managed-by": "accessbroker",
+        "accessbroker:instance-id": INSTANCE,
+        "accessbroker:region": "us-east-1",
+    }
     assert role.policies == {POLICY: policy_of(("photos", "in/", Access.UPLOAD))}
     profile = w.aws.profiles[ROLE]
     assert (profile.path, profile.roles, profile.tags) == ("/accessbroker/", [ROLE], role.tags)
@@ -81,7 +85,7 @@ def test_first_grant_audits_request_each_aws_step_and_activation(w: World) -> No
     assert {e.actor for e in events} == {"alice"}
     assert {e.instance_id for e in events} == {INSTANCE}
     assert events[0].grant_id == events[-1].grant_id == grant.grant_id
-    assert events[1].detail == {"change": f"create role {ROLE}"}
+    assert events[1].detail == {"change": f"create role {ROLE}", "region": "us-east-1"}
     assert events[-1].detail["state"] == "active"
 
 

@@ -10,6 +10,7 @@ from broker.domain.errors import AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.service.commands import RemoveOrphans, RevokeAccess
+from tests.places import at_home
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -29,7 +30,7 @@ def leave_behind(
     w: World, instance_id: str, *, profile: bool = True, associate: bool = False
 ) -> None:
     """What a broker that crashed midway through a grant (its record lost) leaves in AWS."""
-    names = ManagedNames(instance_id, DEFAULT_ROLE_PATH)
+    names = ManagedNames(at_home(instance_id), DEFAULT_ROLE_PATH)
     w.aws.create_role(names.role_name, names.path, EC2_TRUST_POLICY, names.tags)
     w.aws.put_role_policy(names.role_name, POLICY, json.dumps({"Statement": []}))
     if profile:
@@ -46,7 +47,10 @@ def test_resources_no_grant_needs_are_torn_down_and_audited_by_the_system(w: Wor
 
     swept = w.handle(RemoveOrphans())
 
-    assert (swept.removed, swept.unfinished) == (sorted([OTHER_INSTANCE, THIRD_INSTANCE]), [])
+    assert (swept.removed, swept.unfinished) == (
+        sorted([at_home(OTHER_INSTANCE), at_home(THIRD_INSTANCE)]),
+        [],
+    )
     assert w.aws.roles == {} and w.aws.profiles == {} and w.aws.associations == {}
     events = w.db.snapshot().audit
     assert {e.actor for e in events} == {SYSTEM_ACTOR}
@@ -90,7 +94,7 @@ def test_instances_with_live_grants_are_left_alone(w: World) -> None:
 def test_look_alikes_the_broker_did_not_create_are_never_touched(w: World) -> None:
     role = f"accessbroker-{OTHER_INSTANCE}"
     w.aws.roles[role] = FakeRole(role, DEFAULT_ROLE_PATH, {}, {})  # untagged, on the path
-    elsewhere = ManagedNames(THIRD_INSTANCE, "/elsewhere/")  # tagged, on another path
+    elsewhere = ManagedNames(at_home(THIRD_INSTANCE), "/elsewhere/")  # tagged, on another path
     w.aws.roles[elsewhere.role_name] = FakeRole(
         elsewhere.role_name, elsewhere.path, {}, elsewhere.tags
     )
@@ -110,8 +114,8 @@ def test_a_teardown_that_fails_is_reported_and_done_by_a_later_pass(w: World) ->
     leave_behind(w, OTHER_INSTANCE)
     w.aws.fail("delete_role", AwsUnavailable("Throttling"))
 
-    assert w.handle(RemoveOrphans()).unfinished == [OTHER_INSTANCE]
+    assert w.handle(RemoveOrphans()).unfinished == [at_home(OTHER_INSTANCE)]
     assert list(w.aws.roles) == [f"accessbroker-{OTHER_INSTANCE}"]
 
-    assert w.handle(RemoveOrphans()).removed == [OTHER_INSTANCE]
+    assert w.handle(RemoveOrphans()).removed == [at_home(OTHER_INSTANCE)]
     assert w.aws.roles == {}

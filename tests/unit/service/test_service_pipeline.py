@@ -27,6 +27,7 @@ from broker.service.commands import (
     RevokeAccess,
 )
 from tests.blocking import blocked_at
+from tests.places import at_home
 from tests.unit.service.fakes import INSTANCE, POLICY, ROLE, World, grant_command, policy_of
 from tests.waiting import wait_for, wait_until
 
@@ -40,7 +41,7 @@ def lock_held_elsewhere(w: World) -> Iterator[None]:
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with w.locks.hold(INSTANCE):
+        with w.locks.hold(at_home(INSTANCE).key):
             holding.set()
             release.wait()
 

@@ -16,6 +16,7 @@ from broker.service.commands import (
     ListGrants,
     RevokeAccess,
 )
+from tests.places import at_home
 from tests.unit.service.fakes import (
     INSTANCE,
     OTHER_INSTANCE,
@@ -115,7 +116,7 @@ def test_describe_instance_shows_resources_policy_and_live_grants(w: World) -> N
 
     access = w.handle(DescribeInstanceAccess(instance_id=INSTANCE))
 
-    assert access.instance_id == INSTANCE
+    assert access.instance == at_home(INSTANCE)
     assert access.resources == w.grant_of(photos.grant_id).resources
     assert access.resources.association_id == w.aws.associations[INSTANCE].association_id
     assert access.policy_document == render(policy_of(("photos", "", Access.UPLOAD)))

@@ -6,6 +6,7 @@ from broker.domain.access import GrantState
 from broker.domain.audit import SYSTEM_ACTOR
 from broker.domain.errors import AwsUnavailable
 from broker.service.commands import FinishSettling, RevokeAccess
+from tests.places import at_home
 from tests.unit.service.fakes import INSTANCE, OTHER_INSTANCE, ROLE, World, grant_command
 
 # The instances that exist in the world `w` (tests/unit/conftest.py).
@@ -45,7 +46,7 @@ def test_an_instance_that_still_fails_is_reported_and_kept_for_the_next_sweep(w:
     with pytest.raises(AwsUnavailable):
         w.handle(grant_command("photos"))
 
-    assert w.handle(FinishSettling()) == [INSTANCE]
+    assert w.handle(FinishSettling()) == [at_home(INSTANCE)]
     [waiting] = w.db.grants()
     assert waiting.state is GrantState.PENDING
     assert "RequestLimitExceeded" in waiting.failure_reason

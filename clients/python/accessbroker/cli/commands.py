@@ -45,6 +45,8 @@ def grant(ctx: Context, args: argparse.Namespace) -> None:
         reason=args.reason,
         idempotency_key=args.idempotency_key,
         dry_run=args.dry_run,
+        account=args.account,
+        region=args.region,
     )
     if ctx.json:
         ctx.emit_json({"dry_run": args.dry_run, **output.to_json_value(result)})
@@ -113,19 +115,22 @@ def list_grants(ctx: Context, args: argparse.Namespace) -> None:
             bucket=args.bucket,
             state=args.state,
             awaiting_my_approval=args.mine_to_approve,
+            account=args.account,
+            region=args.region,
         )
     )
     ctx.emit_json({"grants": grants}) if ctx.json else ctx.emit(output.grants_table(grants))
 
 
 def describe(ctx: Context, args: argparse.Namespace) -> None:
-    access = ctx.client.describe(args.instance_id)
+    access = ctx.client.describe(args.instance_id, account=args.account, region=args.region)
     if ctx.json:
         ctx.emit_json(access)
         return
     summary = output.fields(
         [
             ("instance", access.instance_id),
+            ("where", output.place(access.account, access.region)),
             ("role", access.role_arn or access.role_name),
             ("instance profile", access.instance_profile_arn or access.instance_profile_name),
             ("association", access.association_id),
@@ -171,7 +176,9 @@ def wait(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def drift(ctx: Context, args: argparse.Namespace) -> None:
-    found = ctx.client.reconcile(args.instance, dry_run=not args.repair)
+    found = ctx.client.reconcile(
+        args.instance, dry_run=not args.repair, account=args.account, region=args.region
+    )
     if ctx.json:
         ctx.emit_json({"repair": args.repair, "drifts": found})
         return
@@ -189,7 +196,14 @@ def webhooks(ctx: Context, args: argparse.Namespace) -> None:
 def can(ctx: Context, args: argparse.Namespace) -> None:
     ttl = _ttl(args.ttl) if args.ttl else None
     decision = ctx.client.explain_access(
-        args.identity, args.instance, args.bucket, args.access, prefix=args.prefix, ttl=ttl
+        args.identity,
+        args.instance,
+        args.bucket,
+        args.access,
+        prefix=args.prefix,
+        ttl=ttl,
+        account=args.account,
+        region=args.region,
     )
     ctx.emit_json(decision) if ctx.json else ctx.emit(output.decision_details(decision))
     if not decision.allowed:

@@ -87,11 +87,18 @@ def grants_table(grants: Sequence[Grant], empty: str = "No grants.") -> str:
     return table(GRANT_HEADERS, [grant_row(g) for g in grants])
 
 
+def place(account: str, region: str) -> str:
+    """Where an instance lives: "eu-west-1 in account 222222222222", or the home account's."""
+    owner = f"account {account}" if account else "the broker's own account"
+    return f"{region or '-'} in {owner}"
+
+
 def grant_details(grant: Grant) -> str:
     pairs = [
         ("grant", grant.grant_id),
         ("state", grant.state.value),
         ("instance", grant.instance_id),
+        ("where", place(grant.account, grant.region)),
         ("access", grant.access.value),
         ("location", location(grant.bucket, grant.prefix)),
         ("expires", format_time(grant.expires_at)),

@@ -1,6 +1,7 @@
 """brokerctl's command line: global options, one subcommand per verb."""
 
 import argparse
+import os
 from collections.abc import Callable
 
 from accessbroker.cli import commands, declarative
@@ -88,17 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    grant = verb("grant", commands.grant, "Grant an instance access to a bucket (or a prefix).")
-    grant.add_argument("--instance", required=True, help="EC2 instance id, i-…")
-    grant.add_argument("--bucket", required=True)
-    grant.add_argument(
-        "--access", required=True, type=_access, help="upload, read, read-write, list"
+    _grant_options(
+        verb("grant", commands.grant, "Grant an instance access to a bucket (or a prefix).")
     )
-    grant.add_argument("--prefix", default="", help="object key prefix (default: whole bucket)")
-    grant.add_argument("--ttl", help="expire after this long: 90s, 15m, 8h, 2d (default: never)")
-    grant.add_argument("--reason", default="", help="why, for the audit trail")
-    grant.add_argument("--idempotency-key", help="retrying with the same key never doubles it")
-    grant.add_argument("--dry-run", action="store_true", help="show the policy and the changes")
 
     _approval_options(
         verb("approve", commands.approve, "Approve a request awaiting your approval."),
@@ -130,11 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the requests waiting for your approval, whoever asked",
     )
+    _place_options(listing, listing=True)
 
     describe = verb(
         "describe", commands.describe, "Show an instance's role, profile, association and policy."
     )
     describe.add_argument("instance_id")
+    _place_options(describe)
 
     audit = verb("audit", commands.audit, "Show the audit trail, or follow it with --follow.")
     audit.add_argument("--instance", help="only this instance's events")
@@ -161,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument(
         "--repair", action="store_true", help="let the broker repair what it may (audited)"
     )
+    _place_options(drift, listing=True)
 
     verb(
         "webhooks",
@@ -185,6 +181,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _grant_options(grant: argparse.ArgumentParser) -> None:
+    grant.add_argument("--instance", required=True, help="EC2 instance id, i-…")
+    grant.add_argument("--bucket", required=True)
+    grant.add_argument(
+        "--access", required=True, type=_access, help="upload, read, read-write, list"
+    )
+    grant.add_argument("--prefix", default="", help="object key prefix (default: whole bucket)")
+    grant.add_argument("--ttl", help="expire after this long: 90s, 15m, 8h, 2d (default: never)")
+    grant.add_argument("--reason", default="", help="why, for the audit trail")
+    grant.add_argument("--idempotency-key", help="retrying with the same key never doubles it")
+    grant.add_argument("--dry-run", action="store_true", help="show the policy and the changes")
+    _place_options(grant)
+
+
+def _place_options(command: argparse.ArgumentParser, *, listing: bool = False) -> None:
+    """--account and --region: where the instance lives (a listing: only instances there)."""
+    unset = "any" if listing else "the broker's own account"
+    command.add_argument(
+        "--account",
+        default=os.environ.get("BROKER_ACCOUNT", ""),
+        help=f"AWS account, by id or name (env BROKER_ACCOUNT; default: {unset})",
+    )
+    command.add_argument(
+        "--region",
+        default=os.environ.get("BROKER_REGION", ""),
+        help="AWS region (env BROKER_REGION; default: "
+        + ("any" if listing else "the account's first")
+        + ")",
+    )
+
+
 def _approval_options(approve: argparse.ArgumentParser, deny: argparse.ArgumentParser) -> None:
     approve.add_argument("grant_id")
     approve.add_argument("--reason", default="", help="why, for the audit trail")
@@ -200,3 +227,4 @@ def _can_options(can: argparse.ArgumentParser) -> None:
     can.add_argument("--access", required=True, type=_access, help="upload, read, read-write, list")
     can.add_argument("--prefix", default="", help="object key prefix (default: whole bucket)")
     can.add_argument("--ttl", help="as it would be asked: 90s, 15m, 8h, 2d (default: none)")
+    _place_options(can)
