@@ -246,10 +246,20 @@ class Runtime:
     accounts: AccountsHolder
     aws: BotoAccounts
 
-    def reload_accounts(self, accounts: Accounts) -> None:
-        """Serves the accounts and regions of a reloaded accounts file from now on."""
+    def reread(self, settings: Settings) -> tuple[Accounts, AccessPolicy]:
+        """The accounts and policy files as they are now, checked against each other and the
+        live grants; ConfigurationError, with nothing changed, when they cannot be used."""
+        accounts = self.accounts.current()
+        if settings.accounts_file is not None:
+            accounts = load_accounts(settings, accounts.home.regions[0])
+            check_served(self.uow, accounts)
+        return accounts, load_access_policy(settings, accounts)
+
+    def reload(self, accounts: Accounts, policy: AccessPolicy) -> None:
+        """Serves these accounts and regions, under this policy, from now on."""
         self.aws.reload(accounts)
         self.accounts.replace(accounts)
+        self.policy.replace(policy)
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -298,6 +308,7 @@ def build_runtime(
     tracer = tracing.tracer
     engine = create_engine_for(settings.database_url)
     upgrade_to_head(engine, accounts.current().home.regions[0])
+    check_served(sql_unit_of_work_factory(engine), accounts.current())
     budgets = RetryBudgets(
         throttling=settings.aws_throttling_budget,
         server_error=settings.aws_server_error_budget,
@@ -378,14 +389,31 @@ def load_accounts(settings: Settings, region: str | None = None) -> Accounts:
     """The accounts file's accounts and regions; without one, the broker's own account in its
     configured region (`region`, else boto3's). ConfigurationError when the file is unusable,
     or when no home region is known."""
-    home_region = region or configured_region()
-    if not home_region:
-        raise ConfigurationError(
-            "no AWS region is configured: set AWS_DEFAULT_REGION (or AWS_REGION)"
-        )
+    home_region = region or configured_region() or ""
     if settings.accounts_file is None:
-        return Accounts.single(home_region)
-    return load_accounts_file(settings.accounts_file, home_region)
+        accounts = Accounts.single(home_region)
+    else:
+        accounts = load_accounts_file(settings.accounts_file, home_region)
+    if not accounts.home.regions[0]:
+        raise ConfigurationError(
+            "no AWS region is configured for the broker's own account: set AWS_DEFAULT_REGION "
+            "(or AWS_REGION), or the accounts file's home regions"
+        )
+    return accounts
+
+
+def check_served(uow: UnitOfWorkFactory, accounts: Accounts) -> None:
+    """Refuses (ConfigurationError) accounts that leave out a place where grants are live: they
+    could neither expire nor be revoked there, and their access would stay in AWS."""
+    with uow(read_only=True) as unit:
+        live = {instance.place for instance in unit.grants.live_instances()}
+    unserved = sorted(live - set(accounts.places()))
+    if unserved:
+        places = ", ".join(str(place) for place in unserved)
+        raise ConfigurationError(
+            f"the accounts file leaves out where grants are live ({places}): keep those "
+            "accounts and regions configured until their grants are revoked"
+        )
 
 
 def load_tokens(path: Path) -> tuple[StoredToken, ...]:
@@ -404,9 +432,13 @@ def load_tls(settings: Settings) -> TlsFiles | None:
 def migrate_database(settings: Settings) -> bool:
     """Brings the database to the latest schema; whether there was anything to do. Records from
     before accounts and regions move to the home account's first region."""
-    known = settings.accounts_file is not None or configured_region()
-    # Without a region, the migration refuses only a database that has records to move.
-    home_region = load_accounts(settings).home.regions[0] if known else ""
+    try:
+        home_region = load_accounts(settings).home.regions[0]
+    except ConfigurationError:
+        if settings.accounts_file is not None:
+            raise
+        # Without a region, the migration refuses only a database that has records to move.
+        home_region = ""
     engine = create_engine_for(settings.database_url)
     try:
         pending = bool(pending_migrations(engine))

@@ -7,7 +7,7 @@ credentials.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from broker.domain.errors import FieldViolation, InvalidRequest
 from broker.domain.places import HOME_ACCOUNT, Place, PlaceFilter
@@ -25,11 +25,14 @@ class Account:
     name: str
     regions: tuple[str, ...]
     role_arn: str = ""
-    external_id: str = ""
+    # Never shown: it is not a secret, but what it guards against is guessing it.
+    external_id: str = field(default="", repr=False)
+    # A stand-in for an account the broker recorded and the accounts file no longer names.
+    removed: bool = False
 
     @property
     def is_home(self) -> bool:
-        return not self.role_arn
+        return not self.role_arn and not self.removed
 
     @property
     def key(self) -> str:
@@ -38,8 +41,10 @@ class Account:
 
     @property
     def aliases(self) -> frozenset[str]:
-        """What a request or a policy rule may call it: its name and, when known, its id."""
-        return frozenset(a for a in (self.id, self.name) if a)
+        """What a request or a policy rule may call it: its name and, when known, its id (and
+        "home", always, for the home account: a spoke may not take that name)."""
+        home = (HOME_NAME,) if self.is_home else ()
+        return frozenset(a for a in (self.id, self.name, *home) if a)
 
     def places(self) -> list[Place]:
         return [Place(self.key, region) for region in self.regions]
@@ -82,7 +87,7 @@ class Accounts:
         for account in self.all:
             if account.key == place.account:
                 return account
-        return Account(id=place.account, name=place.account, regions=())
+        return Account(id=place.account, name=place.account, regions=(), removed=True)
 
     def place_for(self, account: str, region: str) -> Place:
         """The place a request names: `account` by id or name ("" the home account) and

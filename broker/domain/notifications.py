@@ -106,7 +106,7 @@ def slack_message(event: AuditEvent) -> dict[str, Any]:
     detail = event.detail
     access = f"{detail.get('access', '?')} on s3://{detail.get('bucket', '?')}/"
     access += str(detail.get("prefix", ""))
-    headline = f"{event.action}: {access} for {event.instance_id}"
+    headline = f"{event.action}: {access} for {event.instance_id}{_where(detail)}"
     facts = [
         f"*Requested by* {detail.get('requested_by', event.actor)}",
         f"*By* {event.actor}",
@@ -123,6 +123,14 @@ def slack_message(event: AuditEvent) -> dict[str, Any]:
         text = f"Awaiting {detail.get('required', 1)} of {approvers}: `{command}`"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     return {"text": headline, "blocks": blocks}
+
+
+def _where(detail: dict[str, Any]) -> str:
+    """ " in eu-west-1, account 222222222222": where the instance lives, when the event says."""
+    if "region" not in detail:
+        return ""
+    account = f", account {detail['account']}" if "account" in detail else ""
+    return f" in {detail['region']}{account}"
 
 
 def _json(document: dict[str, Any]) -> bytes:

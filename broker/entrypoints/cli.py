@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from broker.bootstrap import (
     Runtime,
     build_runtime,
-    load_access_policy,
-    load_accounts,
     migrate_database,
 )
 from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
@@ -215,19 +213,21 @@ def _next_signal(signals: "queue.SimpleQueue[int]") -> int:
 
 def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> None:
     """SIGHUP: re-reads the tokens, accounts and policy files. A file that fails to load is
-    logged, and what is in force stays in force."""
+    logged, and what is in force stays in force. The accounts and the policy go together (the
+    policy's rules name accounts): both are taken, or neither."""
     log.info("SIGHUP: reloading the tokens, accounts and policy files")
     try:
         security.reload()
     except ConfigurationError as error:
         log.error("tokens not reloaded, the ones in force stay: %s", error)
-    _reload_accounts(runtime, settings)
     try:
-        policy = load_access_policy(settings, runtime.accounts.current())
+        accounts, policy = runtime.reread(settings)
     except ConfigurationError as error:
-        log.error("access policy not reloaded, the one in force stays: %s", error)
+        log.error("accounts and access policy not reloaded, those in force stay: %s", error)
         return
-    runtime.policy.replace(policy)
+    runtime.reload(accounts, policy)
+    if settings.accounts_file is not None:
+        log.info("reloaded %s: %d places", settings.accounts_file, len(accounts.places()))
     if settings.policy_file is not None:
         log.info(
             "reloaded %s: %d rules, %d admins",
@@ -235,19 +235,6 @@ def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> N
             len(policy.rules),
             len(policy.admins),
         )
-
-
-def _reload_accounts(runtime: Runtime, settings: Settings) -> None:
-    if settings.accounts_file is None:
-        return
-    home_region = runtime.accounts.current().home.regions[0]
-    try:
-        accounts = load_accounts(settings, home_region)
-    except ConfigurationError as error:
-        log.error("accounts not reloaded, the ones in force stay: %s", error)
-        return
-    runtime.reload_accounts(accounts)
-    log.info("reloaded %s: %d places", settings.accounts_file, len(accounts.places()))
 
 
 def _sandbox_auth(settings: Settings) -> str:

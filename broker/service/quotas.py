@@ -3,7 +3,9 @@
 new role since, so that a first grant costs no read of its own.
 
 The count is this process's: other replicas' roles show at the next reading, and roles removed
-since count until then. Both err towards refusing, within a headroom meant to be generous.
+since count until then (both err towards refusing); a role admitted but not yet made when a
+reading is taken counts once it exists, a window of one convergence. A headroom (5% of the
+quota by default) is meant to absorb all three.
 """
 
 import threading
@@ -38,24 +40,22 @@ class AccountUsages:
     def admit_new_role(self, account: Account, iam: Iam, *, counted: bool) -> None:
         """Refuses (AwsQuotaExceeded naming the account) a new role and instance profile that
         would eat into the headroom; `counted`: the admission goes ahead, so they count."""
-        usage = self._fresh(account.key) or self.read(account, iam)
-        refusal = quota_refusal(usage, self._headroom, account.label)
-        if refusal is not None:
-            raise AwsQuotaExceeded(refusal)
-        if counted:
-            self._count_one_more(account.key)
+        if not self._is_fresh(account.key):
+            self.read(account, iam)
+        # Decided and counted at once: concurrent admissions (of other instances) each see the
+        # ones counted before them.
+        with self._lock:
+            usage, read_at = self._known[account.key]
+            refusal = quota_refusal(usage, self._headroom, account.label)
+            if refusal is not None:
+                raise AwsQuotaExceeded(refusal)
+            if counted:
+                more = replace(
+                    usage, roles=usage.roles + 1, instance_profiles=usage.instance_profiles + 1
+                )
+                self._known[account.key] = (more, read_at)
 
-    def _fresh(self, key: str) -> AccountUsage | None:
+    def _is_fresh(self, key: str) -> bool:
         with self._lock:
             known = self._known.get(key)
-        if known is None or time.monotonic() - known[1] > MAX_READING_AGE_SECONDS:
-            return None
-        return known[0]
-
-    def _count_one_more(self, key: str) -> None:
-        with self._lock:
-            usage, read_at = self._known[key]
-            more = replace(
-                usage, roles=usage.roles + 1, instance_profiles=usage.instance_profiles + 1
-            )
-            self._known[key] = (more, read_at)
+        return known is not None and time.monotonic() - known[1] <= MAX_READING_AGE_SECONDS

@@ -161,11 +161,14 @@ def remove_orphans(
     tags (the Iam port checks all three). A half-created role left by a crash, or resources
     whose teardown failed for good, end here. Each teardown is audited by the system actor.
     """
+    with uow(read_only=True) as unit:
+        live = {(i.place.account, i.instance_id) for i in unit.grants.live_instances()}
+    served = accounts.current()
     orphans = [
         instance
-        for account in accounts.current().all
+        for account in served.all
         for instance in _managed_in(aws, account, role_path)
-        if not _needed(uow, instance)
+        if (account.key, instance.instance_id) not in live
     ]
 
     def remove(instance: InstanceRef) -> InstanceRef | None:
@@ -173,7 +176,7 @@ def remove_orphans(
         # Under the instance's lock, so that a grant recorded meanwhile is seen (convergence
         # would then build it up instead, which is as right); the lock is re-entrant.
         with locks.hold(instance.key):
-            if _needed(uow, instance):
+            if _needed(uow, served.account_of(instance.place), instance.instance_id):
                 return None
             log.info("removing the resources of %s, which no grant needs", instance)
             with uow() as unit:
@@ -208,8 +211,9 @@ def measure_quotas(
 
 def _managed_in(aws: AwsAccounts, account: Account, role_path: str) -> list[InstanceRef]:
     """The instances whose resources the broker made in the account, where their region tag
-    places them (untagged ones, made before regions were, in the account's first region); a
-    region no longer configured is left alone."""
+    places them (untagged ones, made before regions were, in the account's first region: only
+    torn down when no region of the account has a live grant of that id); a region no longer
+    configured is left alone."""
     try:
         managed = aws.iam(account.key).managed_instances(role_path)
     except BrokerError as error:
@@ -224,7 +228,10 @@ def _managed_in(aws: AwsAccounts, account: Account, role_path: str) -> list[Inst
     return found
 
 
-def _needed(uow: UnitOfWorkFactory, instance: InstanceRef) -> bool:
-    """Whether a grant of the instance is pending, active or revoking."""
+def _needed(uow: UnitOfWorkFactory, account: Account, instance_id: str) -> bool:
+    """Whether a grant of an instance of that id is pending, active or revoking in any region
+    of the account: IAM names are the account's, so the role may be that instance's."""
     with uow(read_only=True) as unit:
-        return bool(unit.grants.for_instance(instance))
+        return any(
+            unit.grants.for_instance(InstanceRef(place, instance_id)) for place in account.places()
+        )

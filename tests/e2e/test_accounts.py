@@ -255,7 +255,7 @@ def test_quota_headroom_refuses_a_new_role_naming_the_account(
     assert role_name(instance_id) not in prod.role_names()
 
 
-def test_the_accounts_file_is_read_again_on_sighup_and_a_broken_one_changes_nothing(
+def test_the_accounts_file_is_read_again_on_sighup_and_an_unusable_one_changes_nothing(
     emulator: Emulator, prod: Spoke, staging: Spoke, buckets: tuple[str, str], tmp_path: Path
 ) -> None:
     accounts = tmp_path / "accounts.yaml"
@@ -273,13 +273,14 @@ def test_the_accounts_file_is_read_again_on_sighup_and_a_broken_one_changes_noth
             lambda outcome: outcome is not None,
             what="the reloaded accounts file to name prod",
         )
-        accounts.write_text("accounts: [{id: 1}]")
-        hang_up(broker)
-        wait_for(
-            lambda: list(broker.output),
-            lambda lines: any("accounts not reloaded" in line for line in lines),
-            what="the broken accounts file to be refused",
-        )
+        for unusable, why in (
+            ("accounts: [{id: 1}]", "accounts[0]"),
+            # prod holds a live grant now: dropping it would strand its access in AWS.
+            (yaml.safe_dump({"accounts": [staging.accounts_entry()]}), "grants are live"),
+        ):
+            accounts.write_text(unusable)
+            hang_up(broker)
+            _wait_for_refusal(broker, why)
         still = grant(broker.stub, instance_id, buckets[1], account="prod").grant
     finally:
         broker.stop()
@@ -287,6 +288,16 @@ def test_the_accounts_file_is_read_again_on_sighup_and_a_broken_one_changes_noth
     assert refusal(before.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert granted is not None and granted.state == pb.GRANT_STATE_ACTIVE
     assert still.state == pb.GRANT_STATE_ACTIVE
+
+
+def _wait_for_refusal(broker: BrokerProcess, why: str) -> None:
+    """Returns once the broker has logged that it kept its files in force, saying `why`."""
+
+    def refused(lines: list[str]) -> bool:
+        kept = "not reloaded, those in force stay"
+        return any(kept in line and why in line for line in lines)
+
+    wait_for(lambda: list(broker.output), refused, what=f"the accounts file to be refused ({why})")
 
 
 def _granted_or_refused(broker: BrokerProcess, instance_id: str, bucket: str) -> pb.Grant | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from accessbroker import AuditEvent, BrokerClient, GrantResult, GrantState, errors
+from accessbroker import AuditEvent, BrokerClient, Grant, GrantResult, GrantState, errors
 from accessbroker.cli.durations import parse_duration
 from accessbroker_web.protection import require_csrf
 
@@ -31,6 +31,9 @@ class Asked:
     prefix: str = ""
     ttl: str = ""
     reason: str = ""
+    # Where the instance lives (the broker's accounts file); empty: its own account and region.
+    account: str = ""
+    region: str = ""
 
 
 def asked_form(
@@ -41,8 +44,10 @@ def asked_form(
     prefix: Text = "",
     ttl: Text = "",
     reason: Text = "",
+    account: Text = "",
+    region: Text = "",
 ) -> Asked:
-    return Asked(instance, bucket, access, prefix, ttl, reason)
+    return Asked(instance, bucket, access, prefix, ttl, reason, account, region)
 
 
 Form_ = Annotated[Asked, Depends(asked_form)]
@@ -109,6 +114,8 @@ def _ask(
             ttl=ttl,
             reason=asked.reason,
             dry_run=dry_run or bool(ttl_problem),
+            account=asked.account.strip(),
+            region=asked.region.strip(),
         )
         problems: dict[str, list[str]] = {}
     except errors.InvalidArgument as invalid:
@@ -194,6 +201,11 @@ def _act(broker: BrokerClient, grant_id: str, action: str, *, reason: str, ttl: 
         raise ValueError(f"there is no action {action!r}")
 
 
+def _policy_of(broker: BrokerClient, grant: Grant) -> dict[str, Any] | None:
+    """The whole policy of the grant's instance, where it lives, as the broker shows it."""
+    return broker.describe(grant.instance_id, account=grant.account, region=grant.region).policy
+
+
 def _grant(
     pages: "Pages",
     request: Request,
@@ -210,7 +222,7 @@ def _grant(
     try:
         grant = broker.get(grant_id)
         trail = _trail_of(broker, grant_id) if whole else None
-        policy = broker.describe(grant.instance_id).policy if whole else None
+        policy = _policy_of(broker, grant) if whole else None
     except errors.BrokerError as error:
         return pages.refused(request, error, "error.html", message=_said(error))
     if seen and grant.state.value != seen:
@@ -285,9 +297,11 @@ def _listing_routes(routes: APIRouter, pages: "Pages") -> None:
         return pages.render(request, "_audit_more.html", events=events, last=last, **filters)
 
     @routes.get("/instances/{instance_id}")
-    def instance(request: Request, instance_id: str) -> HTMLResponse:
+    def instance(
+        request: Request, instance_id: str, account: str = "", region: str = ""
+    ) -> HTMLResponse:
         try:
-            access = pages.as_person(request).describe(instance_id)
+            access = pages.as_person(request).describe(instance_id, account=account, region=region)
         except errors.BrokerError as error:
             return pages.refused(request, error, "error.html", message=_said(error))
         return pages.render(request, "instance.html", access=access)

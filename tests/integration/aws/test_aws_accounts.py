@@ -75,15 +75,15 @@ class Spoke:
             self.id, self.role_name, SPOKE_PERMISSIONS, external_id=self.external_id
         )
 
-    def account(self, **changes: str) -> Account:
-        fields = {
-            "id": self.id,
-            "name": "prod",
-            "role_arn": self.role_arn,
-            "external_id": self.external_id,
-            **changes,
-        }
-        return Account(regions=(REGION, OTHER_REGION), **fields)
+    def account(self, external_id: str = "") -> Account:
+        """The spoke as the accounts file names it (with another external id, if given)."""
+        return Account(
+            id=self.id,
+            name="prod",
+            regions=(REGION, OTHER_REGION),
+            role_arn=self.role_arn,
+            external_id=external_id or self.external_id,
+        )
 
     def remove(self) -> None:
         iam_backend(self.id).delete_role_policy(self.role_name, "permissions")

@@ -89,11 +89,17 @@ instances:
     ]
 
 
+SHAPE = (
+    "the file must be a mapping with the key `instances` (and, optionally, `account` and `region`)"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("[]", "the file must be a mapping with one key, `instances`"),
-        ("instances: {}\nextra: 1", "the file must be a mapping with one key, `instances`"),
+        ("[]", SHAPE),
+        ("instances: {}\nextra: 1", SHAPE),
+        ("instances: {i-01234567: []}\naccount: 12", "`account` must be text"),
         ("instances: []", "`instances` must map instance ids to lists of grants"),
         ("instances: {}", "`instances` must map instance ids to lists of grants"),
         ("instances:\n  i-XYZ: []", "instance 'i-XYZ': must look like i-0123456789abcdef0"),

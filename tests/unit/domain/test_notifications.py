@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from broker.domain.audit import AuditAction, AuditEvent, Outcome
@@ -73,6 +74,18 @@ def test_slack_is_told_who_asked_for_what_why_and_how_to_approve() -> None:
     assert "*Reason* quarter close" in text
     assert "Awaiting 2 of alice, sre-*: `brokerctl approve g-1`" in text
     assert "signature" not in json.dumps(delivery(SLACK, event(), SECRET, NOW).headers).lower()
+
+
+def test_slack_says_where_the_instance_lives() -> None:
+    in_prod = replace(
+        event(), detail={**event().detail, "region": "eu-west-1", "account": "2" * 12}
+    )
+    at_home = replace(event(), detail={**event().detail, "region": "us-east-1"})
+
+    assert slack_message(in_prod)["text"].endswith(
+        "for i-0123456789abcdef0 in eu-west-1, account 222222222222"
+    )
+    assert slack_message(at_home)["text"].endswith("for i-0123456789abcdef0 in us-east-1")
 
 
 def test_every_grant_state_change_is_notified_and_nothing_else() -> None:

@@ -2,6 +2,7 @@
 request that names an instance or filters by place, and come back on grants and drift."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ def test_without_a_place_requests_name_none(fake: FakeBroker, client: BrokerClie
 
     [sent] = fake.requests("GrantAccess", pb.GrantAccessRequest)
     assert (sent.account, sent.region) == ("", "")
-    assert (granted.account, granted.region) == ("", "")
+    assert granted.grant_id == grant_message().grant_id
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,26 @@ def test_brokerctl_shows_where_the_instance_lives(
 
     assert f"eu-west-1 in account {PROD}" in shown
     assert (as_json["grant"]["account"], as_json["grant"]["region"]) == (PROD, "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    ("place", "listed_in"),
+    [("", ("home", "")), ("account: prod\nregion: eu-west-1\n", ("prod", "eu-west-1"))],
+)
+def test_plan_reads_and_grants_where_the_request_file_says_the_instances_live(
+    fake: FakeBroker, address: str, tmp_path: Path, place: str, listed_in: tuple[str, str]
+) -> None:
+    request_file = tmp_path / "access.yaml"
+    request_file.write_text(
+        f"{place}instances:\n  {INSTANCE}:\n    - {{bucket: b, access: read}}\n"
+    )
+    fake.answer("ListGrants", pb.ListGrantsResponse())
+    fake.answer("GrantAccess", pb.GrantAccessResponse(grant=grant_message()))
+
+    assert main(["--address", address, "plan", "-f", str(request_file)]) == 0
+
+    [listing] = fake.requests("ListGrants", pb.ListGrantsRequest)
+    [preview] = fake.requests("GrantAccess", pb.GrantAccessRequest)
+    assert (listing.instance_id, listing.account, listing.region) == (INSTANCE, *listed_in)
+    expected = ("", "") if not place else listed_in
+    assert (preview.account, preview.region, preview.dry_run) == (*expected, True)

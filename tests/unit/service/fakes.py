@@ -817,9 +817,14 @@ class FakeAccounts:
         self._places = {HOME: home, **others}
 
     def iam(self, account: str) -> FakeAws:
-        return next(aws for place, aws in self._places.items() if place.account == account)
+        found = [aws for place, aws in self._places.items() if place.account == account]
+        if not found:
+            raise AwsUnavailable(f"account {account} cannot be reached: it is not configured")
+        return found[0]
 
     def ec2(self, place: Place) -> FakeAws:
+        if place not in self._places:
+            raise AwsUnavailable(f"account {place.account} cannot be reached: not configured")
         return self._places[place]
 
 

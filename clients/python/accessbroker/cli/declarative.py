@@ -21,6 +21,9 @@ from accessbroker.cli.requestfile import DesiredGrant, RequestFile, load_request
 from accessbroker.client import BrokerClient
 from accessbroker.models import Grant, GrantResult
 
+# What the broker always calls its own account, whatever its accounts file names it.
+HOME_ACCOUNT = "home"
+
 # Each generation of an entry's key is tried once; more than a few means something is wrong.
 MAX_KEY_GENERATIONS = 20
 
@@ -90,9 +93,14 @@ def apply(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _read(client: BrokerClient, file: str) -> tuple[RequestFile, dict[str, list[Grant]]]:
-    """The file, and every grant (in any state) of each instance it lists."""
+    """The file, and every grant (in any state) of each instance it lists, where the file says
+    the instances live (the broker's own account unless it names another)."""
     request = load_request_file(Path(file))
-    grants = {i: list(client.list_grants(instance_id=i)) for i in request.instances}
+    account = request.account or HOME_ACCOUNT
+    grants = {
+        i: list(client.list_grants(instance_id=i, account=account, region=request.region))
+        for i in request.instances
+    }
     return request, grants
 
 
@@ -109,6 +117,8 @@ def _send(
         reason=desired.reason,
         idempotency_key=key,
         dry_run=dry_run,
+        account=desired.account,
+        region=desired.region,
     )
 
 

@@ -66,6 +66,9 @@ def grant_key(grant: DesiredGrant, generation: int = 0) -> str:
         "ttl_seconds": grant.ttl.total_seconds() if grant.ttl else None,
         "reason": grant.reason,
         "generation": generation,
+        # Only when named: the keys of files from before accounts and regions stay the same.
+        **({"account": grant.account} if grant.account else {}),
+        **({"region": grant.region} if grant.region else {}),
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return KEY_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()

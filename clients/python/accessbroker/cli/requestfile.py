@@ -1,7 +1,7 @@
 """Request files: the grants each listed instance should hold, as YAML (see examples/README.md)."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from accessbroker.models import Access
 _INSTANCE_ID = re.compile(r"i-([0-9a-f]{8}|[0-9a-f]{17})")
 _REQUIRED = ("bucket", "access")
 _OPTIONAL = ("prefix", "ttl", "reason")
+# Where the file's instances live, for the whole file.
+_PLACE = ("account", "region")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class DesiredGrant:
     prefix: str = ""
     ttl: timedelta | None = None
     reason: str = ""
+    # Where the instance lives, as the file says for all its instances.
+    account: str = ""
+    region: str = ""
 
     @property
     def scope(self) -> tuple[str, str, Access]:
@@ -34,9 +39,13 @@ class DesiredGrant:
 
 @dataclass(frozen=True)
 class RequestFile:
-    """Every listed instance, in file order, with its desired grants (possibly none)."""
+    """Every listed instance, in file order, with its desired grants (possibly none), and where
+    the instances live: one account and region for the whole file ("": the broker's own account,
+    its first region)."""
 
     instances: dict[str, list[DesiredGrant]]
+    account: str = ""
+    region: str = ""
 
 
 def load_request_file(path: Path) -> RequestFile:
@@ -55,13 +64,26 @@ def parse_request_file(text: str, name: str = "request file") -> RequestFile:
         raise UsageError(f"{name} is not valid YAML: {_yaml_problem(error)}") from None
     problems: list[str] = []
     instances = _instances(document, problems)
+    account, region = (_place(document, key, problems) for key in _PLACE)
     if problems:
         raise UsageError(
             f"{name} is not a valid request file ({len(problems)} problem"
             f"{'s' if len(problems) > 1 else ''}); fix these and try again:",
             problems,
         )
-    return RequestFile(instances)
+    placed = {
+        i: [replace(g, account=account, region=region) for g in grants]
+        for i, grants in instances.items()
+    }
+    return RequestFile(placed, account, region)
+
+
+def _place(document: object, key: str, problems: list[str]) -> str:
+    value = document.get(key, "") if isinstance(document, dict) else ""
+    if not isinstance(value, str):
+        problems.append(f"`{key}` must be text, an account's id or name or a region's name")
+        return ""
+    return value
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -72,8 +94,19 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 
 def _instances(document: object, problems: list[str]) -> dict[str, list[DesiredGrant]]:
-    if not isinstance(document, dict) or set(document) != {"instances"}:
-        problems.append("the file must be a mapping with one key, `instances`")
+    if (
+        not isinstance(document, dict)
+        or "instances" not in document
+        or set(document)
+        - {
+            "instances",
+            *_PLACE,
+        }
+    ):
+        problems.append(
+            "the file must be a mapping with the key `instances` (and, optionally, `account` "
+            "and `region`)"
+        )
         return {}
     listed = document["instances"]
     if not isinstance(listed, dict) or not listed:
