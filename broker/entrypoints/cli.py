@@ -212,14 +212,15 @@ def _next_signal(signals: "queue.SimpleQueue[int]") -> int:
 
 
 def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> None:
-    """SIGHUP: re-reads the tokens, accounts and policy files. A file that fails to load is
-    logged, and what is in force stays in force. The accounts and the policy go together (the
-    policy's rules name accounts): both are taken, or neither."""
-    log.info("SIGHUP: reloading the tokens, accounts and policy files")
-    try:
-        security.reload()
-    except ConfigurationError as error:
-        log.error("tokens not reloaded, the ones in force stay: %s", error)
+    """SIGHUP: re-reads the TLS, tokens, accounts and policy files. A file that fails to load
+    is logged, and what is in force stays in force. The accounts and the policy go together
+    (the policy's rules name accounts): both are taken, or neither."""
+    log.info("SIGHUP: reloading the TLS, tokens, accounts and policy files")
+    for reload, what in ((security.reload_tls, "TLS files"), (security.reload_tokens, "tokens")):
+        try:
+            reload()
+        except ConfigurationError as error:
+            log.error("%s not reloaded, the ones in force stay: %s", what, error)
     try:
         accounts, policy = runtime.reread(settings)
     except ConfigurationError as error:

@@ -276,6 +276,87 @@ def test_under_mtls_a_probe_without_a_certificate_checks_health_on_the_health_po
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_brokerctl_speaks_mtls_given_its_files_as_options_or_variables(
+    mtls_broker: MtlsBroker, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(mtls_broker.ca.pem)
+    cert, key = mtls_broker.ca.issue("ops-laptop").write(tmp_path, "client")
+    options = ["--tls-ca", str(ca), "--tls-cert", str(cert), "--tls-key", str(key)]
+    variables = {"BROKER_TLS_CA": ca, "BROKER_TLS_CERT": cert, "BROKER_TLS_KEY": key}
+
+    by_options = _brokerctl(mtls_broker.process, *options, "list", "-o", "json")
+    by_variables = _brokerctl(mtls_broker.process, "list", "-o", "json", **variables)
+    without = _brokerctl(mtls_broker.process, "list")
+    half = _brokerctl(mtls_broker.process, "--tls-cert", str(cert), "list")
+
+    assert (by_options.returncode, by_variables.returncode) == (0, 0), by_options.stderr
+    assert "grants" in by_options.stdout and "grants" in by_variables.stdout
+    assert without.returncode == 5  # unavailable: the broker speaks only TLS with certificates
+    assert half.returncode == 2
+    assert "a client certificate needs its key" in half.stderr
+
+
+def test_sighup_rotates_the_servers_certificate_under_a_live_connection(
+    emulator: Emulator, ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    tokens = write_tokens_file(tmp_path / "tokens.yaml", {"svc-ci": CI_TOKEN})
+    env = {"BROKER_AUTH_MODE": "token", "BROKER_TOKENS_FILE": tokens, **_tls_env(ca, tmp_path)}
+    old_trust = grpc.ssl_channel_credentials(ca.pem)
+    process = _started(emulator, tmp_path, old_trust, **env)
+    successor = CertificateAuthority("the successor CA")
+    new_trust = grpc.ssl_channel_credentials(successor.pem)
+    try:
+        with BrokerClient(process.address, token=CI_TOKEN, tls=old_trust, timeout=30) as live:
+            list(live.list_grants())  # the connection is made, with the old certificate
+            successor.issue("accessbroker", server=True).write(tmp_path, "server")
+            hang_up(process)
+            wait_until(
+                lambda: "reloaded the TLS files" in _output(process),
+                what="the broker re-reading its certificate",
+            )
+            (tmp_path / "server.key").write_text("not a key")
+            hang_up(process)
+            wait_until(
+                lambda: "TLS files not reloaded, the ones in force stay" in _output(process),
+                what="the broker keeping its certificate over a broken key",
+            )
+            still_live = list(live.list_grants())
+            new_with_new = _reaches(process.address, new_trust)
+            new_with_old = _reaches(process.address, old_trust)
+    finally:
+        process.stop()
+
+    assert still_live == []
+    assert new_with_new
+    assert not new_with_old
+
+
+def _reaches(address: str, tls: grpc.ChannelCredentials) -> bool:
+    """Whether a new connection trusting `tls` gets an answer from the broker."""
+    with BrokerClient(address, token=CI_TOKEN, tls=tls, timeout=5) as caller:
+        try:
+            list(caller.list_grants())
+        except errors.Unavailable:
+            return False
+    return True
+
+
+def _brokerctl(process: BrokerProcess, *argv: str, **env: Path) -> subprocess.CompletedProcess[str]:
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_TLS_")}
+    variables |= {"BROKER_ADDRESS": process.address, **{k: str(v) for k, v in env.items()}}
+    variables.pop("BROKERCTL_DEBUG", None)
+    brokerctl = Path(sys.executable).with_name("brokerctl")
+    return subprocess.run(
+        [str(brokerctl), *argv],
+        check=False,
+        env=variables,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 # --- none
 
 

@@ -14,6 +14,7 @@ from broker.entrypoints.grpc.auth import (
     BearerTokens,
     ClientCertificates,
 )
+from broker.entrypoints.grpc.tls import ReloadableTls
 from broker.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,16 @@ class ServerSecurity:
     credentials: grpc.ServerCredentials | None = None
     # Auth mode token: where the authenticator's tokens come from.
     tokens_file: Path | None = None
+    # With TLS from the settings' files: what re-reads them.
+    tls: ReloadableTls | None = None
 
-    def reload(self) -> None:
+    def reload_tls(self) -> None:
+        """Re-reads the certificate, key and client CA, if served; when they are unusable,
+        raises ConfigurationError and the ones in force stay."""
+        if self.tls is not None:
+            self.tls.reload()
+
+    def reload_tokens(self) -> None:
         """Re-reads the tokens file, if any; when it is unusable, raises ConfigurationError and
         the tokens in force stay."""
         if self.tokens_file is None or not isinstance(self.authenticator, BearerTokens):
@@ -47,8 +56,13 @@ def server_security(settings: Settings) -> ServerSecurity:
     problems = settings.security_problems()
     if problems:
         raise ConfigurationError("\n".join(problems))
+    files = load_tls(settings)
+    tls = None if files is None else ReloadableTls(settings, files)
     security = ServerSecurity(
-        _authenticator(settings), _credentials(settings), settings.tokens_file
+        _authenticator(settings),
+        None if tls is None else tls.credentials,
+        settings.tokens_file,
+        tls,
     )
     _log_mode(settings)
     return security
@@ -77,15 +91,3 @@ def _authenticator(settings: Settings) -> Authenticator:
     if settings.authentication == "mtls":
         return ClientCertificates()
     return Anonymous()
-
-
-def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    files = load_tls(settings)
-    if files is None:
-        return None
-    # client_ca is set in mtls mode only (Settings.security_problems).
-    return grpc.ssl_server_credentials(
-        [(files.private_key, files.certificate_chain)],
-        root_certificates=files.client_ca,
-        require_client_auth=files.client_ca is not None,
-    )

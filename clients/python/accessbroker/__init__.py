@@ -8,7 +8,7 @@ with BrokerClient("127.0.0.1:50051") as broker:
 """
 
 from accessbroker import errors
-from accessbroker.client import BrokerClient, mutual_tls
+from accessbroker.client import BrokerClient, mutual_tls, tls_from_environment, tls_from_files
 from accessbroker.errors import BrokerError
 from accessbroker.models import (
     Access,
@@ -40,4 +40,6 @@ __all__ = [
     "NotificationDestination",
     "errors",
     "mutual_tls",
+    "tls_from_environment",
+    "tls_from_files",
 ]

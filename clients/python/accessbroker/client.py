@@ -5,7 +5,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -396,6 +396,42 @@ def mutual_tls(ca: Path, certificate: Path, key: Path) -> grpc.ChannelCredential
         private_key=key.read_bytes(),
         certificate_chain=certificate.read_bytes(),
     )
+
+
+# The variables tls_from_environment reads: the broker's CA, the caller's certificate and key.
+TLS_VARIABLES = ("BROKER_TLS_CA", "BROKER_TLS_CERT", "BROKER_TLS_KEY")
+
+
+def tls_from_files(
+    ca: Path | None, certificate: Path | None, key: Path | None
+) -> grpc.ChannelCredentials | None:
+    """`tls=` from PEM files: the CA the broker's certificate is checked against (None: the
+    system's), and for mtls the caller's certificate and key, both or neither. None when no
+    file is named: plaintext. ValueError saying what is wrong when a file is missing or alone."""
+    if (certificate is None) != (key is None):
+        raise ValueError("a client certificate needs its key, and a key its certificate")
+    if ca is None and certificate is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=_pem(ca),
+        private_key=_pem(key),
+        certificate_chain=_pem(certificate),
+    )
+
+
+def tls_from_environment(environ: Mapping[str, str] = os.environ) -> grpc.ChannelCredentials | None:
+    """`tls=` from BROKER_TLS_CA, BROKER_TLS_CERT and BROKER_TLS_KEY (see tls_from_files)."""
+    ca, certificate, key = (environ.get(name) or None for name in TLS_VARIABLES)
+    return tls_from_files(*(Path(p) if p else None for p in (ca, certificate, key)))
+
+
+def _pem(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def _open_channel(address: str, tls: bool | grpc.ChannelCredentials | None) -> grpc.Channel:

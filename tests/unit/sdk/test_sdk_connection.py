@@ -1,13 +1,15 @@
 """Where the client connects, what it sends along, and the audit stream it follows."""
 
 import itertools
+from pathlib import Path
 
 import grpc
 import pytest
 
-from accessbroker import BrokerClient, errors
+from accessbroker import BrokerClient, errors, tls_from_environment, tls_from_files
 from accessbroker.client import DEFAULT_ADDRESS
 from accessbroker.v1 import broker_pb2 as pb
+from tests.credentials import CertificateAuthority
 from tests.unit.sdk.fake_broker import Abort, FakeBroker, Stream
 from tests.unit.sdk.messages import GRANT_ID, event_message, grant_message
 
@@ -121,3 +123,21 @@ def test_watch_resumes_where_the_server_said_it_started_when_no_event_came(
     requests = fake.requests("WatchAuditEvents", pb.WatchAuditEventsRequest)
     assert not requests[0].HasField("after_event_id")
     assert requests[1].after_event_id == 41
+
+
+def test_tls_comes_from_files_or_the_environment_and_half_a_pair_is_refused(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(ca.pem)
+    cert, key = ca.issue("ops").write(tmp_path, "client")
+
+    assert tls_from_environment({}) is None
+    assert isinstance(
+        tls_from_environment({"BROKER_TLS_CA": str(ca_file)}), grpc.ChannelCredentials
+    )
+    assert isinstance(tls_from_files(ca_file, cert, key), grpc.ChannelCredentials)
+    with pytest.raises(ValueError, match="a client certificate needs its key"):
+        tls_from_environment({"BROKER_TLS_CERT": str(cert)})
+    with pytest.raises(ValueError, match=f"cannot read {tmp_path / 'absent.crt'}"):
+        tls_from_files(tmp_path / "absent.crt", None, None)

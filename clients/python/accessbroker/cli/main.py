@@ -1,13 +1,17 @@
 """brokerctl's entry point: parse, call the broker, and turn every failure into an exit code."""
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
 
 from accessbroker.cli.commands import Context
-from accessbroker.cli.failures import INTERRUPTED, OK, describe_error, exit_code
+from accessbroker.cli.failures import INTERRUPTED, INVALID_INPUT, OK, describe_error, exit_code
 from accessbroker.cli.parser import build_parser
-from accessbroker.client import DEFAULT_ADDRESS, BrokerClient
+from accessbroker.client import DEFAULT_ADDRESS, TLS_VARIABLES, BrokerClient, tls_from_files
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -15,7 +19,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     address = args.address or os.environ.get("BROKER_ADDRESS") or DEFAULT_ADDRESS
     token = args.token or os.environ.get("BROKER_TOKEN") or None
     try:
-        with BrokerClient(address, token=token) as client:
+        tls = _tls(args)
+    except ValueError as error:
+        print(f"brokerctl: {error}", file=sys.stderr)
+        return INVALID_INPUT
+    try:
+        with BrokerClient(address, token=token, tls=tls) as client:
             args.run(Context(client, json=args.output == "json", out=sys.stdout), args)
     except KeyboardInterrupt:
         return INTERRUPTED
@@ -31,6 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return exit_code(error)
     return OK
+
+
+def _tls(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS from --tls-ca/--tls-cert/--tls-key, each else its BROKER_TLS_* variable; none named:
+    plaintext."""
+    named = (args.tls_ca, args.tls_cert, args.tls_key)
+    paths = (given or os.environ.get(env) for given, env in zip(named, TLS_VARIABLES, strict=True))
+    return tls_from_files(*(Path(p) if p else None for p in paths))
 
 
 if __name__ == "__main__":

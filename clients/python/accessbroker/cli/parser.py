@@ -64,6 +64,12 @@ def _global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> 
         "--address", default=default(None), help="broker host:port (env BROKER_ADDRESS)"
     )
     parser.add_argument("--token", default=default(None), help="bearer token (env BROKER_TOKEN)")
+    for option, env, what in (
+        ("--tls-ca", "BROKER_TLS_CA", "the CA (PEM) the broker's certificate is checked against"),
+        ("--tls-cert", "BROKER_TLS_CERT", "your client certificate (PEM), for mtls"),
+        ("--tls-key", "BROKER_TLS_KEY", "its private key (PEM)"),
+    ):
+        parser.add_argument(option, default=default(None), help=f"{what} (env {env})")
     parser.add_argument(
         "-o",
         "--output",
