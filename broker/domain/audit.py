@@ -69,6 +69,8 @@ class AuditAction(StrEnum):
     DRIFT_DETECTED = "drift.detected"
     DRIFT_REPAIRED = "drift.repaired"
     DRIFT_REPAIR_FAILED = "drift.repair_failed"
+    # Drift the broker could not repair (or only reports) is gone, undone by someone else.
+    DRIFT_RESOLVED = "drift.resolved"
     ORPHAN_FOUND = "instance.orphan_found"
 
 

@@ -123,6 +123,12 @@ class SweepMetrics:
             ["kind", "repaired"],
             registry=registry,
         )
+        self.unrepaired = Gauge(
+            "accessbroker_drift_unrepaired",
+            "Drift the sweep's last pass found and could not repair (or only reports), by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.audit = AuditVerdict()
         registry.register(self.audit)
 
@@ -133,6 +139,11 @@ class SweepMetrics:
 
     def found(self, kind: str, *, repaired: bool) -> None:
         self.drift.labels(kind, str(repaired).lower()).inc()
+
+    def left_unrepaired(self, by_kind: Mapping[str, int]) -> None:
+        """A drift pass ended with this many differences of each kind still there."""
+        for kind, count in by_kind.items():
+            self.unrepaired.labels(kind).set(count)
 
     def verified(self, report: ChainReport) -> None:
         self.audit.report = report

@@ -10,6 +10,7 @@ audit trail's hash chain.
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,6 +18,7 @@ from functools import partial
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from broker.domain.audit_chain import Anchor, ChainReport
+from broker.domain.drift import DriftKind
 from broker.entrypoints.metrics import SweepMetrics
 from broker.service.commands import (
     ExpireGrants,
@@ -120,7 +122,11 @@ def orphan_chore(interval_seconds: float) -> Chore:
 
 def drift_chore(interval_seconds: float, metrics: SweepMetrics | None = None) -> Chore:
     def run(bus: MessageBus) -> None:
-        for finding in bus.handle(RepairDrift()):
+        findings = bus.handle(RepairDrift())
+        if metrics is not None:
+            left = Counter(f.drift.kind.value for f in findings if not f.repaired)
+            metrics.left_unrepaired({kind.value: left[kind.value] for kind in DriftKind})
+        for finding in findings:
             drift = finding.drift
             if metrics is not None:
                 metrics.found(drift.kind.value, repaired=finding.repaired)

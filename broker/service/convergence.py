@@ -606,7 +606,8 @@ class Convergence:
         self, grants: list[Grant], actor: str, reason: str, *, permanent: bool
     ) -> None:
         """Pending grants fail on a permanent error; otherwise they wait for the next
-        convergence."""
+        convergence, with the reason: audited when it starts or changes, not at every retry
+        (the trail records changes, not repetitions)."""
         now = self._clock.now()
         with self._uow() as uow:
             for seen in grants:
@@ -617,7 +618,7 @@ class Convergence:
                     failed = grant.moved_to(GrantState.FAILED, now, failure_reason=reason)
                     uow.grants.save(failed)
                     uow.audit.append(grant_event(now, actor, AuditAction.GRANT_FAILED, failed))
-                else:
+                elif grant.failure_reason != reason:
                     waiting = replace(grant, failure_reason=reason, updated_at=now)
                     uow.grants.save(waiting)
                     event = grant_event(now, actor, AuditAction.GRANT_RETRY_LATER, waiting)

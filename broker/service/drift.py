@@ -12,6 +12,7 @@ grants it can no longer carry; a terminated instance's grants end and its resour
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from broker.domain.access import GrantState
 from broker.domain.audit import AuditAction, drift_event, grant_event
@@ -35,8 +36,22 @@ from broker.service.sweeps import each_concurrently
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Unrepaired:
+    """Drift found on an instance that is still there after the broker tried (or, for a foreign
+    association, only reported it), and why the repair failed ("" for reported only)."""
+
+    drifts: tuple[Drift, ...]
+    reason: str
+
+
 class DriftRepair:
-    """Finding and repairing one instance's drift, for Reconcile and for the sweep."""
+    """Finding and repairing one instance's drift, for Reconcile and for the sweep.
+
+    The audit trail records changes, not repetitions: drift is audited when found, and again
+    when repaired or gone; a pass that finds the same drift and fails to repair it for the same
+    reason as the last one audits nothing. What lasts is kept in this process (after a restart
+    it is audited once more)."""
 
     def __init__(
         self,
@@ -48,6 +63,8 @@ class DriftRepair:
     ) -> None:
         self._uow, self._clock = uow, clock
         self._locks, self._convergence = locks, convergence
+        # By instance key; each entry is read and written under the instance's lock.
+        self._unrepaired: dict[str, Unrepaired] = {}
 
     def suspects(
         self, instances: list[InstanceRef], *, skip_unreadable: bool = False
@@ -72,6 +89,16 @@ class DriftRepair:
                     raise
                 log.warning("could not screen the instances in %s for drift yet: %s", place, error)
         return found
+
+    def to_examine(
+        self, instances: list[InstanceRef], *, skip_unreadable: bool = False
+    ) -> list[InstanceRef]:
+        """The suspects, and the instances whose drift was left unrepaired by the last pass
+        (the screen would not suspect one someone else has set right: it is looked at to say
+        so)."""
+        suspects = self.suspects(instances, skip_unreadable=skip_unreadable)
+        lasting = [i for i in instances if i.key in self._unrepaired and i not in suspects]
+        return [*suspects, *lasting]
 
     def _suspects_at(
         self,
@@ -109,10 +136,15 @@ class DriftRepair:
         # Under the instance's lock: no grant changes the instance between finding and fixing.
         with self._locks.hold(instance.key):
             drifts = self.detect(instance)
+            lasting = self._unrepaired.pop(instance.key, None)
             if not drifts:
+                if lasting is not None:
+                    self._audit(actor, AuditAction.DRIFT_RESOLVED, list(lasting.drifts))
                 return []
-            self._audit(actor, AuditAction.DRIFT_DETECTED, drifts)
-            repaired = self._repair(instance, drifts, actor)
+            known = lasting if lasting is not None and lasting.drifts == tuple(drifts) else None
+            if known is None:
+                self._audit(actor, AuditAction.DRIFT_DETECTED, drifts)
+            repaired = self._repair(instance, drifts, actor, known)
         return [DriftFinding(drift, repaired) for drift in drifts]
 
     def detect(self, instance: InstanceRef) -> list[Drift]:
@@ -129,8 +161,11 @@ class DriftRepair:
             return find_adopted_drift(names, desired, seen.adopted)
         return find_drift(names, desired, seen.own, instance_exists=exists)
 
-    def _repair(self, instance: InstanceRef, drifts: list[Drift], actor: str) -> bool:
-        """Repairs what the broker may repair; True when every difference is gone."""
+    def _repair(
+        self, instance: InstanceRef, drifts: list[Drift], actor: str, known: Unrepaired | None
+    ) -> bool:
+        """Repairs what the broker may repair; True when every difference is gone. `known`: the
+        same drift, left unrepaired by the last pass (its failure is not audited again)."""
         kinds = {drift.kind for drift in drifts}
         if DriftKind.FOREIGN_ASSOCIATION in kinds:
             why = f"instance {instance} now holds an instance profile the broker does not manage"
@@ -143,9 +178,12 @@ class DriftRepair:
             self._convergence.converge(instance, actor)
         except BrokerError as error:
             log.warning("could not repair the drift of %s yet: %s", instance, error)
-            self._audit(actor, AuditAction.DRIFT_REPAIR_FAILED, drifts, reason=str(error))
+            if known is None or known.reason != str(error):
+                self._audit(actor, AuditAction.DRIFT_REPAIR_FAILED, drifts, reason=str(error))
+            self._unrepaired[instance.key] = Unrepaired(tuple(drifts), str(error))
             return False
         if DriftKind.FOREIGN_ASSOCIATION in kinds:
+            self._unrepaired[instance.key] = Unrepaired(tuple(drifts), "")
             return False  # reported, not overwritten
         self._audit(actor, AuditAction.DRIFT_REPAIRED, drifts)
         return True
@@ -190,7 +228,7 @@ def reconcile(
         else:
             instances = [named]
     if named is None:
-        instances = drift.suspects(instances)
+        instances = drift.to_examine(instances)
     findings = []
     for instance in instances:
         findings += drift.instance(instance, dry_run=command.dry_run, actor=command.actor)
@@ -204,7 +242,7 @@ def repair_drift(
     checked now (AWS unavailable, say) is tried again next time."""
     with uow(read_only=True) as unit:
         instances = unit.grants.live_instances()
-    suspects = drift.suspects(instances, skip_unreadable=True)
+    suspects = drift.to_examine(instances, skip_unreadable=True)
     found, _ = each_concurrently(
         suspects,
         lambda instance: drift.instance(instance, dry_run=False, actor=command.actor),

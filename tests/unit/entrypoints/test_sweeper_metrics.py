@@ -8,6 +8,7 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from broker.domain.audit_chain import Anchor, BrokenLink, ChainReport
+from broker.domain.errors import AwsUnavailable
 from broker.entrypoints.metrics import SweepMetrics
 from broker.entrypoints.sweeper import Chore, Sweeper, audit_chore, drift_chore
 from broker.service.messagebus import MessageBus
@@ -63,6 +64,19 @@ def test_each_chore_is_counted_with_its_last_success_and_interval(w: World) -> N
     assert value(registry, "accessbroker_sweep_interval_seconds", chore="drift") == 2 * HOUR
     assert value(registry, "accessbroker_drift_findings_total", kind="policy", repaired="true") == 1
     assert POLICY in w.aws.roles[ROLE].policies
+
+
+def test_drift_left_unrepaired_is_a_gauge_by_kind(w: World) -> None:
+    w.handle(grant_command("photos"))
+    del w.aws.roles[ROLE].policies[POLICY]
+    w.aws.fail("put_role_policy", AwsUnavailable("AWS PutRolePolicy failed: Throttling"), 100)
+    registry = CollectorRegistry()
+    sweeps = SweepMetrics(registry)
+
+    sweep_once(w, [drift_chore(HOUR, sweeps)], sweeps, registry)
+
+    assert value(registry, "accessbroker_drift_unrepaired", kind="policy") == 1
+    assert value(registry, "accessbroker_drift_unrepaired", kind="role") == 0
 
 
 def test_a_chore_that_fails_is_counted_as_a_failure_with_no_success_time(w: World) -> None:

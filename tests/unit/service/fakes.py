@@ -471,6 +471,10 @@ class FakeAws:
         """The next `times` calls of `operation` (a method name) raise `error`."""
         self._failures.setdefault(operation, []).extend([error] * times)
 
+    def recover(self, operation: str) -> None:
+        """`operation` fails no more."""
+        self._failures.pop(operation, None)
+
     def _enter(self, operation: str) -> None:
         time.sleep(0)  # lets other threads run here, as a network call would: races show up
         self.entered[operation] += 1
