@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from broker.domain.errors import ForeignProfile, ForeignRole
-from broker.domain.naming import ManagedNames
+from broker.domain.naming import ADOPTABLE_TAG, ManagedNames
 from broker.domain.trust import trusts_only_ec2
 
 
@@ -21,6 +21,8 @@ class RoleInfo:
     managed: bool
     # Who may assume the role; None where it was not read.
     trust_policy: dict[str, Any] | None = None
+    # Tagged as a role the broker may adopt (naming.ADOPTABLE_TAG).
+    adoptable: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,10 @@ def _other_policy_removal(names: ManagedNames, observed: ObservedState) -> list[
 
 NO_ROLE = "which holds no role the broker could add its policy to"
 MANAGED_ELSEWHERE = "which the broker manages for another instance"
+NOT_ADOPTABLE = (
+    f"whose role is not tagged {ADOPTABLE_TAG[0]}={ADOPTABLE_TAG[1]}: the platform team marks the "
+    "roles the broker may add its policy to"
+)
 
 
 @dataclass(frozen=True)

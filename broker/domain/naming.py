@@ -12,6 +12,9 @@ INSTANCE_TAG_KEY = "accessbroker:instance-id"
 # account's sweep of one region tells its own resources from those of its other regions by it.
 REGION_TAG_KEY = "accessbroker:region"
 DEFAULT_ROLE_PATH = "/accessbroker/"
+# The tag the platform team puts on a role the broker may adopt (BROKER_FOREIGN_PROFILE=attach):
+# the adoption policy lets the broker change only roles that carry it.
+ADOPTABLE_TAG = ("accessbroker:adoptable", "true")
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,7 @@ class ManagedNames:
 
 def is_managed(tags: dict[str, str]) -> bool:
     return tags.get(MANAGED_BY_TAG[0]) == MANAGED_BY_TAG[1]
+
+
+def is_adoptable(tags: dict[str, str]) -> bool:
+    return tags.get(ADOPTABLE_TAG[0]) == ADOPTABLE_TAG[1]

@@ -14,6 +14,7 @@ from datetime import datetime
 from broker.domain.audit import step_event
 from broker.domain.convergence import (
     MANAGED_ELSEWHERE,
+    NOT_ADOPTABLE,
     AdoptedRole,
     AssociationInfo,
     ObservedState,
@@ -235,13 +236,14 @@ def _adoption_of(iam: Iam, ec2: Ec2, names: ManagedNames, own: ObservedState) ->
         return AdoptedRole(arn, association_id, "", "", None, refusal=MANAGED_ELSEWHERE)
     if role is None:
         return AdoptedRole(arn, association_id, "", "", None)
+    refusal = NOT_ADOPTABLE if not role.adoptable else ""
     return AdoptedRole(
         profile_arn=arn,
         association_id=association_id,
         role_name=role.name,
         role_arn=role.arn,
         policy=iam.get_role_policy(role.name, names.policy_name),
-        refusal=_sharing(iam, ec2, names.instance_id, arn, role.name),
+        refusal=refusal or _sharing(iam, ec2, names.instance_id, arn, role.name),
     )
 
 

@@ -5,10 +5,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
+from mypy_boto3_iam.type_defs import TagTypeDef
 
 from accessbroker.v1 import broker_pb2 as pb
 from accessbroker.v1 import broker_pb2_grpc
+from broker.domain.naming import ADOPTABLE_TAG
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from broker.sandbox.instance_view import ALLOWED
@@ -29,11 +32,17 @@ def adopting_broker(
     process.stop()
 
 
-def owners_profile(emulator: Emulator, instance_id: str, readable_bucket: str) -> str:
-    """The instance owner's own profile and role (reading one bucket), associated by hand."""
+def owners_profile(
+    emulator: Emulator, instance_id: str, readable_bucket: str, *, adoptable: bool = True
+) -> str:
+    """The instance owner's own profile and role (reading one bucket), associated by hand; the
+    role tagged as one the broker may adopt unless told."""
     iam = emulator.client("iam")
     name = f"team-{instance_id}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)
+    tag: TagTypeDef = {"Key": ADOPTABLE_TAG[0], "Value": ADOPTABLE_TAG[1]}
+    iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY, Tags=[tag] if adoptable else []
+    )
     own_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -105,3 +114,21 @@ def _aws_changes(stub: broker_pb2_grpc.AccessBrokerStub, instance_id: str) -> li
         pb.ListAuditEventsRequest(instance_id=instance_id), timeout=10
     ).events
     return [json.loads(e.detail)["change"] for e in events if e.action.startswith("aws.")]
+
+
+def test_a_role_not_tagged_adoptable_is_refused_naming_the_tag(
+    adopting_broker: BrokerProcess,
+    emulator: Emulator,
+    instance_id: str,
+    buckets: tuple[str, str],
+) -> None:
+    role = owners_profile(emulator, instance_id, buckets[1], adoptable=False)
+    before = role_state(emulator, role)
+
+    with pytest.raises(grpc.RpcError) as refused:
+        grant(adopting_broker.stub, instance_id, buckets[0], pb.ACCESS_UPLOAD, "up/")
+
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not tagged accessbroker:adoptable=true" in (refused.value.details() or "")
+    assert role_state(emulator, role) == before
+    assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == "AccessDenied"

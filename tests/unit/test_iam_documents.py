@@ -17,6 +17,8 @@ import pytest
 import yaml
 from cfnlint.api import lint  # type: ignore[import-untyped]
 
+from broker.domain.naming import ADOPTABLE_TAG
+
 IAM = Path(__file__).resolve().parents[2] / "deploy" / "iam"
 BROKER = "broker-policy.json"
 ADOPTION = "broker-adoption-policy.json"
@@ -166,6 +168,23 @@ def test_the_broker_cannot_change_the_spoke_role_it_acts_through() -> None:
         ]
         for resource in as_list(statement["Resource"]) if writes else []:
             assert not fnmatch.fnmatchcase(spoke_role, resource), (writes, resource)
+
+
+def test_adoption_writes_only_on_roles_tagged_adoptable() -> None:
+    """The adoption add-on may read any role, and change inline policies only on the roles the
+    platform team tagged: IAM cannot scope those writes by the policy's name."""
+    for statement in document(ADOPTION)["Statement"]:
+        writes = [a for a in as_list(statement["Action"]) if not _reads(a)]
+        if writes:
+            assert statement["Condition"] == {
+                "StringEquals": {f"iam:ResourceTag/{ADOPTABLE_TAG[0]}": ADOPTABLE_TAG[1]}
+            }, writes
+    written = {a for s in document(ADOPTION)["Statement"] for a in as_list(s["Action"])}
+    assert {a for a in written if not _reads(a)} == {"iam:PutRolePolicy", "iam:DeleteRolePolicy"}
+
+
+def _reads(action: str) -> bool:
+    return action.split(":")[1].startswith(("Get", "List", "Describe"))
 
 
 def test_the_hub_may_assume_the_spoke_role_and_nothing_else() -> None:

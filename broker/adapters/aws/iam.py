@@ -13,7 +13,13 @@ from broker.adapters.aws.retry import Propagation
 from broker.domain.convergence import ProfileInfo, RoleInfo
 from broker.domain.drift import ListedRole
 from broker.domain.errors import AwsUnavailable
-from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, REGION_TAG_KEY, is_managed
+from broker.domain.naming import (
+    INSTANCE_TAG_KEY,
+    NAME_PREFIX,
+    REGION_TAG_KEY,
+    is_adoptable,
+    is_managed,
+)
 from broker.domain.quotas import AccountUsage
 from broker.domain.validation import instance_id_problems
 
@@ -271,12 +277,13 @@ def _tag_dict(tags: list[TagTypeDef]) -> dict[str, str]:
 
 
 def _role_info(role: RoleTypeDef | RoleDetailTypeDef) -> RoleInfo:
-    trust = role.get("AssumeRolePolicyDocument")
+    trust, tags = role.get("AssumeRolePolicyDocument"), _tag_dict(role.get("Tags", []))
     return RoleInfo(
         name=role["RoleName"],
         arn=role["Arn"],
-        managed=is_managed(_tag_dict(role.get("Tags", []))),
+        managed=is_managed(tags),
         trust_policy=None if trust is None else _policy_dict(trust),
+        adoptable=is_adoptable(tags),
     )
 
 

@@ -33,7 +33,13 @@ from broker.domain.errors import (
     StoreUnavailable,
 )
 from broker.domain.grants import Grant, GrantScope
-from broker.domain.naming import INSTANCE_TAG_KEY, NAME_PREFIX, REGION_TAG_KEY, is_managed
+from broker.domain.naming import (
+    INSTANCE_TAG_KEY,
+    NAME_PREFIX,
+    REGION_TAG_KEY,
+    is_adoptable,
+    is_managed,
+)
 from broker.domain.notifications import DeliveryFailed
 from broker.domain.places import InstanceRef, Place
 from broker.domain.policy import build_policy
@@ -395,7 +401,7 @@ class FakeRole:
     @property
     def info(self) -> RoleInfo:
         arn = f"arn:aws:iam::{ACCOUNT}:role{self.path}{self.name}"
-        return RoleInfo(self.name, arn, is_managed(self.tags), self.trust)
+        return RoleInfo(self.name, arn, is_managed(self.tags), self.trust, is_adoptable(self.tags))
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 from broker.domain.access import Access, GrantState
 from broker.domain.drift import DriftKind
 from broker.domain.errors import AwsUnavailable, ForeignProfile
+from broker.domain.naming import ADOPTABLE_TAG
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.service.commands import DescribeInstanceAccess, Reconcile, RevokeAccess
 from tests.unit.service.fakes import (
@@ -26,11 +27,13 @@ TEAM_POLICY = {"Version": "2012-10-17", "Statement": [{"Sid": "TeamOwn"}]}
 TEAM_TRUST = json.loads(EC2_TRUST_POLICY)
 
 
-def team_profile(w: World, name: str, *, with_role: bool = True) -> str:
-    """An instance profile (and role) of the instance owner's, on the root path, untagged."""
+def team_profile(w: World, name: str, *, with_role: bool = True, adoptable: bool = True) -> str:
+    """An instance profile (and role) of the instance owner's, on the root path; the role tagged
+    as one the broker may adopt unless told."""
     profile = w.aws.create_instance_profile(name, "/", {})
     if with_role:
-        w.aws.create_role(name, "/", EC2_TRUST_POLICY, {})
+        tags = dict([ADOPTABLE_TAG]) if adoptable else {}
+        w.aws.create_role(name, "/", EC2_TRUST_POLICY, tags)
         w.aws.put_role_policy(name, "team-own", json.dumps(TEAM_POLICY))
         w.aws.add_role_to_instance_profile(name, name)
     return profile.arn
@@ -101,6 +104,19 @@ def test_a_profile_without_a_role_is_refused_and_nothing_is_written() -> None:
         deps.handle(grant_command("photos"))
 
     assert w.aws.calls == [] and w.db.grants() == []
+
+
+def test_a_role_not_tagged_adoptable_is_refused_naming_the_tag_and_nothing_is_written() -> None:
+    w = world(INSTANCE)
+    adopting = w.with_options(adopt_foreign_profiles=True)
+    w.aws.associate_foreign(INSTANCE, team_profile(w, "Untagged", adoptable=False))
+    w.aws.calls.clear()
+
+    with pytest.raises(ForeignProfile, match="not tagged accessbroker:adoptable=true"):
+        adopting.handle(grant_command("photos"))
+
+    assert w.aws.calls == [] and w.db.grants() == []
+    assert set(w.aws.roles["Untagged"].policies) == {"team-own"}
 
 
 def test_without_adoption_a_foreign_profile_is_still_refused(w: World) -> None:
