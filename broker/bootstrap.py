@@ -167,6 +167,8 @@ class Options:
     notifications: Notifications = field(default_factory=Notifications)
     # The fraction of each account's role and instance profile quotas kept free.
     quota_headroom: float = DEFAULT_HEADROOM
+    # How long EC2 may not know an instance before it is taken for gone.
+    gone_after: timedelta = timedelta(hours=2)
 
 
 def build_bus(ports: Ports, options: Options) -> MessageBus:
@@ -190,6 +192,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         clock=ports.clock,
         locks=ports.locks,
         convergence=convergence,
+        gone_after=options.gone_after,
     )
     dependencies = {
         "uow": ports.uow,
@@ -352,6 +355,7 @@ def build_runtime(
         approval_timeout=settings.approval_timeout,
         notifications=notifications_from(settings),
         quota_headroom=settings.role_quota_headroom,
+        gone_after=settings.gone_after,
     )
     bus = build_bus(ports, options)
     return Runtime(

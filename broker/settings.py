@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # How long a request that needs approval waits unanswered before it lapses (EXPIRED), for
     # a rule that names no timeout of its own.
     approval_timeout: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=24)
+    # How long EC2 may not know an instance (in the account and region it was granted in)
+    # before the broker takes it for gone: its grants end and its role and profile go.
+    gone_after: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=2)
     # An instance already holding a profile the broker did not make: "refuse" the grant
     # (FAILED_PRECONDITION), or "attach" the broker's own inline policy to that profile's role,
     # touching nothing else of it.

@@ -13,6 +13,7 @@ grants it can no longer carry; a terminated instance's grants end and its resour
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from broker.domain.access import GrantState
 from broker.domain.audit import AuditAction, drift_event, grant_event
@@ -60,8 +61,9 @@ class DriftRepair:
         clock: Clock,
         locks: InstanceLocks,
         convergence: Convergence,
+        gone_after: timedelta = timedelta(hours=2),
     ) -> None:
-        self._uow, self._clock = uow, clock
+        self._uow, self._clock, self._gone_after = uow, clock, gone_after
         self._locks, self._convergence = locks, convergence
         # By instance key; each entry is read and written under the instance's lock.
         self._unrepaired: dict[str, Unrepaired] = {}
@@ -93,11 +95,17 @@ class DriftRepair:
     def to_examine(
         self, instances: list[InstanceRef], *, skip_unreadable: bool = False
     ) -> list[InstanceRef]:
-        """The suspects, and the instances whose drift was left unrepaired by the last pass
-        (the screen would not suspect one someone else has set right: it is looked at to say
-        so)."""
+        """The suspects, and the instances whose drift was left unrepaired by the last pass or
+        that EC2 did not know (the screen would not suspect one set right since, or found again:
+        it is looked at to say so)."""
         suspects = self.suspects(instances, skip_unreadable=skip_unreadable)
-        lasting = [i for i in instances if i.key in self._unrepaired and i not in suspects]
+        with self._uow(read_only=True) as uow:
+            missing = uow.instances.noted_missing()
+        lasting = [
+            i
+            for i in instances
+            if (i.key in self._unrepaired or i in missing) and i not in suspects
+        ]
         return [*suspects, *lasting]
 
     def _suspects_at(
@@ -135,7 +143,7 @@ class DriftRepair:
             return [DriftFinding(drift, repaired=False) for drift in self.detect(instance)]
         # Under the instance's lock: no grant changes the instance between finding and fixing.
         with self._locks.hold(instance.key):
-            drifts = self.detect(instance)
+            drifts = self._detect_noting_missing(instance)
             lasting = self._unrepaired.pop(instance.key, None)
             if not drifts:
                 if lasting is not None:
@@ -161,6 +169,38 @@ class DriftRepair:
             return find_adopted_drift(names, desired, seen.adopted)
         return find_drift(names, desired, seen.own, instance_exists=exists)
 
+    def _detect_noting_missing(self, instance: InstanceRef) -> list[Drift]:
+        """The drift, and what it means that EC2 does not know the instance (where it was
+        granted): noted the first time, still NOT_FOUND for a while (a hiccup, a lagging
+        listing), and taken for gone once BROKER_GONE_AFTER has passed since."""
+        try:
+            drifts = self.detect(instance)
+        except InstanceNotFound:
+            since = self._missing_since(instance)
+            if self._clock.now() - since < self._gone_after:
+                raise
+            unknown = f"unknown to EC2 since {since.isoformat()}"
+            return [Drift(instance, DriftKind.INSTANCE_GONE, "a running instance", unknown)]
+        with self._uow(read_only=True) as uow:
+            noted = uow.instances.missing_since(instance) is not None
+        if noted:
+            self._note_found(instance)
+        return drifts
+
+    def _missing_since(self, instance: InstanceRef) -> datetime:
+        with self._uow() as uow:
+            since = uow.instances.missing_since(instance)
+            if since is None:
+                since = self._clock.now()
+                uow.instances.note_missing(instance, since)
+                uow.commit()
+        return since
+
+    def _note_found(self, instance: InstanceRef) -> None:
+        with self._uow() as uow:
+            uow.instances.note_found(instance)
+            uow.commit()
+
     def _repair(
         self, instance: InstanceRef, drifts: list[Drift], actor: str, known: Unrepaired | None
     ) -> bool:
@@ -185,6 +225,8 @@ class DriftRepair:
         if DriftKind.FOREIGN_ASSOCIATION in kinds:
             self._unrepaired[instance.key] = Unrepaired(tuple(drifts), "")
             return False  # reported, not overwritten
+        if DriftKind.INSTANCE_GONE in kinds:
+            self._note_found(instance)  # gone for good: nothing to wait for any more
         self._audit(actor, AuditAction.DRIFT_REPAIRED, drifts)
         return True
 

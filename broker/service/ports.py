@@ -159,6 +159,22 @@ class IdempotencyKeys(Protocol):
 class InstanceRecords(Protocol):
     def get(self, instance: InstanceRef) -> InstanceRecord | None: ...
     def save(self, record: InstanceRecord) -> None: ...
+    def missing_since(self, instance: InstanceRef) -> datetime | None:
+        """When EC2 was first found not to know the instance (where it was granted), if it
+        has not known it since."""
+        ...
+
+    def note_missing(self, instance: InstanceRef, since: datetime) -> None:
+        """EC2 does not know the instance, since `since` (kept if noted already)."""
+        ...
+
+    def note_found(self, instance: InstanceRef) -> None:
+        """EC2 knows the instance (again)."""
+        ...
+
+    def noted_missing(self) -> set[InstanceRef]:
+        """Every instance noted missing and not found since."""
+        ...
 
 
 class UnitOfWork(Protocol):

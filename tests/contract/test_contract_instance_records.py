@@ -2,12 +2,12 @@
 overwritten."""
 
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from broker.domain.places import HOME_ACCOUNT, InstanceRef, Place
 from broker.service.ports import UnitOfWorkFactory
 from tests.places import HOME, at_home
-from tests.records import INSTANCE_A, instance_record
+from tests.records import INSTANCE_A, MOMENT, instance_record
 
 SPOKE = Place("222222222222", HOME.region)
 
@@ -46,3 +46,29 @@ def test_an_instance_has_a_record_of_its_own_in_each_place(units: UnitOfWorkFact
 
     assert read == (home, in_spoke)
     assert elsewhere is None
+
+
+def test_an_instance_ec2_does_not_know_is_noted_once_per_place_until_found(
+    units: UnitOfWorkFactory,
+) -> None:
+    first, later = MOMENT, MOMENT + timedelta(hours=1)
+    here, there = at_home(INSTANCE_A), InstanceRef(SPOKE, INSTANCE_A)
+    with units() as uow:
+        uow.instances.note_missing(here, first)
+        uow.commit()
+    with units() as uow:
+        uow.instances.note_missing(here, later)  # noted already: the first time stays
+        uow.commit()
+    with units(read_only=True) as uow:
+        noted = (uow.instances.missing_since(here), uow.instances.missing_since(there))
+        marked = uow.instances.noted_missing()
+    with units() as uow:
+        uow.instances.note_found(here)
+        uow.instances.note_found(there)  # never noted: nothing to do
+        uow.commit()
+    with units(read_only=True) as uow:
+        found = uow.instances.missing_since(here)
+
+    assert noted == (first, None)
+    assert marked == {here}
+    assert found is None

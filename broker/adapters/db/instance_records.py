@@ -1,10 +1,17 @@
 """Instance records on the database: what AWS holds for each instance, as last recorded."""
 
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from broker.adapters.db.tables import InstanceRow, resource_columns, resources_of, utc
+from broker.adapters.db.tables import (
+    InstanceRow,
+    MissingInstanceRow,
+    resource_columns,
+    resources_of,
+    utc,
+)
 from broker.domain.places import InstanceRef, Place
 from broker.service.ports import InstanceRecord
 
@@ -29,6 +36,27 @@ class SqlInstanceRecords:
         else:
             row.sqlmodel_update(columns)
         self._session.add(row)
+
+    def missing_since(self, instance: InstanceRef) -> datetime | None:
+        row = self._session.get(MissingInstanceRow, _key(instance))
+        return row.since if row is not None else None
+
+    def note_missing(self, instance: InstanceRef, since: datetime) -> None:
+        if self._session.get(MissingInstanceRow, _key(instance)) is None:
+            account, region, instance_id = _key(instance)
+            missing = MissingInstanceRow(
+                account=account, region=region, instance_id=instance_id, since=utc(since)
+            )
+            self._session.add(missing)
+
+    def noted_missing(self) -> set[InstanceRef]:
+        rows = self._session.exec(select(MissingInstanceRow))
+        return {InstanceRef(Place(r.account, r.region), r.instance_id) for r in rows}
+
+    def note_found(self, instance: InstanceRef) -> None:
+        row = self._session.get(MissingInstanceRow, _key(instance))
+        if row is not None:
+            self._session.delete(row)
 
 
 def _key(instance: InstanceRef) -> tuple[str, str, str]:

@@ -136,6 +136,17 @@ class IdempotencyKeyRow(SQLModel, table=True):
     created_at: datetime
 
 
+class MissingInstanceRow(SQLModel, table=True):
+    """An instance EC2 did not know, where it was granted, and since when."""
+
+    __tablename__ = "missing_instances"
+
+    account: str = Field(sa_type=String(ACCOUNT_LENGTH), primary_key=True)
+    region: str = Field(sa_type=String(REGION_LENGTH), primary_key=True)
+    instance_id: str = Field(sa_type=String(INSTANCE_ID_LENGTH), primary_key=True)
+    since: datetime
+
+
 class InstanceRow(SQLModel, table=True):
     __tablename__ = "instance_records"
 

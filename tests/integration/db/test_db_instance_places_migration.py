@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-from broker.adapters.db.migrate import upgrade_to_head
+from broker.adapters.db.migrate import pending_migrations, upgrade_to_head
 from broker.adapters.db.unit_of_work import sql_unit_of_work_factory
 from broker.domain.access import Access, GrantState
 from broker.domain.grants import Grant, GrantScope, InstanceResources
@@ -203,12 +203,12 @@ def test_an_empty_database_and_an_up_to_date_one_need_no_home_region(
 ) -> None:
     migrate(blank_engine, "0006")
     upgrade_to_head(blank_engine)
-    assert current_revision(blank_engine) == "0007"
+    assert not pending_migrations(blank_engine)
 
     add_grant_and_record(blank_engine, HOME)
     upgrade_to_head(blank_engine)  # nothing left to migrate: nothing to move
 
-    assert current_revision(blank_engine) == "0007"
+    assert not pending_migrations(blank_engine)
 
 
 def add_grant_and_record(engine: Engine, place: Place, number: int = 1) -> Grant:

@@ -83,6 +83,7 @@ class Tables:
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     instances: dict[InstanceRef, InstanceRecord] = field(default_factory=dict)
     deliveries: dict[str, DeliveryState] = field(default_factory=dict)
+    missing: dict[InstanceRef, datetime] = field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> "Tables":
@@ -93,6 +94,7 @@ class Tables:
             keys=dict(self.keys),
             instances=dict(self.instances),
             deliveries=dict(self.deliveries),
+            missing=dict(self.missing),
         )
 
     def next_seq(self) -> int:
@@ -278,6 +280,24 @@ class FakeInstanceRecords(_Store):
 
         def write(t: Tables) -> None:
             t.instances[record.instance] = record
+
+        self._write(write)
+
+    def missing_since(self, instance: InstanceRef) -> datetime | None:
+        return self._t.missing.get(instance)
+
+    def note_missing(self, instance: InstanceRef, since: datetime) -> None:
+        def write(t: Tables) -> None:
+            t.missing.setdefault(instance, _utc(since))
+
+        self._write(write)
+
+    def noted_missing(self) -> set[InstanceRef]:
+        return set(self._t.missing)
+
+    def note_found(self, instance: InstanceRef) -> None:
+        def write(t: Tables) -> None:
+            t.missing.pop(instance, None)
 
         self._write(write)
 
