@@ -47,6 +47,7 @@ from broker.domain.credentials import StoredToken, TlsFiles
 from broker.domain.errors import StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.domain.policy import UNBOUND, Binding
 from broker.domain.quotas import DEFAULT_HEADROOM
 from broker.release import release
 from broker.service.approving import approve_grant, deny_grant
@@ -169,6 +170,8 @@ class Options:
     quota_headroom: float = DEFAULT_HEADROOM
     # How long EC2 may not know an instance before it is taken for gone.
     gone_after: timedelta = timedelta(hours=2)
+    # The conditions binding every instance's credentials (IMDSv2 delivery, its own VPC).
+    binding: Binding = UNBOUND
 
 
 def build_bus(ports: Ports, options: Options) -> MessageBus:
@@ -185,6 +188,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         telemetry=ports.telemetry,
         accounts=ports.accounts,
         quota_headroom=options.quota_headroom,
+        binding=options.binding,
     )
     authorizer = Authorizer(ports.policy, ports.uow, ports.aws, ports.accounts, options.limits)
     drift = DriftRepair(
@@ -356,6 +360,9 @@ def build_runtime(
         notifications=notifications_from(settings),
         quota_headroom=settings.role_quota_headroom,
         gone_after=settings.gone_after,
+        binding=Binding(
+            require_imdsv2=settings.require_imdsv2, same_vpc=settings.bind_credentials == "vpc"
+        ),
     )
     bus = build_bus(ports, options)
     return Runtime(

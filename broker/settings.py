@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # How long EC2 may not know an instance (in the account and region it was granted in)
     # before the broker takes it for gone: its grants end and its role and profile go.
     gone_after: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=2)
+    # Every statement of an instance's policy holds only for credentials delivered through
+    # IMDSv2 (ec2:RoleDelivery >= 2.0).
+    require_imdsv2: bool = False
+    # "vpc": every statement holds only for requests from the instance's own VPC.
+    bind_credentials: Literal["none", "vpc"] = "none"
     # An instance already holding a profile the broker did not make: "refuse" the grant
     # (FAILED_PRECONDITION), or "attach" the broker's own inline policy to that profile's role,
     # touching nothing else of it.

@@ -5,7 +5,8 @@ broker.domain.policy builds it, so a bug there cannot widen access.
 Every (action, resource) pair a statement allows must be one some grant's access level gives
 on that grant's own resource: object actions on `bucket/prefix*`, bucket actions on the bucket.
 Listing must carry an `s3:prefix` condition naming only granted prefixes, unless a grant lists
-the whole bucket. Only plain Allow statements, and no other condition, pass.
+the whole bucket. Only plain Allow statements pass, with no other condition than the binding's
+(IMDSv2 delivery, the instance's own VPC), which every statement must then carry exactly.
 """
 
 from collections import defaultdict
@@ -18,6 +19,8 @@ from broker.domain.policy import (
     BUCKET_ACTIONS,
     LISTS_BUCKET,
     OBJECT_ACTIONS,
+    UNBOUND,
+    Binding,
     bucket_arn,
     list_pattern,
     object_arn,
@@ -27,7 +30,9 @@ LIST_BUCKET = "s3:ListBucket"
 _PLAIN_KEYS = frozenset({"Sid", "Effect", "Action", "Resource"})
 
 
-def check_guardrails(document: dict[str, Any] | None, scopes: Iterable[GrantScope]) -> None:
+def check_guardrails(
+    document: dict[str, Any] | None, scopes: Iterable[GrantScope], binding: Binding = UNBOUND
+) -> None:
     """Raises GuardrailViolation, naming the first offence, unless `document` stays within."""
     if document is None:
         return
@@ -35,7 +40,21 @@ def check_guardrails(document: dict[str, Any] | None, scopes: Iterable[GrantScop
     pairs = _allowed_pairs(scopes)
     listing = _allowed_listing(scopes)
     for statement in document.get("Statement", []):
-        _check_statement(statement, pairs, listing)
+        _check_statement(_unbound(statement, binding), pairs, listing)
+
+
+def _unbound(statement: dict[str, Any], binding: Binding) -> dict[str, Any]:
+    """The statement without the binding's conditions, which it must carry exactly."""
+    required = binding.conditions
+    if not required:
+        return statement
+    condition = dict(statement.get("Condition") or {})
+    for operator, keys in required.items():
+        if condition.pop(operator, None) != keys:
+            sid = statement.get("Sid", "?")
+            raise GuardrailViolation(f"statement {sid} lacks the condition {operator} {keys}")
+    unbound = {k: v for k, v in statement.items() if k != "Condition"}
+    return {**unbound, "Condition": condition} if condition else unbound
 
 
 def _allowed_pairs(scopes: list[GrantScope]) -> set[tuple[str, str]]:

@@ -2,13 +2,15 @@
 
 Object actions go on `arn:aws:s3:::bucket/prefix*`, bucket actions on `arn:aws:s3:::bucket`, in
 separate statements. Listing is scoped with an `s3:prefix` condition, so it is never merged across
-buckets that allow different prefixes.
+buckets that allow different prefixes. A Binding (BROKER_REQUIRE_IMDSV2, BROKER_BIND_CREDENTIALS)
+adds its conditions to every statement: credentials that only work where they belong.
 """
 
 import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from broker.domain.access import Access
@@ -38,8 +40,36 @@ LISTS_BUCKET = frozenset({Access.READ, Access.READ_WRITE, Access.LIST})
 
 PolicyDocument = dict[str, Any]
 
+# Credentials delivered through IMDSv2 only: IMDSv1's are refused (AWS sets ec2:RoleDelivery).
+IMDSV2_CONDITION = {"NumericGreaterThanEquals": {"ec2:RoleDelivery": "2.0"}}
+# Requests from the instance's own VPC only (through an S3 gateway endpoint, aws:SourceVpc is
+# the VPC; aws:ec2InstanceSourceVPC is the instance's): copied credentials are useless elsewhere.
+SAME_VPC_CONDITION = {"StringEquals": {"aws:SourceVpc": "${aws:ec2InstanceSourceVPC}"}}
 
-def build_policy(scopes: Iterable[GrantScope]) -> PolicyDocument | None:
+
+@dataclass(frozen=True)
+class Binding:
+    """Conditions every statement of an instance's policy carries, so that its credentials work
+    only where they belong."""
+
+    require_imdsv2: bool = False
+    same_vpc: bool = False
+
+    @property
+    def conditions(self) -> dict[str, dict[str, str]]:
+        """By condition operator, what each statement must carry (empty: nothing)."""
+        chosen = [
+            *([IMDSV2_CONDITION] if self.require_imdsv2 else []),
+            *([SAME_VPC_CONDITION] if self.same_vpc else []),
+        ]
+        return {operator: keys for condition in chosen for operator, keys in condition.items()}
+
+
+# Credentials bound to nothing: the broker's default.
+UNBOUND = Binding()
+
+
+def build_policy(scopes: Iterable[GrantScope], binding: Binding = UNBOUND) -> PolicyDocument | None:
     """The policy document for these grants, or None when there is nothing to grant."""
     scopes = set(scopes)
     if not scopes:
@@ -50,7 +80,14 @@ def build_policy(scopes: Iterable[GrantScope]) -> PolicyDocument | None:
         *_list_statements(scopes),
     ]
     statements.sort(key=lambda s: str(s["Sid"]))
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {"Version": "2012-10-17", "Statement": [_bound(s, binding) for s in statements]}
+
+
+def _bound(statement: dict[str, Any], binding: Binding) -> dict[str, Any]:
+    """The statement with the binding's conditions beside its own (an s3:prefix, for listing)."""
+    if not binding.conditions:
+        return statement
+    return {**statement, "Condition": {**statement.get("Condition", {}), **binding.conditions}}
 
 
 def render(document: PolicyDocument) -> str:

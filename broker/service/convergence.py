@@ -49,7 +49,14 @@ from broker.domain.grants import Grant, GrantScope, InstanceResources
 from broker.domain.guardrails import check_guardrails
 from broker.domain.naming import ManagedNames
 from broker.domain.places import InstanceRef, Place
-from broker.domain.policy import PolicyDocument, build_policy, check_size, render
+from broker.domain.policy import (
+    UNBOUND,
+    Binding,
+    PolicyDocument,
+    build_policy,
+    check_size,
+    render,
+)
 from broker.domain.quotas import DEFAULT_HEADROOM
 from broker.service import deadlines
 from broker.service.commands import GrantResult
@@ -229,6 +236,7 @@ class Convergence:
         telemetry: Telemetry | None = None,
         accounts: AccountsSource,
         quota_headroom: float = DEFAULT_HEADROOM,
+        binding: Binding = UNBOUND,
     ) -> None:
         self._uow, self._aws, self._clock = uow, aws, clock
         self._telemetry = telemetry or NoTelemetry()
@@ -237,6 +245,8 @@ class Convergence:
         self._recorder = StepRecorder(uow, clock)
         self._rounds = ConvergenceRounds()
         self._accounts = accounts
+        # The conditions every statement carries (BROKER_REQUIRE_IMDSV2, ..._BIND_CREDENTIALS).
+        self.binding = binding
         # Each account's IAM usage, for the quota headroom; the sweep reads it too.
         self.usages = AccountUsages(self._telemetry, quota_headroom)
 
@@ -349,7 +359,7 @@ class Convergence:
             seen = self.observe(names)
             return desired.document, plan(names, desired.document, seen.own, seen.adopted), seen
         instance = instance or self.look_up(grant.instance)
-        document = build_policy([*desired.scopes, grant.scope])
+        document = build_policy([*desired.scopes, grant.scope], self.binding)
         check_size(document)
         seen = self._admission_view(names, instance, desired)
         # Planning refuses a foreign profile or role before anything is written.
@@ -417,7 +427,7 @@ class Convergence:
         now = self._clock.now()
         scopes = [g.scope for g in grants if g.is_live(now)]
         expired = frozenset(g.grant_id for g in grants if g.state.is_desired and g.has_expired(now))
-        return Desired(grants, scopes, build_policy(scopes), expired)
+        return Desired(grants, scopes, build_policy(scopes, self.binding), expired)
 
     def converge(self, instance: InstanceRef, actor: str, start: Observation | None = None) -> None:
         """Converges under the instance's lock; raises what stopped it after recording it.
@@ -466,7 +476,7 @@ class Convergence:
         desired = self.desired(instance)
         try:
             check_size(desired.document)
-            check_guardrails(desired.document, desired.scopes)
+            check_guardrails(desired.document, desired.scopes, self.binding)
             resources = self._carry_out(names, desired.document, start, actor)
         except POSTPONING_ERRORS as error:
             self._note_failure(desired.grants, actor, str(error), permanent=False)

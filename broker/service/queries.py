@@ -27,6 +27,7 @@ from broker.service.commands import (
     ListGrants,
     WatchAuditEvents,
 )
+from broker.service.convergence import Convergence
 from broker.service.messagebus import Context
 from broker.service.ports import AuditFilter, AwsAccounts, GrantFilter, Page, UnitOfWorkFactory
 
@@ -66,7 +67,12 @@ def _awaits(approver: str, grant: Grant) -> bool:
 
 
 def describe_instance(
-    command: DescribeInstanceAccess, context: Context, *, uow: UnitOfWorkFactory, aws: AwsAccounts
+    command: DescribeInstanceAccess,
+    context: Context,
+    *,
+    uow: UnitOfWorkFactory,
+    aws: AwsAccounts,
+    convergence: Convergence,
 ) -> InstanceAccess:
     """The instance's role, profile and association, and the caller's live grants. The policy
     document names every grant's bucket and prefix, so it is shown to a caller that is not an
@@ -87,7 +93,7 @@ def describe_instance(
     if context.permit.is_admin:
         return access
     own = [g for g in grants if g.requested_by == command.actor]
-    own_policy = build_policy(g.scope for g in own)
+    own_policy = build_policy((g.scope for g in own), convergence.binding)
     shown = own_policy is not None and render(own_policy) == access.policy_document
     return replace(access, grants=own, policy_document=access.policy_document if shown else "")
 
