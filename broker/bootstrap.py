@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from broker.adapters.aws.accounts import BotoAccounts
 from broker.adapters.aws.clients import StaticCredentials, configured_region
+from broker.adapters.aws.iam import BotoIam
 from broker.adapters.aws.retry import RetryBudgets, RetryCounter
 from broker.adapters.aws.tally import CallTally
 from broker.adapters.config.accounts_file import load_accounts_file
@@ -43,10 +44,12 @@ from broker.domain.access import GrantState
 from broker.domain.accounts import Accounts
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
+from broker.domain.boundary import boundary_problems
 from broker.domain.credentials import StoredToken, TlsFiles
-from broker.domain.errors import StoreUnavailable
+from broker.domain.errors import BrokerError, StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
+from broker.domain.places import HOME_ACCOUNT
 from broker.domain.policy import UNBOUND, Binding
 from broker.domain.quotas import DEFAULT_HEADROOM
 from broker.release import release
@@ -341,6 +344,8 @@ def build_runtime(
         write_rate=settings.aws_write_rate or None,
         adapter_options=shared,
     )
+    if settings.permissions_boundary_arn:
+        check_boundary(aws.iam(HOME_ACCOUNT), settings.permissions_boundary_arn)
     ports = Ports(
         uow=sql_unit_of_work_factory(engine, tracer),
         aws=aws,
@@ -411,6 +416,26 @@ def load_accounts(settings: Settings, region: str | None = None) -> Accounts:
             "(or AWS_REGION), or the accounts file's home regions"
         )
     return accounts
+
+
+def check_boundary(iam: BotoIam, arn: str) -> None:
+    """Refuses (ConfigurationError) a permissions boundary that does not exist in the home
+    account or allows more than the S3 actions of the four access levels: every role the
+    broker creates carries it, and it is what bounds them."""
+    try:
+        document = iam.managed_policy(arn)
+    except BrokerError as error:  # AWS refused the read, or did not answer
+        raise ConfigurationError(
+            f"BROKER_PERMISSIONS_BOUNDARY_ARN {arn} cannot be read: {error}"
+        ) from None
+    if document is None:
+        raise ConfigurationError(f"BROKER_PERMISSIONS_BOUNDARY_ARN {arn}: no such policy")
+    problems = boundary_problems(document)
+    if problems:
+        raise ConfigurationError(
+            f"BROKER_PERMISSIONS_BOUNDARY_ARN {arn} allows more than the S3 actions of the "
+            f"access levels ({'; '.join(problems)}); see deploy/iam/boundary-policy.json"
+        )
 
 
 def check_served(uow: UnitOfWorkFactory, accounts: Accounts) -> None:

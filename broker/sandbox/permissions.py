@@ -7,7 +7,8 @@ would check instead; `broker.sandbox.authorization` makes the emulator check it.
 
 The ARNs follow the IAM and EC2 Service Authorization References:
 - an IAM call naming an instance profile is checked on the profile (AddRoleToInstanceProfile
-  and RemoveRoleFromInstanceProfile included); one naming only a role, on the role;
+  and RemoveRoleFromInstanceProfile included); one naming only a role, on the role; one naming
+  only a managed policy (GetPolicy, GetPolicyVersion), on the policy;
 - a role or profile is named with its path: for Create* the request's Path (default "/"), else
   the path it exists under. One that does not exist has no path, and IAM cannot know the one
   it would have: it is named as on the default path "/". A policy scoped to a path therefore
@@ -43,6 +44,7 @@ RESOURCE_PARAMETERS = (
     "AssociationId",
     "IamInstanceProfile.Name",
     "IamInstanceProfile.Arn",
+    "PolicyArn",
 )
 _TAG_ACTION_OF_CREATE = {
     "CreateRole": "iam:TagRole",
@@ -97,6 +99,8 @@ def _iam_permissions(call: Call) -> tuple[Permission, ...] | None:
         resource = names.profile_arn(call.params["InstanceProfileName"])
     elif "RoleName" in call.params:
         resource = names.role_arn(call.params["RoleName"])
+    elif "PolicyArn" in call.params:
+        resource = call.params["PolicyArn"]  # reading a managed policy: on the policy
     else:
         return None  # users, policies, listings: moto's own check
     permissions = [Permission(f"iam:{call.action}", resource)]

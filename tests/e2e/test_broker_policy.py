@@ -108,6 +108,35 @@ def least_privileged_broker(
     process.stop()
 
 
+def test_the_policy_may_read_the_boundary_it_is_given_and_its_roles_carry_it(
+    emulator: Emulator,
+    least_privilege: Credentials,
+    instance_id: str,
+    buckets: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    boundary = (POLICY_DIRECTORY / "boundary-policy.json").read_text()
+    created = emulator.client("iam").create_policy(
+        PolicyName="accessbroker-boundary", PolicyDocument=boundary
+    )
+    arn = created["Policy"]["Arn"]
+    process = BrokerProcess(
+        emulator,
+        f"sqlite:///{tmp_path / 'b.db'}",
+        BROKER_PERMISSIONS_BOUNDARY_ARN=arn,
+        **credentials_env(least_privilege),
+    )
+    process.start()  # the boundary was read and found within the access levels' actions
+    try:
+        grant(process.stub, instance_id, buckets[0], pb.ACCESS_UPLOAD, "up/")
+    finally:
+        process.stop()
+
+    role = emulator.client("iam").get_role(RoleName=f"accessbroker-{instance_id}")["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == arn
+    assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == ALLOWED
+
+
 def test_the_policy_is_enough_to_grant_and_revoke(
     least_privileged_broker: BrokerProcess,
     emulator: Emulator,

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from cfnlint.api import lint  # type: ignore[import-untyped]
 
+from broker.domain.boundary import BOUNDARY_ACTIONS
 from broker.domain.naming import ADOPTABLE_TAG
 
 IAM = Path(__file__).resolve().parents[2] / "deploy" / "iam"
@@ -26,7 +27,8 @@ SPOKE_PERMISSIONS = "spoke-permissions-policy.json"
 HUB_ASSUME_SPOKES = "hub-assume-spokes-policy.json"
 SPOKE_TRUST = "spoke-trust-policy.json"
 STACKSET = "spoke-stackset.yaml"
-IDENTITY_POLICIES = (BROKER, ADOPTION, SPOKE_PERMISSIONS, HUB_ASSUME_SPOKES)
+BOUNDARY = "boundary-policy.json"
+IDENTITY_POLICIES = (BROKER, ADOPTION, SPOKE_PERMISSIONS, HUB_ASSUME_SPOKES, BOUNDARY)
 TRUST_POLICIES = (SPOKE_TRUST,)
 
 # The JSON files' placeholders, and the template parameters (or pseudo parameter) they become.
@@ -185,6 +187,14 @@ def test_adoption_writes_only_on_roles_tagged_adoptable() -> None:
 
 def _reads(action: str) -> bool:
     return action.split(":")[1].startswith(("Get", "List", "Describe"))
+
+
+def test_the_boundary_allows_exactly_the_s3_actions_of_the_four_access_levels() -> None:
+    """Held to the broker's own policy shapes: an access level that gains an action must gain
+    it here too, or its grants would be cut by the boundary."""
+    assert actions(document(BOUNDARY)) == BOUNDARY_ACTIONS
+    assert all(s["Effect"] == "Allow" for s in document(BOUNDARY)["Statement"])
+    assert all(a.startswith("s3:") and "*" not in a for a in actions(document(BOUNDARY)))
 
 
 def test_the_hub_may_assume_the_spoke_role_and_nothing_else() -> None:

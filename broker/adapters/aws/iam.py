@@ -202,6 +202,15 @@ class BotoIam(AwsAdapter["IAMClient"]):
             instance_profiles_quota=int(summary["InstanceProfilesQuota"]),
         )
 
+    def managed_policy(self, arn: str) -> dict[str, Any] | None:
+        """The document of the managed policy's default version; None when there is none."""
+        policy = self._aws.call("GetPolicy", PolicyArn=arn, none_if_missing=True)
+        if policy is None:
+            return None
+        version = policy["Policy"]["DefaultVersionId"]
+        answer = self._aws.call("GetPolicyVersion", PolicyArn=arn, VersionId=version)
+        return _policy_dict(answer["PolicyVersion"]["Document"])
+
     def _role_names(self, path: str) -> list[str]:
         """Names of the form accessbroker-<instance id> among the roles on exactly `path`."""
         roles = self._aws.paginate("ListRoles", "Roles", PathPrefix=path)

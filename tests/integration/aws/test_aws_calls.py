@@ -70,6 +70,8 @@ def test_the_adapters_call_these_actions() -> None:
         "GetAccountAuthorizationDetails",
         "GetAccountSummary",
         "GetInstanceProfile",
+        "GetPolicy",
+        "GetPolicyVersion",
         "GetRole",
         "GetRolePolicy",
         "ListAttachedRolePolicies",

@@ -1,0 +1,44 @@
+"""check_boundary against the emulator: the boundary the broker is given must exist and allow no
+more than the S3 actions of the access levels, or the broker does not start."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mypy_boto3_iam.client import IAMClient
+
+from broker.adapters.aws import BotoIam
+from broker.bootstrap import check_boundary
+from broker.settings import ConfigurationError
+from tests.integration.aws.names import unique
+
+SHIPPED = Path(__file__).parents[3] / "deploy" / "iam" / "boundary-policy.json"
+
+
+def created(iam_client: IAMClient, document: dict[str, Any]) -> str:
+    name = unique("accessbroker-boundary")
+    policy = iam_client.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
+    return policy["Policy"]["Arn"]
+
+
+def test_the_shipped_boundary_is_accepted(iam: BotoIam, iam_client: IAMClient) -> None:
+    check_boundary(iam, created(iam_client, json.loads(SHIPPED.read_text())))
+
+
+def test_a_wider_boundary_is_refused_naming_what_it_allows_beyond(
+    iam: BotoIam, iam_client: IAMClient
+) -> None:
+    wider = json.loads(SHIPPED.read_text())
+    wider["Statement"].append({"Effect": "Allow", "Action": "iam:*", "Resource": "*"})
+    arn = created(iam_client, wider)
+
+    with pytest.raises(ConfigurationError, match=r"allows more than .*statement 2 allows iam:\*"):
+        check_boundary(iam, arn)
+
+
+def test_a_boundary_that_does_not_exist_is_refused(iam: BotoIam) -> None:
+    missing = "arn:aws:iam::123456789012:policy/accessbroker-boundary-never-made"
+
+    with pytest.raises(ConfigurationError, match="no such policy"):
+        check_boundary(iam, missing)
