@@ -62,18 +62,18 @@ def accounts_file(prod: Spoke, staging: Spoke, tmp_path_factory: pytest.TempPath
 def hub_broker(
     emulator: Emulator, accounts_file: Path, database: Path, **env: str
 ) -> BrokerProcess:
-    """A broker of the home account, as deploy/iam has it, serving the accounts file."""
-    return BrokerProcess(
-        emulator,
-        f"sqlite:///{database}",
-        BROKER_ACCOUNTS_FILE=str(accounts_file),
+    """A broker of the home account, as deploy/iam has it, serving the accounts file; `env`
+    overrides its settings."""
+    settings = {
+        "BROKER_ACCOUNTS_FILE": str(accounts_file),
         # An unreachable account answers HTTP 500 in the emulator: give up on it soon.
-        BROKER_AWS_SERVER_ERROR_BUDGET="1",
-        BROKER_SWEEP_INTERVAL_SECONDS="1",
-        BROKER_DRIFT_SWEEP_INTERVAL_SECONDS="86400",
+        "BROKER_AWS_SERVER_ERROR_BUDGET": "1",
+        "BROKER_SWEEP_INTERVAL_SECONDS": "1",
+        "BROKER_DRIFT_SWEEP_INTERVAL_SECONDS": "86400",
         **credentials_env(identity_holding(emulator, hub_policy())),
         **env,
-    )
+    }
+    return BrokerProcess(emulator, f"sqlite:///{database}", **settings)
 
 
 @pytest.fixture(scope="module")
@@ -210,18 +210,32 @@ def test_expiry_ends_grants_in_each_account(
 
 
 def test_drift_is_found_and_repaired_per_account(
-    stub: broker_pb2_grpc.AccessBrokerStub, prod: Spoke, buckets: tuple[str, str]
+    emulator: Emulator,
+    accounts_file: Path,
+    prod: Spoke,
+    buckets: tuple[str, str],
+    tmp_path: Path,
 ) -> None:
-    instance_id = prod.run_instance()
-    grant(stub, instance_id, buckets[0], account="prod")
-    prod.client("iam").delete_role_policy(
-        RoleName=role_name(instance_id), PolicyName="accessbroker-grants"
+    # A broker whose sweep stays still: the module's, finishing a grant it saw pending, would
+    # converge the instance again and put the deleted policy back before Reconcile looks.
+    still = hub_broker(
+        emulator, accounts_file, tmp_path / "broker.db", BROKER_SWEEP_INTERVAL_SECONDS="86400"
     )
-
-    in_staging = stub.Reconcile(pb.ReconcileRequest(account="staging", dry_run=True)).drifts
-    repaired = stub.Reconcile(
-        pb.ReconcileRequest(instance_id=instance_id, account="prod", dry_run=False)
-    ).drifts
+    still.start()
+    try:
+        instance_id = prod.run_instance()
+        grant(still.stub, instance_id, buckets[0], account="prod")
+        prod.client("iam").delete_role_policy(
+            RoleName=role_name(instance_id), PolicyName="accessbroker-grants"
+        )
+        in_staging = still.stub.Reconcile(
+            pb.ReconcileRequest(account="staging", dry_run=True)
+        ).drifts
+        repaired = still.stub.Reconcile(
+            pb.ReconcileRequest(instance_id=instance_id, account="prod", dry_run=False)
+        ).drifts
+    finally:
+        still.stop()
 
     assert instance_id not in {d.instance_id for d in in_staging}
     assert [(d.kind, d.account, d.repaired) for d in repaired] == [
