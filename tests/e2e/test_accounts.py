@@ -8,6 +8,7 @@ EC2 would hand the instance in its own account, the S3 call itself.
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -59,11 +60,12 @@ def accounts_file(prod: Spoke, staging: Spoke, tmp_path_factory: pytest.TempPath
     return path
 
 
+@contextmanager
 def hub_broker(
     emulator: Emulator, accounts_file: Path, database: Path, **env: str
-) -> BrokerProcess:
-    """A broker of the home account, as deploy/iam has it, serving the accounts file; `env`
-    overrides its settings."""
+) -> Iterator[BrokerProcess]:
+    """A running broker of the home account, as deploy/iam has it, serving the accounts file;
+    `env` overrides its settings."""
     settings = {
         "BROKER_ACCOUNTS_FILE": str(accounts_file),
         # An unreachable account answers HTTP 500 in the emulator: give up on it soon.
@@ -73,17 +75,20 @@ def hub_broker(
         **credentials_env(identity_holding(emulator, hub_policy())),
         **env,
     }
-    return BrokerProcess(emulator, f"sqlite:///{database}", **settings)
+    process = BrokerProcess(emulator, f"sqlite:///{database}", **settings)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="module")
 def broker(
     emulator: Emulator, accounts_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrokerProcess]:
-    process = hub_broker(emulator, accounts_file, tmp_path_factory.mktemp("hub") / "broker.db")
-    process.start()
-    yield process
-    process.stop()
+    with hub_broker(emulator, accounts_file, tmp_path_factory.mktemp("hub") / "broker.db") as hub:
+        yield hub
 
 
 def refusal(call: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
@@ -218,11 +223,9 @@ def test_drift_is_found_and_repaired_per_account(
 ) -> None:
     # A broker whose sweep stays still: the module's, finishing a grant it saw pending, would
     # converge the instance again and put the deleted policy back before Reconcile looks.
-    still = hub_broker(
+    with hub_broker(
         emulator, accounts_file, tmp_path / "broker.db", BROKER_SWEEP_INTERVAL_SECONDS="86400"
-    )
-    still.start()
-    try:
+    ) as still:
         instance_id = prod.run_instance()
         grant(still.stub, instance_id, buckets[0], account="prod")
         prod.client("iam").delete_role_policy(
@@ -234,8 +237,6 @@ def test_drift_is_found_and_repaired_per_account(
         repaired = still.stub.Reconcile(
             pb.ReconcileRequest(instance_id=instance_id, account="prod", dry_run=False)
         ).drifts
-    finally:
-        still.stop()
 
     assert instance_id not in {d.instance_id for d in in_staging}
     assert [(d.kind, d.account, d.repaired) for d in repaired] == [
@@ -252,16 +253,12 @@ def test_quota_headroom_refuses_a_new_role_naming_the_account(
     tmp_path: Path,
 ) -> None:
     # Keeping 99.9% of the quota of 1,000 roles free leaves room for one role: prod has more.
-    strict = hub_broker(
+    with hub_broker(
         emulator, accounts_file, tmp_path / "broker.db", BROKER_ROLE_QUOTA_HEADROOM="0.999"
-    )
-    strict.start()
-    try:
+    ) as strict:
         instance_id = prod.run_instance()
         with pytest.raises(grpc.RpcError) as refused:
             grant(strict.stub, instance_id, buckets[0], account="prod")
-    finally:
-        strict.stop()
 
     code, details = refusal(refused.value)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -274,9 +271,7 @@ def test_the_accounts_file_is_read_again_on_sighup_and_an_unusable_one_changes_n
 ) -> None:
     accounts = tmp_path / "accounts.yaml"
     accounts.write_text(yaml.safe_dump({"accounts": [staging.accounts_entry()]}))
-    broker = hub_broker(emulator, accounts, tmp_path / "broker.db")
-    broker.start()
-    try:
+    with hub_broker(emulator, accounts, tmp_path / "broker.db") as broker:
         instance_id = prod.run_instance()
         with pytest.raises(grpc.RpcError) as before:
             grant(broker.stub, instance_id, buckets[0], account="prod")
@@ -296,8 +291,6 @@ def test_the_accounts_file_is_read_again_on_sighup_and_an_unusable_one_changes_n
             hang_up(broker)
             _wait_for_refusal(broker, why)
         still = grant(broker.stub, instance_id, buckets[1], account="prod").grant
-    finally:
-        broker.stop()
 
     assert refusal(before.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert granted is not None and granted.state == pb.GRANT_STATE_ACTIVE
@@ -328,15 +321,11 @@ def test_each_reachable_accounts_iam_usage_is_a_metric(
     emulator: Emulator, accounts_file: Path, prod: Spoke, tmp_path: Path
 ) -> None:
     roles = len(prod.role_names())
-    broker = hub_broker(emulator, accounts_file, tmp_path / "broker.db")
-    broker.start()
-    try:
+    with hub_broker(emulator, accounts_file, tmp_path / "broker.db") as broker:
         broker.wait_for_chore("quotas")
         usage = {
             (s.name, s.labels["account"]): s.value for s in broker.samples("accessbroker_iam_")
         }
-    finally:
-        broker.stop()
 
     assert usage[("accessbroker_iam_roles", "prod")] == roles
     assert usage[("accessbroker_iam_roles_quota", "prod")] == 1000

@@ -391,11 +391,9 @@ def _feed_start(call: object) -> int | None:
 
 def mutual_tls(ca: Path, certificate: Path, key: Path) -> grpc.ChannelCredentials:
     """`tls=` for a broker in mtls mode: its CA (PEM), and the caller's certificate and key."""
-    return grpc.ssl_channel_credentials(
-        root_certificates=ca.read_bytes(),
-        private_key=key.read_bytes(),
-        certificate_chain=certificate.read_bytes(),
-    )
+    credentials = tls_from_files(ca, certificate, key)
+    assert credentials is not None, "every file is named"
+    return credentials
 
 
 # The variables tls_from_environment reads: the broker's CA, the caller's certificate and key.

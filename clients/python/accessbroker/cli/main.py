@@ -4,14 +4,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import grpc
 
 from accessbroker.cli.commands import Context
 from accessbroker.cli.failures import INTERRUPTED, INVALID_INPUT, OK, describe_error, exit_code
 from accessbroker.cli.parser import build_parser
-from accessbroker.client import DEFAULT_ADDRESS, TLS_VARIABLES, BrokerClient, tls_from_files
+from accessbroker.client import DEFAULT_ADDRESS, TLS_VARIABLES, BrokerClient, tls_from_environment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,8 +45,8 @@ def _tls(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
     """TLS from --tls-ca/--tls-cert/--tls-key, each else its BROKER_TLS_* variable; none named:
     plaintext."""
     named = (args.tls_ca, args.tls_cert, args.tls_key)
-    paths = (given or os.environ.get(env) for given, env in zip(named, TLS_VARIABLES, strict=True))
-    return tls_from_files(*(Path(p) if p else None for p in paths))
+    given = {env: path for env, path in zip(TLS_VARIABLES, named, strict=True) if path}
+    return tls_from_environment({**os.environ, **given})
 
 
 if __name__ == "__main__":
