@@ -5,10 +5,11 @@ moto checks most of these calls against resource "*" and never asks for iam:Pass
 policy scoped to a path could not be tested against it. `required_permissions` says what AWS
 would check instead; `broker.sandbox.authorization` makes the emulator check it.
 
-The ARNs follow the IAM and EC2 Service Authorization References:
+The ARNs and context keys follow the IAM and EC2 Service Authorization References:
 - an IAM call naming an instance profile is checked on the profile (AddRoleToInstanceProfile
-  and RemoveRoleFromInstanceProfile included); one naming only a role, on the role; one naming
-  only a managed policy (GetPolicy, GetPolicyVersion), on the policy;
+  and RemoveRoleFromInstanceProfile included); one naming only a role, on the role
+  (PutRolePermissionsBoundary and DeleteRolePermissionsBoundary included); one naming only a
+  managed policy (GetPolicy, GetPolicyVersion), on the policy;
 - a role or profile is named with its path: for Create* the request's Path (default "/"), else
   the path it exists under. One that does not exist has no path, and IAM cannot know the one
   it would have: it is named as on the default path "/". A policy scoped to a path therefore
@@ -17,6 +18,13 @@ The ARNs follow the IAM and EC2 Service Authorization References:
   pass the role in the profile to EC2: they also need iam:PassRole on that role with
   iam:PassedToService = ec2.amazonaws.com;
 - creating a role or profile with tags also needs iam:TagRole / iam:TagInstanceProfile on it;
+- a call naming an existing role (other than CreateRole) carries the role's tags as
+  iam:ResourceTag/<key> and aws:ResourceTag/<key>;
+- iam:PermissionsBoundary is the boundary the call would set (CreateRole,
+  PutRolePermissionsBoundary: the request's PermissionsBoundary, absent without one) or the one
+  the role has (PutRolePolicy, DeleteRolePolicy, AttachRolePolicy, DetachRolePolicy,
+  DeleteRolePermissionsBoundary: absent when it has none);
+- iam:PassRole carries iam:PassedToService only, not the passed role's tags;
 - EC2's association calls are checked on the instance; describe calls support no resource-level
   permissions and stay on "*", as moto has them.
 """
@@ -35,8 +43,10 @@ from moto.utilities.utils import get_partition
 SCOPED_SERVICES = frozenset({"iam", "ec2"})
 PASS_ROLE = "iam:PassRole"
 PASSED_TO_EC2: Mapping[str, str] = {"iam:PassedToService": "ec2.amazonaws.com"}
-# The request parameters that name what a call acts on (flattened as moto reads them).
-RESOURCE_PARAMETERS = (
+PERMISSIONS_BOUNDARY_KEY = "iam:PermissionsBoundary"
+# The request parameters that name what a call acts on, or give its context (flattened as moto
+# reads them).
+REQUEST_PARAMETERS = (
     "RoleName",
     "InstanceProfileName",
     "Path",
@@ -45,7 +55,21 @@ RESOURCE_PARAMETERS = (
     "IamInstanceProfile.Name",
     "IamInstanceProfile.Arn",
     "PolicyArn",
+    "PermissionsBoundary",
 )
+# The calls whose iam:PermissionsBoundary is the boundary they set, and those whose is the one
+# the role has.
+_SETTING_A_BOUNDARY = frozenset({"CreateRole", "PutRolePermissionsBoundary"})
+_UNDER_THE_ROLES_BOUNDARY = frozenset(
+    {
+        "PutRolePolicy",
+        "DeleteRolePolicy",
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "DeleteRolePermissionsBoundary",
+    }
+)
+_RESOURCE_TAG_PREFIXES = ("iam:ResourceTag/", "aws:ResourceTag/")
 _TAG_ACTION_OF_CREATE = {
     "CreateRole": "iam:TagRole",
     "CreateInstanceProfile": "iam:TagInstanceProfile",
@@ -95,21 +119,48 @@ def required_permissions(call: Call) -> tuple[Permission, ...] | None:
 
 def _iam_permissions(call: Call) -> tuple[Permission, ...] | None:
     names = _IamNames(call)
+    context: Mapping[str, str] = {}
     if "InstanceProfileName" in call.params:
         resource = names.profile_arn(call.params["InstanceProfileName"])
     elif "RoleName" in call.params:
         resource = names.role_arn(call.params["RoleName"])
+        context = _role_call_context(call, names.existing_role(call.params["RoleName"]))
     elif "PolicyArn" in call.params:
         resource = call.params["PolicyArn"]  # reading a managed policy: on the policy
     else:
         return None  # users, policies, listings: moto's own check
-    permissions = [Permission(f"iam:{call.action}", resource)]
+    permissions = [Permission(f"iam:{call.action}", resource, context)]
     if call.tagged and call.action in _TAG_ACTION_OF_CREATE:
         permissions.append(Permission(_TAG_ACTION_OF_CREATE[call.action], resource))
     if call.action == "AddRoleToInstanceProfile":
         role = names.role_arn(call.params["RoleName"])
         permissions.append(Permission(PASS_ROLE, role, PASSED_TO_EC2))
     return tuple(permissions)
+
+
+def _role_call_context(call: Call, role: Role | None) -> dict[str, str]:
+    """The context keys of a call naming a role by RoleName; `role` when it exists."""
+    context = {} if role is None else _resource_tags(role)
+    boundary = _boundary_in_context(call, role)
+    if boundary:
+        context[PERMISSIONS_BOUNDARY_KEY] = boundary
+    return context
+
+
+def _resource_tags(role: Role) -> dict[str, str]:
+    return {
+        f"{prefix}{tag['Key']}": tag["Value"]
+        for tag in role.tags
+        for prefix in _RESOURCE_TAG_PREFIXES
+    }
+
+
+def _boundary_in_context(call: Call, role: Role | None) -> str | None:
+    if call.action in _SETTING_A_BOUNDARY:
+        return call.params.get("PermissionsBoundary")
+    if call.action in _UNDER_THE_ROLES_BOUNDARY and role is not None:
+        return role.permissions_boundary_arn
+    return None
 
 
 def _ec2_permissions(call: Call) -> tuple[Permission, ...]:
@@ -136,6 +187,15 @@ class _IamNames:
 
     def profile_arn(self, name: str) -> str:
         return self._arn("instance-profile", name, self._backend.get_instance_profile)
+
+    def existing_role(self, name: str) -> Role | None:
+        """The role the call names, unless it is being created or does not exist."""
+        if self._call.action.startswith("Create"):
+            return None
+        try:
+            return self._backend.get_role(name)
+        except NotFoundException:
+            return None
 
     def _arn(self, kind: str, name: str, find: Callable[[str], Role | InstanceProfile]) -> str:
         if self._call.action.startswith("Create"):
