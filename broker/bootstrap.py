@@ -8,6 +8,7 @@ Entrypoints reach adapters only through the functions here.
 """
 
 import inspect
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,12 +45,11 @@ from broker.domain.access import GrantState
 from broker.domain.accounts import Accounts
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
-from broker.domain.boundary import boundary_problems
+from broker.domain.boundary import BOUNDARY_NAME, boundary_in, boundary_problems
 from broker.domain.credentials import StoredToken, TlsFiles
-from broker.domain.errors import BrokerError, StoreUnavailable
+from broker.domain.errors import AwsRejected, AwsUnavailable, StoreUnavailable
 from broker.domain.grants import GrantLimits
 from broker.domain.naming import DEFAULT_ROLE_PATH
-from broker.domain.places import HOME_ACCOUNT
 from broker.domain.policy import UNBOUND, Binding
 from broker.domain.quotas import DEFAULT_HEADROOM
 from broker.release import release
@@ -112,6 +112,8 @@ from broker.service.queries import (
 from broker.service.revoking import revoke_access
 from broker.service.sweeps import expire_grants, finish_settling, measure_quotas, remove_orphans
 from broker.settings import ConfigurationError, Settings
+
+log = logging.getLogger(__name__)
 
 # Which handler handles which command.
 HANDLERS: dict[type[Command[Any]], Callable[..., Any]] = {
@@ -345,7 +347,7 @@ def build_runtime(
         adapter_options=shared,
     )
     if settings.permissions_boundary_arn:
-        check_boundary(aws.iam(HOME_ACCOUNT), settings.permissions_boundary_arn)
+        check_boundaries(aws, accounts.current(), settings.permissions_boundary_arn)
     ports = Ports(
         uow=sql_unit_of_work_factory(engine, tracer),
         aws=aws,
@@ -418,22 +420,45 @@ def load_accounts(settings: Settings, region: str | None = None) -> Accounts:
     return accounts
 
 
+def require_boundary(settings: Settings) -> None:
+    """Refuses (ConfigurationError) to serve AWS without a permissions boundary: without it, the
+    roles the broker creates are bounded by nothing but its own code."""
+    if not settings.permissions_boundary_arn:
+        raise ConfigurationError(
+            "BROKER_PERMISSIONS_BOUNDARY_ARN is required outside the sandbox: every role the "
+            f"broker creates carries it (create {BOUNDARY_NAME} from "
+            "deploy/iam/boundary-policy.json in each account served; see docs/security.md)"
+        )
+
+
+def check_boundaries(aws: BotoAccounts, accounts: Accounts, arn: str) -> None:
+    """Refuses (ConfigurationError) a permissions boundary, in the home account or a spoke
+    (the policy of the same name there), that does not exist, cannot be read, or allows more
+    than the S3 actions of the four access levels: every role the broker creates carries it, and
+    it is what bounds them. An account AWS does not answer for now is only logged: a blip must
+    not keep the broker down, and IAM itself refuses roles without the boundary meanwhile."""
+    for account in accounts.all:
+        try:
+            check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
+        except AwsUnavailable as error:
+            log.warning(
+                "could not check the permissions boundary in account %s: %s", account.label, error
+            )
+
+
 def check_boundary(iam: BotoIam, arn: str) -> None:
-    """Refuses (ConfigurationError) a permissions boundary that does not exist in the home
-    account or allows more than the S3 actions of the four access levels: every role the
-    broker creates carries it, and it is what bounds them."""
+    """Refuses (ConfigurationError) a boundary that does not exist, cannot be read or allows
+    too much; AwsUnavailable when AWS does not answer."""
     try:
         document = iam.managed_policy(arn)
-    except BrokerError as error:  # AWS refused the read, or did not answer
-        raise ConfigurationError(
-            f"BROKER_PERMISSIONS_BOUNDARY_ARN {arn} cannot be read: {error}"
-        ) from None
+    except AwsRejected as error:
+        raise ConfigurationError(f"permissions boundary {arn} cannot be read: {error}") from None
     if document is None:
-        raise ConfigurationError(f"BROKER_PERMISSIONS_BOUNDARY_ARN {arn}: no such policy")
+        raise ConfigurationError(f"permissions boundary {arn}: no such policy")
     problems = boundary_problems(document)
     if problems:
         raise ConfigurationError(
-            f"BROKER_PERMISSIONS_BOUNDARY_ARN {arn} allows more than the S3 actions of the "
+            f"permissions boundary {arn} allows more than the S3 actions of the "
             f"access levels ({'; '.join(problems)}); see deploy/iam/boundary-policy.json"
         )
 

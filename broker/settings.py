@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from broker.domain.boundary import BOUNDARY_NAME
 from broker.domain.durations import parse_duration
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.validation import MAX_TTL
@@ -23,6 +24,8 @@ class ConfigurationError(Exception):
 # IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}")
 _IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
+# A customer managed policy of the boundary's name, on any path, in any partition.
+_BOUNDARY_ARN = re.compile(rf"arn:aws[a-z-]*:iam::\d{{12}}:policy/([\x21-\x7e]*/)?{BOUNDARY_NAME}")
 _HTTP_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 
 
@@ -126,7 +129,9 @@ class Settings(BaseSettings):
     # (FAILED_PRECONDITION), or "attach" the broker's own inline policy to that profile's role,
     # touching nothing else of it.
     foreign_profile: Literal["refuse", "attach"] = "refuse"
-    # A managed policy ARN set as the permissions boundary of every role the broker creates.
+    # The managed policy every role the broker creates carries as its permissions boundary
+    # (deploy/iam/boundary-policy.json, named accessbroker-boundary): required by `serve`
+    # outside the sandbox. In a spoke account, the policy of the same name there.
     permissions_boundary_arn: str | None = None
     # How long calls in flight may take to finish after SIGTERM (seconds).
     shutdown_grace: float = Field(default=10.0, ge=0)
@@ -189,6 +194,17 @@ class Settings(BaseSettings):
                 "each delivery's signature with it"
             )
         return self
+
+    @field_validator("permissions_boundary_arn")
+    @classmethod
+    def _boundary_policy_arn(cls, value: str | None) -> str | None:
+        if value and not _BOUNDARY_ARN.fullmatch(value):
+            raise ValueError(
+                f"must be the ARN of a managed policy named {BOUNDARY_NAME} "
+                f"(arn:aws:iam::<account id>:policy/{BOUNDARY_NAME}): the broker's IAM policy "
+                "lets it create roles only with that boundary"
+            )
+        return value
 
     @field_validator("role_path")
     @classmethod

@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     AWS_CREATE_ROLE = "aws.create_role"
     AWS_PUT_POLICY = "aws.put_policy"
     AWS_RESTORE_TRUST = "aws.restore_trust"
+    AWS_PUT_BOUNDARY = "aws.put_boundary"
     AWS_CREATE_PROFILE = "aws.create_profile"
     AWS_ADD_ROLE_TO_PROFILE = "aws.add_role_to_profile"
     AWS_ASSOCIATE = "aws.associate"

@@ -23,6 +23,8 @@ class RoleInfo:
     trust_policy: dict[str, Any] | None = None
     # Tagged as a role the broker may adopt (naming.ADOPTABLE_TAG).
     adoptable: bool = False
+    # The ARN of its permissions boundary, "" for none; None where it was not read.
+    boundary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class StepKind(StrEnum):
     CREATE_ROLE = "create role {target}"
     PUT_POLICY = "put inline policy {within} on role {target}"
     RESTORE_TRUST = "restore the trust policy of role {target} (only EC2 may assume it)"
+    PUT_BOUNDARY = "put permissions boundary {within} on role {target}"
     CREATE_PROFILE = "create instance profile {target}"
     ADD_ROLE_TO_PROFILE = "add role {target} to instance profile {within}"
     ASSOCIATE = "associate instance profile {target} with instance {within}"
@@ -152,8 +155,8 @@ def _build_up(names: ManagedNames, desired: dict[str, Any], observed: ObservedSt
     role = observed.role
     if role is None:
         steps.append(Step(StepKind.CREATE_ROLE, names.role_name))
-    elif role.trust_policy is not None and not trusts_only_ec2(role.trust_policy):
-        steps.append(Step(StepKind.RESTORE_TRUST, names.role_name))
+    else:
+        steps += _role_repairs(names, role)
     if observed.policy != desired:
         steps.append(Step(StepKind.PUT_POLICY, names.role_name, names.policy_name))
     steps += _other_policy_removal(names, observed)
@@ -170,6 +173,22 @@ def _build_up(names: ManagedNames, desired: dict[str, Any], observed: ObservedSt
     if observed.association is None:
         steps.append(Step(StepKind.ASSOCIATE, names.profile_name, names.instance_id))
     return steps
+
+
+def _role_repairs(names: ManagedNames, role: RoleInfo) -> list[Step]:
+    """Puts back what was changed on the broker's role: its trust (EC2 alone) and its boundary,
+    which must be there before any policy is written (IAM refuses the broker otherwise)."""
+    steps = []
+    if role.trust_policy is not None and not trusts_only_ec2(role.trust_policy):
+        steps.append(Step(StepKind.RESTORE_TRUST, names.role_name))
+    if lost_boundary(names, role):
+        steps.append(Step(StepKind.PUT_BOUNDARY, names.role_name, names.boundary))
+    return steps
+
+
+def lost_boundary(names: ManagedNames, role: RoleInfo) -> bool:
+    """The role was read, and does not carry the boundary it should (removed, or replaced)."""
+    return bool(names.boundary) and role.boundary is not None and role.boundary != names.boundary
 
 
 def _teardown(names: ManagedNames, observed: ObservedState) -> list[Step]:

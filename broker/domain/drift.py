@@ -16,6 +16,7 @@ from broker.domain.convergence import (
     ProfileInfo,
     RoleInfo,
     is_our_association,
+    lost_boundary,
 )
 from broker.domain.naming import ManagedNames
 from broker.domain.places import InstanceRef
@@ -30,6 +31,8 @@ NOT_THE_BROKERS = "exists, but was not created by the broker (no managed-by tag)
 class DriftKind(StrEnum):
     ROLE = "role"
     TRUST_POLICY = "trust_policy"
+    # The role's permissions boundary was removed or replaced: put back.
+    BOUNDARY = "boundary"
     POLICY = "policy"
     EXTRA_POLICY = "extra_policy"
     PROFILE = "profile"
@@ -96,6 +99,9 @@ def _role_drift(
     found = []
     if role.trust_policy is not None and not trusts_only_ec2(role.trust_policy):
         found.append(drift(DriftKind.TRUST_POLICY, EC2_TRUST_POLICY, render(role.trust_policy)))
+    if lost_boundary(names, role):
+        expected = f"permissions boundary {names.boundary}"
+        found.append(drift(DriftKind.BOUNDARY, expected, role.boundary or "no boundary"))
     if observed.policy != desired:
         actual = MISSING if observed.policy is None else render(observed.policy)
         found.append(drift(DriftKind.POLICY, render(desired), actual))
@@ -155,7 +161,9 @@ def find_adopted_drift(
     names: ManagedNames, desired: dict[str, Any] | None, adopted: AdoptedRole
 ) -> list[Drift]:
     """Drift of an adopted instance: only the broker's own inline policy on the adopted role is
-    the broker's business; the role's other policies, its trust and the association are not."""
+    the broker's business; the role's other policies, its trust, its permissions boundary (the
+    platform team's, if any: the broker never puts its own on a role it did not create) and the
+    association are not."""
 
     def drift(kind: DriftKind, expected: str, actual: str) -> Drift:
         return Drift(names.instance, kind, expected, actual)

@@ -23,6 +23,9 @@ class ManagedNames:
 
     instance: InstanceRef
     path: str
+    # The permissions boundary the role carries: the ARN of the instance's account's
+    # accessbroker-boundary (BROKER_PERMISSIONS_BOUNDARY_ARN); "" for none.
+    boundary: str = ""
 
     @property
     def instance_id(self) -> str:

@@ -15,6 +15,7 @@ from broker.bootstrap import (
     Runtime,
     build_runtime,
     migrate_database,
+    require_boundary,
 )
 from broker.entrypoints.audit_verify import add_audit_commands, report_audit_trail
 from broker.entrypoints.grpc.security import ServerSecurity, server_security
@@ -113,6 +114,7 @@ def _serve(settings: Settings, *, sandboxed: bool) -> int:
         # Every file is read before anything starts: a bad one is refused, changing nothing.
         security = server_security(settings)
         if not sandboxed:
+            require_boundary(settings)
             runtime = build_runtime(settings)
             try:
                 _serve_until_signalled(runtime, settings, security)

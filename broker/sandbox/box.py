@@ -49,7 +49,11 @@ def sandbox(settings: Settings, *, keep_database_url: bool = False) -> Iterator[
             settings.database_url if keep_database_url else f"sqlite:///{Path(tmp, 'sandbox.db')}"
         )
         wired = sandbox_settings(settings).model_copy(
-            update={"aws_endpoint_url": emulator.endpoint_url, "database_url": database_url}
+            update={
+                "aws_endpoint_url": emulator.endpoint_url,
+                "database_url": database_url,
+                "permissions_boundary_arn": emulator.permissions_boundary(),
+            }
         )
         runtime = build_runtime(
             wired, aws_credentials=emulator.admin_credentials, aws_region=emulator.region

@@ -119,6 +119,7 @@ def _tell(story: Story) -> None:
     uploading = story.grant(data, Access.UPLOAD, REPORTS)
     access = story.client.describe(box.instance_id)
     say(f"   role {access.role_arn}\n   association {access.association_id}")
+    _expect_bounded(story)
     say("   policy:\n" + _indent(json.dumps(access.policy, indent=2)))
     story.expect_s3("PutObject", data, key, ALLOWED)
     story.expect_s3("PutObject", data, "elsewhere/q3.csv", DENIED)
@@ -174,6 +175,17 @@ def _settings(directory: Path, tokens: dict[str, str]) -> Settings:
         tokens_file=directory / "tokens.yaml",
         policy_file=directory / "policy.yaml",
     )
+
+
+def _expect_bounded(story: Story) -> None:
+    """Asks AWS which permissions boundary the role carries: whatever policy the role were
+    given, it could do no more than the boundary's S3 actions."""
+    name = f"accessbroker-{story.box.instance_id}"
+    role = story.box.emulator.client("iam").get_role(RoleName=name)["Role"]
+    boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "none")
+    story.say(f"   permissions boundary {boundary}")
+    expected = story.box.settings.permissions_boundary_arn
+    story.expect("the role carries the broker's permissions boundary", boundary == expected)
 
 
 def _expect_nothing_left(story: Story) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 
+from broker.domain.boundary import BOUNDARY_NAME, boundary_document
 from broker.sandbox.instance_view import NO_CREDENTIALS, S3Action, instance_role_arn, s3_outcome
 
 if TYPE_CHECKING:
@@ -123,6 +124,23 @@ class Emulator:
             aws_secret_access_key=key.secret_access_key,
             aws_session_token=key.session_token,
         )
+
+    def permissions_boundary(self, account_id: str = ACCOUNT_ID) -> str:
+        """The ARN of the account's accessbroker-boundary, created on first use (in moto's
+        backend, so it works whoever is signed in). It bounds roles to the access levels' S3
+        actions on every bucket: tests and the sandbox make buckets of every name."""
+        iam = _moto_backend("iam", account_id)
+        arn = f"arn:aws:iam::{account_id}:policy/{BOUNDARY_NAME}"
+        if arn not in iam.managed_policies:
+            document = json.dumps(boundary_document(["*"]))
+            iam.create_policy(
+                description="",
+                path="/",
+                policy_document=document,
+                policy_name=BOUNDARY_NAME,
+                tags=[],
+            )
+        return arn
 
     def create_bucket(self, name: str) -> None:
         self.client("s3").create_bucket(Bucket=name)

@@ -24,6 +24,7 @@ from broker.domain.audit import (
     settled_event,
     step_event,
 )
+from broker.domain.boundary import boundary_in
 from broker.domain.convergence import (
     AdoptedRole,
     AssociationInfo,
@@ -92,6 +93,11 @@ log = logging.getLogger(__name__)
 UNRECORDED_NOTE = (
     "found done in AWS but not in the broker's record: made by an interrupted convergence, "
     "or by someone else"
+)
+
+ADOPTED_BOUNDARY_NOTE = (
+    "none of the broker's: an adopted role keeps the permissions boundary its owner gave it, "
+    "and is not repaired as boundary drift"
 )
 
 # Errors after which retrying cannot help: the instance's pending grants fail with the reason.
@@ -231,6 +237,7 @@ class Convergence:
         clock: Clock,
         locks: InstanceLocks,
         role_path: str,
+        # The home account's accessbroker-boundary; a spoke's is the policy of that name there.
         permissions_boundary: str = "",
         adopt_foreign_profiles: bool = False,
         telemetry: Telemetry | None = None,
@@ -251,7 +258,8 @@ class Convergence:
         self.usages = AccountUsages(self._telemetry, quota_headroom)
 
     def names(self, instance: InstanceRef) -> ManagedNames:
-        return ManagedNames(instance, self._role_path)
+        boundary = boundary_in(self._boundary, instance.place.account)
+        return ManagedNames(instance, self._role_path, boundary)
 
     def iam(self, place: Place) -> Iam:
         return self._aws.iam(place.account)
@@ -536,13 +544,14 @@ class Convergence:
                 record = adopted_record(names, adopted, document, self._clock.now())
                 self._recorder.save(record)
             resources = runner.run(step, record.resources)
+            note = _adopted_boundary_note(names) if on_adopted else {}
             if adopted is None:
                 record = record_after(
                     names, record, step, resources, document=document, now=self._clock.now()
                 )
             elif on_adopted and step.kind is StepKind.DELETE_POLICY:
                 record = adopted_record(names, adopted, None, self._clock.now())
-            self._recorder.done(step, record, actor)
+            self._recorder.done(step, record, actor, **note)
         return record.resources
 
     def _record_unrecorded(self, names: ManagedNames, observed: ObservedState, actor: str) -> None:
@@ -585,7 +594,7 @@ class Convergence:
 
     def _runner(self, names: ManagedNames, document: PolicyDocument | None) -> StepRunner:
         place = names.instance.place
-        return StepRunner(self.iam(place), self.ec2(place), names, document, self._boundary)
+        return StepRunner(self.iam(place), self.ec2(place), names, document)
 
     # -- settling the grants ------------------------------------------------------------------
 
@@ -643,6 +652,12 @@ def _span_attributes(instance: InstanceRef) -> dict[str, str]:
         "accessbroker.region": place.region,
         **({"accessbroker.account": place.account} if not place.is_home_account else {}),
     }
+
+
+def _adopted_boundary_note(names: ManagedNames) -> dict[str, str]:
+    """What the audit says of a change on an adopted role, when roles carry a boundary: not this
+    one, which the broker did not create (its boundary, if any, is its owner's)."""
+    return {"boundary": ADOPTED_BOUNDARY_NOTE} if names.boundary else {}
 
 
 def _recorded(record: InstanceRecord | None) -> RecordedState:

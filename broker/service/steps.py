@@ -42,16 +42,15 @@ class StepRunner:
         ec2: Ec2,
         names: ManagedNames,
         document: PolicyDocument | None,
-        permissions_boundary: str,
     ) -> None:
         self._iam, self._ec2, self._names, self._document = iam, ec2, names, document
-        self._boundary = permissions_boundary
 
     def run(self, step: Step, resources: InstanceResources) -> InstanceResources:
         handlers: dict[StepKind, Callable[[Step, InstanceResources], InstanceResources]] = {
             StepKind.CREATE_ROLE: self._create_role,
             StepKind.PUT_POLICY: self._put_policy,
             StepKind.RESTORE_TRUST: self._restore_trust,
+            StepKind.PUT_BOUNDARY: self._put_boundary,
             StepKind.DETACH_POLICY: self._detach_policy,
             StepKind.CREATE_PROFILE: self._create_profile,
             StepKind.ADD_ROLE_TO_PROFILE: self._add_role_to_profile,
@@ -67,7 +66,7 @@ class StepRunner:
     def _create_role(self, _: Step, resources: InstanceResources) -> InstanceResources:
         n = self._names
         role = self._iam.create_role(
-            n.role_name, n.path, EC2_TRUST_POLICY, n.tags, permissions_boundary=self._boundary
+            n.role_name, n.path, EC2_TRUST_POLICY, n.tags, permissions_boundary=n.boundary
         )
         require_managed("role", role)  # it may have been there already, and someone else's
         return replace(resources, role_name=role.name, role_arn=role.arn)
@@ -79,6 +78,10 @@ class StepRunner:
 
     def _restore_trust(self, step: Step, resources: InstanceResources) -> InstanceResources:
         self._iam.update_trust_policy(step.target, EC2_TRUST_POLICY)
+        return resources
+
+    def _put_boundary(self, step: Step, resources: InstanceResources) -> InstanceResources:
+        self._iam.put_role_boundary(step.target, step.within)
         return resources
 
     def _detach_policy(self, step: Step, resources: InstanceResources) -> InstanceResources:
@@ -268,11 +271,11 @@ class StepRecorder:
             uow.instances.save(record)
             uow.commit()
 
-    def done(self, step: Step, record: InstanceRecord, actor: str) -> None:
+    def done(self, step: Step, record: InstanceRecord, actor: str, **detail: str) -> None:
         """Audits a finished AWS change together with the instance record it changed."""
         with self._uow() as uow:
             uow.instances.save(record)
-            uow.audit.append(step_event(record.updated_at, actor, record.instance, step))
+            uow.audit.append(step_event(record.updated_at, actor, record.instance, step, **detail))
             uow.commit()
 
 

@@ -38,6 +38,19 @@ def test_a_broker_role_is_listed_with_its_policies_and_profiles(aws: AwsWorld) -
     )
 
 
+def test_the_listing_shows_each_roles_boundary(aws: AwsWorld) -> None:
+    """The drift screen finds a lost boundary without reading each role."""
+    bounded, unbounded, boundary = broker_name(), broker_name(), aws.create_managed_policy()
+    aws.iam.create_role(
+        bounded, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS, permissions_boundary=boundary
+    )
+    aws.iam.create_role(unbounded, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
+
+    listed = aws.iam.list_broker_roles()
+
+    assert (listed[bounded].role.boundary, listed[unbounded].role.boundary) == (boundary, "")
+
+
 def test_a_role_of_another_bearing_the_brokers_name_is_listed_as_not_the_brokers(
     aws: AwsWorld,
 ) -> None:

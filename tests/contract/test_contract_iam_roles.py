@@ -152,3 +152,21 @@ def test_a_malformed_permissions_boundary_is_rejected_and_creates_no_role(aws: A
         )
 
     assert aws.iam.get_role(name) is None
+
+
+def test_a_roles_boundary_is_read_and_put_back(aws: AwsWorld) -> None:
+    name, boundary = unique("rebounded"), aws.create_managed_policy()
+    aws.iam.create_role(name, DEFAULT_ROLE_PATH, EC2_TRUST_POLICY, MANAGED_TAGS)
+    read_unbounded = aws.iam.get_role(name)
+
+    aws.iam.put_role_boundary(name, boundary)
+
+    assert read_unbounded is not None and read_unbounded.boundary == ""
+    read_bounded = aws.iam.get_role(name)
+    assert read_bounded is not None and read_bounded.boundary == boundary
+    assert aws.permissions_boundary(name) == boundary
+
+
+def test_putting_a_boundary_on_a_missing_role_is_rejected(aws: AwsWorld) -> None:
+    with pytest.raises(AwsRejected, match="PutRolePermissionsBoundary failed: NoSuchEntity"):
+        aws.iam.put_role_boundary(unique("missing"), aws.create_managed_policy())

@@ -56,6 +56,8 @@ class BrokerProcess:
             "BROKER_REMOVE_ORPHANS": "false",
             # Tests of authentication set their own mode; the others call as anonymous.
             "BROKER_AUTH_MODE": "none",
+            # `serve` requires one, as in production.
+            "BROKER_PERMISSIONS_BOUNDARY_ARN": self.emulator.permissions_boundary(),
             **self.extra_env,
         }
         executable = Path(sys.executable).with_name("access-broker")

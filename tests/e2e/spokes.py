@@ -58,6 +58,8 @@ class Spoke:
         self.external_id = f"ext-{uuid.uuid4().hex[:12]}"
         permissions = deploy_document("spoke-permissions-policy.json", SPOKE_ACCOUNT_ID=self.id)
         self.role_arn = seed_role(self.id, SPOKE_ROLE, permissions)
+        # The broker's roles here carry the account's own boundary, of the home one's name.
+        emulator.permissions_boundary(self.id)
         self._owner = _assumed(emulator, seed_role(self.id, _OWNER_ROLE, _EVERYTHING))
 
     def accounts_entry(self) -> dict[str, Any]:
@@ -72,6 +74,14 @@ class Spoke:
     def client(self, service: str, region: str = "") -> Any:
         """A client of the spoke's owner."""
         return _client(self.emulator, service, self._owner, region or self.regions[0])
+
+    def broker_client(self, service: str) -> Any:
+        """A client signed as the broker is in the spoke: its role there, assumed."""
+        return self.client_as(service, _assumed(self.emulator, self.role_arn))
+
+    def client_as(self, service: str, credentials: Credentials) -> Any:
+        """A client of the spoke signed with `credentials` (a role's of the spoke)."""
+        return _client(self.emulator, service, credentials, self.regions[0])
 
     def run_instance(self, region: str = "") -> str:
         reservation = self.client("ec2", region).run_instances(

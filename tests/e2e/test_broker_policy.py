@@ -85,6 +85,8 @@ def test_the_policies_name_every_action_and_write_only_the_brokers_names() -> No
     for statement in broker_policy()["Statement"] + adoption["Statement"]:
         assert not [a for a in as_list(statement["Action"]) if "*" in a], statement
     for statement in broker_policy()["Statement"]:
+        if statement["Effect"] == "Deny":
+            continue  # takes away: may name anything
         iam_writes = [
             action
             for action in as_list(statement["Action"])
@@ -115,16 +117,9 @@ def test_the_policy_may_read_the_boundary_it_is_given_and_its_roles_carry_it(
     buckets: tuple[str, str],
     tmp_path: Path,
 ) -> None:
-    boundary = (POLICY_DIRECTORY / "boundary-policy.json").read_text()
-    created = emulator.client("iam").create_policy(
-        PolicyName="accessbroker-boundary", PolicyDocument=boundary
-    )
-    arn = created["Policy"]["Arn"]
+    arn = emulator.permissions_boundary()
     process = BrokerProcess(
-        emulator,
-        f"sqlite:///{tmp_path / 'b.db'}",
-        BROKER_PERMISSIONS_BOUNDARY_ARN=arn,
-        **credentials_env(least_privilege),
+        emulator, f"sqlite:///{tmp_path / 'b.db'}", **credentials_env(least_privilege)
     )
     process.start()  # the boundary was read and found within the access levels' actions
     try:
@@ -167,22 +162,25 @@ def test_it_cannot_create_a_role_or_profile_outside_its_path(
     emulator: Emulator, least_privilege: Credentials
 ) -> None:
     iam, name = emulator.client("iam", least_privilege), f"accessbroker-{uuid.uuid4().hex[:12]}"
+    # With the boundary, so that only the path and name are in question.
+    role: dict[str, Any] = {
+        "AssumeRolePolicyDocument": EC2_TRUST_POLICY,
+        "PermissionsBoundary": emulator.permissions_boundary(),
+    }
 
     for path in ("/", "/other/", "/accessbroker/nested/"):
-        message = refusal(
-            iam.create_role, RoleName=name, Path=path, AssumeRolePolicyDocument=EC2_TRUST_POLICY
-        )
+        message = refusal(iam.create_role, RoleName=name, Path=path, **role)
         assert f"iam:CreateRole on resource: arn:aws:iam::{ACCOUNT_ID}:role{path}{name}" in message
         refusal(iam.create_instance_profile, InstanceProfileName=name, Path=path)
     refusal(
         iam.create_role,
         RoleName=f"someone-else-{uuid.uuid4().hex[:12]}",
         Path="/accessbroker/",
-        AssumeRolePolicyDocument=EC2_TRUST_POLICY,
+        **role,
     )
 
     # On its path and with its name prefix, the same identity may.
-    iam.create_role(RoleName=name, Path="/accessbroker/", AssumeRolePolicyDocument=EC2_TRUST_POLICY)
+    iam.create_role(RoleName=name, Path="/accessbroker/", **role)
     iam.delete_role(RoleName=name)
 
 
@@ -362,3 +360,22 @@ def test_without_the_account_listing_a_drift_pass_fails(
 
     assert "GetAccountAuthorizationDetails failed: AccessDenied" in details
     assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == "AccessDenied"
+
+
+def test_the_adoption_policy_writes_only_on_roles_tagged_adoptable(
+    emulator: Emulator, instance_id: str, buckets: tuple[str, str]
+) -> None:
+    """The iam:ResourceTag condition, evaluated by the emulator as IAM does: the tag the
+    platform team puts on a role is what lets the broker write on it."""
+    policy = broker_policy()
+    policy["Statement"] += json.loads(ADOPTION_FILE.read_text())["Statement"]
+    iam = emulator.client("iam", identity_holding(emulator, policy))
+    tagged = owners_profile(emulator, instance_id, buckets[1])
+    untagged = owners_profile(emulator, emulator.run_instance(), buckets[1], adoptable=False)
+    read = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{buckets[0]}/*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [read]})
+
+    iam.put_role_policy(RoleName=tagged, PolicyName="accessbroker-grants", PolicyDocument=document)
+    iam.delete_role_policy(RoleName=tagged, PolicyName="accessbroker-grants")
+    write = {"RoleName": untagged, "PolicyName": "accessbroker-grants", "PolicyDocument": document}
+    assert "iam:PutRolePolicy" in refusal(iam.put_role_policy, **write)

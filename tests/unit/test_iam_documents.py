@@ -17,7 +17,7 @@ import pytest
 import yaml
 from cfnlint.api import lint  # type: ignore[import-untyped]
 
-from broker.domain.boundary import BOUNDARY_ACTIONS
+from broker.domain.boundary import BOUNDARY_ACTIONS, boundary_document
 from broker.domain.naming import ADOPTABLE_TAG
 
 IAM = Path(__file__).resolve().parents[2] / "deploy" / "iam"
@@ -35,7 +35,13 @@ TRUST_POLICIES = (SPOKE_TRUST,)
 HUB_ROLE = "arn:aws:iam::HUB_ACCOUNT_ID:role/accessbroker"
 EXTERNAL_ID = "EXTERNAL_ID"
 SPOKE_ACCOUNT = "SPOKE_ACCOUNT_ID"
-PARAMETERS = {"HubRoleArn": HUB_ROLE, "ExternalId": EXTERNAL_ID, "AWS::AccountId": SPOKE_ACCOUNT}
+GRANTABLE_BUCKETS = "GRANTABLE_BUCKETS"
+PARAMETERS = {
+    "HubRoleArn": HUB_ROLE,
+    "ExternalId": EXTERNAL_ID,
+    "AWS::AccountId": SPOKE_ACCOUNT,
+    "GrantableBuckets": GRANTABLE_BUCKETS,
+}
 SPOKE_ROLE_NAME = "accessbroker-spoke"
 
 ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9*]+")
@@ -162,7 +168,7 @@ def test_the_broker_cannot_change_the_spoke_role_it_acts_through() -> None:
     """Were the spoke role on the broker's path, the broker could rewrite its own permissions, or
     pass the role to an instance of its choosing."""
     spoke_role = f"arn:aws:iam::{SPOKE_ACCOUNT}:role/{SPOKE_ROLE_NAME}"
-    for statement in document(SPOKE_PERMISSIONS)["Statement"]:
+    for statement in _allowing(document(SPOKE_PERMISSIONS)):
         writes = [
             a
             for a in as_list(statement["Action"])
@@ -187,6 +193,47 @@ def test_adoption_writes_only_on_roles_tagged_adoptable() -> None:
 
 def _reads(action: str) -> bool:
     return action.split(":")[1].startswith(("Get", "List", "Describe"))
+
+
+def _allowing(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+
+
+BOUNDED_WRITES = {
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+}
+WITH_THE_BOUNDARY = {"iam:PermissionsBoundary": "arn:aws:iam::*:policy/accessbroker-boundary"}
+
+
+@pytest.mark.parametrize("name", [BROKER, SPOKE_PERMISSIONS])
+def test_roles_are_created_and_written_only_with_the_boundary(name: str) -> None:
+    """What widens a role needs the boundary on it; nothing takes a boundary off. The Deny
+    statements hold even against another policy the broker's identity might be given."""
+    policy = document(name)
+    for statement in _allowing(policy):
+        if set(as_list(statement["Action"])) & BOUNDED_WRITES:
+            assert statement["Condition"] == {"StringLike": WITH_THE_BOUNDARY}, statement
+    allowed = {a for s in _allowing(policy) for a in as_list(s["Action"])}
+    assert "iam:DeleteRolePermissionsBoundary" not in allowed
+    assert "iam:AttachRolePolicy" not in allowed  # the broker writes inline policies only
+    denials = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    denied_unless_bounded = {
+        a
+        for s in denials
+        if s.get("Condition") == {"StringNotLike": WITH_THE_BOUNDARY}
+        for a in as_list(s["Action"])
+    }
+    assert denied_unless_bounded == BOUNDED_WRITES
+    assert any(
+        s["Action"] == "iam:DeleteRolePermissionsBoundary" and "Condition" not in s for s in denials
+    )
+
+
+def test_the_shipped_boundary_is_the_brokers_own_with_a_placeholder_for_the_buckets() -> None:
+    assert document(BOUNDARY) == boundary_document(["GRANTABLE_BUCKETS"])
 
 
 def test_the_boundary_allows_exactly_the_s3_actions_of_the_four_access_levels() -> None:
@@ -257,11 +304,29 @@ def template() -> dict[str, Any]:
 
 
 def role_of(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The template's one resource, the role: its logical id and properties."""
-    [(logical_id, resource)] = template["Resources"].items()
-    assert resource["Type"] == "AWS::IAM::Role"
+    """The template's one role: its logical id and properties."""
+    return _one_of("AWS::IAM::Role", template)
+
+
+def _one_of(kind: str, template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    [(logical_id, resource)] = [
+        (name, resource)
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    ]
     properties: dict[str, Any] = resource["Properties"]
     return logical_id, properties
+
+
+def test_the_template_holds_the_role_and_the_accounts_boundary(template: dict[str, Any]) -> None:
+    assert sorted(r["Type"] for r in template["Resources"].values()) == [
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::Role",
+    ]
+    _, boundary = _one_of("AWS::IAM::ManagedPolicy", template)
+
+    assert boundary["ManagedPolicyName"] == "accessbroker-boundary"
+    assert resolved(boundary["PolicyDocument"]) == document(BOUNDARY)
 
 
 def test_the_templates_role_trusts_what_the_trust_policy_says(template: dict[str, Any]) -> None:
@@ -284,7 +349,7 @@ def test_the_templates_parameters_and_output(template: dict[str, Any]) -> None:
     logical_id, role = role_of(template)
     parameters = template["Parameters"]
 
-    assert set(parameters) == {"HubRoleArn", "ExternalId", "RoleName"}
+    assert set(parameters) == {"HubRoleArn", "ExternalId", "RoleName", "GrantableBuckets"}
     assert "Default" not in parameters["HubRoleArn"] and "Default" not in parameters["ExternalId"]
     assert parameters["ExternalId"]["NoEcho"] is True
     # The name hub-assume-spokes-policy.json lets the broker assume.

@@ -77,6 +77,11 @@ def test_the_deployment_runs_as_promised() -> None:
     assert container["readinessProbe"]["grpc"]["port"] == health_port
     assert container["livenessProbe"]["grpc"]["port"] == health_port
     assert env["BROKER_AUTH_MODE"] == "mtls"
+    # Required by `serve`; this account's, set once.
+    assert [e["name"] for e in container["env"]].count("BROKER_PERMISSIONS_BOUNDARY_ARN") == 1
+    assert env["BROKER_PERMISSIONS_BOUNDARY_ARN"] == (
+        "arn:aws:iam::123456789012:policy/accessbroker-boundary"
+    )
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
     assert container["image"] == "registry.example.com/platform/accessbroker:0.1.0"

@@ -71,6 +71,11 @@ class BotoIam(AwsAdapter["IAMClient"]):
     def update_trust_policy(self, role_name: str, document: str) -> None:
         self._aws.call("UpdateAssumeRolePolicy", RoleName=role_name, PolicyDocument=document)
 
+    def put_role_boundary(self, role_name: str, policy_arn: str) -> None:
+        self._aws.call(
+            "PutRolePermissionsBoundary", RoleName=role_name, PermissionsBoundary=policy_arn
+        )
+
     def list_inline_policies(self, role_name: str) -> list[str]:
         names = self._aws.paginate(
             "ListRolePolicies", "PolicyNames", RoleName=role_name, empty_if_missing=True
@@ -293,6 +298,8 @@ def _role_info(role: RoleTypeDef | RoleDetailTypeDef) -> RoleInfo:
         managed=is_managed(tags),
         trust_policy=None if trust is None else _policy_dict(trust),
         adoptable=is_adoptable(tags),
+        # GetRole and the account listing both show it; absent when the role has none.
+        boundary=role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", ""),
     )
 
 

@@ -75,6 +75,7 @@ class DriftKind(StrEnum):
     FOREIGN_ASSOCIATION = "foreign_association"
     INSTANCE_GONE = "instance_gone"
     UNNEEDED = "unneeded"
+    BOUNDARY = "boundary"
 
 
 @dataclass(frozen=True)

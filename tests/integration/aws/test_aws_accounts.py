@@ -12,6 +12,7 @@ page). Refusals of AssumeRole come from the caller's own policies.
 """
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from broker.adapters.aws.accounts import ROLE_SESSION_NAME, BotoAccounts
 from broker.adapters.aws.clients import StaticCredentials
 from broker.adapters.aws.retry import RetryBudgets
 from broker.adapters.aws.tally import CallTally
+from broker.bootstrap import check_boundaries
 from broker.domain.accounts import Account, Accounts
 from broker.domain.errors import AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH
@@ -30,6 +32,7 @@ from broker.domain.places import HOME_ACCOUNT, Place
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Emulator
 from broker.sandbox.emulator import ACCOUNT_ID, SANDBOX_AMI_ID, Credentials
+from broker.settings import ConfigurationError
 from tests.integration.aws.names import unique
 from tests.moto_accounts import fresh_account_id, iam_backend, seed_role
 
@@ -48,6 +51,8 @@ SPOKE_PERMISSIONS = {
                 "iam:CreateRole",
                 "iam:TagRole",
                 "iam:GetAccountSummary",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
                 "ec2:DescribeInstances",
                 "ec2:RunInstances",
                 "ec2:TerminateInstances",
@@ -354,3 +359,33 @@ def test_reload_keeps_unchanged_accounts_and_rebuilds_changed_ones(
     # An account no longer configured has no adapters: its grants wait, saying why.
     with pytest.raises(AwsUnavailable, match=f"account {gone.id} .* not configured"):
         aws.iam(gone.id)
+
+
+def test_the_boundary_is_checked_in_every_account_and_an_unreachable_one_only_logged(
+    aws: BotoAccounts,
+    accounts: Accounts,
+    spoke: Spoke,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    home_boundary = emulator.permissions_boundary()
+    emulator.permissions_boundary(spoke.id)
+
+    with caplog.at_level(logging.WARNING, logger="broker.bootstrap"):
+        check_boundaries(aws, accounts, home_boundary)
+
+    [unchecked] = [r.getMessage() for r in caplog.records if r.name == "broker.bootstrap"]
+    assert unchecked.startswith("could not check the permissions boundary in account gone")
+
+
+def test_a_spoke_without_its_boundary_stops_the_broker(
+    make: Callable[..., BotoAccounts], emulator: Emulator
+) -> None:
+    bare = Spoke()
+    accounts = Accounts(Account(id="", name="home", regions=(REGION,)), (bare.account(),))
+    missing = f"arn:aws:iam::{bare.id}:policy/accessbroker-boundary"
+    try:
+        with pytest.raises(ConfigurationError, match=f"permissions boundary {missing}: no such"):
+            check_boundaries(make(accounts), accounts, emulator.permissions_boundary())
+    finally:
+        bare.remove()

@@ -10,6 +10,7 @@ from mypy_boto3_iam.client import IAMClient
 
 from broker.adapters.aws import BotoIam
 from broker.bootstrap import check_boundary
+from broker.sandbox import Credentials, Emulator
 from broker.settings import ConfigurationError
 from tests.integration.aws.names import unique
 
@@ -42,3 +43,19 @@ def test_a_boundary_that_does_not_exist_is_refused(iam: BotoIam) -> None:
 
     with pytest.raises(ConfigurationError, match="no such policy"):
         check_boundary(iam, missing)
+
+
+def test_a_boundary_the_broker_may_not_read_is_refused(emulator: Emulator) -> None:
+    """A broker policy without ReadThePermissionsBoundary: a mistake to fix, not to start with."""
+    arn = emulator.permissions_boundary()
+    iam = emulator.client("iam")
+    user = unique("cannot-read")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    refused = BotoIam(
+        emulator.client("iam", Credentials(key["AccessKeyId"], key["SecretAccessKey"])),
+        propagation_timeout=1.0,
+    )
+
+    with pytest.raises(ConfigurationError, match=f"{arn} cannot be read: .*AccessDenied"):
+        check_boundary(refused, arn)

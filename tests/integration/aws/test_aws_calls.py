@@ -80,6 +80,7 @@ def test_the_adapters_call_these_actions() -> None:
         "ListRolePolicies",
         "ListRoleTags",
         "ListRoles",
+        "PutRolePermissionsBoundary",
         "PutRolePolicy",
         "RemoveRoleFromInstanceProfile",
         "UpdateAssumeRolePolicy",

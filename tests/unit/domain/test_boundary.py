@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from broker.domain.boundary import BOUNDARY_ACTIONS, boundary_problems
+from broker.domain.boundary import (
+    BOUNDARY_ACTIONS,
+    boundary_document,
+    boundary_in,
+    boundary_problems,
+)
+from broker.domain.places import HOME_ACCOUNT
 
 SHIPPED = Path(__file__).parents[3] / "deploy" / "iam" / "boundary-policy.json"
 
@@ -41,3 +47,25 @@ def test_deny_statements_only_narrow_it() -> None:
     allow = {"Effect": "Allow", "Action": sorted(BOUNDARY_ACTIONS), "Resource": "*"}
 
     assert boundary_problems({"Statement": [allow, deny_all]}) == []
+
+
+def test_a_spokes_boundary_is_the_policy_of_the_same_path_and_name_in_that_account() -> None:
+    home = "arn:aws:iam::111111111111:policy/platform/accessbroker-boundary"
+
+    assert boundary_in(home, "222222222222") == (
+        "arn:aws:iam::222222222222:policy/platform/accessbroker-boundary"
+    )
+    assert boundary_in(home, HOME_ACCOUNT) == home
+    assert boundary_in("", "222222222222") == ""
+
+
+def test_the_document_bounds_the_named_buckets_and_their_objects() -> None:
+    [statement] = boundary_document(["team-*", "reports"])["Statement"]
+
+    assert set(statement["Action"]) == BOUNDARY_ACTIONS
+    assert statement["Resource"] == [
+        "arn:aws:s3:::team-*",
+        "arn:aws:s3:::team-*/*",
+        "arn:aws:s3:::reports",
+        "arn:aws:s3:::reports/*",
+    ]

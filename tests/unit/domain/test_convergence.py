@@ -26,17 +26,25 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from tests.places import at_home
 
 INSTANCE = "i-0123456789abcdef0"
-NAMES = ManagedNames(at_home(INSTANCE), "/accessbroker/")
-NAME = f"accessbroker-{INSTANCE}"
 ACCOUNT = "arn:aws:iam::123456789012"
+BOUNDARY = f"{ACCOUNT}:policy/accessbroker-boundary"
+NAMES = ManagedNames(at_home(INSTANCE), "/accessbroker/", BOUNDARY)
+NAME = f"accessbroker-{INSTANCE}"
 EC2_TRUST: dict[str, Any] = json.loads(EC2_TRUST_POLICY)
-ROLE = RoleInfo(NAME, f"{ACCOUNT}:role/accessbroker/{NAME}", managed=True, trust_policy=EC2_TRUST)
+ROLE = RoleInfo(
+    NAME,
+    f"{ACCOUNT}:role/accessbroker/{NAME}",
+    managed=True,
+    trust_policy=EC2_TRUST,
+    boundary=BOUNDARY,
+)
 # Someone let another account assume the broker's role.
 WIDE_TRUST: dict[str, Any] = {
     **EC2_TRUST,
     "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
 }
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+OTHER_BOUNDARY = f"{ACCOUNT}:policy/wider"
 PROFILE_ARN = f"{ACCOUNT}:instance-profile/accessbroker/{NAME}"
 EMPTY_PROFILE = ProfileInfo(NAME, PROFILE_ARN, (), managed=True)
 FULL_PROFILE = replace(EMPTY_PROFILE, role_names=(NAME,))
@@ -72,6 +80,9 @@ def create_role(s: ObservedState, step: Step, desired: Desired) -> ObservedState
 def put_policy(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
     target = step.target
     refuse_if(s.role is None or desired is None or target != NAME, "NoSuchEntity: role")
+    assert s.role is not None
+    # The broker's IAM policy: PutRolePolicy only on a role carrying the boundary.
+    refuse_if(s.role.boundary != BOUNDARY, "AccessDenied: iam:PermissionsBoundary")
     refuse_if(step.within != POLICY_NAME, "the broker puts only its own inline policy")
     return replace(s, policy=desired)
 
@@ -80,6 +91,13 @@ def restore_trust(s: ObservedState, step: Step, desired: Desired) -> ObservedSta
     refuse_if(s.role is None or step.target != NAME, "NoSuchEntity: role")
     assert s.role is not None
     return replace(s, role=replace(s.role, trust_policy=EC2_TRUST))
+
+
+def put_boundary(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
+    refuse_if(s.role is None or step.target != NAME, "NoSuchEntity: role")
+    refuse_if(step.within != BOUNDARY, "AccessDenied: only accessbroker-boundary")
+    assert s.role is not None
+    return replace(s, role=replace(s.role, boundary=step.within))
 
 
 def detach_policy(s: ObservedState, step: Step, desired: Desired) -> ObservedState:
@@ -152,6 +170,7 @@ AWS: dict[StepKind, Transition] = {
     StepKind.CREATE_ROLE: create_role,
     StepKind.PUT_POLICY: put_policy,
     StepKind.RESTORE_TRUST: restore_trust,
+    StepKind.PUT_BOUNDARY: put_boundary,
     StepKind.DETACH_POLICY: detach_policy,
     StepKind.CREATE_PROFILE: create_profile,
     StepKind.ADD_ROLE_TO_PROFILE: add_role,
@@ -393,8 +412,10 @@ def observed_states(draw: st.DrawFn) -> ObservedState:
     if role is None:
         return ObservedState(role, policy, profile, association)
     trust = draw(st.sampled_from([EC2_TRUST, WIDE_TRUST]))
+    # Removed, or replaced by another.
+    boundary = draw(st.sampled_from([BOUNDARY, "", OTHER_BOUNDARY]))
     return ObservedState(
-        replace(role, trust_policy=trust),
+        replace(role, trust_policy=trust, boundary=boundary),
         policy,
         profile,
         association,
@@ -473,10 +494,35 @@ def test_an_unread_trust_policy_is_left_alone() -> None:
     assert plan(NAMES, DOC_A, observed) == []
 
 
+@pytest.mark.parametrize("found", ["", OTHER_BOUNDARY])
+def test_a_removed_or_replaced_boundary_is_put_back_before_any_policy(found: str) -> None:
+    observed = replace(CONVERGED, role=replace(ROLE, boundary=found), policy=DOC_B)
+    assert plan(NAMES, DOC_A, observed) == [
+        Step(StepKind.PUT_BOUNDARY, NAME, BOUNDARY),
+        Step(StepKind.PUT_POLICY, NAME, POLICY_NAME),
+    ]
+
+
+def test_an_unread_boundary_or_none_configured_is_left_alone() -> None:
+    unread = replace(CONVERGED, role=replace(ROLE, boundary=None))
+    assert plan(NAMES, DOC_A, unread) == []
+    unbounded = replace(NAMES, boundary="")
+    assert plan(unbounded, DOC_A, replace(CONVERGED, role=replace(ROLE, boundary=""))) == []
+
+
+def test_teardown_removes_a_role_without_its_boundary() -> None:
+    """Taking access away never waits for the boundary: IAM lets the broker delete policies
+    from its roles whatever boundary they carry."""
+    observed = replace(CONVERGED, role=replace(ROLE, boundary=""))
+    assert StepKind.PUT_BOUNDARY not in kinds(plan(NAMES, None, observed))
+    assert run(observed, plan(NAMES, None, observed), None) == NOTHING
+
+
 @given(observed_states())
 def test_teardown_never_creates_and_build_up_never_deletes(observed: ObservedState) -> None:
     creating = {
         StepKind.CREATE_ROLE,
+        StepKind.PUT_BOUNDARY,
         StepKind.PUT_POLICY,
         StepKind.CREATE_PROFILE,
         StepKind.ADD_ROLE_TO_PROFILE,

@@ -53,6 +53,30 @@ def test_a_role_under_our_name_that_we_did_not_create() -> None:
     assert drift_of(observed) == one(DriftKind.ROLE, f"role /accessbroker/{NAME}", NOT_THE_BROKERS)
 
 
+BOUNDARY = f"{ACCOUNT}:policy/accessbroker-boundary"
+BOUNDED = replace(NAMES, boundary=BOUNDARY)
+
+
+def test_a_removed_or_replaced_boundary_is_boundary_drift() -> None:
+    expected = f"permissions boundary {BOUNDARY}"
+    for found, actual in (
+        ("", "no boundary"),
+        (f"{ACCOUNT}:policy/wider", f"{ACCOUNT}:policy/wider"),
+    ):
+        observed = replace(CONVERGED, role=replace(ROLE, boundary=found))
+        assert find_drift(BOUNDED, DOC, observed, instance_exists=True) == one(
+            DriftKind.BOUNDARY, expected, actual
+        )
+
+
+def test_the_boundary_is_no_drift_when_it_is_there_unread_or_not_configured() -> None:
+    there = replace(CONVERGED, role=replace(ROLE, boundary=BOUNDARY))
+    unread = replace(CONVERGED, role=replace(ROLE, boundary=None))
+    assert find_drift(BOUNDED, DOC, there, instance_exists=True) == []
+    assert find_drift(BOUNDED, DOC, unread, instance_exists=True) == []
+    assert drift_of(replace(CONVERGED, role=replace(ROLE, boundary=""))) == []
+
+
 def test_a_widened_trust_policy_shows_both_documents() -> None:
     wide = {**EC2_TRUST, "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}}]}
     observed = replace(CONVERGED, role=replace(ROLE, trust_policy=wide))

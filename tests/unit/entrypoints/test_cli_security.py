@@ -9,6 +9,48 @@ from tests.credentials import write_tokens_file
 from tests.places import HOME_REGION
 
 pytestmark = pytest.mark.usefixtures("no_security_environment")
+BOUNDARY = "arn:aws:iam::123456789012:policy/accessbroker-boundary"
+
+
+@pytest.fixture(autouse=True)
+def bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The boundary `serve` requires, so each test reaches what it is about."""
+    monkeypatch.setenv("BROKER_PERMISSIONS_BOUNDARY_ARN", BOUNDARY)
+
+
+def test_serving_aws_without_a_permissions_boundary_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BROKER_PERMISSIONS_BOUNDARY_ARN")
+    tokens = write_tokens_file(tmp_path / "tokens.yaml", {"a": "token-a"})
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("admins: [a]\n")
+
+    assert main(_serve(tmp_path, "--tokens-file", str(tokens), "--policy-file", str(policy))) == 2
+
+    error = capsys.readouterr().err
+    assert "BROKER_PERMISSIONS_BOUNDARY_ARN is required outside the sandbox" in error
+    assert not (tmp_path / "broker.db").exists()
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::123456789012:policy/some-other-policy",
+        "arn:aws:iam::aws:policy/AdministratorAccess",
+        "accessbroker-boundary",
+    ],
+)
+def test_a_boundary_not_named_accessbroker_boundary_is_refused(
+    arn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_PERMISSIONS_BOUNDARY_ARN", arn)
+
+    assert main(_serve(tmp_path)) == 2
+
+    error = capsys.readouterr().err
+    assert "permissions_boundary_arn" in error
+    assert "must be the ARN of a managed policy named accessbroker-boundary" in error
 
 
 def _serve(tmp_path: Path, *flags: str) -> list[str]:

@@ -421,7 +421,14 @@ class FakeRole:
     @property
     def info(self) -> RoleInfo:
         arn = f"arn:aws:iam::{ACCOUNT}:role{self.path}{self.name}"
-        return RoleInfo(self.name, arn, is_managed(self.tags), self.trust, is_adoptable(self.tags))
+        return RoleInfo(
+            self.name,
+            arn,
+            is_managed(self.tags),
+            self.trust,
+            is_adoptable(self.tags),
+            self.boundary,
+        )
 
 
 @dataclass
@@ -547,6 +554,14 @@ class FakeAws:
             role = self._role("UpdateAssumeRolePolicy", role_name)
             role.trust = _policy_document("UpdateAssumeRolePolicy", document)
             self._did("update_trust_policy", role_name)
+
+    def put_role_boundary(self, role_name: str, policy_arn: str) -> None:
+        with self._lock:
+            self._enter("put_role_boundary")
+            if not _POLICY_ARN.fullmatch(policy_arn):
+                raise _refused("PutRolePermissionsBoundary", "InvalidInput")
+            self._role("PutRolePermissionsBoundary", role_name).boundary = policy_arn
+            self._did("put_role_boundary", role_name, policy_arn)
 
     def list_inline_policies(self, role_name: str) -> list[str]:
         self._enter("list_inline_policies")

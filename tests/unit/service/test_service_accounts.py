@@ -69,6 +69,19 @@ def test_a_grant_is_carried_out_in_the_account_and_region_it_names(
     assert ireland.calls == []
 
 
+def test_a_spokes_roles_carry_the_boundary_of_the_same_name_in_that_account(
+    many: World, prod: FakeAws
+) -> None:
+    home_boundary = "arn:aws:iam::111111111111:policy/accessbroker-boundary"
+    bounded = many.with_options(permissions_boundary_arn=home_boundary)
+
+    bounded.handle(grant_command(account="prod"))
+    bounded.handle(grant_command(bucket="at-home"))
+
+    assert prod.roles[ROLE].boundary == f"arn:aws:iam::{PROD_ID}:policy/accessbroker-boundary"
+    assert many.aws.roles[ROLE].boundary == home_boundary
+
+
 def test_the_same_instance_id_in_two_accounts_is_two_instances(many: World, prod: FakeAws) -> None:
     at_prod = many.handle(grant_command("photos", account="prod")).grant
     at_home_grant = many.handle(grant_command("music")).grant

@@ -64,6 +64,24 @@ def test_a_grant_adds_only_the_brokers_policy_to_the_role_in_the_profile(w: Worl
     assert result.grant.resources.profile_name == "TeamRole"
 
 
+def test_an_adopted_role_keeps_its_own_boundary_and_the_audit_says_so(w: World) -> None:
+    boundary = "arn:aws:iam::123456789012:policy/accessbroker-boundary"
+    bounded = w.with_options(permissions_boundary_arn=boundary)
+
+    bounded.handle(grant_command("photos"))
+    w.aws.roles["TeamRole"].policies.pop(POLICY)  # drift on the adopted role, to be repaired
+    findings = bounded.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor="ops"))
+
+    assert w.aws.roles["TeamRole"].boundary == ""
+    assert ("put_role_boundary", "TeamRole", boundary) not in w.aws.calls
+    assert [f.drift.kind for f in findings] == [DriftKind.POLICY]
+    puts = [e for e in w.db.snapshot().audit if e.action == "aws.put_policy"]
+    assert len(puts) == 2
+    assert all(
+        "an adopted role keeps the permissions boundary" in e.detail["boundary"] for e in puts
+    )
+
+
 def test_what_the_broker_touched_is_recorded(w: World) -> None:
     w.handle(grant_command("photos"))
 

@@ -78,6 +78,23 @@ def test_a_widened_trust_policy_is_restored(w: World) -> None:
     assert w.aws.roles[ROLE].trust == original
 
 
+def test_a_removed_boundary_is_put_back_and_audited() -> None:
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/accessbroker-boundary"
+    w = world(INSTANCE).with_options(permissions_boundary_arn=boundary)
+    w.handle(grant_command("photos"))
+    w.aws.roles[ROLE].boundary = ""
+    w.aws.calls.clear()
+
+    findings = w.handle(Reconcile(instance_id=INSTANCE, dry_run=False, actor=OPERATOR))
+
+    assert [(f.drift.kind, f.drift.actual, f.repaired) for f in findings] == [
+        (DriftKind.BOUNDARY, "no boundary", True)
+    ]
+    assert w.aws.calls == [("put_role_boundary", ROLE, boundary)]
+    assert drift_actions(w) == ["drift.detected", "drift.repaired"]
+    assert "aws.put_boundary" in w.db.audit_actions()
+
+
 def test_missing_pieces_are_rebuilt(w: World) -> None:
     w.aws.disassociate(w.aws.associations[INSTANCE].association_id)
     w.aws.roles[ROLE].policies.clear()
