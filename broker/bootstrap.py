@@ -10,7 +10,7 @@ Entrypoints reach adapters only through the functions here.
 import inspect
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -42,7 +42,7 @@ from broker.adapters.telemetry import BrokerTelemetry
 from broker.adapters.tracing import Tracing, tracing_from
 from broker.adapters.webhooks import HttpPoster
 from broker.domain.access import GrantState
-from broker.domain.accounts import Accounts
+from broker.domain.accounts import Account, Accounts
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.boundary import BOUNDARY_NAME, boundary_in, boundary_problems
@@ -263,8 +263,14 @@ class Runtime:
         live grants; ConfigurationError, with nothing changed, when they cannot be used."""
         accounts = self.accounts.current()
         if settings.accounts_file is not None:
-            accounts = load_accounts(settings, accounts.home.regions[0])
+            served = accounts
+            accounts = load_accounts(settings, served.home.regions[0])
             check_served(self.uow, accounts)
+            added = [a for a in accounts.spokes if a not in served.all]
+            if settings.permissions_boundary_arn and added:
+                check_boundaries(
+                    self.aws.beside(accounts), added, settings.permissions_boundary_arn
+                )
         return accounts, load_access_policy(settings, accounts)
 
     def reload(self, accounts: Accounts, policy: AccessPolicy) -> None:
@@ -347,7 +353,7 @@ def build_runtime(
         adapter_options=shared,
     )
     if settings.permissions_boundary_arn:
-        check_boundaries(aws, accounts.current(), settings.permissions_boundary_arn)
+        check_boundaries(aws, accounts.current().all, settings.permissions_boundary_arn)
     ports = Ports(
         uow=sql_unit_of_work_factory(engine, tracer),
         aws=aws,
@@ -431,13 +437,13 @@ def require_boundary(settings: Settings) -> None:
         )
 
 
-def check_boundaries(aws: BotoAccounts, accounts: Accounts, arn: str) -> None:
+def check_boundaries(aws: BotoAccounts, accounts: Iterable[Account], arn: str) -> None:
     """Refuses (ConfigurationError) a permissions boundary, in the home account or a spoke
     (the policy of the same name there), that does not exist, cannot be read, or allows more
     than the S3 actions of the four access levels: every role the broker creates carries it, and
     it is what bounds them. An account AWS does not answer for now is only logged: a blip must
     not keep the broker down, and IAM itself refuses roles without the boundary meanwhile."""
-    for account in accounts.all:
+    for account in accounts:
         try:
             check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
         except AwsUnavailable as error:
@@ -458,8 +464,9 @@ def check_boundary(iam: BotoIam, arn: str) -> None:
     problems = boundary_problems(document)
     if problems:
         raise ConfigurationError(
-            f"permissions boundary {arn} allows more than the S3 actions of the "
-            f"access levels ({'; '.join(problems)}); see deploy/iam/boundary-policy.json"
+            f"permissions boundary {arn} cannot bound the broker's roles: {'; '.join(problems)}. "
+            "It may allow the S3 actions of the access levels on the grantable buckets, and no "
+            "more: see deploy/iam/boundary-policy.json"
         )
 
 

@@ -24,8 +24,9 @@ class ConfigurationError(Exception):
 # IAM's rule for paths: "/" or "/segments/" of printable ASCII, at most 512 characters.
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}")
 _IAM_PATH = re.compile(r"/|/[\x21-\x7e]{1,510}/")
-# A customer managed policy of the boundary's name, on any path, in any partition.
-_BOUNDARY_ARN = re.compile(rf"arn:aws[a-z-]*:iam::\d{{12}}:policy/([\x21-\x7e]*/)?{BOUNDARY_NAME}")
+# A customer managed policy of the boundary's name on the root path: the one the broker's IAM
+# policy names (deploy/iam/broker-policy.json).
+_BOUNDARY_ARN = re.compile(rf"arn:aws[a-z-]*:iam::\d{{12}}:policy/{BOUNDARY_NAME}")
 _HTTP_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 
 
@@ -200,7 +201,7 @@ class Settings(BaseSettings):
     def _boundary_policy_arn(cls, value: str | None) -> str | None:
         if value and not _BOUNDARY_ARN.fullmatch(value):
             raise ValueError(
-                f"must be the ARN of a managed policy named {BOUNDARY_NAME} "
+                f"must be the ARN of the managed policy {BOUNDARY_NAME} on the root path "
                 f"(arn:aws:iam::<account id>:policy/{BOUNDARY_NAME}): the broker's IAM policy "
                 "lets it create roles only with that boundary"
             )

@@ -14,6 +14,8 @@ from broker.domain.places import HOME_ACCOUNT
 from broker.domain.policy import BUCKET_ACTIONS, OBJECT_ACTIONS
 
 BOUNDARY_NAME = "accessbroker-boundary"
+# What deploy/iam/boundary-policy.json names where the grantable buckets go.
+BUCKETS_PLACEHOLDER = "GRANTABLE_BUCKETS"
 # Every action an access level may grant (listing included): all a boundary may allow.
 BOUNDARY_ACTIONS = frozenset(
     {
@@ -38,25 +40,40 @@ def boundary_document(buckets: Sequence[str]) -> dict[str, Any]:
 
 
 def boundary_problems(document: dict[str, Any]) -> list[str]:
-    """What the boundary allows beyond BOUNDARY_ACTIONS, statement by statement (Deny
-    statements only narrow it); empty when nothing."""
+    """What is wrong with the boundary, statement by statement: what it allows beyond
+    BOUNDARY_ACTIONS (Deny statements only narrow it), or the placeholder left where the
+    grantable buckets go (every grant would be refused); empty when nothing."""
     problems = []
-    for number, statement in enumerate(document.get("Statement", []), start=1):
+    for number, statement in enumerate(_statements(document), start=1):
         if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
             continue
         if "NotAction" in statement:
             problems.append(f"statement {number} allows by NotAction: everything it does not name")
             continue
-        actions = statement.get("Action", [])
-        wider = sorted(set([actions] if isinstance(actions, str) else actions) - BOUNDARY_ACTIONS)
+        wider = sorted(set(_listed(statement.get("Action", []))) - BOUNDARY_ACTIONS)
         if wider:
             problems.append(f"statement {number} allows {', '.join(wider)}")
+        if any(BUCKETS_PLACEHOLDER in r for r in _listed(statement.get("Resource", []))):
+            problems.append(
+                f"statement {number} still names {BUCKETS_PLACEHOLDER}: put the buckets the "
+                "broker may grant there"
+            )
     return problems
+
+
+def _statements(document: dict[str, Any]) -> list[Any]:
+    """A policy's statements: IAM takes a single statement as well as a list."""
+    statements = document.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
 
 
 def boundary_in(arn: str, account: str) -> str:
     """The boundary of the account (an account key: HOME_ACCOUNT or a spoke's id) given the home
-    account's ARN: the policy of the same path and name in that account; "" for none."""
+    account's ARN: the policy of the same name in that account; "" for none."""
     if not arn or account == HOME_ACCOUNT:
         return arn
     # arn:PARTITION:iam::ACCOUNT:policy/PATH/NAME; the settings check that shape.

@@ -136,8 +136,12 @@ class _CheckedRequest(IAMRequest):
         # `resource` is moto's guess for the call's own action; each permission names its own.
         identity = [_document(policy) for policy in self._access_key.collect_policies()]
         boundary = _boundary_of(self._access_key)
+        # The global key every request carries, for policy variables such as the broker's
+        # ${aws:PrincipalAccount}.
+        principal = {"aws:PrincipalAccount": self._access_key.account_id}
         for permission in self._permissions:
-            request = Request(permission.action, permission.resource, permission.context)
+            context = {**permission.context, **principal}
+            request = Request(permission.action, permission.resource, context)
             with _limitations_said(self):
                 decision = decide(request, identity, boundary)
             if decision is not Decision.ALLOWED:
@@ -175,7 +179,10 @@ def _boundary_of(access_key: IAMUserAccessKey | AssumedRoleAccessKey) -> Documen
     """The caller's permissions boundary; None without one (always, for IAM users in moto)."""
     if not isinstance(access_key, AssumedRoleAccessKey):
         return None
-    role = access_key.backend.get_role(access_key._owner_role_name)
+    try:
+        role = access_key.backend.get_role(access_key._owner_role_name)
+    except NotFoundException:
+        return _NOTHING_ALLOWED  # a deleted role's sessions are refused everything
     if not role.permissions_boundary_arn:
         return None
     return _boundary_document(access_key.backend, role.permissions_boundary_arn)

@@ -17,10 +17,12 @@ What is evaluated, as IAM documents it:
   the request is allowed only if an identity policy allows it and, when the principal has a
   permissions boundary, the boundary allows it too (a boundary never grants on its own).
 
-What is not: the other condition operators (Numeric*, Date*, IpAddress, Binary*, the set
-operators ForAnyValue: / ForAllValues:) and policy variables (`${...}`). A statement that
-applies to the request and uses one raises `UnsupportedPolicyElement` instead of being guessed
-at; statements about other actions or resources are never looked at, so a policy using them
+Policy variables (`${aws:PrincipalAccount}`) in condition values are replaced by the request
+context's value of that key, as IAM does; one whose key the context lacks, or that appears in a
+Resource, is not evaluated. Nor are the other condition operators (Numeric*, Date*, IpAddress,
+Binary*, the set operators ForAnyValue: / ForAllValues:). A statement that applies to the
+request and uses one raises `UnsupportedPolicyElement` instead of being guessed at;
+statements about other actions or resources are never looked at, so a policy using them
 elsewhere still works. Resource-based policies, session policies and SCPs are out of scope.
 """
 
@@ -39,6 +41,7 @@ ContextValue = str | Sequence[str]
 
 _IF_EXISTS = "IfExists"
 _POLICY_VARIABLE = "${"
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 _ARN_COMPONENTS = 6
 
 
@@ -69,9 +72,9 @@ def decide(
     """IAM's decision for a principal holding the identity policies, within the boundary when
     it has one."""
     identity = _applicable_effects(identity_policies, request)
-    within_boundary = Decision.ALLOWED if boundary is None else decide_boundary(request, boundary)
     if "Deny" in identity:
         return Decision.DENIED_BY_IDENTITY
+    within_boundary = Decision.ALLOWED if boundary is None else decide_boundary(request, boundary)
     if within_boundary is Decision.DENIED_BY_BOUNDARY:
         return within_boundary
     if "Allow" not in identity:
@@ -163,7 +166,7 @@ def _conditions_hold(
     condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, tuple[str, ...]]
 ) -> bool:
     tests = [
-        (operator, key, _policy_values(values))
+        (operator, key, _substituted(_policy_values(values), context))
         for operator, keys in condition.items()
         for key, values in keys.items()
     ]
@@ -204,6 +207,19 @@ def _operator_holds(
     return matched != negated
 
 
+def _substituted(
+    values: tuple[str, ...], context: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The values with each `${key}` replaced by the context's single value of that key; one
+    the context lacks (or holds several values of) is left for _check_supported to refuse."""
+
+    def value_of(variable: re.Match[str]) -> str:
+        found = context.get(variable.group(1).lower(), ())
+        return found[0] if len(found) == 1 else variable.group(0)
+
+    return tuple(_VARIABLE.sub(value_of, value) for value in values)
+
+
 def _split_if_exists(operator: str) -> tuple[str, bool]:
     if operator.endswith(_IF_EXISTS):
         return operator.removesuffix(_IF_EXISTS), True
@@ -219,7 +235,7 @@ def _policy_values(values: Any) -> tuple[str, ...]:
 def _refuse_policy_variables(value: str) -> None:
     if _POLICY_VARIABLE in value:
         raise UnsupportedPolicyElement(
-            f"the emulator does not substitute policy variables: {value}"
+            f"the emulator has no value for the policy variable in: {value}"
         )
 
 

@@ -544,7 +544,8 @@ class Convergence:
                 record = adopted_record(names, adopted, document, self._clock.now())
                 self._recorder.save(record)
             resources = runner.run(step, record.resources)
-            note = _adopted_boundary_note(names) if on_adopted else {}
+            widens = on_adopted and step.kind is StepKind.PUT_POLICY
+            note = _adopted_boundary_note(names) if widens else {}
             if adopted is None:
                 record = record_after(
                     names, record, step, resources, document=document, now=self._clock.now()

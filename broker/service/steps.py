@@ -44,6 +44,8 @@ class StepRunner:
         document: PolicyDocument | None,
     ) -> None:
         self._iam, self._ec2, self._names, self._document = iam, ec2, names, document
+        # Whether this runner put the role's boundary back: IAM may take a moment to see it.
+        self._boundary_put = False
 
     def run(self, step: Step, resources: InstanceResources) -> InstanceResources:
         handlers: dict[StepKind, Callable[[Step, InstanceResources], InstanceResources]] = {
@@ -73,7 +75,9 @@ class StepRunner:
 
     def _put_policy(self, step: Step, resources: InstanceResources) -> InstanceResources:
         assert self._document is not None, "the plan puts a policy only when one is desired"
-        self._iam.put_role_policy(step.target, step.within, render(self._document))
+        self._iam.put_role_policy(
+            step.target, step.within, render(self._document), after_boundary=self._boundary_put
+        )
         return resources
 
     def _restore_trust(self, step: Step, resources: InstanceResources) -> InstanceResources:
@@ -82,6 +86,7 @@ class StepRunner:
 
     def _put_boundary(self, step: Step, resources: InstanceResources) -> InstanceResources:
         self._iam.put_role_boundary(step.target, step.within)
+        self._boundary_put = True
         return resources
 
     def _detach_policy(self, step: Step, resources: InstanceResources) -> InstanceResources:

@@ -52,14 +52,18 @@ def hub_policy() -> dict[str, Any]:
 class Spoke:
     """One spoke account: its id, its name in the accounts file, and its owner's view of it."""
 
-    def __init__(self, emulator: Emulator, name: str, regions: tuple[str, ...]) -> None:
+    def __init__(
+        self, emulator: Emulator, name: str, regions: tuple[str, ...], *, bounded: bool = True
+    ) -> None:
         self.emulator, self.name, self.regions = emulator, name, regions
         self.id = fresh_account_id()
         self.external_id = f"ext-{uuid.uuid4().hex[:12]}"
         permissions = deploy_document("spoke-permissions-policy.json", SPOKE_ACCOUNT_ID=self.id)
         self.role_arn = seed_role(self.id, SPOKE_ROLE, permissions)
-        # The broker's roles here carry the account's own boundary, of the home one's name.
-        emulator.permissions_boundary(self.id)
+        # The broker's roles here carry the account's own boundary, of the home one's name
+        # (`bounded=False`: a spoke where the platform team forgot it).
+        if bounded:
+            emulator.permissions_boundary(self.id)
         self._owner = _assumed(emulator, seed_role(self.id, _OWNER_ROLE, _EVERYTHING))
 
     def accounts_entry(self) -> dict[str, Any]:

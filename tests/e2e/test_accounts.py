@@ -271,6 +271,7 @@ def test_the_accounts_file_is_read_again_on_sighup_and_an_unusable_one_changes_n
 ) -> None:
     accounts = tmp_path / "accounts.yaml"
     accounts.write_text(yaml.safe_dump({"accounts": [staging.accounts_entry()]}))
+    unbounded = Spoke(emulator, "unbounded", (HOME_REGION,), bounded=False)
     with hub_broker(emulator, accounts, tmp_path / "broker.db") as broker:
         instance_id = prod.run_instance()
         with pytest.raises(grpc.RpcError) as before:
@@ -286,6 +287,11 @@ def test_the_accounts_file_is_read_again_on_sighup_and_an_unusable_one_changes_n
             ("accounts: [{id: 1}]", "accounts[0]"),
             # prod holds a live grant now: dropping it would strand its access in AWS.
             (yaml.safe_dump({"accounts": [staging.accounts_entry()]}), "grants are live"),
+            # A new account is served only once its boundary is there.
+            (
+                yaml.safe_dump({"accounts": [prod.accounts_entry(), unbounded.accounts_entry()]}),
+                f"arn:aws:iam::{unbounded.id}:policy/accessbroker-boundary: no such policy",
+            ),
         ):
             accounts.write_text(unusable)
             hang_up(broker)

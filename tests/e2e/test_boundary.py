@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.boundary import BOUNDARY_NAME, boundary_document
@@ -23,6 +22,7 @@ from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
 from broker.sandbox.emulator import mint_role_credentials
 from broker.sandbox.instance_view import ALLOWED, s3_outcome
+from tests.aws_outcomes import outcome, refusal
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import grant
 from tests.e2e.drift import audit_events, drift_kinds_in, reconcile
@@ -31,7 +31,6 @@ from tests.e2e.test_broker_policy import (
     broker_as,
     broker_policy,
     identity_holding,
-    refusal,
 )
 
 PATH = "/accessbroker/"
@@ -141,19 +140,11 @@ def what_it_can_do(spoke: Spoke, credentials: Credentials) -> dict[str, str]:
         "read the granted bucket": s3_outcome(s3, "GetObject", f"granted-{spoke.id}", "data.csv"),
         "write the granted bucket": s3_outcome(s3, "PutObject", f"granted-{spoke.id}", "up.csv"),
         "read another bucket": s3_outcome(s3, "GetObject", f"other-{spoke.id}", "data.csv"),
-        "list roles": _outcome(iam.list_roles),
-        "create a role": _outcome(
+        "list roles": outcome(iam.list_roles),
+        "create a role": outcome(
             iam.create_role, RoleName=own_role_name(), AssumeRolePolicyDocument=EC2_TRUST_POLICY
         ),
     }
-
-
-def _outcome(call: Any, **arguments: Any) -> str:
-    try:
-        call(**arguments)
-    except ClientError as error:
-        return str(error.response["Error"]["Code"])
-    return ALLOWED
 
 
 def test_a_role_with_every_action_inside_the_boundary_reaches_only_the_boundarys_buckets(
@@ -208,3 +199,22 @@ def test_a_removed_boundary_is_drift_put_back_and_audited(
     assert drift_kinds_in(events, "drift.repaired") == ["boundary"]
     assert "aws.put_boundary" in [e.action for e in events]
     assert emulator.try_as_instance(instance_id, "PutObject", buckets[0], "up/a") == ALLOWED
+
+
+def test_a_grant_on_a_role_that_lost_its_boundary_puts_it_back_first(
+    still_broker: BrokerProcess, emulator: Emulator, instance_id: str, buckets: tuple[str, str]
+) -> None:
+    """The broker's record says the role is as it left it; IAM refuses the policy on a role
+    without the boundary, and the broker then reads AWS in full and puts the boundary back."""
+    grant(still_broker.stub, instance_id, buckets[0], pb.ACCESS_UPLOAD, "up/")
+    role = f"accessbroker-{instance_id}"
+    emulator.client("iam").delete_role_permissions_boundary(RoleName=role)
+
+    second = grant(still_broker.stub, instance_id, buckets[1], pb.ACCESS_READ, "in/").grant
+
+    assert second.state == pb.GRANT_STATE_ACTIVE
+    held = emulator.client("iam").get_role(RoleName=role)["Role"]["PermissionsBoundary"]
+    assert held["PermissionsBoundaryArn"] == emulator.permissions_boundary()
+    actions = [e.action for e in audit_events(still_broker.stub, instance_id)]
+    last_policy = max(i for i, action in enumerate(actions) if action == "aws.put_policy")
+    assert "aws.put_boundary" in actions[:last_policy]  # the boundary first, then the policy

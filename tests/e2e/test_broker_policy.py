@@ -13,13 +13,13 @@ from typing import Any
 
 import grpc
 import pytest
-from botocore.exceptions import ClientError
 
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.sandbox import Credentials, Emulator
 from broker.sandbox.emulator import ACCOUNT_ID
 from broker.sandbox.instance_view import ALLOWED, NO_CREDENTIALS
+from tests.aws_outcomes import refusal
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import (
     aws_associations,
@@ -65,15 +65,6 @@ def credentials_env(credentials: Credentials) -> dict[str, str]:
 
 def broker_as(emulator: Emulator, credentials: Credentials, database: Path) -> BrokerProcess:
     return BrokerProcess(emulator, f"sqlite:///{database}", **credentials_env(credentials))
-
-
-def refusal(call: Callable[..., object], **arguments: Any) -> str:
-    """The AccessDenied message the call fails with (and fails the test if it succeeds)."""
-    with pytest.raises(ClientError) as refused:
-        call(**arguments)
-    error = refused.value.response["Error"]
-    assert error["Code"] == "AccessDenied", error
-    return str(error["Message"])
 
 
 def as_list(value: str | list[str]) -> list[str]:

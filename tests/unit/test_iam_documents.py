@@ -205,7 +205,17 @@ BOUNDED_WRITES = {
     "iam:AttachRolePolicy",
     "iam:PutRolePermissionsBoundary",
 }
-WITH_THE_BOUNDARY = {"iam:PermissionsBoundary": "arn:aws:iam::*:policy/accessbroker-boundary"}
+# The account's own, on the root path, exactly: a wildcard would also match a policy of that
+# name on a path such as /x:policy/.
+WITH_THE_BOUNDARY = {
+    "iam:PermissionsBoundary": "arn:aws:iam::${aws:PrincipalAccount}:policy/accessbroker-boundary"
+}
+BOUNDARY_CHANGES = {
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:DeletePolicy",
+}
 
 
 @pytest.mark.parametrize("name", [BROKER, SPOKE_PERMISSIONS])
@@ -215,7 +225,7 @@ def test_roles_are_created_and_written_only_with_the_boundary(name: str) -> None
     policy = document(name)
     for statement in _allowing(policy):
         if set(as_list(statement["Action"])) & BOUNDED_WRITES:
-            assert statement["Condition"] == {"StringLike": WITH_THE_BOUNDARY}, statement
+            assert statement["Condition"] == {"StringEquals": WITH_THE_BOUNDARY}, statement
     allowed = {a for s in _allowing(policy) for a in as_list(s["Action"])}
     assert "iam:DeleteRolePermissionsBoundary" not in allowed
     assert "iam:AttachRolePolicy" not in allowed  # the broker writes inline policies only
@@ -223,13 +233,17 @@ def test_roles_are_created_and_written_only_with_the_boundary(name: str) -> None
     denied_unless_bounded = {
         a
         for s in denials
-        if s.get("Condition") == {"StringNotLike": WITH_THE_BOUNDARY}
+        if s.get("Condition") == {"StringNotEquals": WITH_THE_BOUNDARY}
         for a in as_list(s["Action"])
     }
     assert denied_unless_bounded == BOUNDED_WRITES
     assert any(
         s["Action"] == "iam:DeleteRolePermissionsBoundary" and "Condition" not in s for s in denials
     )
+    # Nor is the boundary itself widened or deleted, whatever else the identity may hold.
+    [guard] = [s for s in denials if set(as_list(s["Action"])) == BOUNDARY_CHANGES]
+    assert arn_account(guard["Resource"]) in ("*", SPOKE_ACCOUNT)
+    assert guard["Resource"].endswith(":policy/accessbroker-boundary") and "Condition" not in guard
 
 
 def test_the_shipped_boundary_is_the_brokers_own_with_a_placeholder_for_the_buckets() -> None:

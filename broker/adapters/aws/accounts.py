@@ -77,6 +77,7 @@ class BotoAccounts:
     ) -> None:
         self._accounts = accounts
         self._endpoint_url, self._home_credentials = endpoint_url, home_credentials
+        self._max_attempts = max_attempts
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=5.0,
@@ -95,6 +96,19 @@ class BotoAccounts:
     @property
     def accounts(self) -> Accounts:
         return self._accounts
+
+    def beside(self, accounts: Accounts) -> BotoAccounts:
+        """Adapters of other accounts, built as these are: to look at accounts before serving
+        them. Nothing is shared: no budget, no cached credentials."""
+        return BotoAccounts(
+            accounts,
+            endpoint_url=self._endpoint_url,
+            home_credentials=self._home_credentials,
+            max_attempts=self._max_attempts,
+            write_rate=self._write_rate,
+            adapter_options=self._options,
+            now=self._now,
+        )
 
     def iam(self, account: str) -> BotoIam:
         """The IAM of the account with this key (HOME_ACCOUNT: the broker's own)."""

@@ -114,9 +114,20 @@ class BotoIam(AwsAdapter["IAMClient"]):
         )
         return None if response is None else _policy_dict(response["PolicyDocument"])
 
-    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
+    def put_role_policy(
+        self, role_name: str, policy_name: str, document: str, *, after_boundary: bool = False
+    ) -> None:
+        # The broker may write only on a role carrying its boundary: right after the boundary
+        # was put, IAM may not see it yet and refuse. Otherwise AccessDenied is a refusal.
+        waits = Propagation(
+            _is_access_denied, f"IAM did not propagate the permissions boundary of role {role_name}"
+        )
         self._aws.call(
-            "PutRolePolicy", RoleName=role_name, PolicyName=policy_name, PolicyDocument=document
+            "PutRolePolicy",
+            RoleName=role_name,
+            PolicyName=policy_name,
+            PolicyDocument=document,
+            propagation=waits if after_boundary else None,
         )
 
     def delete_role_policy(self, role_name: str, policy_name: str) -> None:
@@ -263,6 +274,10 @@ def _boundary(arn: str) -> _Boundary:
 
 def _is_missing(error: BaseException) -> bool:
     return isinstance(error, ClientError) and error_code(error) == _NO_SUCH_ENTITY
+
+
+def _is_access_denied(error: BaseException) -> bool:
+    return isinstance(error, ClientError) and error_code(error) == "AccessDenied"
 
 
 def _instance_id_of(name: str) -> str | None:

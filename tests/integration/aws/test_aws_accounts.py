@@ -372,7 +372,7 @@ def test_the_boundary_is_checked_in_every_account_and_an_unreachable_one_only_lo
     emulator.permissions_boundary(spoke.id)
 
     with caplog.at_level(logging.WARNING, logger="broker.bootstrap"):
-        check_boundaries(aws, accounts, home_boundary)
+        check_boundaries(aws, accounts.all, home_boundary)
 
     [unchecked] = [r.getMessage() for r in caplog.records if r.name == "broker.bootstrap"]
     assert unchecked.startswith("could not check the permissions boundary in account gone")
@@ -386,6 +386,6 @@ def test_a_spoke_without_its_boundary_stops_the_broker(
     missing = f"arn:aws:iam::{bare.id}:policy/accessbroker-boundary"
     try:
         with pytest.raises(ConfigurationError, match=f"permissions boundary {missing}: no such"):
-            check_boundaries(make(accounts), accounts, emulator.permissions_boundary())
+            check_boundaries(make(accounts), accounts.all, emulator.permissions_boundary())
     finally:
         bare.remove()

@@ -23,18 +23,35 @@ def created(iam_client: IAMClient, document: dict[str, Any]) -> str:
     return policy["Policy"]["Arn"]
 
 
+def shipped(buckets: str = "team-*") -> dict[str, Any]:
+    """deploy/iam/boundary-policy.json with its placeholder filled in, as a team would."""
+    document: dict[str, Any] = json.loads(SHIPPED.read_text().replace("GRANTABLE_BUCKETS", buckets))
+    return document
+
+
 def test_the_shipped_boundary_is_accepted(iam: BotoIam, iam_client: IAMClient) -> None:
-    check_boundary(iam, created(iam_client, json.loads(SHIPPED.read_text())))
+    check_boundary(iam, created(iam_client, shipped()))
+
+
+def test_the_shipped_boundary_with_its_placeholder_left_in_is_refused(
+    iam: BotoIam, iam_client: IAMClient
+) -> None:
+    arn = created(iam_client, json.loads(SHIPPED.read_text()))
+
+    with pytest.raises(ConfigurationError, match="still names GRANTABLE_BUCKETS"):
+        check_boundary(iam, arn)
 
 
 def test_a_wider_boundary_is_refused_naming_what_it_allows_beyond(
     iam: BotoIam, iam_client: IAMClient
 ) -> None:
-    wider = json.loads(SHIPPED.read_text())
+    wider = shipped()
     wider["Statement"].append({"Effect": "Allow", "Action": "iam:*", "Resource": "*"})
     arn = created(iam_client, wider)
 
-    with pytest.raises(ConfigurationError, match=r"allows more than .*statement 2 allows iam:\*"):
+    with pytest.raises(
+        ConfigurationError, match=r"cannot bound the broker's roles: statement 2 allows iam:\*"
+    ):
         check_boundary(iam, arn)
 
 

@@ -2,7 +2,6 @@
 with the context keys their conditions read, and within the caller's permissions boundary."""
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +14,7 @@ from broker.sandbox import Credentials, Emulator
 from broker.sandbox.emulator import ACCOUNT_ID, REGION, mint_role_credentials
 from broker.sandbox.instance_view import ALLOWED
 from broker.sandbox.permissions import PASSED_TO_EC2, Call, Permission, required_permissions
+from tests.aws_outcomes import outcome, refusal
 from tests.integration.aws.names import unique
 
 IAM_ARN = f"arn:aws:iam::{ACCOUNT_ID}"
@@ -184,23 +184,6 @@ def managed_policy(emulator: Emulator, *statements: dict[str, Any]) -> str:
 def in_any_account(policy_arn: str) -> str:
     """The pattern the broker's policy names its boundary with: any account, this name."""
     return f"arn:aws:iam::*:policy/{policy_arn.rsplit('/', 1)[-1]}"
-
-
-def refusal(call: Callable[[], object]) -> str:
-    """The message of the AccessDenied the call fails with."""
-    with pytest.raises(ClientError) as refused:
-        call()
-    assert refused.value.response["Error"]["Code"] == "AccessDenied"
-    return refused.value.response["Error"]["Message"]
-
-
-def outcome(call: Callable[[], object]) -> str:
-    """ALLOWED, or the code of the error the call fails with."""
-    try:
-        call()
-    except ClientError as error:
-        return str(error.response["Error"]["Code"])
-    return ALLOWED
 
 
 def role_with_boundary(emulator: Emulator, boundary: str, **tags: str) -> str:

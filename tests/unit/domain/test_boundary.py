@@ -8,6 +8,7 @@ import pytest
 
 from broker.domain.boundary import (
     BOUNDARY_ACTIONS,
+    BUCKETS_PLACEHOLDER,
     boundary_document,
     boundary_in,
     boundary_problems,
@@ -18,7 +19,18 @@ SHIPPED = Path(__file__).parents[3] / "deploy" / "iam" / "boundary-policy.json"
 
 
 def test_the_shipped_boundary_allows_nothing_beyond_the_access_levels() -> None:
-    assert boundary_problems(json.loads(SHIPPED.read_text())) == []
+    filled_in = SHIPPED.read_text().replace(BUCKETS_PLACEHOLDER, "team-*")
+    assert boundary_problems(json.loads(filled_in)) == []
+
+
+def test_the_shipped_boundary_as_it_is_names_its_placeholder() -> None:
+    [problem] = boundary_problems(json.loads(SHIPPED.read_text()))
+    assert problem.startswith("statement 1 still names GRANTABLE_BUCKETS")
+
+
+def test_a_single_statement_not_in_a_list_is_read_too() -> None:
+    everything = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    assert boundary_problems({"Statement": everything}) == ["statement 1 allows *"]
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ def test_serving_aws_without_a_permissions_boundary_refuses_to_start(
     "arn",
     [
         "arn:aws:iam::123456789012:policy/some-other-policy",
+        "arn:aws:iam::123456789012:policy/x:policy/accessbroker-boundary",
         "arn:aws:iam::aws:policy/AdministratorAccess",
         "accessbroker-boundary",
     ],
@@ -50,7 +51,7 @@ def test_a_boundary_not_named_accessbroker_boundary_is_refused(
 
     error = capsys.readouterr().err
     assert "permissions_boundary_arn" in error
-    assert "must be the ARN of a managed policy named accessbroker-boundary" in error
+    assert "must be the ARN of the managed policy accessbroker-boundary on the root path" in error
 
 
 def _serve(tmp_path: Path, *flags: str) -> list[str]:

@@ -246,7 +246,8 @@ def test_a_boundary_statement_denies_even_beside_an_allow_all() -> None:
         ({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, "IpAddress"),
         ({"ForAnyValue:StringEquals": {"aws:TagKeys": "team"}}, "ForAnyValue:StringEquals"),
         ({"NullIfExists": {KEY: "true"}}, "NullIfExists"),
-        ({"StringEquals": {"aws:username": "${aws:username}"}}, "${aws:username}"),
+        # A variable whose key the request lacks (StringLike: `failing` keeps its StringEquals).
+        ({"StringLike": {"aws:username": "${aws:username}"}}, "${aws:username}"),
     ],
 )
 def test_what_it_cannot_evaluate_is_named_not_guessed(
@@ -257,6 +258,19 @@ def test_what_it_cannot_evaluate_is_named_not_guessed(
 
     with pytest.raises(UnsupportedPolicyElement, match=named.replace("$", r"\$")):
         decide(CREATE_ROLE, [policy(allow(Condition=failing | condition))])
+
+
+def test_a_policy_variable_in_a_condition_is_the_requests_value_of_that_key() -> None:
+    own = "arn:aws:iam::${aws:PrincipalAccount}:policy/accessbroker-boundary"
+    allowing = policy(allow(Condition={"StringEquals": {KEY: own}}))
+
+    def creating(boundary_account: str) -> Request:
+        boundary = f"arn:aws:iam::{boundary_account}:policy/accessbroker-boundary"
+        context = {KEY: boundary, "aws:PrincipalAccount": "111122223333"}
+        return Request(CREATE_ROLE.action, CREATE_ROLE.resource, context)
+
+    assert decide(creating("111122223333"), [allowing]) is Decision.ALLOWED
+    assert decide(creating("999988887777"), [allowing]) is Decision.NOT_ALLOWED_BY_IDENTITY
 
 
 def test_a_policy_variable_in_a_resource_is_named() -> None:

@@ -499,6 +499,8 @@ class FakeAws:
         self._lock = threading.RLock()
         # IAM's quotas of the account (GetAccountSummary); AWS's defaults.
         self.roles_quota = self.profiles_quota = 1000
+        # Set: the broker's IAM policy refuses a policy on a role without this boundary.
+        self.required_boundary = ""
 
     def fail(self, operation: str, error: BrokerError, times: int = 1) -> None:
         """The next `times` calls of `operation` (a method name) raise `error`."""
@@ -602,12 +604,18 @@ class FakeAws:
         role = self.roles.get(role_name)
         return role.policies.get(policy_name) if role else None
 
-    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
+    def put_role_policy(
+        self, role_name: str, policy_name: str, document: str, *, after_boundary: bool = False
+    ) -> None:
         with self._lock:
             self._enter("put_role_policy")
             role = self._role("PutRolePolicy", role_name)
+            if self.required_boundary and role.boundary != self.required_boundary:
+                # deploy/iam/broker-policy.json: no policy on a role without the boundary.
+                raise _refused("PutRolePolicy", "AccessDenied")
             role.policies[policy_name] = _policy_document("PutRolePolicy", document)
-            self._did("put_role_policy", role_name, policy_name)
+            waited = ("after_boundary",) if after_boundary else ()
+            self._did("put_role_policy", role_name, policy_name, *waited)
 
     def delete_role_policy(self, role_name: str, policy_name: str) -> None:
         with self._lock:

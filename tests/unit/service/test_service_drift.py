@@ -95,6 +95,25 @@ def test_a_removed_boundary_is_put_back_and_audited() -> None:
     assert "aws.put_boundary" in w.db.audit_actions()
 
 
+def test_a_grant_on_a_role_that_lost_its_boundary_puts_it_back_before_its_policy() -> None:
+    """The record says nothing changed; IAM refuses the policy, and the broker then reads AWS
+    in full, puts the boundary back, and waits out its propagation for the policy."""
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/accessbroker-boundary"
+    w = world(INSTANCE).with_options(permissions_boundary_arn=boundary)
+    w.aws.required_boundary = boundary
+    w.handle(grant_command("photos"))
+    w.aws.roles[ROLE].boundary = ""
+    w.aws.calls.clear()
+
+    granted = w.handle(grant_command("videos")).grant
+
+    assert granted.state is GrantState.ACTIVE
+    assert w.aws.calls == [
+        ("put_role_boundary", ROLE, boundary),
+        ("put_role_policy", ROLE, POLICY, "after_boundary"),
+    ]
+
+
 def test_missing_pieces_are_rebuilt(w: World) -> None:
     w.aws.disassociate(w.aws.associations[INSTANCE].association_id)
     w.aws.roles[ROLE].policies.clear()

@@ -150,8 +150,10 @@ def test_a_grant_extended_while_the_sweep_withdraws_it_is_put_back(
     w.clock.advance(HOUR)
     put_role_policy, puts = w.aws.put_role_policy, len(w.aws.writes("put_role_policy"))
 
-    def extended_meanwhile(role_name: str, policy_name: str, document: str) -> None:
-        put_role_policy(role_name, policy_name, document)
+    def extended_meanwhile(
+        role_name: str, policy_name: str, document: str, *, after_boundary: bool = False
+    ) -> None:
+        put_role_policy(role_name, policy_name, document, after_boundary=after_boundary)
         if len(w.aws.writes("put_role_policy")) == puts + 1:
             # A repeated GrantAccess, decided just before the expiry, records its extension
             # without the instance's lock: here, as the sweep withdraws the grant.
