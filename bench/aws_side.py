@@ -1,8 +1,8 @@
 """AWS for the benchmark, in a process of its own: the sandbox's emulator (moto, with IAM
 authorization enforced) behind a counting proxy (bench/counting_proxy.py).
 
-Prints one JSON line (the emulator's and the proxy's URLs, the region and an admin key), then
-serves until its standard input closes.
+Prints one JSON line (the emulator's and the proxy's URLs, the region, an admin key and the
+permissions boundary `serve` requires), then serves until its standard input closes.
 
     .venv/bin/python -m bench.aws_side
 """
@@ -23,6 +23,7 @@ def main() -> None:
             "region": emulator.region,
             "access_key_id": admin.access_key_id,
             "secret_access_key": admin.secret_access_key,
+            "boundary_arn": emulator.permissions_boundary(),
         }
         print(json.dumps(announcement), flush=True)
         sys.stdin.read()  # until the benchmark closes our standard input (or exits)

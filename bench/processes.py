@@ -40,6 +40,7 @@ class Aws:
     region: str
     access_key_id: str
     secret_access_key: str
+    boundary_arn: str
     pid: int
 
     def calls(self, since: int = 0) -> tuple[int, list[tuple[str, str, int]]]:
@@ -96,6 +97,7 @@ def broker_server(aws: Aws, scratch: Path, extra_env: Mapping[str, str]) -> Iter
         "BROKER_LISTEN": "127.0.0.1:0",
         "BROKER_METRICS_LISTEN": "127.0.0.1:0",
         "BROKER_AUTH_MODE": "none",
+        "BROKER_PERMISSIONS_BOUNDARY_ARN": aws.boundary_arn,
         "BROKER_PROPAGATION_TIMEOUT": "30",
         "BROKER_ROLE_PATH": f"/accessbroker/bench-{uuid.uuid4().hex[:8]}/",
         **QUIET_SWEEPS,

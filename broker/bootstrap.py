@@ -29,7 +29,7 @@ from broker.adapters.aws.tally import CallTally
 from broker.adapters.config.accounts_file import load_accounts_file
 from broker.adapters.config.notifications import notifications_from
 from broker.adapters.config.policy_file import load_policy_file
-from broker.adapters.config.policy_holder import AccountsHolder, PolicyHolder
+from broker.adapters.config.policy_holder import AccountsHolder, BoundariesHolder, PolicyHolder
 from broker.adapters.config.tls_files import load_tls_files
 from broker.adapters.config.tokens_file import load_tokens_file
 from broker.adapters.db.audit_trail import read_audit_chain
@@ -45,7 +45,13 @@ from broker.domain.access import GrantState
 from broker.domain.accounts import Account, Accounts
 from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
-from broker.domain.boundary import BOUNDARY_NAME, boundary_in, boundary_problems
+from broker.domain.boundary import (
+    BOUNDARY_NAME,
+    Boundaries,
+    BoundaryReach,
+    boundary_in,
+    boundary_problems,
+)
 from broker.domain.credentials import StoredToken, TlsFiles
 from broker.domain.errors import AwsRejected, AwsUnavailable, StoreUnavailable
 from broker.domain.grants import GrantLimits
@@ -92,6 +98,7 @@ from broker.service.notifying import (
 from broker.service.ports import (
     AccountsSource,
     AwsAccounts,
+    BoundariesSource,
     Clock,
     IdGenerator,
     InstanceLocks,
@@ -154,6 +161,8 @@ class Ports:
     policy: PolicyHolder
     telemetry: Telemetry = field(default_factory=NoTelemetry)
     poster: WebhookPoster = field(default_factory=HttpPoster)
+    # Each account's permissions boundary as read (none read: grants are not checked against).
+    boundaries: BoundariesSource = field(default_factory=lambda: BoundariesHolder(Boundaries()))
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,7 @@ def build_bus(ports: Ports, options: Options) -> MessageBus:
         accounts=ports.accounts,
         quota_headroom=options.quota_headroom,
         binding=options.binding,
+        boundaries=ports.boundaries,
     )
     authorizer = Authorizer(ports.policy, ports.uow, ports.aws, ports.accounts, options.limits)
     drift = DriftRepair(
@@ -239,6 +249,15 @@ def inject_dependencies(handler: Callable[..., Any], dependencies: Mapping[str, 
 
 
 @dataclass(frozen=True)
+class Reloaded:
+    """What a reload (SIGHUP) read and checked, to be put in force together."""
+
+    accounts: Accounts
+    policy: AccessPolicy
+    boundaries: Boundaries
+
+
+@dataclass(frozen=True)
 class Runtime:
     bus: MessageBus
     # The access policy in force; a reload (SIGHUP) replaces it.
@@ -257,27 +276,29 @@ class Runtime:
     # The accounts and regions served, and their AWS adapters; a reload replaces both.
     accounts: AccountsHolder
     aws: BotoAccounts
+    # Each account's permissions boundary as read; a reload reads them anew.
+    boundaries: BoundariesHolder
 
-    def reread(self, settings: Settings) -> tuple[Accounts, AccessPolicy]:
+    def reread(self, settings: Settings) -> "Reloaded":
         """The accounts and policy files as they are now, checked against each other and the
-        live grants; ConfigurationError, with nothing changed, when they cannot be used."""
+        live grants, and every account's boundary read anew (a widened one serves new grants);
+        ConfigurationError, with nothing changed, when they cannot be used."""
         accounts = self.accounts.current()
         if settings.accounts_file is not None:
-            served = accounts
-            accounts = load_accounts(settings, served.home.regions[0])
+            accounts = load_accounts(settings, accounts.home.regions[0])
             check_served(self.uow, accounts)
-            added = [a for a in accounts.spokes if a not in served.all]
-            if settings.permissions_boundary_arn and added:
-                check_boundaries(
-                    self.aws.beside(accounts), added, settings.permissions_boundary_arn
-                )
-        return accounts, load_access_policy(settings, accounts)
+        boundaries = Boundaries()
+        if settings.permissions_boundary_arn:
+            fresh = self.aws.beside(accounts)  # new accounts included; nothing in force touched
+            boundaries = check_boundaries(fresh, accounts.all, settings.permissions_boundary_arn)
+        return Reloaded(accounts, load_access_policy(settings, accounts), boundaries)
 
-    def reload(self, accounts: Accounts, policy: AccessPolicy) -> None:
+    def reload(self, reloaded: "Reloaded") -> None:
         """Serves these accounts and regions, under this policy, from now on."""
-        self.aws.reload(accounts)
-        self.accounts.replace(accounts)
-        self.policy.replace(policy)
+        self.aws.reload(reloaded.accounts)
+        self.accounts.replace(reloaded.accounts)
+        self.policy.replace(reloaded.policy)
+        self.boundaries.replace(reloaded.boundaries)
 
     def database_reachable(self) -> bool:
         return database_reachable(self.engine)
@@ -352,8 +373,10 @@ def build_runtime(
         write_rate=settings.aws_write_rate or None,
         adapter_options=shared,
     )
+    boundaries = BoundariesHolder(Boundaries())
     if settings.permissions_boundary_arn:
-        check_boundaries(aws, accounts.current().all, settings.permissions_boundary_arn)
+        arn = settings.permissions_boundary_arn
+        boundaries.replace(check_boundaries(aws, accounts.current().all, arn))
     ports = Ports(
         uow=sql_unit_of_work_factory(engine, tracer),
         aws=aws,
@@ -363,6 +386,7 @@ def build_runtime(
         locks=DatabaseInstanceLocks(engine),
         policy=policy,
         telemetry=telemetry,
+        boundaries=boundaries,
     )
     options = Options(
         role_path=settings.role_path,
@@ -390,6 +414,7 @@ def build_runtime(
         options.notifications,
         accounts,
         aws,
+        boundaries,
     )
 
 
@@ -437,24 +462,26 @@ def require_boundary(settings: Settings) -> None:
         )
 
 
-def check_boundaries(aws: BotoAccounts, accounts: Iterable[Account], arn: str) -> None:
-    """Refuses (ConfigurationError) a permissions boundary, in the home account or a spoke
-    (the policy of the same name there), that does not exist, cannot be read, or allows more
-    than the S3 actions of the four access levels: every role the broker creates carries it, and
-    it is what bounds them. An account AWS does not answer for now is only logged: a blip must
-    not keep the broker down, and IAM itself refuses roles without the boundary meanwhile."""
+def check_boundaries(aws: BotoAccounts, accounts: Iterable[Account], arn: str) -> Boundaries:
+    """Each account's permissions boundary (the policy of the home one's name there), read.
+    Refuses (ConfigurationError) one that does not exist, cannot be read, or allows more than
+    the S3 actions of the four access levels: every role the broker creates carries it, and it
+    is what bounds them. An account AWS does not answer for now is only logged, and left out: a
+    blip must not keep the broker down, and IAM itself refuses roles without the boundary."""
+    reach = {}
     for account in accounts:
         try:
-            check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
+            reach[account.key] = check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
         except AwsUnavailable as error:
             log.warning(
                 "could not check the permissions boundary in account %s: %s", account.label, error
             )
+    return Boundaries(reach)
 
 
-def check_boundary(iam: BotoIam, arn: str) -> None:
-    """Refuses (ConfigurationError) a boundary that does not exist, cannot be read or allows
-    too much; AwsUnavailable when AWS does not answer."""
+def check_boundary(iam: BotoIam, arn: str) -> BoundaryReach:
+    """What the boundary lets roles do; ConfigurationError when it does not exist, cannot be
+    read or allows too much; AwsUnavailable when AWS does not answer."""
     try:
         document = iam.managed_policy(arn)
     except AwsRejected as error:
@@ -468,6 +495,7 @@ def check_boundary(iam: BotoIam, arn: str) -> None:
             "It may allow the S3 actions of the access levels on the grantable buckets, and no "
             "more: see deploy/iam/boundary-policy.json"
         )
+    return BoundaryReach.of(document)
 
 
 def check_served(uow: UnitOfWorkFactory, accounts: Accounts) -> None:

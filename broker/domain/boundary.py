@@ -7,11 +7,16 @@ The boundary is one managed policy per account, named BOUNDARY_NAME: the broker'
 lets it create roles and write their policies only when they carry a policy of that name, and a
 spoke account's boundary is the policy of the same name in that account."""
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+from broker.domain.errors import OutsideBoundary
+from broker.domain.grants import GrantScope
 from broker.domain.places import HOME_ACCOUNT
-from broker.domain.policy import BUCKET_ACTIONS, OBJECT_ACTIONS
+from broker.domain.policy import BUCKET_ACTIONS, OBJECT_ACTIONS, build_policy
 
 BOUNDARY_NAME = "accessbroker-boundary"
 # What deploy/iam/boundary-policy.json names where the grantable buckets go.
@@ -59,6 +64,67 @@ def boundary_problems(document: dict[str, Any]) -> list[str]:
                 "broker may grant there"
             )
     return problems
+
+
+@dataclass(frozen=True)
+class BoundaryReach:
+    """What one account's boundary lets the broker's roles do, as read at start or on SIGHUP:
+    each Allow statement's actions and resource patterns (its Deny statements, which only
+    narrow, are not looked at)."""
+
+    allows: tuple[tuple[frozenset[str], tuple[str, ...]], ...]
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> "BoundaryReach":
+        return cls(
+            tuple(
+                (frozenset(_listed(s.get("Action", []))), tuple(_listed(s.get("Resource", []))))
+                for s in _statements(document)
+                if isinstance(s, dict) and s.get("Effect") == "Allow"
+            )
+        )
+
+    def cuts(self, scope: GrantScope) -> list[str]:
+        """What the grant's policy would allow that the boundary does not ("s3:GetObject on
+        arn:aws:s3:::bucket/prefix*"): the instance would be refused it; empty when nothing."""
+        document = build_policy([scope]) or {"Statement": []}
+        needed = [
+            (action, resource)
+            for statement in document["Statement"]
+            for action in _listed(statement["Action"])
+            for resource in _listed(statement["Resource"])
+        ]
+        return [f"{a} on {r}" for a, r in needed if not self._allows(a, r)]
+
+    def _allows(self, action: str, resource: str) -> bool:
+        # The policy's own resource pattern is matched as a string: a boundary pattern that
+        # matches `bucket/prefix*` literally covers every key under the prefix.
+        return any(
+            action in actions and any(_wildcard(p).fullmatch(resource) for p in patterns)
+            for actions, patterns in self.allows
+        )
+
+
+@dataclass(frozen=True)
+class Boundaries:
+    """The boundaries read, by account key; an account whose boundary could not be read (AWS
+    did not answer) is missing, and its grants are not checked against it."""
+
+    reach: Mapping[str, BoundaryReach] = field(default_factory=dict)
+
+    def check(self, account: str, label: str, scope: GrantScope) -> None:
+        """Refuses (OutsideBoundary) a grant the account's boundary would cut."""
+        reach = self.reach.get(account)
+        cuts = reach.cuts(scope) if reach is not None else []
+        if cuts:
+            raise OutsideBoundary(label, scope.bucket, cuts)
+
+
+@lru_cache(maxsize=256)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """IAM's wildcards: `*` any run of characters, `?` any one; the rest literally."""
+    wildcards = {"*": ".*", "?": "."}
+    return re.compile("".join(wildcards.get(c) or re.escape(c) for c in pattern), re.S)
 
 
 def _statements(document: dict[str, Any]) -> list[Any]:

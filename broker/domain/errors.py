@@ -100,6 +100,26 @@ class ForeignProfile(BrokerError):
         return {"instanceId": self.instance_id, "profileArn": self.profile_arn}
 
 
+class OutsideBoundary(BrokerError):
+    """The account's permissions boundary would cut the grant: the instance would be refused
+    what it was granted, so nothing is granted."""
+
+    reason = "OUTSIDE_BOUNDARY"
+
+    def __init__(self, account: str, bucket: str, cuts: list[str]) -> None:
+        self.account, self.bucket = account, bucket
+        super().__init__(
+            f"accessbroker-boundary, the permissions boundary of account {account}, does not "
+            f"allow {'; '.join(cuts)}: the instance would be refused it, so nothing was "
+            f"granted. The platform team adds bucket {bucket} to the boundary, then reloads "
+            "the broker (SIGHUP)"
+        )
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        return {"account": self.account, "bucket": self.bucket}
+
+
 class ForeignRole(BrokerError):
     """A role or profile with the broker's name exists but was not created by the broker."""
 

@@ -224,20 +224,25 @@ def _reload(runtime: Runtime, settings: Settings, security: ServerSecurity) -> N
         except ConfigurationError as error:
             log.error("%s not reloaded, the ones in force stay: %s", what, error)
     try:
-        accounts, policy = runtime.reread(settings)
+        reloaded = runtime.reread(settings)
     except ConfigurationError as error:
-        log.error("accounts and access policy not reloaded, those in force stay: %s", error)
+        log.error(
+            "accounts, boundaries and access policy not reloaded, those in force stay: %s", error
+        )
         return
-    runtime.reload(accounts, policy)
+    runtime.reload(reloaded)
     if settings.accounts_file is not None:
-        log.info("reloaded %s: %d places", settings.accounts_file, len(accounts.places()))
+        places = len(reloaded.accounts.places())
+        log.info("reloaded %s: %d places", settings.accounts_file, places)
     if settings.policy_file is not None:
         log.info(
             "reloaded %s: %d rules, %d admins",
             settings.policy_file,
-            len(policy.rules),
-            len(policy.admins),
+            len(reloaded.policy.rules),
+            len(reloaded.policy.admins),
         )
+    if settings.permissions_boundary_arn:
+        log.info("read the permissions boundaries of %d accounts", len(reloaded.boundaries.reach))
 
 
 def _sandbox_auth(settings: Settings) -> str:

@@ -65,6 +65,7 @@ from broker.service.idempotency import IdempotencyKey
 from broker.service.ports import (
     AccountsSource,
     AwsAccounts,
+    BoundariesSource,
     Clock,
     Ec2,
     Iam,
@@ -244,6 +245,7 @@ class Convergence:
         accounts: AccountsSource,
         quota_headroom: float = DEFAULT_HEADROOM,
         binding: Binding = UNBOUND,
+        boundaries: BoundariesSource | None = None,
     ) -> None:
         self._uow, self._aws, self._clock = uow, aws, clock
         self._telemetry = telemetry or NoTelemetry()
@@ -252,6 +254,8 @@ class Convergence:
         self._recorder = StepRecorder(uow, clock)
         self._rounds = ConvergenceRounds()
         self._accounts = accounts
+        # Each account's boundary as read: a new grant it would cut is refused.
+        self._boundaries = boundaries
         # The conditions every statement carries (BROKER_REQUIRE_IMDSV2, ..._BIND_CREDENTIALS).
         self.binding = binding
         # Each account's IAM usage, for the quota headroom; the sweep reads it too.
@@ -372,12 +376,22 @@ class Convergence:
         seen = self._admission_view(names, instance, desired)
         # Planning refuses a foreign profile or role before anything is written.
         steps = plan(names, document, seen.own, seen.adopted)
+        if seen.adopted is None:  # an adopted role carries its owner's boundary, not ours
+            self._check_boundary(grant)
         if any(step.kind is StepKind.CREATE_ROLE for step in steps):
             # A grant that needs a new role is refused when the account's roles or instance
             # profiles would eat into the headroom kept free (BROKER_ROLE_QUOTA_HEADROOM).
             account = self._accounts.current().account_of(grant.place)
             self.usages.admit_new_role(account, self.iam(grant.place), counted=not preview)
         return document, steps, seen
+
+    def _check_boundary(self, grant: Grant) -> None:
+        """Refuses a grant the account's boundary would cut: an ACTIVE grant the instance is
+        refused would mislead everyone."""
+        if self._boundaries is None:
+            return
+        label = self._accounts.current().account_of(grant.place).label
+        self._boundaries.current().check(grant.place.account, label, grant.scope)
 
     def _admission_view(
         self, names: ManagedNames, instance: InstanceInfo, desired: Desired

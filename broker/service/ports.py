@@ -10,6 +10,7 @@ from broker.domain.access import GrantState
 from broker.domain.accounts import Accounts
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import AccessPolicy
+from broker.domain.boundary import Boundaries
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
 from broker.domain.drift import ListedRole
 from broker.domain.grants import Grant, InstanceResources
@@ -356,6 +357,12 @@ class AccountsSource(Protocol):
     """The accounts and regions in force; a reload swaps them whole."""
 
     def current(self) -> Accounts: ...
+
+
+class BoundariesSource(Protocol):
+    """The permissions boundaries read in the accounts served; a reload reads them anew."""
+
+    def current(self) -> Boundaries: ...
 
 
 class Span(Protocol):

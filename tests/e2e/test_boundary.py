@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+import yaml
 
 from accessbroker.v1 import broker_pb2 as pb
 from broker.domain.boundary import BOUNDARY_NAME, boundary_document
@@ -26,12 +28,15 @@ from tests.aws_outcomes import outcome, refusal
 from tests.e2e.broker_process import BrokerProcess
 from tests.e2e.calls import grant
 from tests.e2e.drift import audit_events, drift_kinds_in, reconcile
+from tests.e2e.reloading import hang_up
 from tests.e2e.spokes import Spoke
+from tests.e2e.test_accounts import hub_broker
 from tests.e2e.test_broker_policy import (
     broker_as,
     broker_policy,
     identity_holding,
 )
+from tests.waiting import wait_for
 
 PATH = "/accessbroker/"
 EVERYTHING = json.dumps(
@@ -218,3 +223,55 @@ def test_a_grant_on_a_role_that_lost_its_boundary_puts_it_back_first(
     actions = [e.action for e in audit_events(still_broker.stub, instance_id)]
     last_policy = max(i for i, action in enumerate(actions) if action == "aws.put_policy")
     assert "aws.put_boundary" in actions[:last_policy]  # the boundary first, then the policy
+
+
+# -- a grant the boundary would cut ------------------------------------------------------------
+
+
+def test_a_grant_the_boundary_would_cut_is_refused_until_the_boundary_is_widened(
+    emulator: Emulator, bounded_spoke: Spoke, tmp_path: Path
+) -> None:
+    """The hub broker serving the spoke reads its boundary at start: a grant on a bucket the
+    boundary leaves out would be ACTIVE and useless, so it is refused; once the platform team
+    widens the boundary, a SIGHUP makes the broker read it again."""
+    spoke, accounts = bounded_spoke, tmp_path / "accounts.yaml"
+    accounts.write_text(yaml.safe_dump({"accounts": [spoke.accounts_entry()]}))
+    instance_id, other = spoke.run_instance(), f"other-{spoke.id}"
+    with hub_broker(emulator, accounts, tmp_path / "broker.db") as broker:
+        with pytest.raises(grpc.RpcError) as refused:
+            grant(broker.stub, instance_id, other, pb.ACCESS_READ, account=spoke.name)
+        inside = grant(
+            broker.stub, instance_id, f"granted-{spoke.id}", pb.ACCESS_READ, "", account=spoke.name
+        )
+        widened = boundary_document([f"granted-{spoke.id}", other])
+        spoke.client("iam").create_policy_version(
+            PolicyArn=f"arn:aws:iam::{spoke.id}:policy/{BOUNDARY_NAME}",
+            PolicyDocument=json.dumps(widened),
+            SetAsDefault=True,
+        )
+        hang_up(broker)
+        then = wait_for(
+            lambda: _granted_or_cut(broker, instance_id, other, spoke.name),
+            lambda outcome: outcome is not None,
+            what="the broker to read the widened boundary",
+        )
+
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = refused.value.details() or ""
+    assert f"does not allow s3:ListBucket on arn:aws:s3:::{other}; " in details
+    assert f"s3:GetObject on arn:aws:s3:::{other}/*" in details
+    assert inside.grant.state == pb.GRANT_STATE_ACTIVE
+    assert then is not None and then.state == pb.GRANT_STATE_ACTIVE
+    assert spoke.try_as_instance(instance_id, "GetObject", other, "data.csv") == ALLOWED
+
+
+def _granted_or_cut(
+    broker: BrokerProcess, instance_id: str, bucket: str, account: str
+) -> pb.Grant | None:
+    """The grant, once the broker's reading of the boundary allows it; None while it refuses."""
+    try:
+        return grant(broker.stub, instance_id, bucket, pb.ACCESS_READ, account=account).grant
+    except grpc.RpcError as refused:
+        if refused.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        return None

@@ -1,11 +1,13 @@
-"""Configuration in force, swapped whole when its file is reloaded: the access policy (the
-PolicySource port) and the accounts (the AccountsSource port)."""
+"""Configuration in force, swapped whole when it is reloaded: the access policy (the
+PolicySource port), the accounts (the AccountsSource port) and the permissions boundaries read
+in them (the BoundariesSource port)."""
 
 import threading
 from typing import Generic, TypeVar
 
 from broker.domain.accounts import Accounts
 from broker.domain.authorization import AccessPolicy
+from broker.domain.boundary import Boundaries
 
 T = TypeVar("T")
 
@@ -30,3 +32,5 @@ class Holder(Generic[T]):
 # BROKER_POLICY_FILE's access policy; BROKER_ACCOUNTS_FILE's accounts and regions.
 PolicyHolder = Holder[AccessPolicy]
 AccountsHolder = Holder[Accounts]
+# The boundary of each account, read at start and on SIGHUP.
+BoundariesHolder = Holder[Boundaries]

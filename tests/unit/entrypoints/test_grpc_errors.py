@@ -46,6 +46,11 @@ CASES: list[tuple[errors.BrokerError, grpc.StatusCode, str]] = [
         "FOREIGN_ROLE",
     ),
     (
+        errors.OutsideBoundary("prod (222222222222)", "payroll", ["s3:GetObject on x"]),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "OUTSIDE_BOUNDARY",
+    ),
+    (
         errors.WrongState(GRANT_ID, "revoked", "only a pending or active grant is extended"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "WRONG_STATE",

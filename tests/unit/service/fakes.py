@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from broker.adapters.config.policy_holder import AccountsHolder, PolicyHolder
+from broker.adapters.config.policy_holder import AccountsHolder, BoundariesHolder, PolicyHolder
 from broker.adapters.locks import ProcessInstanceLocks
 from broker.bootstrap import Options, Ports, build_bus
 from broker.domain.access import Access, GrantState
 from broker.domain.accounts import Accounts
 from broker.domain.audit import AuditEvent, NewAuditEvent
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
+from broker.domain.boundary import Boundaries
 from broker.domain.convergence import AssociationInfo, ProfileInfo, RoleInfo
 from broker.domain.drift import ListedRole
 from broker.domain.errors import (
@@ -900,6 +901,8 @@ class World:
     # The accounts and regions served, and the AWS of those beyond the home place.
     accounts: AccountsHolder = field(default_factory=lambda: AccountsHolder(HOME_ACCOUNTS))
     elsewhere: dict[Place, FakeAws] = field(default_factory=dict)
+    # Each account's permissions boundary as read (none: grants are not checked against one).
+    boundaries: BoundariesHolder = field(default_factory=lambda: BoundariesHolder(Boundaries()))
     bus: MessageBus = field(init=False)
 
     def __post_init__(self) -> None:
@@ -916,6 +919,7 @@ class World:
             locks=self.locks,
             policy=self.policy,
             poster=self.poster or _NoPoster(),
+            boundaries=self.boundaries,
         )
 
     def handle(self, command: Command[R]) -> R:
@@ -965,6 +969,10 @@ class World:
 
     def with_poster(self, poster: WebhookPoster) -> "World":
         return self._rebuilt(poster=poster)
+
+    def with_boundaries(self, boundaries: Boundaries) -> "World":
+        """The same fakes, with these boundaries read."""
+        return self._rebuilt(boundaries=BoundariesHolder(boundaries))
 
     def with_accounts(self, accounts: Accounts, elsewhere: Mapping[Place, FakeAws]) -> "World":
         """The same fakes, serving these accounts and regions; `elsewhere` holds the AWS of

@@ -7,9 +7,11 @@ from dataclasses import replace
 import pytest
 
 from broker.domain.access import Access, GrantState
+from broker.domain.boundary import Boundaries, BoundaryReach, boundary_document
 from broker.domain.drift import DriftKind
 from broker.domain.errors import AwsUnavailable, ForeignProfile
 from broker.domain.naming import ADOPTABLE_TAG
+from broker.domain.places import HOME_ACCOUNT
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.service.commands import DescribeInstanceAccess, Reconcile, RevokeAccess
 from tests.unit.service.fakes import (
@@ -80,6 +82,15 @@ def test_an_adopted_role_keeps_its_own_boundary_and_the_audit_says_so(w: World) 
     assert all(
         "an adopted role keeps the permissions boundary" in e.detail["boundary"] for e in puts
     )
+
+
+def test_an_adopted_role_is_not_held_to_the_brokers_boundary(w: World) -> None:
+    """Its owner's boundary, if any, is what bounds it; the broker's says nothing of it."""
+    nothing = Boundaries({HOME_ACCOUNT: BoundaryReach.of(boundary_document(["elsewhere-*"]))})
+
+    granted = w.with_boundaries(nothing).handle(grant_command("photos")).grant
+
+    assert granted.state is GrantState.ACTIVE and granted.resources.role_name == "TeamRole"
 
 
 def test_what_the_broker_touched_is_recorded(w: World) -> None:

@@ -9,9 +9,10 @@ import pytest
 
 from broker.domain.access import Access, GrantState
 from broker.domain.audit import Outcome
-from broker.domain.errors import AwsRejected, AwsUnavailable
+from broker.domain.boundary import Boundaries, BoundaryReach, boundary_document
+from broker.domain.errors import AwsRejected, AwsUnavailable, OutsideBoundary
 from broker.domain.grants import Grant, InstanceResources
-from broker.domain.places import InstanceRef
+from broker.domain.places import HOME_ACCOUNT, InstanceRef
 from broker.service.commands import RevokeAccess
 from tests.places import at_home
 from tests.unit.service.fakes import (
@@ -281,6 +282,27 @@ def test_a_change_made_by_a_killed_convergence_enters_the_trail_as_found(w: Worl
     assert "found done in AWS" in steps[0].detail["found"]
     assert "found" not in steps[1].detail
     assert w.db.grants()[0].state is GrantState.ACTIVE
+
+
+TEAM_ONLY = Boundaries({HOME_ACCOUNT: BoundaryReach.of(boundary_document(["team-*"]))})
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_grant_the_boundary_would_cut_is_refused_and_nothing_is_written(
+    w: World, dry_run: bool
+) -> None:
+    bounded = w.with_boundaries(TEAM_ONLY)
+
+    with pytest.raises(OutsideBoundary, match="s3:PutObject on arn:aws:s3:::photos/\\*"):
+        bounded.handle(grant_command("photos", dry_run=dry_run))
+
+    assert w.aws.calls == [] and w.db.grants() == []
+
+
+def test_a_grant_inside_the_boundary_is_carried_out(w: World) -> None:
+    granted = w.with_boundaries(TEAM_ONLY).handle(grant_command("team-photos")).grant
+
+    assert granted.state is GrantState.ACTIVE
 
 
 def test_roles_are_created_with_the_permissions_boundary(w: World) -> None:
