@@ -7,7 +7,9 @@ its own whose credentials botocore refreshes itself, a while before they expire
 credentials). A refresh that fails raises CredentialsUnavailable within the call, which the
 call turns into AwsUnavailable naming the account; a spoke's adapters name it in every
 AwsUnavailable. Each account has its own session, so one that cannot be reached leaves the
-others untouched.
+others untouched; and after its AssumeRole fails, calls there fail at once for
+ASSUME_RETRY_AFTER rather than each wait out STS again (an STS that hangs would otherwise hold
+every request and sweep for that account for the whole retry budget).
 
 Nothing is built until first asked for, and then kept: one BotoIam per account (IAM is global),
 one BotoEc2 per account and region, one write budget per account (IAM's rate limits are the
@@ -19,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -53,6 +56,8 @@ ROLE_SESSION_NAME = "accessbroker"
 # How long assumed credentials last (AWS's default and the least every role allows); botocore
 # refreshes them from 15 minutes before they expire, and insists from 10 minutes before.
 SESSION_SECONDS = 3600
+# How long after a failed AssumeRole the account's calls fail without trying again.
+ASSUME_RETRY_AFTER = timedelta(seconds=30)
 _METHOD = "accessbroker-assume-role"
 
 
@@ -92,6 +97,8 @@ class BotoAccounts:
         self._writes: dict[str, WriteRate] = {}
         self._sts: _Sts | None = None
         self._loader: Any = None
+        # By account key: the last AssumeRole that failed, while calls there fail at once.
+        self._assume_failures: dict[str, _Failure] = {}
 
     @property
     def accounts(self) -> Accounts:
@@ -161,6 +168,8 @@ class BotoAccounts:
                 del self._ec2s[place]
             for key in set(self._writes) - configured:
                 del self._writes[key]
+            for key in set(self._assume_failures) - unchanged:
+                del self._assume_failures[key]  # a changed account is tried anew at once
             if accounts.home.key not in unchanged:
                 self._sts = None
 
@@ -223,12 +232,14 @@ class BotoAccounts:
     def _assumer(self, account: Account) -> Callable[[], dict[str, str]]:
         def assume() -> dict[str, str]:
             """Fresh credentials of the account's role, in botocore's refresh format."""
+            self._refuse_while_failed(account)
             try:
                 answer = self._home_sts().assume(account.role_arn, account.external_id)
             except (AwsRejected, AwsUnavailable) as error:
-                raise CredentialsUnavailable(
-                    f"AssumeRole of {account.role_arn} failed: {_why(error)}"
-                ) from error
+                why = f"AssumeRole of {account.role_arn} failed: {_why(error)}"
+                self._assume_failures[account.key] = _Failure(self._clock(), why)
+                raise CredentialsUnavailable(why) from error
+            self._assume_failures.pop(account.key, None)
             issued = answer["Credentials"]
             log.info("assumed %s for account %s", account.role_arn, _label(account))
             return {
@@ -239,6 +250,22 @@ class BotoAccounts:
             }
 
         return assume
+
+    def _refuse_while_failed(self, account: Account) -> None:
+        """CredentialsUnavailable, at once, while the account's last AssumeRole failure is
+        recent."""
+        failed = self._assume_failures.get(account.key)
+        if failed is None:
+            return
+        since = self._clock() - failed.at
+        if since < ASSUME_RETRY_AFTER:
+            raise CredentialsUnavailable(
+                f"{failed.why} ({since.total_seconds():.0f} s ago; tried again "
+                f"{ASSUME_RETRY_AFTER.total_seconds():.0f} s after)"
+            )
+
+    def _clock(self) -> datetime:
+        return self._now() if self._now is not None else datetime.now(UTC)
 
     def _home_sts(self) -> _Sts:
         with self._lock:
@@ -267,6 +294,14 @@ class _Sts(AwsAdapter["STSClient"]):
             **extra,
         )
         return answer
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """When the account's AssumeRole failed, and why."""
+
+    at: datetime
+    why: str
 
 
 class _Fixed(CredentialProvider):

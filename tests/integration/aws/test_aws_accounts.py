@@ -289,22 +289,48 @@ def test_a_refused_assume_role_makes_the_account_unavailable_naming_it(
     cannot_assume: Credentials,
     tally: CallTally,
 ) -> None:
-    aws = make(accounts, home_credentials=cannot_assume)
+    clock = [datetime.now(UTC)]
+    aws = make(accounts, home_credentials=cannot_assume, now=lambda: clock[0])
     expected = (
         rf"^account prod \({spoke.id}\) cannot be reached: "
-        rf"AssumeRole of {spoke.role_arn} failed: AccessDenied$"
+        rf"AssumeRole of {spoke.role_arn} failed: AccessDenied"
     )
 
-    with pytest.raises(AwsUnavailable, match=expected):
+    with pytest.raises(AwsUnavailable, match=expected + "$"):
         aws.iam(spoke.id).get_role("accessbroker-anything")
-    # Not a refusal of the call itself (AwsRejected), and tried anew on the next call.
-    with pytest.raises(AwsUnavailable, match=expected) as raised:
+    # Not a refusal of the call itself (AwsRejected); and while the failure is recent, the next
+    # call fails at once, saying so, without asking STS again.
+    clock[0] += timedelta(seconds=12)
+    with pytest.raises(
+        AwsUnavailable, match=expected + r" \(12 s ago; tried again 30 s after\)$"
+    ) as raised:
         aws.ec2(Place(spoke.id, REGION)).find_instance("i-0123456789abcdef0")
     assert not isinstance(raised.value, AwsRejected)
+    assert tally.counts()["sts", "AssumeRole", "client_error"] == 1
+    # Once the 30 s have passed, STS is asked again.
+    clock[0] += timedelta(seconds=19)
+    with pytest.raises(AwsUnavailable, match=expected + "$"):
+        aws.iam(spoke.id).get_role("accessbroker-anything")
     assert tally.counts()["sts", "AssumeRole", "client_error"] == 2
 
-    # The home account, with the same key, is unaffected.
-    assert aws.iam(HOME_ACCOUNT).get_role("accessbroker-anything") is None
+
+def test_an_account_changed_by_a_reload_is_tried_again_at_once(
+    make: Callable[..., BotoAccounts],
+    accounts: Accounts,
+    spoke: Spoke,
+    cannot_assume: Credentials,
+    tally: CallTally,
+) -> None:
+    """Its fix may be what changed (another role, another external id): no waiting it out."""
+    aws = make(accounts, home_credentials=cannot_assume)
+    with pytest.raises(AwsUnavailable, match=r"AssumeRole .* failed: AccessDenied$"):
+        aws.iam(spoke.id).get_role("accessbroker-anything")
+
+    aws.reload(Accounts(accounts.home, (spoke.account(external_id=unique("ext")),)))
+
+    with pytest.raises(AwsUnavailable, match=r"AssumeRole .* failed: AccessDenied$"):
+        aws.iam(spoke.id).get_role("accessbroker-anything")
+    assert tally.counts()["sts", "AssumeRole", "client_error"] == 2
 
 
 def test_calls_in_a_spoke_are_authorized_against_the_spokes_role(
