@@ -47,6 +47,7 @@ from broker.domain.audit_chain import Anchor, ChainReport, verify_chain
 from broker.domain.authorization import UNRESTRICTED, AccessPolicy
 from broker.domain.boundary import (
     BOUNDARY_NAME,
+    REFUSES_ALL,
     Boundaries,
     BoundaryReach,
     boundary_in,
@@ -283,14 +284,14 @@ class Runtime:
         """The accounts and policy files as they are now, checked against each other and the
         live grants, and every account's boundary read anew (a widened one serves new grants);
         ConfigurationError, with nothing changed, when they cannot be used."""
-        accounts = self.accounts.current()
+        served = accounts = self.accounts.current()
         if settings.accounts_file is not None:
             accounts = load_accounts(settings, accounts.home.regions[0])
             check_served(self.uow, accounts)
         boundaries = Boundaries()
         if settings.permissions_boundary_arn:
-            fresh = self.aws.beside(accounts)  # new accounts included; nothing in force touched
-            boundaries = check_boundaries(fresh, accounts.all, settings.permissions_boundary_arn)
+            in_force, arn = self.boundaries.current(), settings.permissions_boundary_arn
+            boundaries = read_boundaries_again(self.aws, served, accounts, in_force, arn)
         return Reloaded(accounts, load_access_policy(settings, accounts), boundaries)
 
     def reload(self, reloaded: "Reloaded") -> None:
@@ -477,6 +478,41 @@ def check_boundaries(aws: BotoAccounts, accounts: Iterable[Account], arn: str) -
                 "could not check the permissions boundary in account %s: %s", account.label, error
             )
     return Boundaries(reach)
+
+
+def read_boundaries_again(
+    aws: BotoAccounts, served: Accounts, accounts: Accounts, in_force: Boundaries, arn: str
+) -> Boundaries:
+    """Every account's boundary, read again for a reload. An account new or changed must pass
+    as at start (ConfigurationError: nothing is reloaded). One served as it was stays served, so
+    that its trouble does not hold back a reload of the policy file: a boundary that can no
+    longer be relied on refuses the account's new grants (logged), and one AWS does not answer
+    for keeps the reading in force."""
+    changed = [account for account in accounts.all if account not in served.all]
+    reach = dict(check_boundaries(aws.beside(accounts), changed, arn).reach) if changed else {}
+    for account in accounts.all:
+        if account in served.all:
+            again = _read_again(aws, account, arn, in_force)
+            if again is not None:
+                reach[account.key] = again
+    return Boundaries(reach)
+
+
+def _read_again(
+    aws: BotoAccounts, account: Account, arn: str, in_force: Boundaries
+) -> BoundaryReach | None:
+    try:
+        return check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
+    except ConfigurationError as error:
+        log.error(
+            "%s: new grants in account %s are refused until it is fixed and the broker reloaded",
+            error,
+            account.label,
+        )
+        return REFUSES_ALL
+    except AwsUnavailable as error:
+        log.warning("could not read the boundary in account %s again: %s", account.label, error)
+        return in_force.reach.get(account.key)
 
 
 def check_boundary(iam: BotoIam, arn: str) -> BoundaryReach:

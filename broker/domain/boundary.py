@@ -7,16 +7,16 @@ The boundary is one managed policy per account, named BOUNDARY_NAME: the broker'
 lets it create roles and write their policies only when they carry a policy of that name, and a
 spoke account's boundary is the policy of the same name in that account."""
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+from broker.domain.accounts import Account
 from broker.domain.errors import OutsideBoundary
 from broker.domain.grants import GrantScope
+from broker.domain.iam_patterns import wildcard
 from broker.domain.places import HOME_ACCOUNT
-from broker.domain.policy import BUCKET_ACTIONS, OBJECT_ACTIONS, build_policy
+from broker.domain.policy import BUCKET_ACTIONS, LISTS_BUCKET, OBJECT_ACTIONS
 
 BOUNDARY_NAME = "accessbroker-boundary"
 # What deploy/iam/boundary-policy.json names where the grantable buckets go.
@@ -67,42 +67,69 @@ def boundary_problems(document: dict[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class BoundaryReach:
-    """What one account's boundary lets the broker's roles do, as read at start or on SIGHUP:
-    each Allow statement's actions and resource patterns (its Deny statements, which only
-    narrow, are not looked at)."""
+class _Need:
+    """An action a grant's policy allows on a bucket, or on every key under a prefix."""
 
-    allows: tuple[tuple[frozenset[str], tuple[str, ...]], ...]
+    action: str
+    arn: str
+    # The keys under `arn` (bucket/prefix), not just `arn` itself.
+    under: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.arn}{'*' if self.under else ''}"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One statement of a boundary, as the admission check reads it."""
+
+    allows: bool
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    # NotResource: the statement is about every resource but these.
+    inverted: bool
+
+    def is_about(self, action: str) -> bool:
+        return any(wildcard(a.lower()).fullmatch(action.lower()) for a in self.actions)
+
+    def covers(self, need: _Need) -> bool:
+        """Whether the statement is about every resource the need names."""
+        if self.inverted:
+            return not any(_may_meet(pattern, need) for pattern in self.resources)
+        return any(_covers(pattern, need) for pattern in self.resources)
+
+    def touches(self, need: _Need) -> bool:
+        """Whether the statement may be about some resource the need names."""
+        if self.inverted:
+            return not any(_covers(pattern, need) for pattern in self.resources)
+        return any(_may_meet(pattern, need) for pattern in self.resources)
+
+
+@dataclass(frozen=True)
+class BoundaryReach:
+    """What one account's boundary lets the broker's roles do, as read at start or on SIGHUP.
+    Read the safe way where it cannot be decided: a Deny that may touch a grant cuts it, and the
+    statements' conditions are not evaluated (an Allow counts, a Deny applies)."""
+
+    rules: tuple[_Rule, ...]
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> "BoundaryReach":
-        return cls(
-            tuple(
-                (frozenset(_listed(s.get("Action", []))), tuple(_listed(s.get("Resource", []))))
-                for s in _statements(document)
-                if isinstance(s, dict) and s.get("Effect") == "Allow"
-            )
-        )
+        return cls(tuple(_rule(s) for s in _statements(document) if isinstance(s, dict)))
 
     def cuts(self, scope: GrantScope) -> list[str]:
         """What the grant's policy would allow that the boundary does not ("s3:GetObject on
         arn:aws:s3:::bucket/prefix*"): the instance would be refused it; empty when nothing."""
-        document = build_policy([scope]) or {"Statement": []}
-        needed = [
-            (action, resource)
-            for statement in document["Statement"]
-            for action in _listed(statement["Action"])
-            for resource in _listed(statement["Resource"])
-        ]
-        return [f"{a} on {r}" for a, r in needed if not self._allows(a, r)]
+        return [str(need) for need in _needs(scope) if not self._lets(need)]
 
-    def _allows(self, action: str, resource: str) -> bool:
-        # The policy's own resource pattern is matched as a string: a boundary pattern that
-        # matches `bucket/prefix*` literally covers every key under the prefix.
-        return any(
-            action in actions and any(_wildcard(p).fullmatch(resource) for p in patterns)
-            for actions, patterns in self.allows
-        )
+    def _lets(self, need: _Need) -> bool:
+        about = [rule for rule in self.rules if rule.is_about(need.action)]
+        denied = any(not rule.allows and rule.touches(need) for rule in about)
+        return not denied and any(rule.allows and rule.covers(need) for rule in about)
+
+
+# A boundary that can no longer be relied on: every grant in its account is refused.
+REFUSES_ALL = BoundaryReach(())
 
 
 @dataclass(frozen=True)
@@ -112,19 +139,55 @@ class Boundaries:
 
     reach: Mapping[str, BoundaryReach] = field(default_factory=dict)
 
-    def check(self, account: str, label: str, scope: GrantScope) -> None:
+    def check(self, account: Account, scope: GrantScope) -> None:
         """Refuses (OutsideBoundary) a grant the account's boundary would cut."""
-        reach = self.reach.get(account)
+        reach = self.reach.get(account.key)
         cuts = reach.cuts(scope) if reach is not None else []
         if cuts:
-            raise OutsideBoundary(label, scope.bucket, cuts)
+            raise OutsideBoundary(account.label, scope.bucket, cuts)
 
 
-@lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """IAM's wildcards: `*` any run of characters, `?` any one; the rest literally."""
-    wildcards = {"*": ".*", "?": "."}
-    return re.compile("".join(wildcards.get(c) or re.escape(c) for c in pattern), re.S)
+def _needs(scope: GrantScope) -> list[_Need]:
+    """What the grant's policy allows (as broker.domain.policy builds it), unescaped."""
+    bucket = f"arn:aws:s3:::{scope.bucket}"
+    needs = [_Need(action, bucket) for action in BUCKET_ACTIONS[scope.access]]
+    if scope.access in LISTS_BUCKET:
+        needs.append(_Need("s3:ListBucket", bucket))
+    objects = f"{bucket}/{scope.prefix}"
+    return needs + [_Need(action, objects, under=True) for action in OBJECT_ACTIONS[scope.access]]
+
+
+def _rule(statement: dict[str, Any]) -> _Rule:
+    inverted = "NotResource" in statement
+    resources = statement.get("NotResource" if inverted else "Resource", [])
+    return _Rule(
+        allows=statement.get("Effect") == "Allow",
+        actions=tuple(_listed(statement.get("Action", []))),
+        resources=tuple(_listed(resources)),
+        inverted=inverted,
+    )
+
+
+def _covers(pattern: str, need: _Need) -> bool:
+    """Whether the pattern matches every resource the need names. Under a prefix: a pattern
+    ending in `*` that matches bucket/prefix matches everything after it too."""
+    if need.under and not (pattern.endswith("*") and not pattern.endswith("${*}")):
+        return False
+    return wildcard(pattern).fullmatch(need.arn) is not None
+
+
+def _may_meet(pattern: str, need: _Need) -> bool:
+    """Whether the pattern may match some resource the need names (in doubt: yes)."""
+    if not need.under:
+        return wildcard(pattern).fullmatch(need.arn) is not None
+    literal = _literal_start(pattern)
+    return literal.startswith(need.arn) or need.arn.startswith(literal)
+
+
+def _literal_start(pattern: str) -> str:
+    """What every resource the pattern matches starts with."""
+    start = pattern.split("*", 1)[0].split("?", 1)[0]
+    return start.replace("${$}", "$").split("${", 1)[0]
 
 
 def _statements(document: dict[str, Any]) -> list[Any]:

@@ -110,9 +110,9 @@ class OutsideBoundary(BrokerError):
         self.account, self.bucket = account, bucket
         super().__init__(
             f"accessbroker-boundary, the permissions boundary of account {account}, does not "
-            f"allow {'; '.join(cuts)}: the instance would be refused it, so nothing was "
-            f"granted. The platform team adds bucket {bucket} to the boundary, then reloads "
-            "the broker (SIGHUP)"
+            f"allow the grant on bucket {bucket} ({'; '.join(cuts)}): the instance would be "
+            "refused it, so nothing was granted. The platform team widens the boundary to "
+            "allow it, then reloads the broker (SIGHUP)"
         )
 
     @property

@@ -33,8 +33,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from functools import lru_cache
 from typing import Any
+
+from broker.domain.iam_patterns import wildcard
 
 Document = str | Mapping[str, Any]
 ContextValue = str | Sequence[str]
@@ -147,19 +148,12 @@ def _any_matches(
 
 
 def _action_pattern(pattern: str) -> re.Pattern[str]:
-    return _wildcard_pattern(pattern.lower())
+    return wildcard(pattern.lower())
 
 
 def _resource_pattern(pattern: str) -> re.Pattern[str]:
     _refuse_policy_variables(pattern)
-    return _wildcard_pattern(pattern)
-
-
-@lru_cache(maxsize=1024)
-def _wildcard_pattern(pattern: str) -> re.Pattern[str]:
-    """`*` any run of characters, `?` any one; everything else literally."""
-    wildcards = {"*": ".*", "?": "."}
-    return re.compile("".join(wildcards.get(char) or re.escape(char) for char in pattern), re.S)
+    return wildcard(pattern)
 
 
 def _conditions_hold(
@@ -244,7 +238,7 @@ def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _string_like(pattern: str, value: str) -> bool:
-    return _wildcard_pattern(pattern).fullmatch(value) is not None
+    return wildcard(pattern).fullmatch(value) is not None
 
 
 def _arn_like(pattern: str, value: str) -> bool:

@@ -370,13 +370,15 @@ class Convergence:
                 return desired.document, [], None
             seen = self.observe(names)
             return desired.document, plan(names, desired.document, seen.own, seen.adopted), seen
+        if not self._adopts:  # no AWS read needed to know the grant is refused
+            self._check_boundary(grant)
         instance = instance or self.look_up(grant.instance)
         document = build_policy([*desired.scopes, grant.scope], self.binding)
         check_size(document)
         seen = self._admission_view(names, instance, desired)
         # Planning refuses a foreign profile or role before anything is written.
         steps = plan(names, document, seen.own, seen.adopted)
-        if seen.adopted is None:  # an adopted role carries its owner's boundary, not ours
+        if self._adopts and seen.adopted is None:  # an adopted role has its owner's boundary
             self._check_boundary(grant)
         if any(step.kind is StepKind.CREATE_ROLE for step in steps):
             # A grant that needs a new role is refused when the account's roles or instance
@@ -390,8 +392,8 @@ class Convergence:
         refused would mislead everyone."""
         if self._boundaries is None:
             return
-        label = self._accounts.current().account_of(grant.place).label
-        self._boundaries.current().check(grant.place.account, label, grant.scope)
+        account = self._accounts.current().account_of(grant.place)
+        self._boundaries.current().check(account, grant.scope)
 
     def _admission_view(
         self, names: ManagedNames, instance: InstanceInfo, desired: Desired

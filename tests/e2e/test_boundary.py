@@ -258,7 +258,10 @@ def test_a_grant_the_boundary_would_cut_is_refused_until_the_boundary_is_widened
 
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     details = refused.value.details() or ""
-    assert f"does not allow s3:ListBucket on arn:aws:s3:::{other}; " in details
+    assert (
+        f"does not allow the grant on bucket {other} (s3:ListBucket on arn:aws:s3:::{other}; "
+        in details
+    )
     assert f"s3:GetObject on arn:aws:s3:::{other}/*" in details
     assert inside.grant.state == pb.GRANT_STATE_ACTIVE
     assert then is not None and then.state == pb.GRANT_STATE_ACTIVE

@@ -169,7 +169,9 @@ class BotoAccounts:
             for key in set(self._writes) - configured:
                 del self._writes[key]
             for key in set(self._assume_failures) - unchanged:
-                del self._assume_failures[key]  # a changed account is tried anew at once
+                # A changed account is tried anew at once. pop: a refresh of its old session
+                # may drop the entry meanwhile (not under this lock).
+                self._assume_failures.pop(key, None)
             if accounts.home.key not in unchanged:
                 self._sts = None
 
@@ -237,7 +239,7 @@ class BotoAccounts:
                 answer = self._home_sts().assume(account.role_arn, account.external_id)
             except (AwsRejected, AwsUnavailable) as error:
                 why = f"AssumeRole of {account.role_arn} failed: {_why(error)}"
-                self._assume_failures[account.key] = _Failure(self._clock(), why)
+                self._assume_failures[account.key] = _Failure(account, self._clock(), why)
                 raise CredentialsUnavailable(why) from error
             self._assume_failures.pop(account.key, None)
             issued = answer["Credentials"]
@@ -255,8 +257,8 @@ class BotoAccounts:
         """CredentialsUnavailable, at once, while the account's last AssumeRole failure is
         recent."""
         failed = self._assume_failures.get(account.key)
-        if failed is None:
-            return
+        if failed is None or failed.account != account:
+            return  # none, or of the account as configured before a reload
         since = self._clock() - failed.at
         if since < ASSUME_RETRY_AFTER:
             raise CredentialsUnavailable(
@@ -298,8 +300,10 @@ class _Sts(AwsAdapter["STSClient"]):
 
 @dataclass(frozen=True)
 class _Failure:
-    """When the account's AssumeRole failed, and why."""
+    """When the account's AssumeRole failed, and why; `account` as configured then (an old
+    session's refresh, ending after a reload, must not hold the account as configured now)."""
 
+    account: Account
     at: datetime
     why: str
 

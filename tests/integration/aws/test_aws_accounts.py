@@ -24,8 +24,9 @@ from broker.adapters.aws.accounts import ROLE_SESSION_NAME, BotoAccounts
 from broker.adapters.aws.clients import StaticCredentials
 from broker.adapters.aws.retry import RetryBudgets
 from broker.adapters.aws.tally import CallTally
-from broker.bootstrap import check_boundaries
+from broker.bootstrap import check_boundaries, read_boundaries_again
 from broker.domain.accounts import Account, Accounts
+from broker.domain.boundary import REFUSES_ALL, Boundaries, BoundaryReach, boundary_document
 from broker.domain.errors import AwsRejected, AwsUnavailable
 from broker.domain.naming import DEFAULT_ROLE_PATH
 from broker.domain.places import HOME_ACCOUNT, Place
@@ -307,6 +308,7 @@ def test_a_refused_assume_role_makes_the_account_unavailable_naming_it(
         aws.ec2(Place(spoke.id, REGION)).find_instance("i-0123456789abcdef0")
     assert not isinstance(raised.value, AwsRejected)
     assert tally.counts()["sts", "AssumeRole", "client_error"] == 1
+    assert aws.iam(HOME_ACCOUNT).get_role("accessbroker-anything") is None  # home unaffected
     # Once the 30 s have passed, STS is asked again.
     clock[0] += timedelta(seconds=19)
     with pytest.raises(AwsUnavailable, match=expected + "$"):
@@ -398,7 +400,9 @@ def test_the_boundary_is_checked_in_every_account_and_an_unreachable_one_only_lo
     emulator.permissions_boundary(spoke.id)
 
     with caplog.at_level(logging.WARNING, logger="broker.bootstrap"):
-        check_boundaries(aws, accounts.all, home_boundary)
+        read = check_boundaries(aws, accounts.all, home_boundary)
+
+    assert set(read.reach) == {HOME_ACCOUNT, spoke.id}  # not `gone`: its grants go unchecked
 
     [unchecked] = [r.getMessage() for r in caplog.records if r.name == "broker.bootstrap"]
     assert unchecked.startswith("could not check the permissions boundary in account gone")
@@ -415,3 +419,30 @@ def test_a_spoke_without_its_boundary_stops_the_broker(
             check_boundaries(make(accounts), accounts.all, emulator.permissions_boundary())
     finally:
         bare.remove()
+
+
+def test_a_reload_reads_each_served_accounts_boundary_again_without_being_held_back(
+    make: Callable[..., BotoAccounts],
+    gone: Account,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A boundary gone from a served account refuses that account's grants (logged) rather than
+    keep the policy file from reloading; an account AWS does not answer for keeps its reading."""
+    bare = Spoke()  # its boundary was there at start, and has been deleted since
+    home = Account(id="", name="home", regions=(REGION,))
+    served = Accounts(home, (bare.account(), gone))
+    arn = emulator.permissions_boundary()
+    widened = BoundaryReach.of(boundary_document(["*"]))
+    in_force = Boundaries({HOME_ACCOUNT: widened, bare.id: widened, gone.id: widened})
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="broker.bootstrap"):
+            again = read_boundaries_again(make(served), served, served, in_force, arn)
+    finally:
+        bare.remove()
+
+    assert again.reach[bare.id] is REFUSES_ALL
+    assert again.reach[gone.id] is widened  # AWS did not answer: the reading in force stays
+    assert again.reach[HOME_ACCOUNT] == widened
+    assert any("new grants in account prod" in r.getMessage() for r in caplog.records)

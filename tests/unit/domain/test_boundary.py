@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from broker.domain.access import Access
+from broker.domain.accounts import Account
 from broker.domain.boundary import (
     BOUNDARY_ACTIONS,
     BUCKETS_PLACEHOLDER,
+    REFUSES_ALL,
     Boundaries,
     BoundaryReach,
     boundary_document,
@@ -135,12 +137,69 @@ def test_a_boundary_on_some_prefixes_cuts_a_grant_on_more() -> None:
 def test_only_the_accounts_whose_boundary_was_read_are_checked() -> None:
     boundaries = Boundaries({HOME_ACCOUNT: TEAM})
     outside = GrantScope("payroll", "", Access.LIST)
+    prod = Account(id="222222222222", name="prod", regions=("us-east-1",), role_arn="arn:r")
 
-    boundaries.check("222222222222", "prod", outside)  # not read: AWS did not answer
+    boundaries.check(prod, outside)  # not read: AWS did not answer
     with pytest.raises(OutsideBoundary) as refused:
-        boundaries.check(HOME_ACCOUNT, "home", outside)
+        boundaries.check(Account(id="", name="home", regions=("us-east-1",)), outside)
 
     assert refused.value.reason == "OUTSIDE_BOUNDARY"
     assert "account home" in str(refused.value)
     assert "s3:ListBucket on arn:aws:s3:::payroll" in str(refused.value)
     assert refused.value.metadata == {"account": "home", "bucket": "payroll"}
+
+
+def allowing(*resources: str) -> dict[str, object]:
+    return {"Effect": "Allow", "Action": sorted(BOUNDARY_ACTIONS), "Resource": list(resources)}
+
+
+def test_a_deny_that_may_touch_the_grant_cuts_it() -> None:
+    payroll_denied = {"Effect": "Deny", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/pay*"}
+    reach = BoundaryReach.of({"Statement": [allowing("*"), payroll_denied]})
+
+    assert reach.cuts(GrantScope("b", "payroll/", Access.READ)) == [
+        "s3:GetObject on arn:aws:s3:::b/payroll/*"
+    ]
+    assert reach.cuts(GrantScope("b", "", Access.READ)) == ["s3:GetObject on arn:aws:s3:::b/*"]
+    assert reach.cuts(GrantScope("b", "reports/", Access.READ)) == []
+    assert reach.cuts(GrantScope("b", "payroll/", Access.UPLOAD)) == []  # denies reading only
+
+
+def test_a_pattern_must_cover_every_key_under_the_prefix() -> None:
+    """`logs/202?` names keys of eight characters; the grant names every key under logs/202."""
+    reach = BoundaryReach.of(
+        {"Statement": [allowing("arn:aws:s3:::b", "arn:aws:s3:::b/logs/202?")]}
+    )
+
+    assert reach.cuts(GrantScope("b", "logs/202", Access.READ)) == [
+        "s3:GetObject on arn:aws:s3:::b/logs/202*"
+    ]
+
+
+def test_literal_characters_are_matched_as_policies_escape_them() -> None:
+    dollar = BoundaryReach.of(
+        {"Statement": [allowing("arn:aws:s3:::b", "arn:aws:s3:::b/a${$}b/*")]}
+    )
+
+    assert dollar.cuts(GrantScope("b", "a$b/", Access.READ)) == []
+    assert dollar.cuts(GrantScope("b", "ab/", Access.READ)) != []
+
+
+def test_an_allow_by_not_resource_covers_what_it_does_not_name() -> None:
+    except_payroll = {
+        "Effect": "Allow",
+        "Action": sorted(BOUNDARY_ACTIONS),
+        "NotResource": ["arn:aws:s3:::payroll", "arn:aws:s3:::payroll/*"],
+    }
+    reach = BoundaryReach.of({"Statement": except_payroll})
+
+    assert reach.cuts(GrantScope("team", "", Access.READ_WRITE)) == []
+    assert reach.cuts(GrantScope("payroll", "", Access.LIST)) == [
+        "s3:ListBucket on arn:aws:s3:::payroll"
+    ]
+
+
+def test_a_boundary_no_longer_relied_on_refuses_everything() -> None:
+    assert REFUSES_ALL.cuts(GrantScope("team", "", Access.LIST)) == [
+        "s3:ListBucket on arn:aws:s3:::team"
+    ]

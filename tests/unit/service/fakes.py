@@ -955,6 +955,8 @@ class World:
             telemetry=telemetry,
             accounts=self.accounts,
             quota_headroom=self.options.quota_headroom,
+            binding=self.options.binding,
+            boundaries=self.boundaries,
         )
 
     def with_options(self, **changes: Any) -> "World":
