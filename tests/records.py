@@ -58,7 +58,10 @@ def add_all(units: UnitOfWorkFactory, grants: list[Grant]) -> None:
 
 
 def audit_event(
-    number: int, instance_id: str = INSTANCE_A, grant_id: str = GRANT_1
+    number: int,
+    instance_id: str = INSTANCE_A,
+    grant_id: str = GRANT_1,
+    detail: dict[str, Any] | None = None,
 ) -> NewAuditEvent:
     return NewAuditEvent(
         time=MOMENT + timedelta(seconds=number),
@@ -67,6 +70,7 @@ def audit_event(
         outcome=Outcome.SUCCESS,
         instance_id=instance_id,
         grant_id=grant_id,
+        detail=detail or {},
     )
 
 

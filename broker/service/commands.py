@@ -295,7 +295,7 @@ class DescribeInstanceAccess(AtPlace, Command[InstanceAccess]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ListAuditEvents(Command[Page[AuditEvent]]):
+class ListAuditEvents(InPlaces, Command[Page[AuditEvent]]):
     instance_id: str = ""
     grant_id: str = ""
     page_size: int = 0

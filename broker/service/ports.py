@@ -51,6 +51,8 @@ class AuditFilter:
     grant_id: str = ""
     # Only events of these actions; empty: every action.
     actions: frozenset[str] = frozenset()
+    # Only events about instances of these places (an account's key, a region).
+    places: PlaceFilter = ANY_PLACE
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,9 @@ def describe_instance(
 def list_audit_events(
     command: ListAuditEvents, context: Context, *, uow: UnitOfWorkFactory
 ) -> Page[AuditEvent]:
-    where = AuditFilter(instance_id=command.instance_id, grant_id=command.grant_id)
+    where = AuditFilter(
+        instance_id=command.instance_id, grant_id=command.grant_id, places=command.places
+    )
     with uow(read_only=True) as unit:
         return unit.audit.list(where, command.after, command.page_size or DEFAULT_PAGE_SIZE)
 

@@ -5,6 +5,7 @@ from datetime import UTC
 import pytest
 
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
+from broker.domain.places import PlaceFilter
 from broker.service.ports import AuditFilter, UnitOfWorkFactory
 from tests.records import (
     GRANT_1,
@@ -164,3 +165,29 @@ def test_the_listing_of_an_empty_log_is_one_empty_page(units: UnitOfWorkFactory)
 def test_list_rejects_an_empty_page_size(units: UnitOfWorkFactory) -> None:
     with units() as uow, pytest.raises(ValueError, match="at least one"):
         uow.audit.list(AuditFilter(), after=None, limit=0)
+
+
+def test_the_trail_of_one_place_holds_the_events_about_instances_there(
+    units: UnitOfWorkFactory,
+) -> None:
+    """The same instance id in two accounts is two instances; events about no instance (a
+    refused request, say) are in no place."""
+    home = audit_event(0, instance_id=INSTANCE_A, detail={"region": "us-east-1"})
+    prod = audit_event(
+        1, instance_id=INSTANCE_A, detail={"region": "us-east-1", "account": "222222222222"}
+    )
+    ireland = audit_event(
+        2, instance_id=INSTANCE_A, detail={"region": "eu-west-1", "account": "222222222222"}
+    )
+    nowhere = audit_event(3, instance_id="", detail={"reason": "refused"})
+    append_all(units, [home, prod, ireland, nowhere])
+
+    def actions_in(places: PlaceFilter) -> list[str]:
+        [page] = all_events(units, AuditFilter(instance_id="", places=places), limit=10)
+        return [event.action for event in page]
+
+    assert actions_in(PlaceFilter(account="")) == [home.action]
+    assert actions_in(PlaceFilter(account="222222222222")) == [prod.action, ireland.action]
+    assert actions_in(PlaceFilter(region="us-east-1")) == [home.action, prod.action]
+    assert actions_in(PlaceFilter(account="222222222222", region="eu-west-1")) == [ireland.action]
+    assert len(actions_in(PlaceFilter())) == 4

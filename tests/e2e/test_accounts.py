@@ -6,6 +6,7 @@ permissions the emulator enforces there. Access is checked as it matters: with t
 EC2 would hand the instance in its own account, the S3 call itself.
 """
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,6 +146,10 @@ def test_the_same_instance_id_in_two_accounts_stays_two_instances(
     }
     only_prod = stub.ListGrants(pb.ListGrantsRequest(instance_id=shared_id, account="prod")).grants
     assert [g.grant_id for g in only_prod] == [in_prod.grant_id]
+    trail = pb.ListAuditEventsRequest(instance_id=shared_id, account="staging", page_size=1000)
+    staging_trail = stub.ListAuditEvents(trail).events
+    assert staging_trail and {e.grant_id for e in staging_trail} <= {in_staging.grant_id, ""}
+    assert all(json.loads(e.detail)["account"] == staging.id for e in staging_trail)
 
     stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=in_prod.grant_id), timeout=60)
 

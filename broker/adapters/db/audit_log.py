@@ -11,6 +11,7 @@ from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import AuditEventRow, utc
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
 from broker.domain.audit_chain import GENESIS_HASH, ChainLink, chain_link
+from broker.domain.places import ANY_PLACE
 from broker.service.ports import AuditFilter, Page
 
 # An arbitrary constant naming the audit log's lock among the database's advisory locks.
@@ -97,6 +98,12 @@ def _matching(query: Q, where: AuditFilter) -> Q:
         query = query.where(AuditEventRow.grant_id == where.grant_id)
     if where.actions:
         query = query.where(col(AuditEventRow.action).in_(sorted(where.actions)))
+    if where.places != ANY_PLACE:  # events about no instance are in no place
+        query = query.where(AuditEventRow.region != "")
+    if where.places.account is not None:
+        query = query.where(AuditEventRow.account == where.places.account)
+    if where.places.region is not None:
+        query = query.where(AuditEventRow.region == where.places.region)
     return query
 
 
@@ -141,6 +148,9 @@ def _row_of(link: ChainLink) -> AuditEventRow:
         instance_id=event.instance_id,
         grant_id=event.grant_id,
         detail=_detail_text(event.detail),
+        # Where the instance lives, as the (hashed) detail says: for reading one place's trail.
+        account=str(event.detail.get("account", "")),
+        region=str(event.detail.get("region", "")),
         prev_hash=link.prev_hash,
         hash=link.hash,
     )

@@ -109,6 +109,10 @@ class AuditEventRow(SQLModel, table=True):
     grant_id: str = Field(sa_type=String(GRANT_ID_LENGTH), index=True)
     # JSON text rather than a JSON column: the same on SQLite and PostgreSQL, and never queried.
     detail: str = Field(sa_type=Text)
+    # The account (its key: "" for the broker's own) and region of the instance the event is
+    # about, as its detail names them ("" for none): a copy, for reading one place's trail.
+    account: str = Field(sa_type=String(ACCOUNT_LENGTH), default="")
+    region: str = Field(sa_type=String(REGION_LENGTH), default="")
     # The hash chain (broker.domain.audit_chain): the previous event's hash, and this one's.
     prev_hash: str = Field(sa_type=String(HASH_LENGTH))
     hash: str = Field(sa_type=String(HASH_LENGTH))

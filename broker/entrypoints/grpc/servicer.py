@@ -242,6 +242,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
     ) -> pb.ListAuditEventsResponse:
         command = ListAuditEvents(
             instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
             grant_id=request.grant_id,
             page_size=request.page_size,
             after=decode_page_token(AUDIT_TOKEN, request.page_token),

@@ -261,13 +261,23 @@ class BrokerClient:
         return [drift_from_proto(d) for d in response.drifts]
 
     def audit(
-        self, *, instance_id: str | None = None, grant_id: str | None = None
+        self,
+        *,
+        instance_id: str | None = None,
+        grant_id: str | None = None,
+        account: str | None = None,
+        region: str | None = None,
     ) -> Iterator[AuditEvent]:
-        """The audit trail, oldest first, fetching further pages as you iterate."""
+        """The audit trail, oldest first, fetching further pages as you iterate; only the
+        events about instances in `account` (id or name) and `region`, when given."""
         token = ""
         while True:
             request = pb.ListAuditEventsRequest(
-                instance_id=instance_id or "", grant_id=grant_id or "", page_token=token
+                instance_id=instance_id or "",
+                grant_id=grant_id or "",
+                account=account or "",
+                region=region or "",
+                page_token=token,
             )
             page = self._call(self._stub.ListAuditEvents, request)
             yield from (event_from_proto(e) for e in page.events)

@@ -27,14 +27,14 @@ def test_upgrade_creates_the_tables_and_records_the_head(blank_engine: Engine) -
 
     # alembic_version in the default schema: on PostgreSQL, the test's own schema.
     assert set(inspect(blank_engine).get_table_names()) == BROKER_TABLES | {"alembic_version"}
-    assert _current_revision(blank_engine) == "0008"
+    assert _current_revision(blank_engine) == "0009"
     assert not pending_migrations(blank_engine)
 
 
 def test_upgrade_twice_changes_nothing(engine: Engine) -> None:
     upgrade_to_head(engine)
 
-    assert _current_revision(engine) == "0008"
+    assert _current_revision(engine) == "0009"
     assert not pending_migrations(engine)
 
 

@@ -42,7 +42,7 @@ from broker.domain.naming import (
     is_managed,
 )
 from broker.domain.notifications import DeliveryFailed
-from broker.domain.places import InstanceRef, Place
+from broker.domain.places import ANY_PLACE, InstanceRef, Place, PlaceFilter
 from broker.domain.policy import build_policy
 from broker.domain.quotas import AccountUsage
 from broker.domain.validation import instance_id_problems
@@ -248,6 +248,7 @@ class FakeAuditLog(_Store):
             if (not where.instance_id or e.instance_id == where.instance_id)
             and (not where.grant_id or e.grant_id == where.grant_id)
             and (not where.actions or e.action in where.actions)
+            and _in_places(e, where.places)
         )
 
     def last_event_id(self) -> int:
@@ -475,6 +476,14 @@ def _policy_document(action: str, document: str) -> dict[str, Any]:
     if not isinstance(policy, dict):
         raise _refused(action, "MalformedPolicyDocument")
     return policy
+
+
+def _in_places(event: AuditEvent, places: PlaceFilter) -> bool:
+    """Whether the event is about an instance of those places, as its detail names it."""
+    account, region = event.detail.get("account", ""), event.detail.get("region", "")
+    if places != ANY_PLACE and not region:
+        return False  # about no instance: in no place
+    return places.account in (None, account) and places.region in (None, region)
 
 
 # What IAM accepts as a permissions boundary: a managed policy's ARN.

@@ -13,6 +13,7 @@ from broker.domain.naming import DEFAULT_ROLE_PATH, ManagedNames
 from broker.domain.places import InstanceRef, Place
 from broker.domain.trust import EC2_TRUST_POLICY
 from broker.service.commands import (
+    ListAuditEvents,
     ListGrants,
     MeasureQuotas,
     Reconcile,
@@ -80,6 +81,19 @@ def test_a_spokes_roles_carry_the_boundary_of_the_same_name_in_that_account(
 
     assert prod.roles[ROLE].boundary == f"arn:aws:iam::{PROD_ID}:policy/accessbroker-boundary"
     assert many.aws.roles[ROLE].boundary == home_boundary
+
+
+def test_the_audit_trail_of_one_account_holds_that_accounts_instance_only(many: World) -> None:
+    many.handle(grant_command(account="prod"))
+    many.handle(grant_command())  # the same instance id, at home
+
+    def instances_of(account: str = "") -> set[tuple[str, str]]:
+        events = many.handle(ListAuditEvents(instance_id=INSTANCE, account=account)).items
+        return {(e.detail.get("account", ""), e.detail["region"]) for e in events}
+
+    assert instances_of(account="prod") == {(PROD_ID, "us-east-1")}
+    assert instances_of(account="home") == {("", HOME_REGION)}
+    assert instances_of() == {(PROD_ID, "us-east-1"), ("", HOME_REGION)}
 
 
 def test_the_same_instance_id_in_two_accounts_is_two_instances(many: World, prod: FakeAws) -> None:

@@ -142,13 +142,19 @@ def describe(ctx: Context, args: argparse.Namespace) -> None:
 
 def audit(ctx: Context, args: argparse.Namespace) -> None:
     if args.follow:
+        if args.account or args.region:
+            raise UsageError(
+                "--account and --region narrow the listing; --follow shows every place"
+            )
         _follow(ctx, args)
         return
-    events = [
-        e
-        for e in ctx.client.audit(instance_id=args.instance, grant_id=args.grant)
-        if args.after is None or e.event_id > args.after
-    ]
+    listed = ctx.client.audit(
+        instance_id=args.instance,
+        grant_id=args.grant,
+        account=args.account,
+        region=args.region,
+    )
+    events = [e for e in listed if args.after is None or e.event_id > args.after]
     ctx.emit_json({"events": events}) if ctx.json else ctx.emit(output.events_table(events))
 
 

@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit = verb("audit", commands.audit, "Show the audit trail, or follow it with --follow.")
     audit.add_argument("--instance", help="only this instance's events")
     audit.add_argument("--grant", help="only this grant's events")
+    # Not from BROKER_ACCOUNT / BROKER_REGION: they would narrow a trail nobody asked to narrow.
+    audit.add_argument("--account", default="", help="only events in this account (id or name)")
+    audit.add_argument("--region", default="", help="only events in this region")
     audit.add_argument("--after", type=_event_id, help="only events after this event id")
     audit.add_argument(
         "-f",
