@@ -312,7 +312,7 @@ class ListAuditEvents(InPlaces, Command[Page[AuditEvent]]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WatchAuditEvents(Command[Feed]):
+class WatchAuditEvents(InPlaces, Command[Feed]):
     """The audit trail as an endless feed, for notifiers and SIEM forwarders."""
 
     instance_id: str = ""

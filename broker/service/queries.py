@@ -122,7 +122,8 @@ def watch_audit_events(
             start = unit.audit.last_event_id()
 
     def follow(idle: Callable[[], bool]) -> Iterator[AuditEvent]:
-        for event in _feed(uow, command.instance_id, start, idle):
+        where = AuditFilter(instance_id=command.instance_id, places=command.places)
+        for event in _feed(uow, where, start, idle):
             context.recheck()
             yield event
 
@@ -130,11 +131,10 @@ def watch_audit_events(
 
 
 def _feed(
-    uow: UnitOfWorkFactory, instance_id: str, cursor: int, idle: Callable[[], bool]
+    uow: UnitOfWorkFactory, where: AuditFilter, cursor: int, idle: Callable[[], bool]
 ) -> Iterator[AuditEvent]:
     """The events after event id `cursor`, then each new one. Ids follow commit order (see
     AuditLog.append), so resuming after the last id seen misses nothing and repeats nothing."""
-    where = AuditFilter(instance_id=instance_id)
     while True:
         with uow(read_only=True) as unit:
             page = unit.audit.list(where, cursor, FEED_BATCH)

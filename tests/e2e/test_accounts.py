@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -150,6 +151,13 @@ def test_the_same_instance_id_in_two_accounts_stays_two_instances(
     staging_trail = stub.ListAuditEvents(trail).events
     assert staging_trail and {e.grant_id for e in staging_trail} <= {in_staging.grant_id, ""}
     assert all(json.loads(e.detail)["account"] == staging.id for e in staging_trail)
+    watching = pb.WatchAuditEventsRequest(
+        after_event_id=0, instance_id=shared_id, account="staging"
+    )
+    stream: Any = stub.WatchAuditEvents(watching, timeout=30)
+    followed = [next(stream) for _ in staging_trail]
+    stream.cancel()
+    assert followed == list(staging_trail)
 
     stub.RevokeAccess(pb.RevokeAccessRequest(grant_id=in_prod.grant_id), timeout=60)
 

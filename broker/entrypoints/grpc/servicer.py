@@ -264,6 +264,8 @@ class AccessBrokerServicer(broker_pb2_grpc.AccessBrokerServicer):
 
         command = WatchAuditEvents(
             instance_id=request.instance_id,
+            account=request.account,
+            region=request.region,
             after=request.after_event_id if request.HasField("after_event_id") else None,
             actor=caller_identity(context),
             # Sent to the bus directly (not through _handle): the delegate is named here.

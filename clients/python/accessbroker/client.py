@@ -290,10 +290,13 @@ class BrokerClient:
         *,
         after: int | None = None,
         instance_id: str | None = None,
+        account: str | None = None,
+        region: str | None = None,
         reconnect_attempts: int = 8,
     ) -> Generator[AuditEvent, None, None]:
         """Follows the audit trail: the events after event id `after` (0: all; None: only new
-        ones), then each new one as it is written.
+        ones), then each new one as it is written; only those about instances in `account`
+        (id or name) and `region`, when given.
 
         A dropped connection is re-opened with backoff, resuming after the last event yielded
         (or, before the first, where the server said the stream started), so nothing is missed
@@ -301,7 +304,9 @@ class BrokerClient:
         """
         cursor, failures = after, 0
         while True:
-            request = pb.WatchAuditEventsRequest(instance_id=instance_id or "")
+            request = pb.WatchAuditEventsRequest(
+                instance_id=instance_id or "", account=account or "", region=region or ""
+            )
             if cursor is not None:
                 request.after_event_id = cursor
             try:

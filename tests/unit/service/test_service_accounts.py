@@ -19,6 +19,7 @@ from broker.service.commands import (
     Reconcile,
     RemoveOrphans,
     RepairDrift,
+    WatchAuditEvents,
 )
 from tests.places import HOME_REGION, at_home
 from tests.unit.service.fakes import (
@@ -94,6 +95,8 @@ def test_the_audit_trail_of_one_account_holds_that_accounts_instance_only(many: 
     assert instances_of(account="prod") == {(PROD_ID, "us-east-1")}
     assert instances_of(account="home") == {("", HOME_REGION)}
     assert instances_of() == {(PROD_ID, "us-east-1"), ("", HOME_REGION)}
+    followed = many.handle(WatchAuditEvents(instance_id=INSTANCE, account="prod", after=0))
+    assert {e.detail.get("account") for e in followed.follow(lambda: False)} == {PROD_ID}
 
 
 def test_the_same_instance_id_in_two_accounts_is_two_instances(many: World, prod: FakeAws) -> None:

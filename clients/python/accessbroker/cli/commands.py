@@ -142,17 +142,10 @@ def describe(ctx: Context, args: argparse.Namespace) -> None:
 
 def audit(ctx: Context, args: argparse.Namespace) -> None:
     if args.follow:
-        if args.account or args.region:
-            raise UsageError(
-                "--account and --region narrow the listing; --follow shows every place"
-            )
         _follow(ctx, args)
         return
     listed = ctx.client.audit(
-        instance_id=args.instance,
-        grant_id=args.grant,
-        account=args.account,
-        region=args.region,
+        instance_id=args.instance, grant_id=args.grant, account=args.account, region=args.region
     )
     events = [e for e in listed if args.after is None or e.event_id > args.after]
     ctx.emit_json({"events": events}) if ctx.json else ctx.emit(output.events_table(events))
@@ -162,7 +155,10 @@ def _follow(ctx: Context, args: argparse.Namespace) -> None:
     """The trail after --after (from the start by default), then each new event; until ^C."""
     # The stream reconnects by itself whenever the broker is unreachable, so a broker that is
     # not there at all would look like a quiet trail: one ordinary call first says so instead.
-    next(ctx.client.audit(instance_id=args.instance, grant_id=args.grant), None)
+    first = ctx.client.audit(
+        instance_id=args.instance, grant_id=args.grant, account=args.account, region=args.region
+    )
+    next(first, None)
     if not ctx.json:
         ctx.emit(output.follow_header())
     for event in _watched(ctx, args):
@@ -171,7 +167,10 @@ def _follow(ctx: Context, args: argparse.Namespace) -> None:
 
 def _watched(ctx: Context, args: argparse.Namespace) -> Iterator[AuditEvent]:
     after = 0 if args.after is None else args.after
-    for event in ctx.client.watch(after=after, instance_id=args.instance):
+    watched = ctx.client.watch(
+        after=after, instance_id=args.instance, account=args.account, region=args.region
+    )
+    for event in watched:
         if not args.grant or event.grant_id == args.grant:
             yield event
 
