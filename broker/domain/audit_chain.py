@@ -31,6 +31,14 @@ class ChainLink:
     event: AuditEvent
     prev_hash: str
     hash: str
+    # The account and region the store keeps beside the event, to read one place's trail
+    # (None: not stored apart): they must be the ones its hashed detail names.
+    place: tuple[str, str] | None = None
+
+
+def place_named(detail: dict[str, object]) -> tuple[str, str]:
+    """The account key and region an event's detail names (see audit.where); "" for none."""
+    return str(detail.get("account", "")), str(detail.get("region", ""))
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,10 @@ def _break_at(link: ChainLink, previous: ChainLink | None) -> BrokenLink | None:
     event_id = link.event.event_id
     if chain_hash(link.prev_hash, link.event) != link.hash:
         return BrokenLink(event_id, "its content does not match its hash: the event was edited")
+    if link.place is not None and link.place != place_named(link.event.detail):
+        return BrokenLink(
+            event_id, "its account or region, kept apart, differ from its detail: they were edited"
+        )
     if previous is None:
         if link.prev_hash != GENESIS_HASH:
             return BrokenLink(

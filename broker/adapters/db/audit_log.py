@@ -10,7 +10,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from broker.adapters.db.pagination import fetch_size, page_of
 from broker.adapters.db.tables import AuditEventRow, utc
 from broker.domain.audit import AuditEvent, NewAuditEvent, Outcome
-from broker.domain.audit_chain import GENESIS_HASH, ChainLink, chain_link
+from broker.domain.audit_chain import GENESIS_HASH, ChainLink, chain_link, place_named
 from broker.domain.places import ANY_PLACE
 from broker.service.ports import AuditFilter, Page
 
@@ -139,6 +139,8 @@ def _detail_text(detail: dict[str, Any]) -> str:
 
 def _row_of(link: ChainLink) -> AuditEventRow:
     event = link.event
+    # Where the instance lives, as the (hashed) detail says: for reading one place's trail.
+    account, region = place_named(event.detail)
     return AuditEventRow(
         event_id=event.event_id,
         time=event.time,
@@ -148,16 +150,16 @@ def _row_of(link: ChainLink) -> AuditEventRow:
         instance_id=event.instance_id,
         grant_id=event.grant_id,
         detail=_detail_text(event.detail),
-        # Where the instance lives, as the (hashed) detail says: for reading one place's trail.
-        account=str(event.detail.get("account", "")),
-        region=str(event.detail.get("region", "")),
+        account=account,
+        region=region,
         prev_hash=link.prev_hash,
         hash=link.hash,
     )
 
 
 def _link_of(row: AuditEventRow) -> ChainLink:
-    return ChainLink(event=_event_of(row), prev_hash=row.prev_hash, hash=row.hash)
+    place = (row.account, row.region)
+    return ChainLink(event=_event_of(row), prev_hash=row.prev_hash, hash=row.hash, place=place)
 
 
 def _event_of(row: AuditEventRow) -> AuditEvent:

@@ -84,6 +84,12 @@ def edit_actor(engine: Engine, links: list[ChainLink]) -> None:
     run_sql(engine, "UPDATE audit_events SET actor = 'x' WHERE event_id = :id", id=eid(links, 2))
 
 
+def move_to_another_account(engine: Engine, links: list[ChainLink]) -> None:
+    """Edits the column the place filter reads, leaving the hashed detail as it was."""
+    statement = "UPDATE audit_events SET account = '222222222222' WHERE event_id = :id"
+    run_sql(engine, statement, id=eid(links, 2))
+
+
 def delete_middle(engine: Engine, links: list[ChainLink]) -> None:
     run_sql(engine, "DELETE FROM audit_events WHERE event_id = :id", id=eid(links, 3))
 
@@ -130,6 +136,7 @@ def insert_before_first(engine: Engine, links: list[ChainLink]) -> None:
     [
         (edit_detail, 3, EDITED),
         (edit_actor, 2, EDITED),
+        (move_to_another_account, 2, "its account or region, kept apart, differ from its detail"),
         (delete_middle, 4, "it does not follow event {2}, the one before it"),
         (delete_first, 2, "it is the first event but does not start the chain"),
         (rewrite_with_new_hash, 4, "it does not follow event {3}, the one before it"),
