@@ -472,7 +472,7 @@ def check_boundaries(aws: BotoAccounts, accounts: Iterable[Account], arn: str) -
     reach = {}
     for account in accounts:
         try:
-            reach[account.key] = check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
+            reach[account.key] = read_boundary(aws, account, arn)
         except AwsUnavailable as error:
             log.warning(
                 "could not check the permissions boundary in account %s: %s", account.label, error
@@ -502,7 +502,7 @@ def _read_again(
     aws: BotoAccounts, account: Account, arn: str, in_force: Boundaries
 ) -> BoundaryReach | None:
     try:
-        return check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
+        return read_boundary(aws, account, arn)
     except ConfigurationError as error:
         log.error(
             "%s: new grants in account %s are refused until it is fixed and the broker reloaded",
@@ -513,6 +513,11 @@ def _read_again(
     except AwsUnavailable as error:
         log.warning("could not read the boundary in account %s again: %s", account.label, error)
         return in_force.reach.get(account.key)
+
+
+def read_boundary(aws: BotoAccounts, account: Account, arn: str) -> BoundaryReach:
+    """The account's boundary (the policy of the home one's name there), checked."""
+    return check_boundary(aws.iam(account.key), boundary_in(arn, account.key))
 
 
 def check_boundary(iam: BotoIam, arn: str) -> BoundaryReach:

@@ -14,7 +14,7 @@ from typing import Any
 from broker.domain.accounts import Account
 from broker.domain.errors import OutsideBoundary
 from broker.domain.grants import GrantScope
-from broker.domain.iam_patterns import wildcard
+from broker.domain.iam_patterns import listed, statements, wildcard
 from broker.domain.places import HOME_ACCOUNT
 from broker.domain.policy import BUCKET_ACTIONS, LISTS_BUCKET, OBJECT_ACTIONS
 
@@ -49,16 +49,16 @@ def boundary_problems(document: dict[str, Any]) -> list[str]:
     BOUNDARY_ACTIONS (Deny statements only narrow it), or the placeholder left where the
     grantable buckets go (every grant would be refused); empty when nothing."""
     problems = []
-    for number, statement in enumerate(_statements(document), start=1):
+    for number, statement in enumerate(statements(document), start=1):
         if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
             continue
         if "NotAction" in statement:
             problems.append(f"statement {number} allows by NotAction: everything it does not name")
             continue
-        wider = sorted(set(_listed(statement.get("Action", []))) - BOUNDARY_ACTIONS)
+        wider = sorted(set(listed(statement.get("Action", []))) - BOUNDARY_ACTIONS)
         if wider:
             problems.append(f"statement {number} allows {', '.join(wider)}")
-        if any(BUCKETS_PLACEHOLDER in r for r in _listed(statement.get("Resource", []))):
+        if any(BUCKETS_PLACEHOLDER in r for r in listed(statement.get("Resource", []))):
             problems.append(
                 f"statement {number} still names {BUCKETS_PLACEHOLDER}: put the buckets the "
                 "broker may grant there"
@@ -115,7 +115,7 @@ class BoundaryReach:
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> "BoundaryReach":
-        return cls(tuple(_rule(s) for s in _statements(document) if isinstance(s, dict)))
+        return cls(tuple(_rule(s) for s in statements(document) if isinstance(s, dict)))
 
     def cuts(self, scope: GrantScope) -> list[str]:
         """What the grant's policy would allow that the boundary does not ("s3:GetObject on
@@ -162,8 +162,8 @@ def _rule(statement: dict[str, Any]) -> _Rule:
     resources = statement.get("NotResource" if inverted else "Resource", [])
     return _Rule(
         allows=statement.get("Effect") == "Allow",
-        actions=tuple(_listed(statement.get("Action", []))),
-        resources=tuple(_listed(resources)),
+        actions=tuple(listed(statement.get("Action", []))),
+        resources=tuple(listed(resources)),
         inverted=inverted,
     )
 
@@ -188,16 +188,6 @@ def _literal_start(pattern: str) -> str:
     """What every resource the pattern matches starts with."""
     start = pattern.split("*", 1)[0].split("?", 1)[0]
     return start.replace("${$}", "$").split("${", 1)[0]
-
-
-def _statements(document: dict[str, Any]) -> list[Any]:
-    """A policy's statements: IAM takes a single statement as well as a list."""
-    statements = document.get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
-
-
-def _listed(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
 
 
 def boundary_in(arn: str, account: str) -> str:

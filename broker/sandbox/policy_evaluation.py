@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Any
 
-from broker.domain.iam_patterns import wildcard
+from broker.domain.iam_patterns import listed, statements, wildcard
 
 Document = str | Mapping[str, Any]
 ContextValue = str | Sequence[str]
@@ -93,7 +93,7 @@ def decide_boundary(request: Request, boundary: Document) -> Decision:
 
 def _applicable_effects(policies: Iterable[Document], request: Request) -> set[str]:
     """The Effects of the statements that apply to the request."""
-    context = {key.lower(): _as_tuple(value) for key, value in request.context.items()}
+    context = {key.lower(): listed(value) for key, value in request.context.items()}
     return {
         _effect(statement)
         for policy in policies
@@ -103,9 +103,7 @@ def _applicable_effects(policies: Iterable[Document], request: Request) -> set[s
 
 
 def _statements(policy: Document) -> list[Mapping[str, Any]]:
-    document = json.loads(policy) if isinstance(policy, str) else policy
-    statements = document["Statement"]
-    return [statements] if isinstance(statements, Mapping) else list(statements)
+    return statements(json.loads(policy) if isinstance(policy, str) else policy)
 
 
 def _effect(statement: Mapping[str, Any]) -> str:
@@ -144,7 +142,7 @@ def _matches_element(
 def _any_matches(
     patterns: str | Sequence[str], value: str, pattern_of: Callable[[str], re.Pattern[str]]
 ) -> bool:
-    return any(pattern_of(pattern).fullmatch(value) for pattern in _as_tuple(patterns))
+    return any(pattern_of(pattern).fullmatch(value) for pattern in listed(patterns))
 
 
 def _action_pattern(pattern: str) -> re.Pattern[str]:
@@ -231,10 +229,6 @@ def _refuse_policy_variables(value: str) -> None:
         raise UnsupportedPolicyElement(
             f"the emulator has no value for the policy variable in: {value}"
         )
-
-
-def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _string_like(pattern: str, value: str) -> bool:

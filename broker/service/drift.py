@@ -101,10 +101,11 @@ class DriftRepair:
         suspects = self.suspects(instances, skip_unreadable=skip_unreadable)
         with self._uow(read_only=True) as uow:
             missing = uow.instances.noted_missing()
+        screened = set(suspects)
         lasting = [
             i
             for i in instances
-            if (i.key in self._unrepaired or i in missing) and i not in suspects
+            if (i.key in self._unrepaired or i in missing) and i not in screened
         ]
         return [*suspects, *lasting]
 

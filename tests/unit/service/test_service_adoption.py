@@ -123,29 +123,27 @@ def test_a_dry_run_shows_the_policy_going_onto_the_adopted_role(w: World) -> Non
     assert w.aws.calls == []
 
 
-def test_a_profile_without_a_role_is_refused_and_nothing_is_written() -> None:
-    w = world(INSTANCE)
-    deps = w.with_options(adopt_foreign_profiles=True)
-    w.aws.associate_foreign(INSTANCE, team_profile(w, "Empty", with_role=False))
-    w.aws.calls.clear()
-
-    with pytest.raises(ForeignProfile, match="holds no role the broker could add its policy to"):
-        deps.handle(grant_command("photos"))
-
-    assert w.aws.calls == [] and w.db.grants() == []
-
-
-def test_a_role_not_tagged_adoptable_is_refused_naming_the_tag_and_nothing_is_written() -> None:
+@pytest.mark.parametrize(
+    ("profile", "why"),
+    [
+        ({"with_role": False}, "holds no role the broker could add its policy to"),
+        ({"adoptable": False}, "not tagged accessbroker:adoptable=true"),
+    ],
+    ids=["without a role", "role not tagged adoptable"],
+)
+def test_a_profile_the_broker_may_not_adopt_is_refused_saying_why_and_nothing_is_written(
+    profile: dict[str, bool], why: str
+) -> None:
     w = world(INSTANCE)
     adopting = w.with_options(adopt_foreign_profiles=True)
-    w.aws.associate_foreign(INSTANCE, team_profile(w, "Untagged", adoptable=False))
+    w.aws.associate_foreign(INSTANCE, team_profile(w, "Team", **profile))
     w.aws.calls.clear()
 
-    with pytest.raises(ForeignProfile, match="not tagged accessbroker:adoptable=true"):
+    with pytest.raises(ForeignProfile, match=why):
         adopting.handle(grant_command("photos"))
 
     assert w.aws.calls == [] and w.db.grants() == []
-    assert set(w.aws.roles["Untagged"].policies) == {"team-own"}
+    assert all(POLICY not in role.policies for role in w.aws.roles.values())
 
 
 def test_without_adoption_a_foreign_profile_is_still_refused(w: World) -> None:
